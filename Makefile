@@ -1,0 +1,66 @@
+# Two commands on a fresh machine: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8080
+export FLASK_APP := run
+
+# Debian packages the product needs (libzbar0 for QR decoding) and the tests need
+# (chromium and CJK fonts for browser tests, poppler-utils for PDF checks).
+RUN_DEBS := libzbar0
+TEST_DEBS := chromium fonts-noto-cjk poppler-utils
+
+.PHONY: run test install system-deps test-deps translations db serve test-sqlite test-postgres bench clean
+
+install: $(STAMP) translations
+
+$(STAMP): requirements.txt
+	@$(MAKE) --no-print-directory system-deps DEBS="$(RUN_DEBS)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+# Install the Debian packages in DEBS that are missing (as root, or with sudo).
+system-deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test-deps:
+	@$(MAKE) --no-print-directory system-deps DEBS="$(TEST_DEBS)"
+
+translations: $(STAMP)
+	$(BIN)/pybabel compile -d translations 2>&1 | grep -v "^compiling" || true
+
+db: install
+	$(BIN)/flask init
+	@if [ ! -f instance/.demo-seeded ]; then $(BIN)/flask demo seed && touch instance/.demo-seeded; fi
+	$(BIN)/flask users ensure-admin
+
+# Plain http on loopback for a local try-out; production sits behind HTTPS (README).
+run: db
+	COOKIE_SECURE=$${COOKIE_SECURE:-0} $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --threads 4 --access-logfile - run:app
+
+test: install test-deps
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite:
+	@echo "== tests on SQLite =="
+	$(BIN)/python -m pytest -q tests
+
+test-postgres:
+	@echo "== tests on PostgreSQL =="
+	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q tests
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/e2e/screenshots

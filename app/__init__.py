@@ -1,0 +1,63 @@
+"""The application factory."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+from flask_appbuilder import AppBuilder
+from flask_appbuilder.models.sqla.base import SQLA
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import config as default_config
+from app import secrets as app_secrets
+from app import web
+from app.extensions import csrf, migrate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: config, database, security, staff views, residents' site, CLI."""
+    app = Flask(__name__)
+    app.config.from_object(default_config)
+    if test_config:
+        app.config.update(test_config)
+    instance_dir = app.config["INSTANCE_DIR"]
+    app.instance_path = instance_dir
+    for key, filename in (("SECRET_KEY", "secret_key"), ("AUDIT_HMAC_KEY", "audit_hmac_key")):
+        if not app.config.get(key):
+            app.config[key] = app_secrets.load_or_create(instance_dir, filename)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = os.path.join(ROOT, "translations")
+    if app.config.get("PROXY_FIX_HOPS"):
+        hops = int(app.config["PROXY_FIX_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    from app import models  # noqa: F401  (every table into Model.metadata)
+    from app.services import audit
+
+    db = SQLA()
+    db.init_app(app)
+    csrf.init_app(app)  # before AppBuilder, or FAB's delete links work on GET
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
+    audit.install_listeners()
+
+    with app.app_context():
+        from app.views import register_views
+        from app.views.home import HomeView
+
+        appbuilder = AppBuilder(indexview=HomeView, base_template="staff_base.html")
+        appbuilder.init_app(app, db.session)
+        register_views(appbuilder)
+        app.extensions["views_by_name"] = {
+            view.__class__.__name__: view for view in appbuilder.baseviews
+        }
+
+    from app.public import bp as public_bp
+
+    app.register_blueprint(public_bp)
+    web.install(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app

@@ -1,0 +1,7 @@
+"""All models, imported so that Model.metadata (Alembic's target) knows every table."""
+from app.models.audit import AuditLog
+from app.models.maintenance import MaintenanceWindow
+from app.models.notice import Notice
+from app.models.user import StaffUser
+
+__all__ = ["AuditLog", "MaintenanceWindow", "Notice", "StaffUser"]

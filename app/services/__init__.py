@@ -1,0 +1,1 @@
+"""Business rules: plain functions, each checking first, then acting, then committing once."""

@@ -1,0 +1,277 @@
+"""The audit trail (F5.2, S5).
+
+Every create, update and delete of any mapped model is recorded by one SQLAlchemy
+``after_flush`` listener, so models added later are audited without code of their own.
+Explicit events (login, export, print, opening a person's page) go through
+:func:`record_event`. Rows are chained: each carries an HMAC over its content and the
+previous row's hash, keyed by a secret that is not in the database, so a row changed,
+deleted or inserted outside the application breaks the chain (:func:`verify_chain`).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, Iterable
+
+from flask import current_app, g, has_app_context, has_request_context, request
+from sqlalchemy import event, insert, inspect, select, text
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.models.audit import AuditLog
+
+GENESIS = "0" * 64
+_PG_LOCK_KEY = 0x4D4E43  # "MNC": serialises appends to the chain on PostgreSQL
+
+# Tables not audited: the trail itself and FAB's permission catalogue (synced by `init`).
+EXCLUDED_TABLES = {"audit_log", "ab_permission", "ab_view_menu", "ab_permission_view",
+                   "alembic_version", "ab_register_user"}
+# Bookkeeping columns whose change alone is not a change of the record.
+IGNORED_COLUMNS = {
+    "ab_user": {"last_login", "login_count", "fail_login_count", "changed_on", "changed_by_fk",
+                "created_on", "created_by_fk"},
+}
+MASKED_COLUMNS = {"password"}
+
+ACTION_CREATE = "create"
+ACTION_UPDATE = "update"
+ACTION_DELETE = "delete"
+ACTION_LOGIN = "login"
+ACTION_LOGOUT = "logout"
+ACTION_LOGIN_FAILED = "login_failed"
+ACTION_LOCKED = "account_locked"
+ACTION_UNLOCKED = "account_unlocked"
+ACTION_VIEW = "view"
+ACTION_EXPORT = "export"
+ACTION_PRINT = "print"
+ACTION_DOWNLOAD = "download"
+
+
+@dataclass
+class Actor:
+    user_id: int | None
+    username: str
+    ip: str | None
+
+
+def current_actor() -> Actor:
+    """Who is acting: the signed-in user, a CLI operator (g.audit_actor), or the system."""
+    ip = None
+    if has_request_context():
+        ip = request.remote_addr
+        from flask_login import current_user
+
+        try:
+            if current_user and current_user.is_authenticated:
+                return Actor(current_user.id, current_user.username, ip)
+        except Exception:  # detached user during teardown
+            pass
+    if has_app_context() and getattr(g, "audit_actor", None):
+        return Actor(None, g.audit_actor, ip)
+    return Actor(None, "system" if not has_request_context() else "anonymous", ip)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (date, Decimal)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _dump(changes: Any) -> str | None:
+    if changes is None:
+        return None
+    return json.dumps(changes, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _masked(key: str, value: Any) -> Any:
+    return "********" if key in MASKED_COLUMNS and value is not None else _jsonable(value)
+
+
+def _table_of(obj: Any) -> str | None:
+    table = getattr(obj, "__tablename__", None)
+    return table if table and table not in EXCLUDED_TABLES else None
+
+
+def _pk_of(obj: Any) -> str:
+    identity = inspect(obj).identity
+    if identity:
+        return ",".join(str(v) for v in identity)
+    mapper = inspect(obj).mapper
+    return ",".join(str(getattr(obj, c.key, "")) for c in mapper.primary_key)
+
+
+def _snapshot(obj: Any, table: str) -> dict:
+    ignored = IGNORED_COLUMNS.get(table, set())
+    state = inspect(obj)
+    data = {}
+    for attr in state.mapper.column_attrs:
+        if attr.key in ignored:
+            continue
+        value = getattr(obj, attr.key, None)
+        if value is not None:
+            data[attr.key] = _masked(attr.key, value)
+    for rel in state.mapper.relationships:
+        if rel.uselist and rel.key not in state.unloaded:
+            related = getattr(obj, rel.key) or []
+            if related:
+                data[rel.key] = [str(v) for v in related]
+    return data
+
+
+def _diff(obj: Any, table: str) -> dict:
+    ignored = IGNORED_COLUMNS.get(table, set())
+    state = inspect(obj)
+    changes: dict[str, dict] = {}
+    for attr in state.attrs:
+        if attr.key in ignored:
+            continue
+        history = attr.history
+        if not history.has_changes():
+            continue
+        if attr.key in state.mapper.relationships:
+            added = [str(v) for v in history.added]
+            removed = [str(v) for v in history.deleted]
+            if added or removed:
+                changes[attr.key] = {"added": added, "removed": removed}
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        if old == new:
+            continue
+        changes[attr.key] = {"old": _masked(attr.key, old), "new": _masked(attr.key, new)}
+    return changes
+
+
+def _hash(key: bytes, prev_hash: str, row: dict) -> str:
+    content = json.dumps(
+        [prev_hash, row["created_at"].astimezone(timezone.utc).isoformat(), row["user_id"],
+         row["username"], row["ip"], row["action"], row["target_table"], row["target_id"],
+         row["changes"]],
+        ensure_ascii=False, separators=(",", ":"),
+    )
+    return hmac.new(key, content.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _key() -> bytes:
+    return current_app.config["AUDIT_HMAC_KEY"].encode("ascii")
+
+
+def _append(connection, entries: Iterable[tuple[str, str | None, str | None, Any]],
+            actor: Actor | None = None) -> None:
+    """Append entries (action, table, id, changes) to the chain on this connection."""
+    entries = list(entries)
+    if not entries:
+        return
+    actor = actor or current_actor()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    prev = connection.execute(
+        select(AuditLog.row_hash).order_by(AuditLog.id.desc()).limit(1)
+    ).scalar() or GENESIS
+    key = _key()
+    stamp = clock.now()
+    for action, table, target_id, changes in entries:
+        row = {
+            "created_at": stamp, "user_id": actor.user_id, "username": actor.username[:100],
+            "ip": actor.ip, "action": action, "target_table": table,
+            "target_id": None if target_id is None else str(target_id)[:80],
+            "changes": _dump(changes),
+        }
+        row["prev_hash"] = prev
+        row["row_hash"] = prev = _hash(key, prev, row)
+        connection.execute(insert(AuditLog.__table__).values(**row))
+
+
+def _after_flush(session: Session, flush_context) -> None:
+    if not has_app_context() or "AUDIT_HMAC_KEY" not in current_app.config:
+        return
+    entries = []
+    for obj in session.new:
+        table = _table_of(obj)
+        if table:
+            entries.append((ACTION_CREATE, table, _pk_of(obj), _snapshot(obj, table)))
+    for obj in session.dirty:
+        table = _table_of(obj)
+        if table and session.is_modified(obj, include_collections=True):
+            changes = _diff(obj, table)
+            if changes:
+                entries.append((ACTION_UPDATE, table, _pk_of(obj), changes))
+    for obj in session.deleted:
+        table = _table_of(obj)
+        if table:
+            entries.append((ACTION_DELETE, table, _pk_of(obj), _snapshot(obj, table)))
+    if entries:
+        _append(session.connection(), entries)
+
+
+_installed = False
+
+
+def _keep_old_value(target, value, oldvalue, initiator):
+    return value
+
+
+def install_listeners() -> None:
+    """Listen on every SQLAlchemy session, and make every column keep its old value on
+    assignment (active history), so an update records old and new even when the row was
+    expired by a commit. Idempotent; call after all models are imported."""
+    global _installed
+    if _installed:
+        return
+    from flask_appbuilder import Model
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()
+    for mapper in Model.registry.mappers:
+        for attr in mapper.column_attrs:
+            event.listen(getattr(mapper.class_, attr.key), "set", _keep_old_value,
+                         active_history=True, retval=True)
+    event.listen(Session, "after_flush", _after_flush)
+    _installed = True
+
+
+def record_event(action: str, target_table: str | None = None, target_id: Any = None,
+                 detail: Any = None, actor: Actor | None = None, commit: bool = True) -> None:
+    """Record an explicit event (login, export, print, view ...) and commit it."""
+    from app.extensions import session as db_session
+
+    session = db_session()
+    _append(session.connection(), [(action, target_table, target_id, detail)], actor)
+    if commit:
+        session.commit()
+
+
+@dataclass
+class ChainReport:
+    ok: bool
+    checked: int
+    bad_id: int | None = None
+    reason: str = ""
+
+
+def verify_chain(session) -> ChainReport:
+    """Walk the chain in order; the first record that does not fit is named."""
+    key = _key()
+    prev = GENESIS
+    checked = 0
+    rows = session.execute(select(AuditLog.__table__).order_by(AuditLog.id)).mappings()
+    for row in rows:
+        if row["prev_hash"] != prev:
+            return ChainReport(False, checked, row["id"],
+                               "the record before it was deleted, altered or inserted")
+        if _hash(key, prev, dict(row)) != row["row_hash"]:
+            return ChainReport(False, checked, row["id"],
+                               "its content does not match its hash (changed or forged)")
+        prev = row["row_hash"]
+        checked += 1
+    return ChainReport(True, checked)

@@ -1,0 +1,113 @@
+"""The audit trail for supervisors (F5.2): search, read, export. Never edit or delete."""
+import csv
+import io
+import json
+
+from flask import Response, current_app, request
+from flask_appbuilder import ModelView, expose, has_access
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.urltools import get_filter_args
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from app import clock
+from app.extensions import session
+from app.models.audit import AuditLog
+from app.services import audit
+from app.views.formatting import jst
+
+ACTION_LABELS = {
+    audit.ACTION_CREATE: _l("Created"),
+    audit.ACTION_UPDATE: _l("Updated"),
+    audit.ACTION_DELETE: _l("Deleted"),
+    audit.ACTION_LOGIN: _l("Signed in"),
+    audit.ACTION_LOGOUT: _l("Signed out"),
+    audit.ACTION_LOGIN_FAILED: _l("Sign-in failed"),
+    audit.ACTION_LOCKED: _l("Account locked"),
+    audit.ACTION_UNLOCKED: _l("Account unlocked"),
+    audit.ACTION_VIEW: _l("Viewed"),
+    audit.ACTION_EXPORT: _l("Exported"),
+    audit.ACTION_PRINT: _l("Printed"),
+    audit.ACTION_DOWNLOAD: _l("Downloaded"),
+}
+CSV_COLUMNS = ["id", "created_at", "username", "ip", "action", "target_table", "target_id",
+               "changes"]
+
+
+def action_label(value: str) -> str:
+    label = ACTION_LABELS.get(value)
+    return f"{label} ({value})" if label else value
+
+
+def _changes(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return json.dumps(json.loads(value), ensure_ascii=False, indent=1)
+    except ValueError:
+        return value
+
+
+class AuditLogModelView(ModelView):
+    datamodel = SQLAInterface(AuditLog)
+    base_permissions = ["can_list", "can_show", "can_export", "can_verify"]
+    list_title = _l("Audit log")
+    show_title = _l("Audit record")
+    list_template = "audit_list.html"
+    label_columns = {
+        "id": _l("No."), "created_at": _l("When"), "username": _l("User"), "ip": _l("IP address"),
+        "action": _l("Action"), "target_table": _l("Target table"), "target_id": _l("Target ID"),
+        "changes": _l("Details"), "prev_hash": _l("Previous hash"), "row_hash": _l("Hash"),
+    }
+    list_columns = ["id", "created_at", "username", "ip", "action", "target_table", "target_id"]
+    show_columns = ["id", "created_at", "username", "user_id", "ip", "action", "target_table",
+                    "target_id", "changes", "prev_hash", "row_hash"]
+    search_columns = ["username", "created_at", "action", "target_table", "target_id", "ip"]
+    base_order = ("id", "desc")
+    page_size = 50
+    formatters_columns = {"created_at": jst, "action": action_label, "changes": _changes}
+
+    @expose("/export/")
+    @has_access
+    def export(self):
+        """The records matching the list's current search, as CSV for Excel."""
+        get_filter_args(self._filters)
+        _, items = self.datamodel.query(self._filters, order_column="id",
+                                        order_direction="asc")
+        encoding = "cp932" if request.args.get("encoding") == "cp932" else "utf-8-sig"
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow([str(self.label_columns[c]) for c in CSV_COLUMNS])
+        for item in items:
+            writer.writerow([item.id, jst(item.created_at), item.username, item.ip or "",
+                             item.action, item.target_table or "", item.target_id or "",
+                             item.changes or ""])
+        audit.record_event(audit.ACTION_EXPORT, "audit_log", None,
+                           {"rows": len(items), "filters": request.args.to_dict(),
+                            "encoding": encoding})
+        data = buffer.getvalue().encode(encoding, errors="replace")
+        stamp = clock.now().strftime("%Y%m%d-%H%M")
+        return Response(data, mimetype="text/csv",
+                        headers={"Content-Disposition":
+                                 f"attachment; filename=audit_log_{stamp}.csv"})
+
+    @expose("/verify/")
+    @has_access
+    def verify(self):
+        """Check the hash chain from the first record to the last."""
+        report = audit.verify_chain(session())
+        return self.render_template("audit_verify.html", report=report,
+                                    appbuilder=self.appbuilder,
+                                    title=_("Audit log integrity"))
+
+    def _export_allowed(self) -> bool:
+        return self.appbuilder.sm.has_access("can_export", self.class_permission_name)
+
+    def _verify_allowed(self) -> bool:
+        return self.appbuilder.sm.has_access("can_verify", self.class_permission_name)
+
+    def render_template(self, template, **kwargs):
+        kwargs.setdefault("export_allowed", self._export_allowed())
+        kwargs.setdefault("verify_allowed", self._verify_allowed())
+        kwargs.setdefault("app_config", current_app.config)
+        return super().render_template(template, **kwargs)

@@ -1,0 +1,26 @@
+"""Display helpers shared by the staff views."""
+from flask_babel import lazy_gettext as _l
+
+from app import clock
+from app.models.notice import (AUDIENCE_BOTH, AUDIENCE_RESIDENTS, AUDIENCE_STAFF,
+                               IMPORTANCE_IMPORTANT, IMPORTANCE_NORMAL, IMPORTANCE_URGENT)
+
+AUDIENCE_CHOICES = [
+    (AUDIENCE_STAFF, _l("Staff")),
+    (AUDIENCE_RESIDENTS, _l("Residents")),
+    (AUDIENCE_BOTH, _l("Staff and residents")),
+]
+IMPORTANCE_CHOICES = [
+    (IMPORTANCE_NORMAL, _l("Normal")),
+    (IMPORTANCE_IMPORTANT, _l("Important")),
+    (IMPORTANCE_URGENT, _l("Urgent")),
+]
+
+
+def label_of(choices, value) -> str:
+    return str(dict(choices).get(value, value if value is not None else ""))
+
+
+def jst(value) -> str:
+    """A timestamp as Japan time, to the minute."""
+    return "" if value is None else clock.to_jst(value).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,20 @@
+"""The staff home page: current staff notices (later issues add today's figures)."""
+from flask import g, redirect
+from flask_appbuilder import IndexView, expose
+
+from app import clock
+from app.extensions import session
+from app.models.notice import AUDIENCE_STAFF
+from app.services.notices import current_notices
+
+
+class HomeView(IndexView):
+    index_template = "home.html"
+
+    @expose("/")
+    def index(self):
+        if g.user is None or not g.user.is_authenticated:
+            return redirect(self.appbuilder.get_url_for_login)
+        notices = current_notices(session(), AUDIENCE_STAFF, clock.now())
+        return self.render_template(self.index_template, appbuilder=self.appbuilder,
+                                    notices=notices)

@@ -1,0 +1,141 @@
+"""Request hooks for every page: security headers, staff hours, idle timeout, health,
+and audit of opening a person's detail page."""
+from __future__ import annotations
+
+import secrets
+
+from flask import (Flask, current_app, flash, g, jsonify, redirect, render_template, request,
+                   session)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user, logout_user
+from sqlalchemy import text
+
+from app import clock
+from app.extensions import session as db_session
+from app.services import audit
+from app.services.hours import staff_hours_status
+
+# Blueprints and endpoints that are not the staff site (or must work when it is closed).
+NOT_STAFF_BLUEPRINTS = {"public", "static", "appbuilder", "LocaleView"}
+ALWAYS_OPEN_ENDPOINTS = {"static", "healthz", "AuthDBView.login", "AuthDBView.logout"}
+
+
+def csp_nonce() -> str:
+    if not hasattr(g, "csp_nonce"):
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def _content_security_policy() -> str:
+    nonce = csp_nonce()
+    return "; ".join([
+        "default-src 'self'",
+        f"script-src 'self' 'nonce-{nonce}'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+def _is_staff_request() -> bool:
+    if request.endpoint in ALWAYS_OPEN_ENDPOINTS or request.endpoint is None:
+        return False
+    return (request.blueprint or "") not in NOT_STAFF_BLUEPRINTS
+
+
+def _is_sysadmin() -> bool:
+    if not current_user.is_authenticated:
+        return False
+    admin = current_app.config["AUTH_ROLE_ADMIN"]
+    return any(role.name == admin for role in current_user.roles)
+
+
+def staff_hours_gate():
+    """Outside O1's hours staff pages answer 503 with when the site reopens."""
+    if not current_app.config.get("STAFF_HOURS_ENFORCED", True) or not _is_staff_request():
+        return None
+    status = staff_hours_status(clock.now(), current_app.config)
+    if status.is_open:
+        return None
+    if current_app.config.get("STAFF_HOURS_ADMIN_BYPASS", True) and _is_sysadmin():
+        return None
+    response = current_app.make_response(
+        (render_template("closed.html", reopens_at=status.reopens_at), 503))
+    if status.reopens_at is not None:
+        seconds = int((status.reopens_at - clock.now()).total_seconds())
+        response.headers["Retry-After"] = str(max(seconds, 60))
+    return response
+
+
+def idle_timeout():
+    """Sign a staff user out after IDLE_TIMEOUT_MINUTES without a request."""
+    if not current_user.is_authenticated or request.blueprint == "public":
+        return None
+    now = clock.now().timestamp()
+    limit = current_app.config.get("IDLE_TIMEOUT_MINUTES", 30) * 60
+    last = session.get("_last_seen")
+    if last is not None and now - last > limit:
+        user_id, username = current_user.id, current_user.username
+        logout_user()
+        session.pop("_last_seen", None)
+        audit.record_event(audit.ACTION_LOGOUT, "ab_user", user_id, {"reason": "idle timeout"},
+                           actor=audit.Actor(user_id, username, request.remote_addr))
+        flash(_("You were signed out after a period of inactivity. Please sign in again."),
+              "warning")
+        return redirect(current_app.appbuilder.get_url_for_login_with(request.full_path))
+    session["_last_seen"] = now
+    session.permanent = True
+    return None
+
+
+def security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", _content_security_policy())
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(self), geolocation=()")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if current_user.is_authenticated and request.blueprint != "appbuilder":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def audit_detail_views(response):
+    """Opening a detail page of a view marked ``audit_show`` is an audit event."""
+    endpoint = request.endpoint or ""
+    if response.status_code != 200 or not endpoint.endswith(".show"):
+        return response
+    view = current_app.extensions.get("views_by_name", {}).get(endpoint.split(".")[0])
+    if view is not None and getattr(view, "audit_show", False):
+        audit.record_event(audit.ACTION_VIEW, view.datamodel.obj.__tablename__,
+                           (request.view_args or {}).get("pk"))
+    return response
+
+
+def healthz():
+    """For a load balancer: 200 when the database answers, 503 when not."""
+    try:
+        db_session().execute(text("SELECT 1"))
+        return jsonify(status="ok", database="ok")
+    except Exception as error:  # any database failure means "not healthy"
+        db_session().rollback()
+        current_app.logger.warning("healthz: database unavailable: %s", error)
+        return jsonify(status="error", database="unavailable"), 503
+
+
+def install(app: Flask) -> None:
+    app.context_processor(lambda: {"csp_nonce": csp_nonce})
+    app.jinja_env.globals["get_locale"] = get_locale
+    app.before_request(staff_hours_gate)
+    app.before_request(idle_timeout)
+    app.after_request(audit_detail_views)
+    app.after_request(security_headers)
+    app.add_url_rule("/healthz", "healthz", healthz)

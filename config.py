@@ -1,0 +1,144 @@
+"""Configuration: flat UPPERCASE keys, read from the environment where sites differ.
+
+Nothing secret lives here. SECRET_KEY and AUDIT_HMAC_KEY come from the
+environment or are generated into ``instance/`` on first start (see app/secrets.py).
+"""
+import os
+
+from flask_appbuilder.const import AUTH_DB
+
+BASE_DIR = os.path.abspath(os.path.dirname(__file__))
+INSTANCE_DIR = os.environ.get("INSTANCE_DIR", os.path.join(BASE_DIR, "instance"))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+# --- the site -------------------------------------------------------------
+CITY_NAME = os.environ.get("CITY_NAME", "みどり市")
+APP_NAME = os.environ.get("APP_NAME", "マイナンバーカード交付予約管理システム")
+TIMEZONE = "Asia/Tokyo"
+
+# --- database ---------------------------------------------------------------
+SQLALCHEMY_DATABASE_URI = os.environ.get(
+    "DATABASE_URL", "sqlite:///" + os.path.join(INSTANCE_DIR, "app.db")
+)
+SQLALCHEMY_TRACK_MODIFICATIONS = False
+SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+# --- secrets (None: generated into instance/ on first start) ---------------------
+SECRET_KEY = os.environ.get("SECRET_KEY") or None
+AUDIT_HMAC_KEY = os.environ.get("AUDIT_HMAC_KEY") or None
+
+# --- language -------------------------------------------------------------------
+# ja_JP: FAB ships its catalogue as ja_JP; ours (translations/ja) loads under it too.
+BABEL_DEFAULT_LOCALE = "ja_JP"
+BABEL_DEFAULT_TIMEZONE = TIMEZONE
+LANGUAGES = {
+    "ja_JP": {"flag": "jp", "name": "日本語"},
+    "en": {"flag": "gb", "name": "English"},
+}
+
+# --- Flask-AppBuilder ---------------------------------------------------------------
+AUTH_TYPE = AUTH_DB
+AUTH_USER_REGISTRATION = False
+AUTH_ROLE_ADMIN = "システム管理者"
+AUTH_ROLE_PUBLIC = "Public"
+FAB_CREATE_DB = False  # the schema belongs to Alembic (flask --app run init)
+FAB_UPDATE_PERMS = False  # permissions are synced by `init`, not at every start
+FAB_ADD_SECURITY_PERMISSION_VIEW = False
+FAB_ADD_SECURITY_VIEW_MENU_VIEW = False
+FAB_ADD_SECURITY_PERMISSION_VIEWS_VIEW = False
+FAB_API_SWAGGER_UI = False
+FAB_PASSWORD_COMPLEXITY_ENABLED = True
+FAB_PASSWORD_COMPLEXITY_VALIDATOR = "app.services.passwords.fab_password_validator"
+FAB_SECURITY_MANAGER_CLASS = "app.security.AppSecurityManager"
+FAB_API_MAX_PAGE_SIZE = 100
+APP_THEME = ""
+APP_ICON = ""
+
+# Login protection.
+RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
+RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+AUTH_RATE_LIMITED = True
+AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "20 per minute")
+LOGIN_LOCK_THRESHOLD = _env_int("LOGIN_LOCK_THRESHOLD", 5)
+IDLE_TIMEOUT_MINUTES = _env_int("IDLE_TIMEOUT_MINUTES", 30)
+
+# Cookies: Secure by default; set COOKIE_SECURE=0 only for plain-http local use.
+SESSION_COOKIE_SECURE = _env_bool("COOKIE_SECURE", True)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+REMEMBER_COOKIE_HTTPONLY = True
+PERMANENT_SESSION_LIFETIME = IDLE_TIMEOUT_MINUTES * 60
+WTF_CSRF_ENABLED = True
+WTF_CSRF_TIME_LIMIT = None  # bound to the session, which itself times out
+
+# --- operating hours (O1, O2) -------------------------------------------------------
+STAFF_HOURS_OPEN = os.environ.get("STAFF_HOURS_OPEN", "06:30")
+STAFF_HOURS_CLOSE = os.environ.get("STAFF_HOURS_CLOSE", "23:00")
+STAFF_CLOSED_DAY_AFTER_THIRD_SATURDAY = _env_bool("STAFF_CLOSED_DAY_AFTER_THIRD_SATURDAY", True)
+STAFF_CLOSED_YEAR_END = ("12-29", "01-03")  # inclusive, MM-DD
+STAFF_CLOSED_DATES: list[str] = [  # the city's own closed days, YYYY-MM-DD
+    d for d in os.environ.get("STAFF_CLOSED_DATES", "").split(",") if d
+]
+STAFF_HOURS_ENFORCED = _env_bool("STAFF_HOURS_ENFORCED", True)
+STAFF_HOURS_ADMIN_BYPASS = _env_bool("STAFF_HOURS_ADMIN_BYPASS", True)
+MAINTENANCE_BANNER_DAYS = _env_int("MAINTENANCE_BANNER_DAYS", 14)
+
+# --- roles (F5.1, S4) ---------------------------------------------------------------
+# FAB built-in roles: (view regex, permission regex), matched with re.match, so
+# every pattern is anchored. The matrix in words is docs/roles.md.
+ROLE_SYSADMIN = AUTH_ROLE_ADMIN
+ROLE_MANAGER = "管理者"
+ROLE_CLERK = "窓口職員"
+ROLE_VIEWER = "閲覧者"
+STAFF_ROLES = (ROLE_SYSADMIN, ROLE_MANAGER, ROLE_CLERK, ROLE_VIEWER)
+
+_SELF_SERVICE = [  # every signed-in user: own profile and own password
+    (r"UserDBModelView$", r"(can_userinfo|userinfoedit)$"),
+    (r"UserInfoEditView$", r"can_this_form_(get|post)$"),
+    (r"ResetMyPasswordView$", r"can_this_form_(get|post)$"),
+]
+_READ = r"(can_list|can_show)$"
+_WRITE = r"(can_list|can_show|can_add|can_edit|can_delete)$"
+
+FAB_ROLES = {
+    ROLE_SYSADMIN: [
+        (r"(UserDBModelView|RoleModelView|GroupModelView|UserStatsChartView"
+         r"|ResetPasswordView|UserInfoEditView|ResetMyPasswordView|ApiKeyModelView)$", r".*"),
+        (r"(MaintenanceWindowModelView|MaintenanceView)$", r".*"),
+        (r"NoticeModelView$", _WRITE),
+        (r"AuditLogModelView$", r"(can_list|can_show|can_export|can_verify)$"),
+        (r"(Security|List Users|List Roles|List Groups|User's Statistics|API Keys"
+         r"|Notices|Audit Log|Maintenance)$", r"menu_access$"),
+    ],
+    ROLE_MANAGER: [
+        *_SELF_SERVICE,
+        (r"NoticeModelView$", _WRITE),
+        (r"AuditLogModelView$", r"(can_list|can_show|can_export)$"),
+        (r"(Security|Notices|Audit Log)$", r"menu_access$"),
+    ],
+    ROLE_CLERK: [
+        *_SELF_SERVICE,
+        (r"NoticeModelView$", _READ),
+        (r"(Security|Notices)$", r"menu_access$"),
+    ],
+    ROLE_VIEWER: [
+        *_SELF_SERVICE,
+        (r"NoticeModelView$", _READ),
+        (r"(Security|Notices)$", r"menu_access$"),
+    ],
+}
+
+# --- mail (later issues) ----------------------------------------------------------
+MAIL_SERVER = os.environ.get("MAIL_SERVER", "")

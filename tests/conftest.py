@@ -1,0 +1,122 @@
+"""Shared fixtures: one schema per run (built by the real migrations), a fresh app per
+test, data wiped between tests. TEST_DATABASE_URL selects PostgreSQL; else SQLite."""
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+
+import pytest
+from sqlalchemy import delete
+
+from app import create_app
+from app.clock import JST
+from tests.factories import FakeClock, UserFactory
+
+KEEP_TABLES = {"ab_permission", "ab_view_menu", "ab_permission_view", "ab_role",
+               "ab_permission_view_role", "alembic_version"}
+# A Tuesday inside the staff hours.
+DEFAULT_NOW = datetime(2026, 12, 1, 10, 0, tzinfo=JST)
+
+
+@pytest.fixture(scope="session")
+def instance_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("instance"))
+
+
+@pytest.fixture(scope="session")
+def database_url(instance_dir):
+    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{instance_dir}/test.db"
+
+
+@pytest.fixture(scope="session")
+def base_config(instance_dir, database_url):
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "INSTANCE_DIR": instance_dir,
+        "WTF_CSRF_ENABLED": False,
+        "SESSION_COOKIE_SECURE": False,
+        "REMEMBER_COOKIE_SECURE": False,
+        "FAB_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast in tests only
+        "RATELIMIT_STORAGE_URI": "memory://",
+    }
+
+
+@pytest.fixture(scope="session")
+def _schema(base_config):
+    """Build the schema once with Alembic and sync the roles, as `flask init` does."""
+    from app.cli import init_database
+
+    app = create_app(dict(base_config))
+    with app.app_context():
+        init_database()
+        app.appbuilder.session.remove()
+    return True
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(DEFAULT_NOW)
+
+
+@pytest.fixture
+def app_config(base_config, clock):
+    """Per-test overrides: tests may change this dict before `app` is built."""
+    return {**base_config, "CLOCK": clock}
+
+
+@pytest.fixture
+def app(_schema, app_config):
+    app = create_app(dict(app_config))
+    yield app
+    with app.app_context():
+        session = app.appbuilder.session
+        session.rollback()
+        from flask_appbuilder import Model
+
+        for table in reversed(Model.metadata.sorted_tables):
+            if table.name not in KEEP_TABLES:
+                session.execute(delete(table))
+        session.commit()
+        session.remove()
+        session.get_bind().dispose()
+
+
+@pytest.fixture
+def db(app):
+    """The SQLAlchemy session inside an app context."""
+    with app.app_context():
+        yield app.appbuilder.session
+
+
+@pytest.fixture
+def users(app):
+    return UserFactory(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def login(client, username: str, password: str, follow: bool = False):
+    return client.post("/login/", data={"username": username, "password": password},
+                       follow_redirects=follow)
+
+
+@pytest.fixture
+def login_as(app, users, client):
+    """login_as(role) -> the signed-in user's test client."""
+    def _login(role: str, username: str | None = None):
+        user = users.create(role, username=username)
+        response = login(client, user.username, users.password)
+        assert response.status_code == 302, response.data[:500]
+        assert "/login" not in response.headers.get("Location", "")
+        return client
+    return _login
+
+
+def text_of(response) -> str:
+    """The response body as text, tags removed, for assertions on what a person reads."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.get_data(as_text=True)))

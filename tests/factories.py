@@ -1,0 +1,67 @@
+"""Small builders for test data: no hand-built rows in tests."""
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta
+
+ROLE_KEYS = {
+    "sysadmin": "ROLE_SYSADMIN",
+    "manager": "ROLE_MANAGER",
+    "clerk": "ROLE_CLERK",
+    "viewer": "ROLE_VIEWER",
+}
+
+
+class FakeClock:
+    """An injectable clock: app.config["CLOCK"]."""
+
+    def __init__(self, value: datetime):
+        self.value = value
+
+    def __call__(self) -> datetime:
+        return self.value
+
+    def set(self, value: datetime) -> None:
+        self.value = value
+
+    def advance(self, **delta) -> None:
+        self.value = self.value + timedelta(**delta)
+
+
+class UserFactory:
+    password = "Testpass2026ok"
+    _seq = itertools.count(1)
+
+    def __init__(self, app):
+        self.app = app
+
+    def role_name(self, role: str) -> str:
+        return self.app.config[ROLE_KEYS[role]]
+
+    def create(self, role: str, username: str | None = None):
+        from app.services.accounts import create_user
+
+        username = username or f"{role}{next(self._seq)}"
+        with self.app.app_context():
+            user = create_user(username, self.password, [self.role_name(role)], "太郎",
+                               "試験", f"{username}@example.jp")
+            user_id = user.id
+        return _UserRef(user_id, username)
+
+
+class _UserRef:
+    def __init__(self, user_id: int, username: str):
+        self.id = user_id
+        self.username = username
+
+
+def make_notice(session, now: datetime, **overrides):
+    from app.models.notice import AUDIENCE_BOTH, Notice
+
+    values = {"title": "テストのお知らせ", "body": "本文", "audience": AUDIENCE_BOTH,
+              "importance": 0, "starts_at": now - timedelta(hours=1), "ends_at": None}
+    values.update(overrides)
+    notice = Notice(**values)
+    session.add(notice)
+    session.commit()
+    return notice
