@@ -59,7 +59,7 @@ FAB_ADD_SECURITY_VIEW_MENU_VIEW = False
 FAB_ADD_SECURITY_PERMISSION_VIEWS_VIEW = False
 FAB_API_SWAGGER_UI = False
 FAB_PASSWORD_COMPLEXITY_ENABLED = True
-FAB_PASSWORD_COMPLEXITY_VALIDATOR = "app.services.passwords.fab_password_validator"
+# FAB_PASSWORD_COMPLEXITY_VALIDATOR is set by create_app: app.services.passwords.fab_password_validator
 FAB_SECURITY_MANAGER_CLASS = "app.security.AppSecurityManager"
 FAB_API_MAX_PAGE_SIZE = 100
 APP_THEME = ""
@@ -114,7 +114,7 @@ _WRITE = r"(can_list|can_show|can_add|can_edit|can_delete)$"
 
 FAB_ROLES = {
     ROLE_SYSADMIN: [
-        (r"(UserDBModelView|RoleModelView|GroupModelView|UserStatsChartView"
+        (r"(UserDBModelView|RoleModelView|UserGroupModelView|UserStatsChartView"
          r"|ResetPasswordView|UserInfoEditView|ResetMyPasswordView|ApiKeyModelView)$", r".*"),
         (r"(MaintenanceWindowModelView|MaintenanceView)$", r".*"),
         (r"NoticeModelView$", _WRITE),

@@ -34,6 +34,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from app import models  # noqa: F401  (every table into Model.metadata)
     from app.services import audit
+    from app.services.passwords import fab_password_validator
+
+    app.config["FAB_PASSWORD_COMPLEXITY_VALIDATOR"] = fab_password_validator
 
     db = SQLA()
     db.init_app(app)

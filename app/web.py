@@ -132,7 +132,8 @@ def healthz():
 
 
 def install(app: Flask) -> None:
-    app.context_processor(lambda: {"csp_nonce": csp_nonce})
+    # A global, not a context processor: FAB's widgets render without the request context.
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.jinja_env.globals["get_locale"] = get_locale
     app.before_request(staff_hours_gate)
     app.before_request(idle_timeout)

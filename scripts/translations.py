@@ -29,7 +29,7 @@ def extract() -> None:
     subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F",
                     os.path.join(ROOT, "babel.cfg"), "-k", "lazy_gettext", "-k", "_l",
                     "--no-location", "--omit-header", "-o", POT, ROOT], check=True,
-                   stdout=subprocess.DEVNULL)
+                   capture_output=True)
     with open(POT, "rb") as handle:
         catalog = read_po(handle)
     for msgid in FAB_GAPS:
@@ -46,8 +46,8 @@ def update() -> None:
         args = [sys.executable, "-m", "babel.messages.frontend", command, "-i", POT,
                 "-d", os.path.join(ROOT, "translations"), "-l", lang]
         if command == "update":
-            args += ["--no-fuzzy-matching", "--omit-header", "--no-location"]
-        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+            args += ["--no-fuzzy-matching", "--omit-header"]
+        subprocess.run(args, check=True, capture_output=True)
 
 
 if __name__ == "__main__":

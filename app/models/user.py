@@ -12,6 +12,10 @@ class StaffUser(User):
 
     locked_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)
 
+    def get_full_name(self) -> str:
+        """Japanese order: family name first (姓 名)."""
+        return f"{self.last_name} {self.first_name}".strip()
+
     @property
     def is_locked(self) -> bool:
         return self.locked_at is not None

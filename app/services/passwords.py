@@ -34,6 +34,9 @@ def _username_of_form() -> str | None:
     """The user ID the form being validated is about, for the 'no user ID' rule."""
     if request.form.get("username"):
         return request.form["username"]
+    payload = request.get_json(silent=True) if request.is_json else None
+    if isinstance(payload, dict) and payload.get("username"):
+        return str(payload["username"])
     from flask import current_app
 
     sm = current_app.appbuilder.sm

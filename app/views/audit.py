@@ -14,7 +14,7 @@ from app import clock
 from app.extensions import session
 from app.models.audit import AuditLog
 from app.services import audit
-from app.views.formatting import jst
+from app.views.formatting import blank_none, jst, table_label
 
 ACTION_LABELS = {
     audit.ACTION_CREATE: _l("Created"),
@@ -65,7 +65,9 @@ class AuditLogModelView(ModelView):
     search_columns = ["username", "created_at", "action", "target_table", "target_id", "ip"]
     base_order = ("id", "desc")
     page_size = 50
-    formatters_columns = {"created_at": jst, "action": action_label, "changes": _changes}
+    formatters_columns = {"created_at": jst, "action": action_label, "changes": _changes,
+                          "target_table": table_label, "ip": blank_none,
+                          "target_id": blank_none}
 
     @expose("/export/")
     @has_access

@@ -24,3 +24,26 @@ def label_of(choices, value) -> str:
 def jst(value) -> str:
     """A timestamp as Japan time, to the minute."""
     return "" if value is None else clock.to_jst(value).strftime("%Y-%m-%d %H:%M")
+
+
+TABLE_LABELS = {
+    "ab_user": _l("Staff accounts"),
+    "ab_role": _l("Roles"),
+    "ab_user_role": _l("Roles of staff accounts"),
+    "ab_permission_view_role": _l("Permissions of roles"),
+    "notice": _l("Notices"),
+    "maintenance_window": _l("Maintenance"),
+    "audit_log": _l("Audit log"),
+}
+
+
+def table_label(value) -> str:
+    """A table name as staff read it, the technical name beside it."""
+    if not value:
+        return ""
+    label = TABLE_LABELS.get(value)
+    return f"{label} ({value})" if label else value
+
+
+def blank_none(value) -> str:
+    return "" if value is None else str(value)

@@ -4,7 +4,7 @@ from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from wtforms.validators import DataRequired
+from wtforms.validators import DataRequired, Optional
 
 from app import clock
 from app.extensions import session
@@ -12,6 +12,7 @@ from app.models.maintenance import MaintenanceWindow
 from app.services.errors import DomainError
 from app.services.maintenance import (end_maintenance_now, maintenance_status,
                                       start_maintenance_now)
+from app.views.fields import JstDateTimeField
 from app.views.formatting import jst
 from app.views.validators import EndsAfter
 
@@ -34,7 +35,11 @@ class MaintenanceWindowModelView(ModelView):
     show_columns = ["starts_at", "ends_at", "message", "created_by"]
     base_order = ("starts_at", "desc")
     formatters_columns = {"starts_at": jst, "ends_at": jst}
-    validators_columns = {"starts_at": [DataRequired()], "ends_at": [EndsAfter("starts_at")]}
+    add_form_extra_fields = edit_form_extra_fields = {
+        "starts_at": JstDateTimeField(_l("Starts"), [DataRequired()]),
+        "ends_at": JstDateTimeField(_l("Ends"), [Optional(), EndsAfter("starts_at")],
+                                    description=_l("Leave empty to end it by hand.")),
+    }
 
     def pre_add(self, item):
         item.created_by = g.user.username

@@ -4,9 +4,10 @@ from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, Optional
 
 from app.models.notice import Notice
+from app.views.fields import JstDateTimeField
 from app.views.formatting import AUDIENCE_CHOICES, IMPORTANCE_CHOICES, jst, label_of
 from app.views.validators import EndsAfter
 
@@ -17,6 +18,9 @@ def _choice_fields():
                                 widget=Select2Widget()),
         "importance": SelectField(_l("Importance"), choices=IMPORTANCE_CHOICES, coerce=int,
                                   widget=Select2Widget()),
+        "starts_at": JstDateTimeField(_l("Shown from"), [DataRequired()]),
+        "ends_at": JstDateTimeField(_l("Shown until"), [Optional(), EndsAfter("starts_at")],
+                                    description=_l("Leave empty to show until removed.")),
     }
 
 
@@ -46,10 +50,6 @@ class NoticeModelView(ModelView):
         "starts_at": jst,
         "ends_at": jst,
     }
-    validators_columns = {
-        "title": [DataRequired(), Length(max=200)],
-        "starts_at": [DataRequired()],
-        "ends_at": [EndsAfter("starts_at")],
-    }
+    validators_columns = {"title": [DataRequired(), Length(max=200)]}
     add_form_extra_fields = _choice_fields()
     edit_form_extra_fields = _choice_fields()

@@ -1,0 +1,21 @@
+/* Staff site: Japanese date picker that closes on pick (FAB's default is English). */
+(function ($) {
+  if (!$ || !$.fn.datepicker) { return; }
+  $.fn.datepicker.dates.ja = {
+    days: ["日曜", "月曜", "火曜", "水曜", "木曜", "金曜", "土曜"],
+    daysShort: ["日", "月", "火", "水", "木", "金", "土"],
+    daysMin: ["日", "月", "火", "水", "木", "金", "土"],
+    months: ["1月", "2月", "3月", "4月", "5月", "6月", "7月", "8月", "9月", "10月", "11月", "12月"],
+    monthsShort: ["1月", "2月", "3月", "4月", "5月", "6月", "7月", "8月", "9月", "10月", "11月", "12月"],
+    today: "今日", clear: "クリア", format: "yyyy-mm-dd", titleFormat: "yyyy年mm月", weekStart: 0
+  };
+  $(function () {
+    var lang = (document.documentElement.lang || "ja").slice(0, 2) === "en" ? "en" : "ja";
+    $(".appbuilder_datetime, .appbuilder_date").each(function () {
+      $(this).datepicker("destroy").datepicker({
+        format: "yyyy-mm-dd", language: lang, autoclose: true, todayHighlight: true,
+        forceParse: false
+      });
+    });
+  });
+}(window.jQuery));

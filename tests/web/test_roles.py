@@ -1,0 +1,111 @@
+"""The whole role matrix (docs/roles.md): every (role, screen or action) pair.
+
+The expectations are written here independently of config.FAB_ROLES, so a change to the
+roles that is not also a change to the documented matrix fails.
+"""
+import pytest
+
+from app.models.audit import AuditLog
+from app.models.maintenance import MaintenanceWindow
+from tests.factories import make_notice
+
+ROLES = ["sysadmin", "manager", "clerk", "viewer"]
+Y, N = True, False
+
+# (method, url template, {role: allowed})
+MATRIX = [
+    ("GET", "/", dict(sysadmin=Y, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/users/userinfo/", dict(sysadmin=Y, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/resetmypassword/form", dict(sysadmin=Y, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/userinfoeditview/form", dict(sysadmin=Y, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/noticemodelview/list/", dict(sysadmin=Y, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/noticemodelview/show/{notice}", dict(sysadmin=Y, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/noticemodelview/add", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
+    ("GET", "/noticemodelview/edit/{notice}", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
+    ("POST", "/noticemodelview/delete/{notice}", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
+    ("GET", "/auditlogmodelview/list/", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
+    ("GET", "/auditlogmodelview/show/{audit}", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
+    ("GET", "/auditlogmodelview/export/", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
+    ("GET", "/auditlogmodelview/verify/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    # Append-only: nobody, not even the system administrator, edits or deletes records.
+    ("GET", "/auditlogmodelview/add", dict(sysadmin=N, manager=N, clerk=N, viewer=N)),
+    ("GET", "/auditlogmodelview/edit/{audit}", dict(sysadmin=N, manager=N, clerk=N, viewer=N)),
+    ("POST", "/auditlogmodelview/delete/{audit}", dict(sysadmin=N, manager=N, clerk=N, viewer=N)),
+    ("GET", "/maintenancewindowmodelview/list/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("GET", "/maintenancewindowmodelview/add", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("GET", "/maintenancewindowmodelview/edit/{window}", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("POST", "/maintenancewindowmodelview/start-now/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("GET", "/users/list/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("GET", "/users/show/{user}", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("GET", "/users/add", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("GET", "/users/edit/{user}", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("GET", "/resetpassword/form?pk={user}", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("GET", "/roles/list/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("GET", "/roles/add", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("GET", "/groups/list/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    ("GET", "/userstatschartview/chart/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+]
+
+CASES = [(role, method, url, expected[role]) for method, url, expected in MATRIX for role in ROLES]
+
+
+@pytest.fixture
+def targets(app, db, clock, users):
+    notice = make_notice(db, clock())
+    window = MaintenanceWindow(starts_at=clock(), ends_at=None, message="m")
+    db.add(window)
+    db.commit()
+    other = users.create("viewer", username="target_user")
+    audit_id = db.query(AuditLog.id).order_by(AuditLog.id.desc()).first()[0]
+    return {"notice": notice.id, "window": window.id, "user": other.id, "audit": audit_id}
+
+
+def _allowed(response) -> bool:
+    if response.status_code == 200:
+        return True
+    if response.status_code == 302:
+        return "/login" not in response.headers["Location"]
+    return False
+
+
+def _denied(response) -> bool:
+    if response.status_code == 403:
+        return True
+    return response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("role,method,url,allowed", CASES,
+                         ids=[f"{r}-{m}-{u}" for r, m, u, _ in CASES])
+def test_role_matrix(login_as, targets, role, method, url, allowed):
+    client = login_as(role)
+    response = client.open(url.format(**targets), method=method)
+    if allowed:
+        assert _allowed(response), (response.status_code, response.headers.get("Location"))
+    else:
+        assert _denied(response), (response.status_code, response.headers.get("Location"))
+
+
+@pytest.mark.parametrize("method,url", [(m, u) for m, u, _ in MATRIX])
+def test_anonymous_is_sent_to_the_login_page(client, targets, method, url):
+    response = client.open(url.format(**targets), method=method)
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_delete_on_get_deletes_nothing(login_as, targets, db):
+    from app.models.notice import Notice
+
+    client = login_as("manager")
+    client.get(f"/noticemodelview/delete/{targets['notice']}")
+    assert db.get(Notice, targets["notice"]) is not None
+
+
+def test_menus_follow_the_role(login_as):
+    clerk = login_as("clerk").get("/").get_data(as_text=True)
+    assert "お知らせ" in clerk and "操作ログ" not in clerk and "ユーザー一覧" not in clerk
+
+
+def test_every_role_exists_after_init(app):
+    with app.app_context():
+        names = {r.name for r in app.appbuilder.sm.get_all_roles()}
+    assert set(app.config["STAFF_ROLES"]) <= names
