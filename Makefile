@@ -35,8 +35,10 @@ system-deps:
 test-deps:
 	@$(MAKE) --no-print-directory system-deps DEBS="$(TEST_DEBS)"
 
+# A fuzzy or broken catalogue would silently leave the UI in English: fail instead.
 translations: $(STAMP)
-	$(BIN)/pybabel compile -d translations 2>&1 | grep -v "^compiling" || true
+	@$(BIN)/pybabel compile -d translations 2>&1 | grep -v "^compiling" | (! grep .) || (echo "translations did not compile" >&2; exit 1)
+	@test -f translations/ja/LC_MESSAGES/messages.mo
 
 db: install
 	$(BIN)/flask init

@@ -46,7 +46,7 @@ def update() -> None:
         args = [sys.executable, "-m", "babel.messages.frontend", command, "-i", POT,
                 "-d", os.path.join(ROOT, "translations"), "-l", lang]
         if command == "update":
-            args += ["--no-fuzzy-matching", "--omit-header"]
+            args += ["--no-fuzzy-matching"]
         subprocess.run(args, check=True, capture_output=True)
 
 

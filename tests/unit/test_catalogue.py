@@ -29,3 +29,8 @@ def test_flask_appbuilder_gaps_are_filled():
     ja = {m.id: m.string for m in _catalog("ja") if m.id}
     for msgid in ("Add", "Edit", "Show", "Delete", "Are you sure you want to delete this item?"):
         assert ja.get(msgid), msgid
+
+
+def test_catalogues_compile_and_are_not_fuzzy():
+    for lang in ("ja", "en"):
+        assert not _catalog(lang).fuzzy, f"{lang} catalogue is marked fuzzy: pybabel skips it"

@@ -120,3 +120,12 @@ def test_residents_switch_to_english_and_back(client):
 def test_language_switch_refuses_foreign_redirects(client):
     response = client.get("/reserve/lang/en?next=https://evil.example/")
     assert response.headers["Location"].endswith("/reserve/")
+
+
+def test_staff_ui_is_japanese_first_and_switches_to_english(login_as):
+    client = login_as("manager")
+    page = text_of(client.get("/noticemodelview/list/"))
+    assert "お知らせ" in page and "掲載開始" in page and "試験 太郎" in page  # 姓 名 order
+    client.get("/lang/en")
+    page = text_of(client.get("/noticemodelview/list/"))
+    assert "Notices" in page and "Shown from" in page
