@@ -21,9 +21,8 @@ def now() -> datetime:
 
 
 def to_jst(value: datetime | None) -> datetime | None:
-    """Aware datetime in Japan time; naive values are taken as UTC (how SQLite returns them)."""
+    """Aware datetime in Japan time. Naive values are the server's local time (FAB writes
+    ``datetime.now()`` into its own columns); ours are aware (AwareDateTime)."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo("UTC"))
     return value.astimezone(JST)

@@ -12,6 +12,7 @@ from app import clock
 from app.models.user import StaffUser
 from app.services import accounts, audit
 from app.services.passwords import password_problems
+from app.views.formatting import jst, yes_no
 
 
 class UserDBModelView(FabUserDBModelView):
@@ -29,9 +30,8 @@ class UserDBModelView(FabUserDBModelView):
                                        "changed_on", "changed_by"], "expanded": False}),
     ]
     label_columns = {**FabUserDBModelView.label_columns, "locked_at": _l("Locked at")}
-    formatters_columns = {
-        "locked_at": lambda v: "" if v is None else clock.to_jst(v).strftime("%Y-%m-%d %H:%M"),
-    }
+    formatters_columns = {"locked_at": jst, "last_login": jst, "created_on": jst,
+                          "changed_on": jst, "active": yes_no}
     edit_columns = ["first_name", "last_name", "username", "active", "email", "roles"]
     audit_show = True  # a person's detail page: opening it is audited
 
@@ -52,6 +52,14 @@ class UserDBModelView(FabUserDBModelView):
 class AppSecurityManager(SecurityManager):
     user_model = StaffUser
     userdbmodelview = UserDBModelView
+
+    def register_views(self):
+        super().register_views()
+        # FAB rate-limits only the sign-in form; the API's JWT login gets the same limit.
+        if self.is_auth_limited:
+            for view in self.appbuilder.baseviews:
+                if view.__class__.__name__ == "SecurityApi" and view.blueprint is not None:
+                    self.limiter.limit(self.auth_rate_limit, methods=["POST"])(view.blueprint)
 
     # --- authentication with lockout -------------------------------------------------
     def auth_user_db(self, username, password):

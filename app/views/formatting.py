@@ -47,3 +47,7 @@ def table_label(value) -> str:
 
 def blank_none(value) -> str:
     return "" if value is None else str(value)
+
+
+def yes_no(value) -> str:
+    return str(_l("Yes")) if value else str(_l("No"))

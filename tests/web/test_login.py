@@ -125,3 +125,22 @@ def test_csrf_is_required_on_forms(csrf_app, users):
                                             "csrf_token": token})
     assert response.status_code == 302 and "/login" not in response.headers["Location"]
     assert client.post("/noticemodelview/add", data={"title": "x"}).status_code == 400
+
+
+def _api_login(client, username, password):
+    return client.post("/api/v1/security/login",
+                       json={"username": username, "password": password, "provider": "db"})
+
+
+def test_api_login_shares_the_lockout(client, users, db):
+    users.create("clerk", username="api1")
+    assert _api_login(client, "api1", users.password).status_code == 200
+    for _ in range(5):
+        assert _api_login(client, "api1", "Wrongpass2026x").status_code == 401
+    assert _api_login(client, "api1", users.password).status_code == 401
+    assert "account_locked" in _actions(db, "api1")
+
+
+def test_api_login_is_rate_limited(client):
+    statuses = [_api_login(client, "someone", f"Wrong{i}pass2026").status_code for i in range(22)]
+    assert statuses[:20] == [401] * 20 and statuses[20] == 429
