@@ -12,7 +12,7 @@ export FLASK_APP := run
 RUN_DEBS := libzbar0
 TEST_DEBS := chromium fonts-noto-cjk poppler-utils
 
-.PHONY: run test install system-deps test-deps translations db serve test-sqlite test-postgres bench clean
+.PHONY: run test install system-deps test-deps translations db serve test-sqlite test-postgres clean
 
 install: $(STAMP) translations
 
@@ -60,9 +60,6 @@ test-sqlite:
 test-postgres:
 	@echo "== tests on PostgreSQL =="
 	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q tests
-
-bench: install
-	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/e2e/screenshots

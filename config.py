@@ -124,17 +124,33 @@ FAB_ROLES = {
     ],
     ROLE_MANAGER: [
         *_SELF_SERVICE,
+        (r"(CardModelView|CardEventModelView|HandoverView|StoragePlaceModelView|StorageView"
+         r"|DiscardView|CardApi)$", r".*"),
+        (r"(Cards|Card Ledger|Hand-over|Storage Places|Discard|Card History)$", r"menu_access$"),
         (r"NoticeModelView$", _WRITE),
         (r"AuditLogModelView$", r"(can_list|can_show|can_export)$"),
         (r"(Security|Notices|Audit Log)$", r"menu_access$"),
     ],
     ROLE_CLERK: [
         *_SELF_SERVICE,
+        (r"CardModelView$", r"(can_list|can_show|can_add|can_edit|can_transition|to_\w+"
+                            r"|release_hold|move_storage|print_data\w*)$"),
+        (r"(CardEventModelView|StoragePlaceModelView)$", _READ),
+        (r"HandoverView$", r"(can_index|can_hand_over)$"),
+        (r"StorageView$", r"(can_move|can_inventory)$"),
+        (r"DiscardView$", r"(can_candidates|can_register)$"),
+        (r"CardApi$", r"(can_get|can_info|can_put|can_transition)$"),
+        (r"(Cards|Card Ledger|Hand-over|Storage Places|Discard|Card History)$", r"menu_access$"),
         (r"NoticeModelView$", _READ),
         (r"(Security|Notices)$", r"menu_access$"),
     ],
     ROLE_VIEWER: [
         *_SELF_SERVICE,
+        (r"(CardModelView|CardEventModelView|StoragePlaceModelView)$", _READ),
+        (r"StorageView$", r"can_inventory$"),
+        (r"DiscardView$", r"(can_candidates|can_register)$"),
+        (r"CardApi$", r"(can_get|can_info)$"),
+        (r"(Cards|Card Ledger|Storage Places|Discard|Card History)$", r"menu_access$"),
         (r"NoticeModelView$", _READ),
         (r"(Security|Notices)$", r"menu_access$"),
     ],
@@ -142,3 +158,16 @@ FAB_ROLES = {
 
 # --- mail (later issues) ----------------------------------------------------------
 MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+
+# --- card ledger (issue 3) -------------------------------------------------------------
+# Postcard numbers: letters from an alphabet without look-alikes, then digits (the last is
+# a check digit). Shown as ABC-123456.
+NOTICE_NUMBER_LETTERS = _env_int("NOTICE_NUMBER_LETTERS", 3)
+NOTICE_NUMBER_DIGITS = _env_int("NOTICE_NUMBER_DIGITS", 6)
+NOTICE_NUMBER_ALPHABET = os.environ.get("NOTICE_NUMBER_ALPHABET", "ACDEFGHJKLMNPQRTUVWXY")
+# The residents' site as printed on postcards (booking URL and its QR code).
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8080")
+# Discard candidates (DOMAIN.md): months after the notice, after a reminder, after a return.
+DISCARD_AFTER_NOTICE_MONTHS = _env_int("DISCARD_AFTER_NOTICE_MONTHS", 12)
+DISCARD_AFTER_RENOTICE_MONTHS = _env_int("DISCARD_AFTER_RENOTICE_MONTHS", 3)
+DISCARD_AFTER_RETURN_MONTHS = _env_int("DISCARD_AFTER_RETURN_MONTHS", 12)

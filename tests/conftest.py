@@ -2,11 +2,13 @@
 test, data wiped between tests. TEST_DATABASE_URL selects PostgreSQL; else SQLite."""
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 from datetime import datetime
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import delete
 
 from app import create_app
@@ -66,9 +68,18 @@ def app_config(base_config, clock):
     return {**base_config, "CLOCK": clock}
 
 
+class IsolatedClient(FlaskClient):
+    """Each request in its own app context (fresh ``g`` and database session), as in
+    production, even while the test itself holds an app context open (``db``)."""
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture
 def app(_schema, app_config):
     app = create_app(dict(app_config))
+    app.test_client_class = IsolatedClient
     yield app
     with app.app_context():
         session = app.appbuilder.session

@@ -65,3 +65,45 @@ def make_notice(session, now: datetime, **overrides):
     session.add(notice)
     session.commit()
     return notice
+
+
+_card_seq = itertools.count(1)
+
+
+def card_fields(**overrides) -> dict:
+    """Valid ledger fields for a new card (unique IDs each call)."""
+    from datetime import date
+
+    n = next(_card_seq)
+    fields = {
+        "application_id": f"{n:023d}",
+        "shipment_number": "S2026120001",
+        "manufacture_number": f"MN{n:014d}",
+        "name": "山田　太郎", "name_kana": "ヤマダ　タロウ",
+        "postal_code": "123-4567", "address": "みどり市中央1-2-3",
+        "birth_date": date(1980, 3, 1), "has_sign_cert": True, "has_auth_cert": True,
+        "visit_mode": "K",
+    }
+    fields.update(overrides)
+    return fields
+
+
+def make_storage(session, code="金庫A-棚1-箱01", capacity=100, sort_key=1):
+    from app.models.storage import StoragePlace
+
+    place = StoragePlace(code=code, capacity=capacity, sort_key=sort_key, active=True)
+    session.add(place)
+    session.commit()
+    return place
+
+
+def make_card(session, state=None, held_from=None, **overrides):
+    """A card in the ledger; ``state`` puts it straight into a state (test set-up only)."""
+    from app.services.cards import new_card
+
+    card = new_card(session, card_fields(**overrides))
+    if state is not None:
+        card.state = state
+        card.held_from = held_from
+    session.commit()
+    return card

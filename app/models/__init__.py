@@ -1,7 +1,10 @@
 """All models, imported so that Model.metadata (Alembic's target) knows every table."""
 from app.models.audit import AuditLog
+from app.models.card import Card, CardEvent
 from app.models.maintenance import MaintenanceWindow
 from app.models.notice import Notice
+from app.models.storage import StoragePlace
 from app.models.user import StaffUser
 
-__all__ = ["AuditLog", "MaintenanceWindow", "Notice", "StaffUser"]
+__all__ = ["AuditLog", "Card", "CardEvent", "MaintenanceWindow", "Notice", "StaffUser",
+           "StoragePlace"]

@@ -81,4 +81,83 @@ def seed_demo() -> list[str]:
         added += 1
     db.commit()
     out.append(f"demo notices and maintenance: {added} added")
+    out.append(seed_cards(db, now))
     return out
+
+
+FAMILY = [("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"),
+          ("伊藤", "イトウ"), ("渡辺", "ワタナベ"), ("山本", "ヤマモト"), ("中村", "ナカムラ"),
+          ("小林", "コバヤシ"), ("加藤", "カトウ"), ("吉田", "ヨシダ"), ("山田", "ヤマダ"),
+          ("佐々木", "ササキ"), ("松本", "マツモト"), ("井上", "イノウエ"), ("木村", "キムラ")]
+GIVEN = [("翔太", "ショウタ"), ("陽菜", "ヒナ"), ("蓮", "レン"), ("結衣", "ユイ"),
+         ("大輔", "ダイスケ"), ("美咲", "ミサキ"), ("健一", "ケンイチ"), ("恵子", "ケイコ"),
+         ("浩二", "コウジ"), ("由美", "ユミ"), ("悠真", "ユウマ"), ("さくら", "サクラ"),
+         ("和子", "カズコ"), ("茂", "シゲル"), ("花子", "ハナコ"), ("一郎", "イチロウ")]
+TOWNS = ["中央", "本町", "緑ヶ丘", "桜台", "東町", "西原", "南台", "北野"]
+# (share, visit mode, path of states after 納品, days ago the path started)
+CARD_MIX = [
+    (30, "K", []), (30, "K", ["setup"]), (60, "K", ["setup", "notice_sent"]),
+    (25, "K", ["setup", "notice_sent", "reserved"]),
+    (60, "K", ["setup", "notice_sent", "handed_over"]),
+    (10, "K", ["setup", "notice_sent", "returned"]),
+    (10, "K", ["setup", "notice_sent", "renotified"]),
+    (6, "K", ["setup", "notice_sent", "on_hold"]),
+    (12, "K", ["setup", "notice_sent"], 400),  # past the deadline: discard candidates
+    (5, "K", ["setup", "notice_sent", "discarded"], 420),
+    (15, "S", []), (15, "S", ["setup"]), (20, "S", ["setup", "mailed"]),
+    (25, "S", ["setup", "mailed", "handed_over"]), (4, "S", ["setup", "mailed", "returned"]),
+]
+
+
+def seed_cards(db, now) -> str:
+    """Storage places and about 330 cards in every state, both visit modes."""
+    import random
+    from datetime import date
+
+    from app.models.card import Card
+    from app.models.storage import StoragePlace
+    from app.services import cards
+
+    if db.execute(select(Card.id)).first():
+        return "demo cards exist"
+    if not db.execute(select(StoragePlace.id)).first():
+        order = 0
+        for safe in "AB":
+            for shelf in range(1, 4):
+                for box in range(1, 5):
+                    order += 1
+                    db.add(StoragePlace(code=f"金庫{safe}-棚{shelf}-箱{box:02d}", capacity=40,
+                                        sort_key=order, active=True))
+        db.flush()
+    rng = random.Random(20261127)
+    serial = 0
+    for entry in CARD_MIX:
+        share, mode, path = entry[0], entry[1], entry[2]
+        started = entry[3] if len(entry) > 3 else rng.randint(5, 60)
+        for _ in range(share):
+            serial += 1
+            family, given = rng.choice(FAMILY), rng.choice(GIVEN)
+            born = date(rng.randint(1935, 2020), rng.randint(1, 12), rng.randint(1, 28))
+            fields = {
+                "application_id": f"{rng.randint(10**22, 10**23 - 1)}",
+                "shipment_number": f"JL{now:%Y}{rng.randint(1, 30):04d}",
+                "manufacture_number": f"{rng.randint(10**15, 10**16 - 1)}",
+                "name": f"{family[0]}　{given[0]}", "name_kana": f"{family[1]}　{given[1]}",
+                "postal_code": f"123-{rng.randint(0, 9999):04d}",
+                "address": f"みどり市{rng.choice(TOWNS)}{rng.randint(1, 5)}丁目"
+                           f"{rng.randint(1, 30)}番{rng.randint(1, 20)}号",
+                "birth_date": born, "has_sign_cert": (now.date() - born).days > 15 * 365,
+                "has_auth_cert": True, "visit_mode": mode,
+            }
+            card = cards.new_card(db, fields)
+            at = now - timedelta(days=started)
+            card.received_at = at
+            card.events[0].at = at
+            for state in path:
+                at += timedelta(days=rng.randint(1, 4))
+                cards._apply(db, card, state, None, "demo", at)
+            if card.state == cards.DISCARDED:
+                card.discard_reason = "保管期限経過"
+            db.flush()
+    db.commit()
+    return f"demo cards: {serial} in the ledger"

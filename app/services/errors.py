@@ -25,3 +25,31 @@ class UnknownRoleError(DomainError):
 
 class MaintenanceStateError(DomainError):
     message = _("The maintenance state cannot be changed this way.")
+
+
+class InputError(DomainError):
+    """A value typed by a person is not acceptable; the message says why, in Japanese."""
+
+    message = _("The value is not valid.")
+
+
+class InvalidTransitionError(DomainError):
+    message = _("This state change is not allowed.")
+
+
+class BulkTransitionError(DomainError):
+    """Some cards of a bulk action could not move; none moved. ``failures`` says which."""
+
+    message = _("None of the cards was changed, because some cannot move.")
+
+    def __init__(self, failures: list[tuple[str, str]]):
+        super().__init__()
+        self.failures = failures
+
+
+class CardNotFoundError(DomainError):
+    message = _("No card matches.")
+
+
+class StorageFullError(DomainError):
+    message = _("The storage place is full.")

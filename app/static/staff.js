@@ -19,3 +19,17 @@
     });
   });
 }(window.jQuery));
+/* Print buttons without inline handlers (the CSP forbids them). */
+document.addEventListener("click", function (event) {
+  var target = event.target.closest ? event.target.closest("[data-print]") : null;
+  if (target) { window.print(); }
+});
+/* "Select all" checkboxes in plain tables. */
+document.addEventListener("change", function (event) {
+  if (event.target.hasAttribute && event.target.hasAttribute("data-check-all")) {
+    var table = event.target.closest("table");
+    table.querySelectorAll("tbody input[type=checkbox]").forEach(function (box) {
+      box.checked = event.target.checked;
+    });
+  }
+});

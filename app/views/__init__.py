@@ -1,9 +1,14 @@
 """The one place that registers the staff screens and APIs (nothing registers at import)."""
 from flask_babel import lazy_gettext as _l
 
+from app.views.api import CardApi
 from app.views.audit import AuditLogModelView
+from app.views.card import CardEventModelView, CardModelView
+from app.views.discard import DiscardView
+from app.views.handover import HandoverView
 from app.views.maintenance import MaintenanceWindowModelView
 from app.views.notice import NoticeModelView
+from app.views.storage import StoragePlaceModelView, StorageView
 
 # Menu categories, in the order of the work (later issues fill the first four).
 CATEGORY_RESERVATIONS = "Reservations"
@@ -14,6 +19,20 @@ CATEGORY_SYSTEM = "Security"  # FAB's own category, relabelled システム
 
 
 def register_views(appbuilder) -> None:
+    cards = dict(category=CATEGORY_CARDS, category_icon="fa-id-card",
+                 category_label=_l("Cards"))
+    appbuilder.add_view(CardModelView, "Card Ledger", icon="fa-book", label=_l("Card ledger"),
+                        **cards)
+    appbuilder.add_view(HandoverView, "Hand-over", icon="fa-handshake-o",
+                        label=_l("Hand-over"), **cards)
+    appbuilder.add_view(StoragePlaceModelView, "Storage Places", icon="fa-archive",
+                        label=_l("Storage places"), **cards)
+    appbuilder.add_view(DiscardView, "Discard", icon="fa-trash", label=_l("Discard candidates"),
+                        **cards)
+    appbuilder.add_view(CardEventModelView, "Card History", icon="fa-history",
+                        label=_l("Card history"), **cards)
+    appbuilder.add_view_no_menu(StorageView)
+    appbuilder.add_api(CardApi)
     appbuilder.add_view(NoticeModelView, "Notices", icon="fa-bullhorn", label=_l("Notices"),
                         category=CATEGORY_SYSTEM)
     appbuilder.add_view(AuditLogModelView, "Audit Log", icon="fa-list-alt",

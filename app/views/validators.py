@@ -13,3 +13,50 @@ class EndsAfter:
         start = form[self.start_field].data
         if field.data is not None and start is not None and field.data <= start:
             raise ValidationError(_l("The end must be after the start."))
+
+
+class Parsed:
+    """Run a service parser on the typed value: the normalised value replaces it, an
+    InputError becomes the field's message. With ``optional``, empty input means None."""
+
+    def __init__(self, parser, optional: bool = False):
+        self.parser = parser
+        self.optional = optional
+
+    def __call__(self, form, field):
+        from wtforms.validators import StopValidation
+
+        from app.services.errors import InputError
+
+        raw = field.data
+        if self.optional and (raw is None or str(raw).strip() == ""):
+            field.data = None
+            raise StopValidation()
+        try:
+            field.data = self.parser(raw if isinstance(raw, str) or raw is None else str(raw))
+        except InputError as error:
+            raise ValidationError(str(error.message)) from None
+
+
+class UniqueValue:
+    """No other row of ``column``'s table holds the same value (edit: the row itself may)."""
+
+    def __init__(self, column, message):
+        self.column = column
+        self.message = message
+
+    def __call__(self, form, field):
+        from flask import request
+        from sqlalchemy import select
+
+        from app.extensions import session
+
+        if field.data in (None, ""):
+            return
+        model = self.column.class_
+        query = select(model.id).where(self.column == field.data)
+        pk = (request.view_args or {}).get("pk")
+        if pk is not None:
+            query = query.where(model.id != int(pk))
+        if session().execute(query).first() is not None:
+            raise ValidationError(self.message)

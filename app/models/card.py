@@ -1,0 +1,83 @@
+"""The card ledger (カード管理簿, F3.1, F3.6): one row per card received, with its history."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask_appbuilder import Model
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.storage import StoragePlace
+from app.models.types import AwareDateTime
+
+VISIT_AT_HANDOVER = "K"  # 交付時来庁: apply, then visit to collect
+VISIT_AT_APPLICATION = "S"  # 申請時来庁: identity checked at application, card mailed
+
+
+class Card(Model):
+    __tablename__ = "card"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[str] = mapped_column(String(23), nullable=False, unique=True)
+    shipment_number: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    manufacture_number: Mapped[str | None] = mapped_column(String(16), nullable=True,
+                                                           unique=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
+    name_kana: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    postal_code: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    birth_date: Mapped[date] = mapped_column(Date, nullable=False)
+    has_sign_cert: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    has_auth_cert: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    visit_mode: Mapped[str] = mapped_column(String(1), nullable=False, default=VISIT_AT_HANDOVER,
+                                            index=True)
+    state: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
+    held_from: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    storage_place_id: Mapped[int | None] = mapped_column(ForeignKey("storage_place.id"),
+                                                         nullable=True, index=True)
+    storage_place: Mapped[StoragePlace | None] = relationship(StoragePlace)
+    notice_number: Mapped[str | None] = mapped_column(String(16), nullable=True, unique=True)
+    card_expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+    received_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True,
+                                                         index=True)
+    setup_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)
+    notice_sent_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True,
+                                                            index=True)
+    renotified_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)
+    returned_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)
+    mailed_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)
+    handed_over_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True,
+                                                            index=True)
+    discarded_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)
+
+    handed_over_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    identity_check: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON checklist
+    discard_hold: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    discard_hold_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    discard_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    events: Mapped[list["CardEvent"]] = relationship(
+        back_populates="card", order_by="CardEvent.id", cascade="all, delete-orphan")
+
+    def __repr__(self) -> str:
+        return f"{self.application_id} {self.name}"
+
+
+class CardEvent(Model):
+    """One state change of a card: from, to, when, who, note."""
+
+    __tablename__ = "card_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("card.id"), nullable=False, index=True)
+    card: Mapped[Card] = relationship(back_populates="events")
+    from_state: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(20), nullable=False)
+    at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False)
+    username: Mapped[str] = mapped_column(String(100), nullable=False)
+    note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+    def __repr__(self) -> str:
+        return f"{self.from_state or '-'} → {self.to_state}"

@@ -1,0 +1,372 @@
+"""The card workflow (F3.3, F3.4, F3.5): one state chart per visit mode, every change an
+event, storage places that cards take and free. Each operation checks first, then acts,
+then commits once."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Iterable
+
+from dateutil.relativedelta import relativedelta
+from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from app import clock
+from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
+from app.models.storage import StoragePlace
+from app.services import audit, notice_numbers
+from app.services.errors import (BulkTransitionError, CardNotFoundError, InputError,
+                                 InvalidTransitionError, StorageFullError)
+
+RECEIVED = "received"
+SETUP = "setup"
+NOTICE_SENT = "notice_sent"
+RESERVED = "reserved"
+RENOTIFIED = "renotified"
+RETURNED = "returned"
+MAILED = "mailed"
+ON_HOLD = "on_hold"
+HANDED_OVER = "handed_over"
+DISCARDED = "discarded"
+
+STATE_LABELS = {
+    RECEIVED: _l("Received"),
+    SETUP: _l("Set up"),
+    NOTICE_SENT: _l("Notice sent"),
+    RESERVED: _l("Reserved"),
+    RENOTIFIED: _l("Re-notified"),
+    RETURNED: _l("Returned"),
+    MAILED: _l("Mailed"),
+    ON_HOLD: _l("On hold"),
+    HANDED_OVER: _l("Handed over"),
+    DISCARDED: _l("Discarded"),
+}
+VISIT_MODE_LABELS = {
+    VISIT_AT_HANDOVER: _l("Visit to collect"),
+    VISIT_AT_APPLICATION: _l("Visited at application"),
+}
+
+# DOMAIN.md "Card lifecycle". 保留 (on hold) returns to the state it came from.
+CHARTS: dict[str, dict[str, tuple[str, ...]]] = {
+    VISIT_AT_HANDOVER: {
+        RECEIVED: (SETUP, ON_HOLD, DISCARDED),
+        SETUP: (NOTICE_SENT, ON_HOLD, DISCARDED),
+        NOTICE_SENT: (RESERVED, HANDED_OVER, RETURNED, RENOTIFIED, ON_HOLD, DISCARDED),
+        RESERVED: (HANDED_OVER, NOTICE_SENT, RENOTIFIED, ON_HOLD, DISCARDED),
+        RETURNED: (RENOTIFIED, ON_HOLD, DISCARDED),
+        RENOTIFIED: (RESERVED, HANDED_OVER, RETURNED, ON_HOLD, DISCARDED),
+        ON_HOLD: (DISCARDED,),
+        HANDED_OVER: (),
+        DISCARDED: (),
+    },
+    VISIT_AT_APPLICATION: {
+        RECEIVED: (SETUP, ON_HOLD, DISCARDED),
+        SETUP: (MAILED, ON_HOLD, DISCARDED),
+        MAILED: (HANDED_OVER, RETURNED),
+        RETURNED: (ON_HOLD, DISCARDED),
+        ON_HOLD: (DISCARDED,),
+        HANDED_OVER: (),
+        DISCARDED: (),
+    },
+}
+STAMPS = {RECEIVED: "received_at", SETUP: "setup_at", NOTICE_SENT: "notice_sent_at",
+          RENOTIFIED: "renotified_at", RETURNED: "returned_at", MAILED: "mailed_at",
+          HANDED_OVER: "handed_over_at", DISCARDED: "discarded_at"}
+LEAVES_THE_OFFICE = {HANDED_OVER, MAILED, DISCARDED}
+NOT_YET_ISSUED = {RECEIVED, SETUP, NOTICE_SENT, RESERVED, RENOTIFIED, RETURNED, ON_HOLD}
+
+
+def state_label(state: str | None) -> str:
+    return str(STATE_LABELS.get(state, state or ""))
+
+
+def visit_mode_label(mode: str | None) -> str:
+    return str(VISIT_MODE_LABELS.get(mode, mode or ""))
+
+
+def allowed_next(card: Card) -> list[str]:
+    chart = CHARTS[card.visit_mode]
+    allowed = list(chart.get(card.state, ()))
+    if card.state == ON_HOLD and card.held_from:
+        allowed.insert(0, card.held_from)
+    return allowed
+
+
+def refusal(card: Card, to_state: str) -> str | None:
+    """Why ``card`` cannot move to ``to_state`` (None when it can)."""
+    if to_state not in STATE_LABELS:
+        return _("Unknown state: %(state)s", state=to_state)
+    allowed = allowed_next(card)
+    if to_state in allowed:
+        return None
+    nexts = "、".join(state_label(s) for s in allowed) or _("none (final state)")
+    return _("%(card)s is %(current)s and cannot become %(target)s. Allowed next: %(allowed)s.",
+             card=f"{card.name}（{card.application_id}）", current=state_label(card.state),
+             target=state_label(to_state), allowed=nexts)
+
+
+def _apply(session, card: Card, to_state: str, note: str | None, username: str,
+           now: datetime) -> None:
+    from_state = card.state
+    if to_state == ON_HOLD:
+        card.held_from = from_state
+    elif from_state == ON_HOLD:
+        card.held_from = None
+    card.state = to_state
+    stamp = STAMPS.get(to_state)
+    if stamp:
+        setattr(card, stamp, now)
+    if to_state == NOTICE_SENT and not card.notice_number:
+        card.notice_number = notice_numbers.generate(session, Card.notice_number)
+    if to_state in LEAVES_THE_OFFICE:
+        card.storage_place_id = None
+    elif card.storage_place_id is None and to_state == RETURNED:
+        place = allocate_places(session, 1)[0]  # a mailed card came back: shelve it
+        card.storage_place_id = place.id if place else None
+    session.add(CardEvent(card=card, from_state=from_state, to_state=to_state, at=now,
+                          username=username, note=(note or None)))
+
+
+def transition_card(session, card: Card, to_state: str, note: str | None = None) -> Card:
+    """Move one card along its chart, or raise InvalidTransitionError changing nothing."""
+    reason = refusal(card, to_state)
+    if reason:
+        raise InvalidTransitionError(reason)
+    _apply(session, card, to_state, note, audit.current_actor().username, clock.now())
+    session.commit()
+    return card
+
+
+def _prepare_bulk(session, card_ids: Iterable[int], to_state: str,
+                  note: str | None) -> list[Card]:
+    ids = list(dict.fromkeys(int(i) for i in card_ids))
+    if not ids:
+        raise InputError(_l("Select at least one card."))
+    cards = list(session.execute(select(Card).where(Card.id.in_(ids)).order_by(Card.id))
+                 .scalars())
+    failures = [(f"#{i}", _("No such card.")) for i in set(ids) - {c.id for c in cards}]
+    failures += [(c.application_id, reason) for c in cards
+                 if (reason := refusal(c, to_state))]
+    if failures:
+        raise BulkTransitionError(failures)
+    username, now = audit.current_actor().username, clock.now()
+    for card in cards:
+        _apply(session, card, to_state, note, username, now)
+    return cards
+
+
+def bulk_transition(session, card_ids: Iterable[int], to_state: str,
+                    note: str | None = None) -> list[Card]:
+    """All or nothing: if any card cannot move, none moves; the error lists which and why."""
+    cards = _prepare_bulk(session, card_ids, to_state, note)
+    session.commit()
+    return cards
+
+
+# --- the ledger's own fields ----------------------------------------------------------
+
+def prepare_received(session, card: Card) -> Card:
+    """A card received from J-LIS: state 納品, its first event, and the next free shelf
+    unless one was chosen. The caller has validated the fields and commits."""
+    if card.storage_place_id is None and card.storage_place is None:
+        card.storage_place = allocate_places(session, 1)[0]
+    now = clock.now()
+    card.state = RECEIVED
+    card.received_at = now
+    session.add(card)
+    session.add(CardEvent(card=card, from_state=None, to_state=RECEIVED, at=now,
+                          username=audit.current_actor().username, note=None))
+    return card
+
+
+def new_card(session, fields: dict) -> Card:
+    """A new ledger row in state 納品 from validated fields (the caller commits)."""
+    return prepare_received(session, Card(**fields))
+
+
+def release_holds(session, card_ids: Iterable[int]) -> list[Card]:
+    """Cards on hold back to where they were, all or nothing."""
+    ids = list(dict.fromkeys(int(i) for i in card_ids))
+    chosen = list(session.execute(select(Card).where(Card.id.in_(ids))).scalars())
+    failures = [(c.application_id, refusal(c, c.held_from or "")) for c in chosen
+                if c.state != ON_HOLD or refusal(c, c.held_from or "")]
+    if failures:
+        raise BulkTransitionError(failures)
+    username, now = audit.current_actor().username, clock.now()
+    for card in chosen:
+        _apply(session, card, card.held_from, None, username, now)
+    session.commit()
+    return chosen
+
+
+def find_card(session, text: str) -> Card:
+    """By 申請書ID (23 digits) or postcard number, as typed or scanned."""
+    from app.services.japanese import digits_only
+
+    raw = digits_only(text)
+    if len(raw) == 23 and raw.isdigit():
+        card = session.execute(select(Card).where(Card.application_id == raw)).scalar()
+    else:
+        try:
+            number = notice_numbers.parse(text)
+        except InputError:
+            raise CardNotFoundError(
+                _l("Enter a 23-digit application ID or a postcard number.")) from None
+        card = session.execute(select(Card).where(Card.notice_number == number)).scalar()
+    if card is None:
+        raise CardNotFoundError()
+    return card
+
+
+# --- storage places (F3.5) -----------------------------------------------------------
+
+def occupancy(session) -> dict[int, int]:
+    rows = session.execute(select(Card.storage_place_id, func.count(Card.id))
+                           .where(Card.storage_place_id.is_not(None))
+                           .group_by(Card.storage_place_id))
+    return {place_id: count for place_id, count in rows}
+
+
+def allocate_places(session, count: int) -> list[StoragePlace | None]:
+    """Places for ``count`` new cards, filling shelves in order; None where all are full."""
+    places = session.execute(select(StoragePlace).where(StoragePlace.active.is_(True))
+                             .order_by(StoragePlace.sort_key, StoragePlace.code)).scalars()
+    used = occupancy(session)
+    result: list[StoragePlace | None] = []
+    for place in places:
+        free = place.capacity - used.get(place.id, 0)
+        while free > 0 and len(result) < count:
+            result.append(place)
+            free -= 1
+        if len(result) == count:
+            return result
+    return result + [None] * (count - len(result))
+
+
+def move_cards(session, card_ids: Iterable[int], place: StoragePlace) -> list[Card]:
+    """Move cards to ``place`` (all or nothing): only cards still in the office, and only
+    while the place has room."""
+    ids = list(dict.fromkeys(int(i) for i in card_ids))
+    cards = list(session.execute(select(Card).where(Card.id.in_(ids))).scalars())
+    gone = [c for c in cards if c.state in LEAVES_THE_OFFICE]
+    if gone:
+        raise InputError(_l("%(n)d of the cards are no longer in the office.", n=len(gone)))
+    arriving = [c for c in cards if c.storage_place_id != place.id]
+    if occupancy(session).get(place.id, 0) + len(arriving) > place.capacity:
+        raise StorageFullError(_l("%(place)s has room for %(free)d more cards.", place=place.code,
+                                  free=max(place.capacity - occupancy(session).get(place.id, 0), 0)))
+    for card in arriving:
+        card.storage_place_id = place.id
+    session.commit()
+    return cards
+
+
+# --- hand-over (交付) ----------------------------------------------------------------
+
+ID_ONE_A = "one_a"
+ID_TWO_B = "two_b"
+PROXY_REASONS = ("hospital", "care_facility", "disability", "age_75", "pregnancy",
+                 "small_child", "posted_away")
+
+
+def hand_over(session, card: Card, check: dict) -> Card:
+    """Hand the card over after the identity checklist (DOMAIN.md "Identity at the
+    counter"); refuses an incomplete checklist and changes nothing."""
+    problems = []
+    if check.get("identity") not in (ID_ONE_A, ID_TWO_B):
+        problems.append(_("Choose the identity documents seen (one A-type or two B-type)."))
+    who = check.get("collector", "self")
+    if who == "legal_representative" and not check.get("authority_proof"):
+        problems.append(_("Check the proof of legal representation."))
+    if who == "proxy":
+        if check.get("proxy_reason") not in PROXY_REASONS:
+            problems.append(_("Choose the accepted reason for a proxy."))
+        for key, message in (("reason_proof", _("Check the proof of the reason.")),
+                             ("authority_proof", _("Check the letter of delegation.")),
+                             ("proxy_identity", _("Check the proxy's identity documents."))):
+            if not check.get(key):
+                problems.append(message)
+    if not check.get("pin_set"):
+        problems.append(_("Confirm that the resident set the PINs."))
+    if problems:
+        raise InputError(" ".join(problems))
+    reason = refusal(card, HANDED_OVER)
+    if reason:
+        raise InvalidTransitionError(reason)
+    username, now = audit.current_actor().username, clock.now()
+    card.handed_over_by = username
+    card.identity_check = json.dumps(check, ensure_ascii=False, sort_keys=True)
+    _apply(session, card, HANDED_OVER, check.get("note"), username, now)
+    session.commit()
+    return card
+
+
+# --- discard candidates (廃棄) --------------------------------------------------------
+
+@dataclass
+class DiscardCandidate:
+    card: Card
+    reason: str
+
+
+def discard_candidates(session, today: date) -> list[DiscardCandidate]:
+    """Not-yet-issued cards past the configured deadlines (DOMAIN.md)."""
+    config = current_app.config
+    after_notice = relativedelta(months=config.get("DISCARD_AFTER_NOTICE_MONTHS", 12))
+    after_renotice = relativedelta(months=config.get("DISCARD_AFTER_RENOTICE_MONTHS", 3))
+    after_return = relativedelta(months=config.get("DISCARD_AFTER_RETURN_MONTHS", 12))
+    cards = session.execute(select(Card).where(Card.state.in_(NOT_YET_ISSUED))
+                            .order_by(Card.storage_place_id, Card.application_id)).scalars()
+    result = []
+    for card in cards:
+        reason = None
+        if card.card_expires_on and card.card_expires_on < today:
+            reason = _("The card expired on %(day)s.", day=card.card_expires_on.isoformat())
+        elif card.state == RETURNED and card.returned_at \
+                and card.returned_at.date() + after_return <= today:
+            reason = _("Returned on %(day)s with no contact since.",
+                       day=card.returned_at.date().isoformat())
+        elif card.renotified_at and card.state in (RENOTIFIED, RESERVED) \
+                and card.renotified_at.date() + after_renotice <= today:
+            reason = _("Reminder sent on %(day)s.", day=card.renotified_at.date().isoformat())
+        elif card.notice_sent_at and not card.renotified_at \
+                and card.state in (NOTICE_SENT, RESERVED) \
+                and card.notice_sent_at.date() + after_notice <= today:
+            reason = _("Notice sent on %(day)s.", day=card.notice_sent_at.date().isoformat())
+        if reason:
+            result.append(DiscardCandidate(card, reason))
+    return result
+
+
+def set_discard_hold(session, card_ids: Iterable[int], hold: bool, reason: str | None) -> int:
+    if hold and not (reason or "").strip():
+        raise InputError(_l("Write why the discard is held back."))
+    cards = list(session.execute(select(Card).where(Card.id.in_(list(card_ids)))).scalars())
+    for card in cards:
+        card.discard_hold = hold
+        card.discard_hold_reason = reason.strip() if hold else None
+    session.commit()
+    return len(cards)
+
+
+def discard_cards(session, card_ids: Iterable[int], reason: str) -> list[Card]:
+    """Bulk discard with a reason; held cards and cards that cannot be discarded stop the
+    whole action."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InputError(_l("Write the reason for the discard."))
+    ids = list(card_ids)
+    held = session.execute(select(Card).where(Card.id.in_(ids), Card.discard_hold.is_(True))
+                           ).scalars().all()
+    if held:
+        raise BulkTransitionError([(c.application_id, _("Discard is held back: %(why)s",
+                                                        why=c.discard_hold_reason or ""))
+                                   for c in held])
+    cards = _prepare_bulk(session, ids, DISCARDED, reason)
+    for card in cards:
+        card.discard_reason = reason
+    session.commit()
+    return cards

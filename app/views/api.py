@@ -1,0 +1,68 @@
+"""REST API (FAB ModelRestApi), same roles as the screens; JWT from /api/v1/security/login."""
+from flask import request
+from flask_appbuilder.api import ModelRestApi, expose, safe
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.decorators import permission_name, protect
+
+from app.extensions import session
+from app.models.card import Card
+from app.services import cards
+from app.services.errors import DomainError
+
+CARD_FIELDS = ["id", "application_id", "shipment_number", "manufacture_number", "name",
+               "name_kana", "postal_code", "address", "birth_date", "has_sign_cert",
+               "has_auth_cert", "visit_mode", "state", "storage_place.code", "notice_number",
+               "card_expires_on", "received_at", "setup_at", "notice_sent_at", "renotified_at",
+               "returned_at", "mailed_at", "handed_over_at", "discarded_at", "notes"]
+
+
+class CardApi(ModelRestApi):
+    """`/api/v1/card/`: read the ledger; state changes only through POST .../transition."""
+
+    resource_name = "card"
+    datamodel = SQLAInterface(Card)
+    allow_browser_login = True
+    list_columns = show_columns = CARD_FIELDS
+    edit_columns = ["shipment_number", "postal_code", "address", "notes", "card_expires_on"]
+    add_columns = []  # new cards come from the ledger screen or the QR scanner
+    search_columns = ["application_id", "name", "name_kana", "state", "visit_mode",
+                      "notice_number", "shipment_number"]
+    order_columns = ["application_id", "received_at", "state", "name_kana"]
+    base_permissions = ["can_get", "can_info", "can_put", "can_delete", "can_transition"]
+
+    @expose("/<int:pk>/transition", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("transition")
+    def transition(self, pk):
+        """Move a card to another state.
+        ---
+        post:
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  properties:
+                    to: {type: string}
+                    note: {type: string}
+          responses:
+            200: {description: the card's new state}
+            404: {description: no such card}
+            409: {description: refused with the reason; nothing changed}
+        """
+        card = session().get(Card, pk)
+        if card is None:
+            return self.response_404()
+        payload = request.get_json(silent=True) or {}
+        to_state = str(payload.get("to", ""))
+        if to_state == cards.HANDED_OVER:
+            return self.response(409, message="交付は交付画面で本人確認をして行ってください。")
+        try:
+            cards.transition_card(session(), card, to_state, payload.get("note") or None)
+        except DomainError as error:
+            session().rollback()
+            return self.response(409, message=str(error.message), state=card.state)
+        return self.response(200, id=card.id, state=card.state,
+                             state_label=cards.state_label(card.state),
+                             notice_number=card.notice_number)

@@ -1,0 +1,314 @@
+"""The card ledger screens (F3.1, F3.3-F3.6): list, detail with history, add/edit with a
+Japanese message at each wrong field, bulk state changes that are all or nothing."""
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+import segno
+from flask import Response, current_app, flash, redirect, request, url_for
+from flask_appbuilder import ModelView, expose, has_access
+from flask_appbuilder.actions import action
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from wtforms import SelectField, StringField
+
+from app import clock
+from app.extensions import session
+from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
+from app.services import audit, cards, japanese, notice_numbers
+from app.services.errors import BulkTransitionError, DomainError
+from app.views.formatting import blank_none, jst, yes_no
+from app.views.validators import Parsed, UniqueValue
+
+CARD_LABELS = {
+    "application_id": _l("Application ID"), "shipment_number": _l("Shipment number"),
+    "manufacture_number": _l("Manufacturing control number"), "name": _l("Name"),
+    "name_kana": _l("Name (kana)"), "postal_code": _l("Postal code"), "address": _l("Address"),
+    "birth_date": _l("Birth date"), "has_sign_cert": _l("Signature certificate"),
+    "has_auth_cert": _l("User authentication certificate"), "visit_mode": _l("Visit mode"),
+    "state": _l("State"), "storage_place": _l("Storage place"),
+    "notice_number": _l("Postcard number"), "card_expires_on": _l("Card valid until"),
+    "received_at": _l("Received"), "setup_at": _l("Set up"), "notice_sent_at": _l("Notice sent"),
+    "renotified_at": _l("Re-notified"), "returned_at": _l("Returned"), "mailed_at": _l("Mailed"),
+    "handed_over_at": _l("Handed over"), "discarded_at": _l("Discarded"),
+    "handed_over_by": _l("Handed over by"), "identity_check": _l("Identity check"),
+    "discard_hold": _l("Discard held back"), "discard_hold_reason": _l("Why held back"),
+    "discard_reason": _l("Discard reason"), "notes": _l("Notes"), "held_from": _l("Held from"),
+}
+VISIT_MODE_CHOICES = [(VISIT_AT_HANDOVER, cards.VISIT_MODE_LABELS[VISIT_AT_HANDOVER]),
+                      (VISIT_AT_APPLICATION, cards.VISIT_MODE_LABELS[VISIT_AT_APPLICATION])]
+
+
+def _today():
+    return clock.now().date()
+
+
+def _card_form_fields():
+    text = BS3TextFieldWidget()
+    return {
+        "application_id": StringField(CARD_LABELS["application_id"], [
+            Parsed(japanese.parse_application_id),
+            UniqueValue(Card.application_id, _l("A card with this application ID is already in the ledger."))],
+            widget=text, description=_l("23 digits; full-width, spaces and hyphens are fine.")),
+        "shipment_number": StringField(CARD_LABELS["shipment_number"],
+                                       [Parsed(japanese.parse_shipment_number, optional=True)],
+                                       widget=text),
+        "manufacture_number": StringField(CARD_LABELS["manufacture_number"], [
+            Parsed(japanese.parse_manufacture_number, optional=True),
+            UniqueValue(Card.manufacture_number,
+                        _l("A card with this manufacturing control number is already in the ledger."))],
+            widget=text),
+        "name": StringField(CARD_LABELS["name"], [Parsed(japanese.normalize_name)], widget=text),
+        "name_kana": StringField(CARD_LABELS["name_kana"], [Parsed(japanese.parse_kana)],
+                                 widget=text,
+                                 description=_l("Hiragana and half-width kana are converted.")),
+        "postal_code": StringField(CARD_LABELS["postal_code"],
+                                   [Parsed(japanese.parse_postal_code, optional=True)],
+                                   widget=text),
+        "birth_date": StringField(CARD_LABELS["birth_date"],
+                                  [Parsed(lambda v: japanese.parse_birth_date(v, _today()))],
+                                  widget=text,
+                                  description=_l("1980-03-01, 19800301, S55.3.1 or 昭和55年3月1日")),
+        "card_expires_on": StringField(CARD_LABELS["card_expires_on"],
+                                       [Parsed(japanese.parse_date, optional=True)],
+                                       widget=text),
+        "visit_mode": SelectField(CARD_LABELS["visit_mode"], choices=VISIT_MODE_CHOICES,
+                                  widget=Select2Widget()),
+    }
+
+
+class CardModelView(ModelView):
+    datamodel = SQLAInterface(Card)
+    list_title = _l("Card ledger")
+    show_title = _l("Card")
+    add_title = _l("Add a card")
+    edit_title = _l("Edit card")
+    list_template = "cards/list.html"
+    audit_show = True
+    show_template = "cards/show.html"
+    label_columns = dict(CARD_LABELS)
+    list_columns = ["application_id", "name", "name_kana", "birth_date", "visit_mode", "state",
+                    "storage_place", "notice_number", "received_at"]
+    search_columns = ["application_id", "name", "name_kana", "birth_date", "state",
+                      "visit_mode", "storage_place", "notice_number", "shipment_number",
+                      "manufacture_number", "postal_code", "address", "received_at",
+                      "setup_at", "notice_sent_at", "handed_over_at", "discard_hold"]
+    show_fieldsets = [
+        (_l("Card"), {"fields": ["application_id", "state", "visit_mode",
+                                 "storage_place", "notice_number", "shipment_number",
+                                 "manufacture_number", "has_sign_cert", "has_auth_cert",
+                                 "card_expires_on"]}),
+        (_l("Resident"), {"fields": ["name", "name_kana", "birth_date", "postal_code",
+                                     "address"]}),
+        (_l("Dates"), {"fields": ["received_at", "setup_at", "notice_sent_at", "renotified_at",
+                                  "returned_at", "mailed_at", "handed_over_at", "handed_over_by",
+                                  "discarded_at", "discard_reason", "discard_hold",
+                                  "discard_hold_reason"]}),
+        (_l("Notes"), {"fields": ["notes"]}),
+    ]
+    add_columns = ["application_id", "visit_mode", "name", "name_kana", "birth_date",
+                   "postal_code", "address", "shipment_number", "manufacture_number",
+                   "has_sign_cert", "has_auth_cert", "card_expires_on", "storage_place", "notes"]
+    edit_columns = ["application_id", "visit_mode", "name", "name_kana", "birth_date",
+                    "postal_code", "address", "shipment_number", "manufacture_number",
+                    "has_sign_cert", "has_auth_cert", "card_expires_on", "notes"]
+    base_order = ("received_at", "desc")
+    page_size = 50
+    formatters_columns = {
+        "state": cards.state_label, "visit_mode": cards.visit_mode_label,
+        "birth_date": japanese.date_with_era, "notice_number": notice_numbers.display,
+        "has_sign_cert": yes_no, "has_auth_cert": yes_no, "discard_hold": yes_no,
+        "storage_place": blank_none, "shipment_number": blank_none,
+        "manufacture_number": blank_none, "card_expires_on": blank_none,
+        "postal_code": blank_none, "address": blank_none, "handed_over_by": blank_none,
+        "discard_reason": blank_none, "discard_hold_reason": blank_none, "notes": blank_none,
+        "received_at": jst, "setup_at": jst, "notice_sent_at": jst, "renotified_at": jst,
+        "returned_at": jst, "mailed_at": jst, "handed_over_at": jst, "discarded_at": jst,
+    }
+    add_form_extra_fields = _card_form_fields()
+    edit_form_extra_fields = _card_form_fields()
+    description_columns = {"storage_place": _l("Leave empty to use the next free place.")}
+
+    def pre_add(self, item: Card) -> None:
+        cards.prepare_received(session(), item)
+
+    @expose("/transition/<int:pk>", methods=["POST"])
+    @has_access
+    def transition(self, pk):
+        """One card, from its detail page: the target state and a note."""
+        card = session().get(Card, pk)
+        if card is None:
+            flash(_("No card matches."), "danger")
+            return redirect(url_for(".list"))
+        if request.form.get("to") == cards.HANDED_OVER:
+            flash(_("Hand cards over on the hand-over screen, with the identity check."), "warning")
+            return redirect(url_for("HandoverView.index", q=card.application_id))
+        try:
+            cards.transition_card(session(), card, request.form.get("to", ""),
+                                  (request.form.get("note") or "").strip() or None)
+            flash(_("The card is now %(state)s.", state=cards.state_label(card.state)), "success")
+        except DomainError as error:
+            session().rollback()
+            flash(str(error.message), "danger")
+        return redirect(url_for(".show", pk=pk))
+
+    # --- bulk state changes (all or nothing) ---------------------------------------------
+    def _bulk(self, items, to_state):
+        items = items if isinstance(items, list) else [items]
+        try:
+            moved = cards.bulk_transition(session(), [i.id for i in items], to_state,
+                                          request.form.get("note") or None)
+            flash(_("%(n)d card(s) are now %(state)s.", n=len(moved),
+                    state=cards.state_label(to_state)), "success")
+        except BulkTransitionError as error:
+            session().rollback()
+            flash(str(error.message), "danger")
+            for who, why in error.failures:
+                flash(f"{who}: {why}", "warning")
+        except DomainError as error:
+            session().rollback()
+            flash(str(error.message), "danger")
+        return redirect(request.referrer or url_for(".list"))
+
+    @action("to_setup", _l("Mark set up"), _l("Mark the selected cards as set up?"),
+            "fa-cog", single=False)
+    def to_setup(self, items):
+        return self._bulk(items, cards.SETUP)
+
+    @action("to_notice_sent", _l("Send notices"),
+            _l("Record that notices were sent for the selected cards? Each gets a postcard number."),
+            "fa-envelope", single=False)
+    def to_notice_sent(self, items):
+        return self._bulk(items, cards.NOTICE_SENT)
+
+    @action("to_mailed", _l("Mark mailed"), _l("Record the selected cards as mailed?"),
+            "fa-truck", single=False)
+    def to_mailed(self, items):
+        return self._bulk(items, cards.MAILED)
+
+    @action("to_returned", _l("Mark returned"), _l("Record the selected as returned?"),
+            "fa-undo", single=False)
+    def to_returned(self, items):
+        return self._bulk(items, cards.RETURNED)
+
+    @action("to_renotified", _l("Send reminders"), _l("Record reminders for the selected cards?"),
+            "fa-repeat", single=False)
+    def to_renotified(self, items):
+        return self._bulk(items, cards.RENOTIFIED)
+
+    @action("to_on_hold", _l("Put on hold"), _l("Put the selected cards on hold?"),
+            "fa-pause", single=False)
+    def to_on_hold(self, items):
+        return self._bulk(items, cards.ON_HOLD)
+
+    @action("release_hold", _l("Release hold"), _l("Release the hold of the selected cards?"),
+            "fa-play", single=False)
+    def release_hold(self, items):
+        items = items if isinstance(items, list) else [items]
+        try:
+            for item in items:
+                if item.state != cards.ON_HOLD:
+                    raise BulkTransitionError([(item.application_id, _("It is not on hold."))])
+            moved = cards.release_holds(session(), [i.id for i in items])
+            flash(_("%(n)d card(s) released from hold.", n=len(moved)), "success")
+        except BulkTransitionError as error:
+            session().rollback()
+            flash(str(error.message), "danger")
+            for who, why in error.failures:
+                flash(f"{who}: {why}", "warning")
+        return redirect(request.referrer or url_for(".list"))
+
+    @action("move_storage", _l("Move to another place"), None, "fa-archive", single=False)
+    def move_storage(self, items):
+        items = items if isinstance(items, list) else [items]
+        return redirect(url_for("StorageView.move", ids=",".join(str(i.id) for i in items)))
+
+    @action("print_data", _l("Postcard print data (Excel CSV + QR)"), None,
+            "fa-print", single=False)
+    def print_data(self, items):
+        return self._print_data(items, "utf-8-sig")
+
+    @action("print_data_sjis", _l("Postcard print data (Shift_JIS CSV + QR)"), None,
+            "fa-print", single=False)
+    def print_data_sjis(self, items):
+        return self._print_data(items, "cp932")
+
+    def _print_data(self, items, encoding):
+        items = items if isinstance(items, list) else [items]
+        missing = [i.application_id for i in items if not i.notice_number]
+        if missing:
+            flash(_("These cards have no postcard number yet (send the notice first): %(ids)s",
+                    ids="、".join(missing)), "danger")
+            return redirect(request.referrer or url_for(".list"))
+        data = postcard_print_zip(sorted(items, key=lambda c: c.application_id), encoding)
+        audit.record_event(audit.ACTION_EXPORT, "card", None,
+                           {"what": "postcard print data", "rows": len(items),
+                            "encoding": encoding, "ids": [i.id for i in items]})
+        stamp = clock.now().strftime("%Y%m%d-%H%M")
+        return Response(data, mimetype="application/zip", headers={
+            "Content-Disposition": f"attachment; filename=postcards_{stamp}.zip"})
+
+    # --- the list's summary bar -------------------------------------------------------------
+    def render_template(self, template, **kwargs):
+        if template == self.show_template and kwargs.get("pk") is not None:
+            card = session().get(Card, int(kwargs["pk"]))
+            kwargs["card"] = card
+            kwargs["next_states"] = [(s, cards.state_label(s)) for s in cards.allowed_next(card)
+                                     if s != cards.HANDED_OVER]
+            kwargs["state_label"] = cards.state_label
+            kwargs["jst"] = jst
+            kwargs["can_transition"] = self.appbuilder.sm.has_access(
+                "can_transition", self.class_permission_name)
+        if template == self.list_template:
+            counts = dict(session().execute(select(Card.state, func.count(Card.id))
+                                            .group_by(Card.state)).all())
+            kwargs["state_counts"] = [(s, cards.state_label(s), counts.get(s, 0))
+                                      for s in cards.STATE_LABELS]
+            kwargs["visit_modes"] = VISIT_MODE_CHOICES
+        return super().render_template(template, **kwargs)
+
+
+def booking_url(number: str) -> str:
+    base = current_app.config.get("PUBLIC_BASE_URL", "").rstrip("/")
+    return f"{base}/reserve/?n={notice_numbers.display(number)}"
+
+
+def postcard_print_zip(items, encoding: str) -> bytes:
+    """CSV for the print shop or mail merge, and one QR code image per card."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\r\n")
+        writer.writerow([_("Application ID"), _("Name"), _("Postal code"), _("Address"),
+                         _("Postcard number"), _("Booking URL"), _("QR image")])
+        for card in items:
+            url = booking_url(card.notice_number)
+            image = f"qr/{card.application_id}.png"
+            writer.writerow([card.application_id, card.name, card.postal_code or "",
+                             card.address or "", notice_numbers.display(card.notice_number),
+                             url, image])
+            png = io.BytesIO()
+            segno.make_qr(url, error="m").save(png, kind="png", scale=6, border=4)
+            archive.writestr(image, png.getvalue())
+        archive.writestr("postcards.csv", text.getvalue().encode(encoding, errors="replace"))
+    return buffer.getvalue()
+
+
+class CardEventModelView(ModelView):
+    """Read-only list of all state changes (who moved which card when)."""
+
+    datamodel = SQLAInterface(CardEvent)
+    base_permissions = ["can_list", "can_show"]
+    list_title = _l("Card history")
+    label_columns = {"card": _l("Card"), "from_state": _l("From"), "to_state": _l("To"),
+                     "at": _l("When"), "username": _l("User"), "note": _l("Note")}
+    list_columns = ["at", "card", "from_state", "to_state", "username", "note"]
+    search_columns = ["at", "from_state", "to_state", "username", "note"]
+    base_order = ("id", "desc")
+    formatters_columns = {"from_state": cards.state_label, "to_state": cards.state_label,
+                          "at": jst}

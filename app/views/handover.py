@@ -1,0 +1,59 @@
+"""Hand-over (交付) at the counter: find the card, tick the identity checklist, hand over."""
+from flask import flash, redirect, request, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from app.extensions import session
+from app.models.card import Card
+from app.services import cards, japanese, notice_numbers
+from app.services.errors import CardNotFoundError, DomainError
+
+PROXY_REASON_LABELS = [
+    ("hospital", _l("In hospital")), ("care_facility", _l("In a care facility")),
+    ("disability", _l("Disability")), ("age_75", _l("Aged 75 or over")),
+    ("pregnancy", _l("Pregnancy")), ("small_child", _l("Caring for a small child")),
+    ("posted_away", _l("Long posting away from home")),
+]
+CHECKLIST_FIELDS = ("identity", "collector", "proxy_reason", "authority_proof", "reason_proof",
+                    "proxy_identity", "pin_set", "old_card_returned", "note")
+
+
+class HandoverView(BaseView):
+    route_base = "/handover"
+    default_view = "index"
+
+    @expose("/")
+    @has_access
+    def index(self):
+        query = (request.args.get("q") or "").strip()
+        card, error = None, None
+        if query:
+            try:
+                card = cards.find_card(session(), query)
+            except CardNotFoundError as exc:
+                error = str(exc.message)
+        return self.render_template(
+            "cards/handover.html", query=query, card=card, error=error,
+            proxy_reasons=PROXY_REASON_LABELS, state_label=cards.state_label,
+            date_with_era=japanese.date_with_era, display_number=notice_numbers.display,
+            can_hand_over=card is not None and cards.HANDED_OVER in cards.allowed_next(card),
+            check=request.args)
+
+    @expose("/<int:pk>", methods=["POST"])
+    @has_access
+    def hand_over(self, pk):
+        card = session().get(Card, pk)
+        if card is None:
+            flash(_("No card matches."), "danger")
+            return redirect(url_for(".index"))
+        check = {key: request.form.get(key) for key in CHECKLIST_FIELDS if request.form.get(key)}
+        try:
+            cards.hand_over(session(), card, check)
+        except DomainError as error:
+            session().rollback()
+            flash(str(error.message), "danger")
+            return redirect(url_for(".index", q=card.application_id, **check))
+        flash(_("Handed over: %(name)s (%(id)s).", name=card.name, id=card.application_id),
+              "success")
+        return redirect(url_for(".index"))

@@ -1,0 +1,54 @@
+"""A clerk receives cards, sets them up, sends notices, hands one over, reads its history."""
+from sqlalchemy import select
+
+from app.models.card import Card
+from app.services import notice_numbers
+from tests.e2e.conftest import shot
+from tests.e2e.pages import CardForm, CardLedger, HandoverDesk, LoginPage
+from tests.factories import make_card, make_storage
+
+
+def test_receive_setup_notify_hand_over_and_history(users, db, live_server, page_factory):
+    make_storage(db, code="金庫A-棚1-箱01", capacity=40)
+    for _ in range(2):
+        make_card(db)
+    users.create("clerk", username="madoguchi_e2e")
+    page = page_factory()
+    LoginPage(page, live_server).open().sign_in("madoguchi_e2e", users.password)
+
+    form = CardForm(page, live_server).open()
+    form.fill(application_id="１２３４５６７８９０１２３４５６７８９０１２３", name="鈴木 一郎",
+              name_kana="すずき いちろう", birth_date="昭和60年4月5日", postal_code="1234567",
+              address="みどり市桜台2-3-4", manufacture_number="AB12CD34EF56GH78")
+    shot(page, "11-card-form")
+    form.save()
+    assert db.execute(select(Card).where(Card.application_id == "12345678901234567890123")) \
+        .scalar_one().name_kana == "スズキ　イチロウ"
+
+    ledger = CardLedger(page, live_server).open()
+    assert "納品" in page.inner_text("[data-testid=state-summary]")
+    ledger.select_all()
+    ledger.run_action("to_setup")
+    assert "3 枚のカードを「交付前設定済」にしました" in page.inner_text("body")
+    ledger.open()
+    ledger.select_all()
+    ledger.run_action("to_notice_sent")
+    assert "交付通知書発送" in page.inner_text("body")
+    shot(page, "12-card-ledger")
+
+    db.expire_all()
+    card = db.execute(select(Card).where(Card.application_id == "12345678901234567890123")).scalar_one()
+    desk = HandoverDesk(page, live_server).open()
+    desk.find(notice_numbers.display(card.notice_number))
+    assert "鈴木　一郎" in page.inner_text("[data-testid=handover-card]")
+    shot(page, "13-handover")
+    desk.check_identity_and_hand_over()
+    assert "交付しました" in page.inner_text("body")
+
+    page.goto(f"{live_server}/cardmodelview/show/{card.id}")
+    history = page.inner_text("[data-testid=card-history]")
+    for state in ("納品", "交付前設定済", "交付通知書発送", "交付済"):
+        assert state in history
+    assert "1985-04-05（昭和60年4月5日）" in page.inner_text("body")
+    shot(page, "14-card-detail")
+    assert page.requests.outside() == []
