@@ -203,9 +203,14 @@ def release_holds(session, card_ids: Iterable[int]) -> list[Card]:
 
 
 def find_card(session, text: str) -> Card:
-    """By 申請書ID (23 digits) or postcard number, as typed or scanned."""
+    """By 申請書ID (23 digits) or postcard number, as typed or scanned; a scan of the
+    postcard's QR code types the booking URL, whose ``n`` parameter is the number."""
+    from urllib.parse import parse_qs, urlsplit
+
     from app.services.japanese import digits_only
 
+    if "n=" in (text or ""):
+        text = (parse_qs(urlsplit(text.strip()).query).get("n") or [text])[0]
     raw = digits_only(text)
     if len(raw) == 23 and raw.isdigit():
         card = session.execute(select(Card).where(Card.application_id == raw)).scalar()

@@ -265,8 +265,12 @@ class CardModelView(ModelView):
             kwargs["can_transition"] = self.appbuilder.sm.has_access(
                 "can_transition", self.class_permission_name)
         if template == self.list_template:
-            counts = dict(session().execute(select(Card.state, func.count(Card.id))
-                                            .group_by(Card.state)).all())
+            query = select(Card.state, func.count(Card.id)).group_by(Card.state)
+            mode = request.args.get("_flt_3_visit_mode")
+            if mode in (VISIT_AT_HANDOVER, VISIT_AT_APPLICATION):
+                query = query.where(Card.visit_mode == mode)  # counts follow the mode filter
+            counts = dict(session().execute(query).all())
+            kwargs["current_mode"] = mode
             kwargs["state_counts"] = [(s, cards.state_label(s), counts.get(s, 0))
                                       for s in cards.STATE_LABELS]
             kwargs["visit_modes"] = VISIT_MODE_CHOICES

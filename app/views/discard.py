@@ -29,7 +29,11 @@ class DiscardView(BaseView):
     @has_access
     def candidates(self):
         found = cards.discard_candidates(session(), clock.now().date())
-        return self.render_template("cards/discard.html", candidates=found,
+        mode = request.args.get("mode")
+        if mode in cards.VISIT_MODE_LABELS:
+            found = [c for c in found if c.card.visit_mode == mode]
+        return self.render_template("cards/discard.html", candidates=found, mode=mode,
+                                    modes=cards.VISIT_MODE_LABELS,
                                     state_label=cards.state_label,
                                     date_with_era=japanese.date_with_era,
                                     can_execute=self.appbuilder.sm.has_access(
@@ -76,14 +80,17 @@ class DiscardView(BaseView):
         except InputError as error:
             flash(str(error.message), "danger")
             start, end = _fiscal_year_start(today), today
-        rows = list(session().execute(
-            select(Card).where(Card.state == cards.DISCARDED,
-                               Card.discarded_at >= datetime.combine(start, time.min, JST),
-                               Card.discarded_at <= datetime.combine(end, time.max, JST))
-            .order_by(Card.discarded_at, Card.application_id)).scalars())
+        mode = request.args.get("mode")
+        query = select(Card).where(Card.state == cards.DISCARDED,
+                                   Card.discarded_at >= datetime.combine(start, time.min, JST),
+                                   Card.discarded_at <= datetime.combine(end, time.max, JST))
+        if mode in cards.VISIT_MODE_LABELS:
+            query = query.where(Card.visit_mode == mode)
+        rows = list(session().execute(query.order_by(Card.discarded_at, Card.application_id))
+                    .scalars())
         audit.record_event(audit.ACTION_PRINT, "card", None,
                            {"what": "discard register", "from": start.isoformat(),
-                            "to": end.isoformat(), "rows": len(rows)})
+                            "to": end.isoformat(), "rows": len(rows), "mode": mode})
         return self.render_template("cards/discard_register.html", rows=rows, start=start,
                                     end=end, date_with_era=japanese.date_with_era,
-                                    now=clock.now())
+                                    now=clock.now(), mode=mode, modes=cards.VISIT_MODE_LABELS)

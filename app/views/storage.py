@@ -78,12 +78,16 @@ class StorageView(BaseView):
         if place_id:
             query = query.where(StoragePlace.id == place_id)
         places = list(session().execute(query).scalars())
+        mode = request.args.get("mode")
+        cards_query = select(Card).where(Card.storage_place_id.is_not(None))
+        if mode in cards.VISIT_MODE_LABELS:
+            cards_query = cards_query.where(Card.visit_mode == mode)
         held = {}
-        for card in session().execute(select(Card).where(Card.storage_place_id.is_not(None))
-                                      .order_by(Card.application_id)).scalars():
+        for card in session().execute(cards_query.order_by(Card.application_id)).scalars():
             held.setdefault(card.storage_place_id, []).append(card)
         audit.record_event(audit.ACTION_PRINT, "storage_place", place_id,
-                           {"what": "inventory", "places": len(places),
+                           {"what": "inventory", "places": len(places), "mode": mode,
                             "cards": sum(len(held.get(p.id, [])) for p in places)})
         return self.render_template("cards/inventory.html", places=places, held=held,
-                                    state_label=cards.state_label, now=clock.now())
+                                    state_label=cards.state_label, now=clock.now(),
+                                    mode=mode, modes=cards.VISIT_MODE_LABELS)

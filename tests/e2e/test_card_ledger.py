@@ -52,3 +52,35 @@ def test_receive_setup_notify_hand_over_and_history(users, db, live_server, page
     assert "1985-04-05（昭和60年4月5日）" in page.inner_text("body")
     shot(page, "14-card-detail")
     assert page.requests.outside() == []
+
+
+def test_manager_discard_and_stock_taking(users, db, clock, live_server, page_factory):
+    from datetime import timedelta
+
+    from app.services import cards as svc
+
+    make_storage(db, code="金庫A-棚1-箱01", capacity=40)
+    old = make_card(db, state=svc.NOTICE_SENT)
+    old.notice_sent_at = clock() - timedelta(days=400)
+    db.commit()
+    make_card(db, visit_mode="S", state=svc.SETUP)
+    users.create("manager", username="kanri_e2e")
+    page = page_factory()
+    LoginPage(page, live_server).open().sign_in("kanri_e2e", users.password)
+    page.goto(f"{live_server}/discard/")
+    assert old.application_id in page.inner_text("[data-testid=discard-candidates]")
+    page.check(f"input[name=ids][value='{old.id}']")
+    page.fill("#reason", "保管期限経過")
+    shot(page, "15-discard-candidates")
+    page.click("button:has-text('選択したカードを廃棄')")
+    page.wait_for_load_state("networkidle")
+    assert "1 枚を廃棄しました" in page.inner_text("body")
+    page.goto(f"{live_server}/discard/register")
+    assert old.application_id in page.inner_text("[data-testid=discard-register]")
+    shot(page, "16-discard-register")
+    page.goto(f"{live_server}/storage/inventory")
+    assert "金庫A-棚1-箱01" in page.inner_text("body")
+    shot(page, "17-inventory")
+    pdf = page.pdf(format="A4") if hasattr(page, "pdf") else b""
+    assert pdf.startswith(b"%PDF")
+    assert page.requests.outside() == []

@@ -262,3 +262,25 @@ def test_api_lists_cards_and_transitions_through_the_service(app, users, db, pla
     assert client.post(f"/api/v1/card/{card.id}/transition", headers=viewer,
                        json={"to": "notice_sent"}).status_code == 403
     assert client.delete(f"/api/v1/card/{card.id}", headers=clerk).status_code == 403
+
+
+def test_lists_and_prints_split_by_visit_mode(login_as, db, place):
+    collect = make_card(db, visit_mode="K")
+    mailed = make_card(db, visit_mode="S", state=svc.SETUP)
+    client = login_as("clerk")
+    page = text_of(client.get("/cardmodelview/list/?_flt_3_visit_mode=S"))
+    assert mailed.application_id in page and collect.application_id not in page
+    inventory = text_of(client.get("/storage/inventory?mode=K")).split("棚卸し一覧")[-1]
+    assert collect.application_id in inventory and mailed.application_id not in inventory
+
+
+def test_scanned_postcard_qr_finds_the_card(login_as, db, place):
+    from app.services import notice_numbers
+
+    card = make_card(db, state=svc.SETUP)
+    client = login_as("clerk")
+    client.post(f"/cardmodelview/transition/{card.id}", data={"to": "notice_sent"})
+    db.refresh(card)
+    scanned = f"http://127.0.0.1:8080/reserve/?n={notice_numbers.display(card.notice_number)}"
+    page = client.get("/handover/", query_string={"q": scanned}).get_data(as_text=True)
+    assert 'data-testid="handover-form"' in page and card.application_id in page
