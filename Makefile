@@ -53,13 +53,17 @@ test: install test-deps
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
+# Two workers (pytest-xdist): each has its own database; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
+
 test-sqlite:
 	@echo "== tests on SQLite =="
-	$(BIN)/python -m pytest -q tests
+	$(PYTEST)
 
 test-postgres:
 	@echo "== tests on PostgreSQL =="
-	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q tests
+	bash scripts/with-postgres.sh $(PYTEST)
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/e2e/screenshots

@@ -27,8 +27,29 @@ def instance_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def database_url(instance_dir):
-    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{instance_dir}/test.db"
+def database_url(instance_dir, worker_id):
+    """SQLite: a file per worker. PostgreSQL: TEST_DATABASE_URL, or under pytest-xdist a
+    database per worker next to it, created here and dropped at the end."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        yield f"sqlite:///{instance_dir}/test.db"
+        return
+    if worker_id == "master":
+        yield url
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{worker_id}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
