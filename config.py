@@ -125,8 +125,9 @@ FAB_ROLES = {
     ROLE_MANAGER: [
         *_SELF_SERVICE,
         (r"(CardModelView|CardEventModelView|HandoverView|StoragePlaceModelView|StorageView"
-         r"|DiscardView|CardApi)$", r".*"),
-        (r"(Cards|Card Ledger|Hand-over|Storage Places|Discard|Card History)$", r"menu_access$"),
+         r"|DiscardView|CardApi|ScanView)$", r".*"),
+        (r"(Cards|Card Ledger|Scan Station|Hand-over|Storage Places|Discard|Card History)$",
+         r"menu_access$"),
         (r"NoticeModelView$", _WRITE),
         (r"AuditLogModelView$", r"(can_list|can_show|can_export)$"),
         (r"(Security|Notices|Audit Log)$", r"menu_access$"),
@@ -140,7 +141,9 @@ FAB_ROLES = {
         (r"StorageView$", r"(can_move|can_inventory)$"),
         (r"DiscardView$", r"(can_candidates|can_register)$"),
         (r"CardApi$", r"(can_get|can_info|can_put|can_transition)$"),
-        (r"(Cards|Card Ledger|Hand-over|Storage Places|Discard|Card History)$", r"menu_access$"),
+        (r"ScanView$", r"can_\w+$"),
+        (r"(Cards|Card Ledger|Scan Station|Hand-over|Storage Places|Discard|Card History)$",
+         r"menu_access$"),
         (r"NoticeModelView$", _READ),
         (r"(Security|Notices)$", r"menu_access$"),
     ],

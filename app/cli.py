@@ -15,6 +15,7 @@ from app.extensions import session
 demo_cli = AppGroup("demo", help="Demo data.")
 audit_cli = AppGroup("audit", help="The audit trail.")
 users_cli = AppGroup("users", help="Staff accounts.")
+qr_cli = AppGroup("qr", help="QR codes of the card issuance list.")
 
 
 def _as_cli_operator():
@@ -140,7 +141,85 @@ def users_unlock(username):
     click.echo(f"unlocked {username}")
 
 
+@qr_cli.command("decode", help="Print one JSON line per QR code found in the files.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def qr_decode(files):
+    import json
+    import os
+
+    from app import clock
+    from app.services.errors import InputError
+    from app.services.qr_decode import decode_file
+    from app.services.qr_formats import decode_bytes, parse_payload
+
+    today = clock.now().date()
+    for path in files:
+        with open(path, "rb") as handle:
+            pages = decode_file(handle.read(), os.path.basename(path))
+        for page in pages:
+            for payload in page.payloads:
+                line = {"file": path, "page": page.page}
+                try:
+                    line["payload"] = decode_bytes(payload)
+                    parsed = parse_payload(payload, today)
+                    line["fields"] = {"application_id": parsed.application_id,
+                                      "shipment_number": parsed.shipment_number,
+                                      "manufacture_number": parsed.manufacture_number,
+                                      "visit_mode": parsed.visit_mode, **parsed.personal}
+                except InputError as error:
+                    line.setdefault("payload", payload.decode("latin-1"))
+                    line["error"] = str(error.message)
+                click.echo(json.dumps(line, ensure_ascii=False, default=str))
+
+
+@qr_cli.command("register", help="Register the cards of scanned list pages, as the screen does.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Classify only; write nothing.")
+def qr_register(files, dry_run):
+    import os
+    from collections import Counter
+
+    from app.services import scan
+    from app.services.errors import DomainError
+    from app.services.qr_decode import decode_file
+
+    _as_cli_operator()
+    db = session()
+    if dry_run:
+        payloads = []
+        for path in files:
+            with open(path, "rb") as handle:
+                for page in decode_file(handle.read(), os.path.basename(path)):
+                    payloads += [(p, f"{path} p.{page.page}") for p in page.payloads]
+        rows = scan.preview(db, payloads)
+        for row in rows:
+            if row["status"] != "ok":
+                click.echo(f"{row['source']}: {row['status']} {row['application_id'] or ''} "
+                           f"{row['reason'] or ''}")
+        summary = Counter(row["status"] for row in rows)
+        click.echo(f"dry run: {len(rows)} codes: " +
+                   ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
+        return
+    batch = scan.open_batch(db)
+    for path in files:
+        with open(path, "rb") as handle:
+            report = scan.add_scanned_file(db, batch, handle.read(), os.path.basename(path))
+        for page, found in report:
+            click.echo(f"{path} page {page}: {found} codes")
+    counts = scan.counts(batch)
+    try:
+        created = scan.register_batch(db, batch)
+    except DomainError as error:
+        click.echo(f"error: {error.message}", err=True)
+        sys.exit(2)
+    click.echo(f"batch {batch.id}: registered {len(created)} cards "
+               f"(K {counts.ok_by_mode['K']}, S {counts.ok_by_mode['S']}); skipped: "
+               f"duplicate {counts.duplicate}, in ledger {counts.exists}, "
+               f"invalid {counts.invalid}, no personal data {counts.incomplete}")
+
+
 def register_cli(app: Flask) -> None:
+    app.cli.add_command(qr_cli)
     app.cli.add_command(init_command)
     app.cli.add_command(demo_cli)
     app.cli.add_command(audit_cli)

@@ -27,9 +27,10 @@ def instance_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def database_url(instance_dir, worker_id):
+def database_url(instance_dir, request):
     """SQLite: a file per worker. PostgreSQL: TEST_DATABASE_URL, or under pytest-xdist a
     database per worker next to it, created here and dropped at the end."""
+    worker_id = getattr(request.config, "workerinput", {}).get("workerid", "master")
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         yield f"sqlite:///{instance_dir}/test.db"

@@ -3,8 +3,9 @@ from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent
 from app.models.maintenance import MaintenanceWindow
 from app.models.notice import Notice
+from app.models.scan import ScanBatch, ScanItem
 from app.models.storage import StoragePlace
 from app.models.user import StaffUser
 
-__all__ = ["AuditLog", "Card", "CardEvent", "MaintenanceWindow", "Notice", "StaffUser",
-           "StoragePlace"]
+__all__ = ["AuditLog", "Card", "CardEvent", "MaintenanceWindow", "Notice", "ScanBatch",
+           "ScanItem", "StaffUser", "StoragePlace"]

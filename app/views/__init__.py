@@ -8,6 +8,7 @@ from app.views.discard import DiscardView
 from app.views.handover import HandoverView
 from app.views.maintenance import MaintenanceWindowModelView
 from app.views.notice import NoticeModelView
+from app.views.scan import ScanView
 from app.views.storage import StoragePlaceModelView, StorageView
 
 # Menu categories, in the order of the work (later issues fill the first four).
@@ -23,6 +24,8 @@ def register_views(appbuilder) -> None:
                  category_label=_l("Cards"))
     appbuilder.add_view(CardModelView, "Card Ledger", icon="fa-book", label=_l("Card ledger"),
                         **cards)
+    appbuilder.add_view(ScanView, "Scan Station", icon="fa-qrcode",
+                        label=_l("Register deliveries (QR)"), **cards)
     appbuilder.add_view(HandoverView, "Hand-over", icon="fa-handshake-o",
                         label=_l("Hand-over"), **cards)
     appbuilder.add_view(StoragePlaceModelView, "Storage Places", icon="fa-archive",
