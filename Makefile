@@ -12,7 +12,7 @@ export FLASK_APP := run
 RUN_DEBS := libzbar0
 TEST_DEBS := chromium fonts-noto-cjk poppler-utils
 
-.PHONY: run test install system-deps test-deps translations db serve test-sqlite test-postgres clean
+.PHONY: run test install system-deps test-deps translations db serve test-sqlite test-postgres bench clean
 
 install: $(STAMP) translations
 
@@ -64,6 +64,10 @@ test-sqlite:
 test-postgres:
 	@echo "== tests on PostgreSQL =="
 	bash scripts/with-postgres.sh $(PYTEST)
+
+# Speed goals, printed as a table (never timed tests): bench/run.py says what it measures.
+bench: install
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/e2e/screenshots

@@ -201,11 +201,12 @@ def qr_register(files, dry_run):
                    ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
         return
     batch = scan.open_batch(db)
+    uploads = []
     for path in files:
         with open(path, "rb") as handle:
-            report = scan.add_scanned_file(db, batch, handle.read(), os.path.basename(path))
-        for page, found in report:
-            click.echo(f"{path} page {page}: {found} codes")
+            uploads.append((handle.read(), os.path.basename(path)))
+    for filename, page, found in scan.add_scanned_files(db, batch, uploads):
+        click.echo(f"{filename} page {page}: {found} codes")
     counts = scan.counts(batch)
     try:
         created = scan.register_batch(db, batch)

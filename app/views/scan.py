@@ -104,23 +104,24 @@ class ScanView(BaseView):
         if len(files) > MAX_UPLOAD_FILES:
             flash(_("At most %(n)d files at a time.", n=MAX_UPLOAD_FILES), "danger")
             return redirect(url_for(".batch", batch_id=batch_id))
-        expected = request.form.get("expected", "").strip()
-        if expected:
-            if not japanese.half_width(expected).isdigit():
-                flash(_("Enter the number of codes as digits."), "danger")
-                return redirect(url_for(".batch", batch_id=batch_id))
-            batch.expected_count = (batch.expected_count or 0) + int(japanese.half_width(expected))
+        expected_text = japanese.half_width(request.form.get("expected", "")).strip()
+        if expected_text and not expected_text.isdigit():
+            flash(_("Enter the number of codes as digits."), "danger")
+            return redirect(url_for(".batch", batch_id=batch_id))
+        expected = int(expected_text) if expected_text else None
+        try:
+            report = scan.add_scanned_files(session(), batch,
+                                            [(f.read(), f.filename) for f in files], expected)
+        except DomainError as error:
+            session().rollback()
+            flash(str(error.message), "danger")
+            return redirect(url_for(".batch", batch_id=batch_id))
+        if expected is not None:
+            batch.expected_count = (batch.expected_count or 0) + expected
             session().commit()
-        for upload in files:
-            try:
-                report = scan.add_scanned_file(session(), batch, upload.read(), upload.filename)
-            except DomainError as error:
-                session().rollback()
-                flash(str(error.message), "danger")
-                continue
-            for page, found in report:
-                flash(_("%(file)s page %(page)d: %(n)d codes.", file=upload.filename, page=page,
-                        n=found), "info" if found else "warning")
+        for filename, page, found in report:
+            flash(_("%(file)s page %(page)d: %(n)d codes.", file=filename, page=page, n=found),
+                  "info" if found else "warning")
         if batch.expected_count is not None and batch.expected_count != len(batch.items):
             flash(_("The list says %(expected)d codes but %(found)d were read. Check the pages.",
                     expected=batch.expected_count, found=len(batch.items)), "warning")

@@ -52,12 +52,12 @@ def test_several_passes_find_what_one_pass_misses():
     import io
 
     expected = _payloads(40, seed=9)
-    data = draw_page(expected, dpi=150, rotate=4, blur=1.0, jpeg_quality=60)
+    data = draw_page(expected, dpi=150, rotate=2, jpeg_quality=80)
     image = Image.open(io.BytesIO(data))
     single = decode_image(image, passes=("plain",))
-    several = decode_image(image)
-    assert len(several) == 40
-    assert len(several) >= len(single)
+    several = decode_image(image, thorough=False)  # as an upload reads it
+    assert len(single) < 40
+    assert {p.decode() for p in several} == set(expected)
 
 
 @pytest.mark.parametrize("text,fragment", [
@@ -71,4 +71,4 @@ def test_bad_payloads_say_why(app, text, fragment):
     with app.test_request_context():
         with pytest.raises(InputError) as error:
             parse_payload(text, __import__("datetime").date(2026, 12, 1))
-    assert fragment in str(error.value.message)
+        assert fragment in str(error.value.message)

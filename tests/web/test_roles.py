@@ -62,6 +62,8 @@ MATRIX = [
     ("GET", "/discard/register", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
     ("POST", "/discard/hold", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
     ("POST", "/discard/execute", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    ("GET", "/scan/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/scan/new", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
 ]
 
 # Actions on the ledger list (FAB checks them in action_post): {action: roles allowed}

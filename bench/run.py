@@ -1,0 +1,97 @@
+"""make bench: the speed goals of the QR registration (issue 4), printed as a table.
+
+- decoding one A4 page of 40 codes, one zbar pass against the several passes the product
+  uses (goal: several passes well under a second per page);
+- registering a batch of 500 scanned cards (classification of each scan, then the one
+  transaction), on a throwaway SQLite database or DATABASE_URL.
+"""
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from PIL import Image  # noqa: E402
+
+from tests.qrpages import draw_page, payload  # noqa: E402
+
+
+def timed(fn, repeat=3):
+    runs = []
+    result = None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs), result
+
+
+def bench_decode(rows):
+    from app.services.qr_decode import PASSES, decode_image
+
+    for dpi, label, kwargs in ((300, "clean", {}), (300, "rotated 4°, blurred, JPEG", {
+            "rotate": 4, "blur": 1.0, "jpeg_quality": 70}), (150, "clean", {}),
+            (150, "rotated 2°, JPEG", {"rotate": 2, "jpeg_quality": 80})):
+        image = Image.open(io.BytesIO(draw_page([payload(i) for i in range(40)], dpi=dpi,
+                                                **kwargs)))
+        image.load()
+        one, found_one = timed(lambda: decode_image(image, passes=("plain",)))
+        quick, found_quick = timed(lambda: decode_image(image, PASSES, thorough=False))
+        several, found = timed(lambda: decode_image(image, PASSES, thorough=True))
+        rows.append((f"decode A4 {dpi} dpi, {label}", "1 pass", f"{one:.2f} s",
+                     f"{len(found_one)}/40"))
+        rows.append(("", "passes as uploaded (stop when clean)", f"{quick:.2f} s",
+                     f"{len(found_quick)}/40"))
+        rows.append(("", f"all {len(PASSES)} passes", f"{several:.2f} s", f"{len(found)}/40"))
+
+
+def bench_register(rows, count=500):
+    from app import create_app
+    from app.cli import init_database
+    from app.models.storage import StoragePlace
+    from app.services import scan
+
+    instance = tempfile.mkdtemp(prefix="mnc-bench-")
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance}/bench.db"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "INSTANCE_DIR": instance})
+    with app.app_context():
+        init_database()
+        session = app.appbuilder.session
+        for shelf in range(15):
+            session.add(StoragePlace(code=f"BENCH-{shelf:02d}", capacity=40, sort_key=shelf))
+        session.commit()
+        batch = scan.open_batch(session)
+        start = time.perf_counter()
+        for n in range(count):
+            scan.add_payload(session, batch, payload(n, "KS"[n % 2], seed=4242))
+        scanned = time.perf_counter() - start
+        start = time.perf_counter()
+        created = scan.register_batch(session, batch)
+        registered = time.perf_counter() - start
+    rows.append((f"scan {count} codes into a batch", "each classified and kept",
+                 f"{scanned:.2f} s", f"{scanned / count * 1000:.1f} ms/scan"))
+    rows.append((f"register the batch of {count}", "one transaction", f"{registered:.2f} s",
+                 f"{len(created)} cards"))
+
+
+def main():
+    rows = []
+    bench_decode(rows)
+    bench_register(rows)
+    widths = [max(len(str(r[i])) for r in rows + [("what", "how", "time", "result")])
+              for i in range(4)]
+    header = ("what", "how", "time", "result")
+    print(" | ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("-+-".join("-" * w for w in widths))
+    for row in rows:
+        print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+if __name__ == "__main__":
+    main()
