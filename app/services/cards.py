@@ -191,8 +191,10 @@ def release_holds(session, card_ids: Iterable[int]) -> list[Card]:
     """Cards on hold back to where they were, all or nothing."""
     ids = list(dict.fromkeys(int(i) for i in card_ids))
     chosen = list(session.execute(select(Card).where(Card.id.in_(ids))).scalars())
-    failures = [(c.application_id, refusal(c, c.held_from or "")) for c in chosen
-                if c.state != ON_HOLD or refusal(c, c.held_from or "")]
+    failures = [(c.application_id, _("It is not on hold.")) for c in chosen
+                if c.state != ON_HOLD]
+    failures += [(c.application_id, reason) for c in chosen
+                 if c.state == ON_HOLD and (reason := refusal(c, c.held_from or ""))]
     if failures:
         raise BulkTransitionError(failures)
     username, now = audit.current_actor().username, clock.now()

@@ -21,7 +21,8 @@ from app import clock
 from app.extensions import session
 from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
 from app.services import audit, cards, japanese, notice_numbers
-from app.services.errors import BulkTransitionError, DomainError
+from app.services.errors import DomainError
+from app.views.feedback import flash_refusal
 from app.views.formatting import blank_none, jst, yes_no
 from app.views.validators import Parsed, UniqueValue
 
@@ -153,8 +154,7 @@ class CardModelView(ModelView):
                                   (request.form.get("note") or "").strip() or None)
             flash(_("The card is now %(state)s.", state=cards.state_label(card.state)), "success")
         except DomainError as error:
-            session().rollback()
-            flash(str(error.message), "danger")
+            flash_refusal(error)
         return redirect(url_for(".show", pk=pk))
 
     # --- bulk state changes (all or nothing) ---------------------------------------------
@@ -165,14 +165,8 @@ class CardModelView(ModelView):
                                           request.form.get("note") or None)
             flash(_("%(n)d card(s) are now %(state)s.", n=len(moved),
                     state=cards.state_label(to_state)), "success")
-        except BulkTransitionError as error:
-            session().rollback()
-            flash(str(error.message), "danger")
-            for who, why in error.failures:
-                flash(f"{who}: {why}", "warning")
         except DomainError as error:
-            session().rollback()
-            flash(str(error.message), "danger")
+            flash_refusal(error)
         return redirect(request.referrer or url_for(".list"))
 
     @action("to_setup", _l("Mark set up"), _l("Mark the selected cards as set up?"),
@@ -211,16 +205,10 @@ class CardModelView(ModelView):
     def release_hold(self, items):
         items = items if isinstance(items, list) else [items]
         try:
-            for item in items:
-                if item.state != cards.ON_HOLD:
-                    raise BulkTransitionError([(item.application_id, _("It is not on hold."))])
             moved = cards.release_holds(session(), [i.id for i in items])
             flash(_("%(n)d card(s) released from hold.", n=len(moved)), "success")
-        except BulkTransitionError as error:
-            session().rollback()
-            flash(str(error.message), "danger")
-            for who, why in error.failures:
-                flash(f"{who}: {why}", "warning")
+        except DomainError as error:
+            flash_refusal(error)
         return redirect(request.referrer or url_for(".list"))
 
     @action("move_storage", _l("Move to another place"), None, "fa-archive", single=False)

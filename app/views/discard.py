@@ -11,7 +11,8 @@ from app.clock import JST
 from app.extensions import session
 from app.models.card import Card
 from app.services import audit, cards, japanese
-from app.services.errors import BulkTransitionError, DomainError, InputError
+from app.services.errors import DomainError, InputError
+from app.views.feedback import flash_refusal
 
 
 def _fiscal_year_start(today: date) -> date:
@@ -48,8 +49,7 @@ class DiscardView(BaseView):
             flash(_("Discard held back for %(n)d card(s).", n=count) if hold
                   else _("Hold lifted for %(n)d card(s).", n=count), "success")
         except DomainError as error:
-            session().rollback()
-            flash(str(error.message), "danger")
+            flash_refusal(error)
         return redirect(url_for(".candidates"))
 
     @expose("/execute", methods=["POST"])
@@ -58,14 +58,8 @@ class DiscardView(BaseView):
         try:
             done = cards.discard_cards(session(), self._ids(), request.form.get("reason", ""))
             flash(_("%(n)d card(s) discarded.", n=len(done)), "success")
-        except BulkTransitionError as error:
-            session().rollback()
-            flash(str(error.message), "danger")
-            for who, why in error.failures:
-                flash(f"{who}: {why}", "warning")
         except DomainError as error:
-            session().rollback()
-            flash(str(error.message), "danger")
+            flash_refusal(error)
         return redirect(url_for(".candidates"))
 
     @expose("/register")

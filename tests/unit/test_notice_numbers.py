@@ -1,5 +1,3 @@
-import itertools
-
 import pytest
 
 from app.services import notice_numbers

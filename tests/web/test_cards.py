@@ -162,8 +162,6 @@ def test_hand_over_requires_the_checklist(login_as, db, place):
     from app.services import notice_numbers
 
     card = make_card(db, state=svc.SETUP)
-    with db.get_bind().connect():
-        pass
     client = login_as("clerk", username="madoguchi_h")
     client.post(f"/cardmodelview/transition/{card.id}", data={"to": "notice_sent"})
     db.refresh(card)
@@ -219,7 +217,7 @@ def test_discard_candidates_hold_and_discard(login_as, db, place, clock):
 
 
 def test_move_respects_capacity_and_inventory_is_in_shelf_order(login_as, db):
-    first = make_storage(db, code="金庫A-棚1-箱01", capacity=2, sort_key=1)
+    make_storage(db, code="金庫A-棚1-箱01", capacity=2, sort_key=1)
     small = make_storage(db, code="金庫B-棚1-箱01", capacity=1, sort_key=2)
     a, b = make_card(db), make_card(db)
     client = login_as("clerk")
@@ -284,3 +282,17 @@ def test_scanned_postcard_qr_finds_the_card(login_as, db, place):
     scanned = f"http://127.0.0.1:8080/reserve/?n={notice_numbers.display(card.notice_number)}"
     page = client.get("/handover/", query_string={"q": scanned}).get_data(as_text=True)
     assert 'data-testid="handover-form"' in page and card.application_id in page
+
+
+def test_release_hold_is_all_or_nothing(login_as, db, place):
+    held = make_card(db, state=svc.ON_HOLD, held_from=svc.SETUP)
+    free = make_card(db, state=svc.SETUP)
+    client = login_as("clerk")
+    response = client.post("/cardmodelview/action_post", follow_redirects=True,
+                           data={"action": "release_hold", "rowid": [held.id, free.id]})
+    assert "保留中ではありません" in text_of(response)
+    db.expire_all()
+    assert db.get(Card, held.id).state == svc.ON_HOLD
+    client.post("/cardmodelview/action_post", data={"action": "release_hold", "rowid": [held.id]})
+    db.expire_all()
+    assert db.get(Card, held.id).state == svc.SETUP
