@@ -1,8 +1,8 @@
 """Find every QR code on scanned pages (PNG, JPEG, TIFF with several pages, PDF).
 
 One zbar pass misses codes on skewed, blurred or faint scans, so each page is read in
-several passes (binarised, plain, sharpened, full resolution or upscaled) and the
-results merged by payload.
+several passes (binarised, sharpened, plain, full resolution, upscaled) and the results
+merged by payload.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 from PIL import Image, ImageFilter, ImageOps
 from pyzbar.pyzbar import ZBarSymbol, decode
 
-PASSES = ("binarised", "plain", "sharpened", "detail", "upscaled")
+PASSES = ("binarised", "sharpened", "plain", "detail", "upscaled")
 # Large scans are read at about 200 dpi (zbar's time grows with the pixels; QR modules
 # stay 4 px or more). "detail" reads the full resolution binarised (a small scan: an
 # upscaled binarised copy); "upscaled" the full resolution as it is (a small scan: twice
