@@ -174,3 +174,6 @@ PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8080")
 DISCARD_AFTER_NOTICE_MONTHS = _env_int("DISCARD_AFTER_NOTICE_MONTHS", 12)
 DISCARD_AFTER_RENOTICE_MONTHS = _env_int("DISCARD_AFTER_RENOTICE_MONTHS", 3)
 DISCARD_AFTER_RETURN_MONTHS = _env_int("DISCARD_AFTER_RETURN_MONTHS", 12)
+
+# --- bookings (issue 5) -------------------------------------------------------------------
+HOLD_MINUTES = _env_int("HOLD_MINUTES", 10)  # a chosen time is kept while the form is filled

@@ -107,3 +107,30 @@ def make_card(session, state=None, held_from=None, **overrides):
         card.held_from = held_from
     session.commit()
     return card
+
+
+def make_offer(session, venue="市役所本庁舎 1階 市民課", purpose_code="kofu", weekdays=range(5),
+               starts="09:00", ends="17:00", minutes=30, seats=2, opens_days_ahead=45,
+               closes_minutes_before=3 * 24 * 60, last_start=None, max_party=4):
+    """A venue offering a purpose on a weekly pattern (Mon-Fri by default)."""
+    from datetime import time
+
+    from app.models.venue import Purpose, Venue, VenuePurpose, WeeklyRule
+
+    def hhmm(value):
+        return time(*map(int, value.split(":")))
+
+    place = session.query(Venue).filter_by(name=venue).first() or Venue(name=venue,
+                                                                        address="みどり市中央1-1-1")
+    purpose = session.query(Purpose).filter_by(code=purpose_code).first() or Purpose(
+        code=purpose_code, name={"kofu": "マイナンバーカードの受け取り"}.get(purpose_code, purpose_code),
+        needs_postcard=purpose_code == "kofu")
+    offer = VenuePurpose(venue=place, purpose=purpose, opens_days_ahead=opens_days_ahead,
+                         closes_minutes_before=closes_minutes_before,
+                         last_start=hhmm(last_start) if last_start else None, max_party=max_party)
+    for weekday in weekdays:
+        offer.rules.append(WeeklyRule(weekday=weekday, starts=hhmm(starts), ends=hhmm(ends),
+                                      slot_minutes=minutes, seats=seats))
+    session.add(offer)
+    session.commit()
+    return offer

@@ -3,9 +3,12 @@ from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent
 from app.models.maintenance import MaintenanceWindow
 from app.models.notice import Notice
+from app.models.reservation import Hold, Reservation, ReservationPerson, Slot
 from app.models.scan import ScanBatch, ScanItem
 from app.models.storage import StoragePlace
 from app.models.user import StaffUser
+from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 
-__all__ = ["AuditLog", "Card", "CardEvent", "MaintenanceWindow", "Notice", "ScanBatch",
-           "ScanItem", "StaffUser", "StoragePlace"]
+__all__ = ["AuditLog", "Card", "CardEvent", "DateException", "Hold", "MaintenanceWindow",
+           "Notice", "Purpose", "Reservation", "ReservationPerson", "ScanBatch", "ScanItem",
+           "Slot", "StaffUser", "StoragePlace", "Venue", "VenuePurpose", "WeeklyRule"]

@@ -377,3 +377,16 @@ def discard_cards(session, card_ids: Iterable[int], reason: str) -> list[Card]:
         card.discard_reason = reason
     session.commit()
     return cards
+
+
+def reserve_card(session, card: Card, reservation_number: str) -> None:
+    """A booking to collect the card was made (no commit: part of the booking)."""
+    _apply(session, card, RESERVED, _("Booking %(n)s", n=reservation_number),
+           audit.current_actor().username, clock.now())
+
+
+def unreserve_card(session, card: Card, reservation_number: str) -> None:
+    """The booking was cancelled: back to waiting (no commit: part of the cancellation)."""
+    back = RENOTIFIED if card.renotified_at else NOTICE_SENT
+    _apply(session, card, back, _("Booking %(n)s cancelled", n=reservation_number),
+           audit.current_actor().username, clock.now())

@@ -1,0 +1,103 @@
+"""Slots, holds and bookings (来庁予約, F1.1): the seats of a slot are never exceeded."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask_appbuilder import Model
+from sqlalchemy import (Boolean, Date, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint, text)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.types import AwareDateTime
+from app.models.venue import VenuePurpose
+
+HOLD_HELD = "held"
+HOLD_RELEASED = "released"  # lapsed or given back: its seats returned to the slot
+HOLD_BOOKED = "booked"  # became a booking: its seats passed to the booking
+
+BOOKED = "booked"
+CANCELLED = "cancelled"
+
+CHANNEL_WEB = "web"
+CHANNEL_PHONE = "phone"
+CHANNEL_COUNTER = "counter"
+
+
+class Slot(Model):
+    """One bookable time of one venue and purpose. ``taken`` counts booked and held seats
+    and only ever changes by one conditional UPDATE (app/services/booking.py)."""
+
+    __tablename__ = "slot"
+    __table_args__ = (UniqueConstraint("offer_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("venue_purpose.id"), nullable=False)
+    offer: Mapped[VenuePurpose] = relationship()
+    starts_at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False, index=True)
+    ends_at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False)
+    seats: Mapped[int] = mapped_column(Integer, nullable=False)
+    taken: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+    def __repr__(self) -> str:
+        return f"{self.starts_at:%Y-%m-%d %H:%M}"
+
+
+class Hold(Model):
+    """Seats kept for a resident filling in the form; they lapse by themselves."""
+
+    __tablename__ = "hold"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"), nullable=False, index=True)
+    slot: Mapped[Slot] = relationship()
+    seats: Mapped[int] = mapped_column(Integer, nullable=False)
+    token: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)
+    expires_at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False, index=True)
+    state: Mapped[str] = mapped_column(String(10), nullable=False, default=HOLD_HELD,
+                                       index=True)
+
+
+class Reservation(Model):
+    __tablename__ = "reservation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(12), nullable=False, unique=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"), nullable=False, index=True)
+    slot: Mapped[Slot] = relationship()
+    seats: Mapped[int] = mapped_column(Integer, nullable=False)
+    state: Mapped[str] = mapped_column(String(12), nullable=False, default=BOOKED, index=True)
+    channel: Mapped[str] = mapped_column(String(10), nullable=False, default=CHANNEL_WEB)
+    name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    name_kana: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    birth_date: Mapped[date] = mapped_column(Date, nullable=False)  # with the number: look-up
+    phone: Mapped[str] = mapped_column(String(20), nullable=False)
+    email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False)
+    cancelled_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)
+    cancel_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    people: Mapped[list["ReservationPerson"]] = relationship(
+        back_populates="reservation", cascade="all, delete-orphan")
+
+    def __repr__(self) -> str:
+        return self.number
+
+
+class ReservationPerson(Model):
+    """One seat of a party; for 交付, the card collected. A card has at most one active
+    booking (partial unique index, honoured by SQLite and PostgreSQL)."""
+
+    __tablename__ = "reservation_person"
+    __table_args__ = (
+        Index("uq_reservation_person_active_card", "card_id", unique=True,
+              sqlite_where=text("active = 1 AND card_id IS NOT NULL"),
+              postgresql_where=text("active AND card_id IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reservation_id: Mapped[int] = mapped_column(ForeignKey("reservation.id"), nullable=False,
+                                                index=True)
+    reservation: Mapped[Reservation] = relationship(back_populates="people")
+    card_id: Mapped[int | None] = mapped_column(ForeignKey("card.id"), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)

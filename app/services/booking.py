@@ -1,0 +1,305 @@
+"""The booking engine (F1.1): seats are never exceeded, at any concurrency.
+
+The deciding step is one conditional UPDATE that SQLite and PostgreSQL both honour:
+``UPDATE slot SET taken = taken + n WHERE id = :id AND taken + n <= seats``. ``taken``
+counts booked and held seats. A hold lapses by itself: any later attempt on the slot first
+releases expired holds, each guarded by its own conditional UPDATE of the hold's state, so
+no cron is needed and no seat is returned twice. Each operation commits once.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app import clock
+from app.models.card import Card
+from app.models.reservation import (BOOKED, CANCELLED, CHANNEL_WEB, HOLD_BOOKED, HOLD_HELD,
+                                    HOLD_RELEASED, Hold, Reservation, ReservationPerson, Slot)
+from app.services import cards, notice_numbers
+from app.services.errors import DomainError, InputError
+
+NUMBER_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY"
+
+
+class SlotFullError(DomainError):
+    message = _l("This time is full. Please choose another time.")
+
+
+class BookingWindowError(DomainError):
+    message = _l("This time cannot be booked now (outside the booking period).")
+
+
+class HoldExpiredError(DomainError):
+    message = _l("The time you chose was held for you for a limited time and has been released. "
+                 "Please choose a time again.")
+
+
+class IdentityMismatchError(DomainError):
+    """Same answer for an unknown postcard number and a wrong birth date (DOMAIN.md)."""
+
+    message = _l("The postcard number or the birth date does not match. Check the postcard.")
+
+
+class CardAlreadyBookedError(DomainError):
+    message = _l("A visit to collect this card is already booked. Change or cancel that booking.")
+
+
+class ReservationStateError(DomainError):
+    message = _l("This booking cannot be changed any more.")
+
+
+# --- seats ------------------------------------------------------------------------------
+
+def release_expired_holds(session, slot_id: int, now: datetime) -> int:
+    """Return the seats of lapsed holds on this slot; each hold at most once."""
+    released = 0
+    expired = session.execute(select(Hold.id, Hold.seats).where(
+        Hold.slot_id == slot_id, Hold.state == HOLD_HELD, Hold.expires_at <= now)).all()
+    for hold_id, seats in expired:
+        result = session.execute(update(Hold).where(Hold.id == hold_id, Hold.state == HOLD_HELD)
+                                 .values(state=HOLD_RELEASED))
+        if result.rowcount == 1:
+            session.execute(update(Slot).where(Slot.id == slot_id)
+                            .values(taken=Slot.taken - seats))
+            released += seats
+    return released
+
+
+def take_seats(session, slot_id: int, seats: int, now: datetime) -> bool:
+    """The one deciding step: True when the seats were taken."""
+    release_expired_holds(session, slot_id, now)
+    result = session.execute(update(Slot).where(Slot.id == slot_id,
+                                                Slot.taken + seats <= Slot.seats)
+                             .values(taken=Slot.taken + seats))
+    return result.rowcount == 1
+
+
+def free_seats(session, slot_id: int, seats: int) -> None:
+    session.execute(update(Slot).where(Slot.id == slot_id).values(taken=Slot.taken - seats))
+
+
+def free_count(session, slot: Slot, now: datetime) -> int:
+    """Seats a resident could take now (lapsed holds count as free)."""
+    lapsed = sum(session.execute(select(Hold.seats).where(
+        Hold.slot_id == slot.id, Hold.state == HOLD_HELD, Hold.expires_at <= now)).scalars())
+    return max(slot.seats - slot.taken + lapsed, 0)
+
+
+def _check_window(slot: Slot, now: datetime, staff: bool) -> None:
+    from app.services.calendar import bookable_between
+
+    if staff:
+        if slot.ends_at <= now:
+            raise BookingWindowError()
+        return
+    earliest, latest = bookable_between(slot.offer, now)
+    if not (earliest <= slot.starts_at <= latest):
+        raise BookingWindowError()
+
+
+# --- holds --------------------------------------------------------------------------------
+
+def hold_seats(session, slot: Slot, seats: int, staff: bool = False) -> Hold:
+    """Keep seats for HOLD_MINUTES while the resident fills in the form."""
+    now = clock.now()
+    if seats < 1 or seats > slot.offer.max_party:
+        raise InputError(_l("A booking is for 1 to %(n)d people.", n=slot.offer.max_party))
+    _check_window(slot, now, staff)
+    if not take_seats(session, slot.id, seats, now):
+        session.rollback()
+        raise SlotFullError()
+    minutes = current_app.config.get("HOLD_MINUTES", 10)
+    hold = Hold(slot_id=slot.id, seats=seats, token=secrets.token_urlsafe(24),
+                expires_at=now + timedelta(minutes=minutes), state=HOLD_HELD)
+    session.add(hold)
+    session.commit()
+    return hold
+
+
+def release_hold(session, token: str) -> None:
+    hold = session.execute(select(Hold).where(Hold.token == token)).scalar()
+    if hold is None:
+        return
+    result = session.execute(update(Hold).where(Hold.id == hold.id, Hold.state == HOLD_HELD)
+                             .values(state=HOLD_RELEASED))
+    if result.rowcount == 1:
+        free_seats(session, hold.slot_id, hold.seats)
+    session.commit()
+
+
+# --- who is booked -------------------------------------------------------------------------
+
+@dataclass
+class PersonInput:
+    notice_number: str | None
+    birth_date: date
+
+
+def match_cards(session, people: list[PersonInput]) -> list[Card]:
+    """The cards of a 交付 party: postcard number and birth date must both match a card
+    waiting for collection; an unknown number and a wrong date give the same answer."""
+    found = []
+    for person in people:
+        try:
+            number = notice_numbers.parse(person.notice_number)
+        except InputError:
+            raise IdentityMismatchError() from None
+        card = session.execute(select(Card).where(Card.notice_number == number)).scalar()
+        if card is None or card.birth_date != person.birth_date \
+                or card.state not in (cards.NOTICE_SENT, cards.RENOTIFIED, cards.RESERVED):
+            raise IdentityMismatchError()
+        if card.id in {c.id for c in found}:
+            raise InputError(_l("The same postcard number was entered twice."))
+        found.append(card)
+    return found
+
+
+def _new_number(session) -> str:
+    for _ in range(100):
+        body = "".join(secrets.choice(NUMBER_ALPHABET + "23456789") for _ in range(7))
+        number = body + notice_numbers.check_digit(body, NUMBER_ALPHABET)
+        if session.execute(select(Reservation.id).where(Reservation.number == number)).first() \
+                is None:
+            return number
+    raise RuntimeError("could not find a free booking number")
+
+
+def parse_reservation_number(text: str | None) -> str:
+    from app.services.japanese import normalize_code
+
+    value = normalize_code(text)
+    body, check = value[:-1], value[-1:]
+    if len(value) != 8 or any(c not in NUMBER_ALPHABET + "0123456789" for c in value) \
+            or notice_numbers.check_digit(body, NUMBER_ALPHABET) != check:
+        raise InputError(_l("The booking number is not valid."))
+    return value
+
+
+# --- bookings -----------------------------------------------------------------------------
+
+@dataclass
+class Contact:
+    phone: str
+    email: str | None = None
+    name: str | None = None
+    name_kana: str | None = None
+
+
+def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact: Contact,
+         cards_to_collect: list[Card] | None = None, seats: int | None = None,
+         channel: str = CHANNEL_WEB, idempotency_key: str | None = None,
+         staff: bool = False) -> Reservation:
+    """Turn a hold (or, for staff, fresh seats) into a booking. Submitting the same form
+    twice (same idempotency key) returns the first booking."""
+    now = clock.now()
+    if idempotency_key:
+        done = session.execute(select(Reservation).where(
+            Reservation.idempotency_key == idempotency_key)).scalar()
+        if done is not None:
+            return done
+    party = cards_to_collect or []
+    seats = len(party) if party else (seats or 1)
+    for card in party:
+        if session.execute(select(ReservationPerson.id).where(
+                ReservationPerson.card_id == card.id, ReservationPerson.active.is_(True))).first():
+            raise CardAlreadyBookedError()
+    if hold_token:
+        hold = session.execute(select(Hold).where(Hold.token == hold_token)).scalar()
+        if hold is None or hold.slot_id != slot.id or hold.seats != seats:
+            raise HoldExpiredError()
+        converted = session.execute(update(Hold).where(Hold.id == hold.id,
+                                                       Hold.state == HOLD_HELD)
+                                    .values(state=HOLD_BOOKED)).rowcount == 1
+        if not converted:  # it lapsed and its seats went back: try to take them again
+            _check_window(slot, now, staff)
+            if not take_seats(session, slot.id, seats, now):
+                session.rollback()
+                raise HoldExpiredError()
+    else:
+        _check_window(slot, now, staff)
+        if not take_seats(session, slot.id, seats, now):
+            session.rollback()
+            raise SlotFullError()
+    reservation = Reservation(
+        number=_new_number(session), slot_id=slot.id, seats=seats, state=BOOKED,
+        channel=channel, name=contact.name, name_kana=contact.name_kana,
+        birth_date=birth_date, phone=contact.phone, email=contact.email, created_at=now,
+        idempotency_key=idempotency_key)
+    session.add(reservation)
+    for card in party:
+        reservation.people.append(ReservationPerson(card_id=card.id, active=True))
+        if card.state != cards.RESERVED:
+            cards.reserve_card(session, card, reservation_number=reservation.number)
+    if not party:
+        for _ in range(seats):
+            reservation.people.append(ReservationPerson(card_id=None, active=True))
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent booking took the same card first
+        session.rollback()
+        raise CardAlreadyBookedError() from None
+    return reservation
+
+
+def change_slot(session, reservation: Reservation, new_slot: Slot,
+                staff: bool = False) -> Reservation:
+    """Take the new seats first, then free the old ones, in one transaction."""
+    if reservation.state != BOOKED:
+        raise ReservationStateError()
+    now = clock.now()
+    if not staff and reservation.slot.starts_at <= now:
+        raise ReservationStateError()
+    _check_window(new_slot, now, staff)
+    if new_slot.id == reservation.slot_id:
+        return reservation
+    if not take_seats(session, new_slot.id, reservation.seats, now):
+        session.rollback()
+        raise SlotFullError()
+    free_seats(session, reservation.slot_id, reservation.seats)
+    reservation.slot_id = new_slot.id
+    session.commit()
+    return reservation
+
+
+def cancel(session, reservation: Reservation, reason: str | None = None,
+           staff: bool = False) -> Reservation:
+    """Free the seats at once; cards waiting for collection go back to their state."""
+    if reservation.state != BOOKED:
+        raise ReservationStateError()
+    now = clock.now()
+    if not staff and reservation.slot.starts_at <= now:
+        raise ReservationStateError()
+    result = session.execute(update(Reservation).where(Reservation.id == reservation.id,
+                                                       Reservation.state == BOOKED)
+                             .values(state=CANCELLED, cancelled_at=now, cancel_reason=reason))
+    if result.rowcount != 1:  # cancelled concurrently
+        session.rollback()
+        raise ReservationStateError()
+    free_seats(session, reservation.slot_id, reservation.seats)
+    for person in reservation.people:
+        person.active = False
+        if person.card_id:
+            card = session.get(Card, person.card_id)
+            if card.state == cards.RESERVED:
+                cards.unreserve_card(session, card, reservation_number=reservation.number)
+    session.commit()
+    session.refresh(reservation)
+    return reservation
+
+
+def find_reservation(session, number: str, birth_date: date) -> Reservation:
+    """Look-up by number and birth date; a wrong pair gives the same answer as none."""
+    try:
+        value = parse_reservation_number(number)
+    except InputError:
+        raise IdentityMismatchError(_l("The booking number or the birth date does not match."))
+    reservation = session.execute(select(Reservation).where(Reservation.number == value)).scalar()
+    if reservation is None or reservation.birth_date != birth_date:
+        raise IdentityMismatchError(_l("The booking number or the birth date does not match."))
+    return reservation
