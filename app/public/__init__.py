@@ -44,3 +44,6 @@ def set_language(code: str):
     if not target.startswith("/reserve/"):
         target = url_for("public.index")
     return redirect(target)
+
+
+from app.public import api  # noqa: E402,F401  (routes on this blueprint)

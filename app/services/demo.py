@@ -82,7 +82,61 @@ def seed_demo() -> list[str]:
     db.commit()
     out.append(f"demo notices and maintenance: {added} added")
     out.append(seed_cards(db, now))
+    out.append(seed_venues(db))
     return out
+
+
+# (venue, address, [(purpose code, weekdays, from, to, minutes, seats, last start)])
+DEMO_VENUES = [
+    ("市役所本庁舎 1階 市民課", "みどり市中央1-1-1", [
+        ("kofu", range(5), "09:00", "17:00", 30, 3, "16:30"),
+        ("shinsei", range(5), "09:00", "16:00", 60, 2, None),
+        ("denshi", range(5), "09:00", "17:00", 30, 1, None),
+        ("kofu", [2], "17:00", "20:00", 30, 2, "19:30"),  # Wednesday evenings
+    ]),
+    ("北部支所", "みどり市北野3-2-1", [("kofu", [1, 3], "09:00", "12:00", 30, 1, None)]),
+]
+DEMO_PURPOSES = [("kofu", "マイナンバーカードの受け取り（交付）", True),
+                 ("shinsei", "マイナンバーカードの申請", False),
+                 ("denshi", "電子証明書の更新・新規発行", False)]
+
+
+def seed_venues(db) -> str:
+    """Venues open for 交付 on weekdays, and the other purposes."""
+    from datetime import time
+
+    from app.models.venue import Purpose, Venue, VenuePurpose, WeeklyRule
+
+    if db.execute(select(Venue.id)).first():
+        return "demo venues exist"
+    purposes = {}
+    for code, name, needs_postcard in DEMO_PURPOSES:
+        purposes[code] = Purpose(code=code, name=name, needs_postcard=needs_postcard)
+        db.add(purposes[code])
+
+    def hhmm(value):
+        return time(*map(int, value.split(":")))
+
+    for name, address, rules in DEMO_VENUES:
+        venue = Venue(name=name, address=address, active=True,
+                      access_note="駐車場があります。正面入口からお入りください。")
+        offers = {}
+        for code, weekdays, starts, ends, minutes, seats, last in rules:
+            offer = offers.get(code)
+            if offer is None:
+                offer = offers[code] = VenuePurpose(
+                    venue=venue, purpose=purposes[code], opens_days_ahead=60,
+                    closes_minutes_before=24 * 60, max_party=4,
+                    last_start=hhmm(last) if last else None)
+                db.add(offer)
+            elif last:
+                offer.last_start = hhmm(last)
+            for weekday in weekdays:
+                offer.rules.append(WeeklyRule(weekday=weekday, starts=hhmm(starts),
+                                              ends=hhmm(ends), slot_minutes=minutes,
+                                              seats=seats))
+    db.commit()
+    return f"demo venues: {len(DEMO_VENUES)}"
 
 
 FAMILY = [("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"),
