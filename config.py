@@ -110,6 +110,9 @@ _SELF_SERVICE = [  # every signed-in user: own profile and own password
     (r"ResetMyPasswordView$", r"can_this_form_(get|post)$"),
 ]
 _READ = r"(can_list|can_show)$"
+_BOOKING_SETTINGS = (r"(VenuePurposeModelView|VenueModelView|PurposeModelView"
+                     r"|WeeklyRuleModelView|DateExceptionModelView)$")
+_BOOKING_MENUS = r"(Reservations|Booking Settings|Venues|Purposes|Weekly Pattern|Date Exceptions)$"
 _WRITE = r"(can_list|can_show|can_add|can_edit|can_delete)$"
 
 FAB_ROLES = {
@@ -128,6 +131,8 @@ FAB_ROLES = {
          r"|DiscardView|CardApi|ScanView)$", r".*"),
         (r"(Cards|Card Ledger|Scan Station|Hand-over|Storage Places|Discard|Card History)$",
          r"menu_access$"),
+        (_BOOKING_SETTINGS, _WRITE),
+        (_BOOKING_MENUS, r"menu_access$"),
         (r"NoticeModelView$", _WRITE),
         (r"AuditLogModelView$", r"(can_list|can_show|can_export)$"),
         (r"(Security|Notices|Audit Log)$", r"menu_access$"),
@@ -142,6 +147,8 @@ FAB_ROLES = {
         (r"DiscardView$", r"(can_candidates|can_register)$"),
         (r"CardApi$", r"(can_get|can_info|can_put|can_transition)$"),
         (r"ScanView$", r"can_\w+$"),
+        (_BOOKING_SETTINGS, _READ),
+        (_BOOKING_MENUS, r"menu_access$"),
         (r"(Cards|Card Ledger|Scan Station|Hand-over|Storage Places|Discard|Card History)$",
          r"menu_access$"),
         (r"NoticeModelView$", _READ),
@@ -153,6 +160,8 @@ FAB_ROLES = {
         (r"StorageView$", r"can_inventory$"),
         (r"DiscardView$", r"(can_candidates|can_register)$"),
         (r"CardApi$", r"(can_get|can_info)$"),
+        (_BOOKING_SETTINGS, _READ),
+        (_BOOKING_MENUS, r"menu_access$"),
         (r"(Cards|Card Ledger|Storage Places|Discard|Card History)$", r"menu_access$"),
         (r"NoticeModelView$", _READ),
         (r"(Security|Notices)$", r"menu_access$"),

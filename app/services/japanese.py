@@ -154,3 +154,17 @@ def era_label(value: date | None) -> str:
 def date_with_era(value: date | None) -> str:
     """Both forms: 1980-03-01（昭和55年3月1日）."""
     return "" if value is None else f"{value.isoformat()}（{era_label(value)}）"
+
+
+def parse_time_of_day(text: str | None):
+    """09:00, 9:00, 0900, ９時 → time."""
+    from datetime import time
+
+    raw = half_width(text).strip().replace("時", ":").replace("分", "")
+    match = re.fullmatch(r"(\d{1,2}):?(\d{2})?", raw.rstrip(":"))
+    if not match:
+        raise InputError(_l("Write the time like 09:00."))
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    if hour > 23 or minute > 59:
+        raise InputError(_l("Write the time like 09:00."))
+    return time(hour, minute)

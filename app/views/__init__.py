@@ -10,6 +10,8 @@ from app.views.maintenance import MaintenanceWindowModelView
 from app.views.notice import NoticeModelView
 from app.views.scan import ScanView
 from app.views.storage import StoragePlaceModelView, StorageView
+from app.views.venue import (DateExceptionModelView, PurposeModelView, VenueModelView,
+                             VenuePurposeModelView, WeeklyRuleModelView)
 
 # Menu categories, in the order of the work (later issues fill the first four).
 CATEGORY_RESERVATIONS = "Reservations"
@@ -20,6 +22,18 @@ CATEGORY_SYSTEM = "Security"  # FAB's own category, relabelled システム
 
 
 def register_views(appbuilder) -> None:
+    bookings = dict(category=CATEGORY_RESERVATIONS, category_icon="fa-calendar",
+                    category_label=_l("Reservations"))
+    appbuilder.add_view(VenuePurposeModelView, "Booking Settings", icon="fa-sliders",
+                        label=_l("Booking settings per venue"), **bookings)
+    appbuilder.add_view(VenueModelView, "Venues", icon="fa-building", label=_l("Venues"),
+                        **bookings)
+    appbuilder.add_view(PurposeModelView, "Purposes", icon="fa-tags",
+                        label=_l("Purposes of a visit"), **bookings)
+    appbuilder.add_view(WeeklyRuleModelView, "Weekly Pattern", icon="fa-calendar-o",
+                        label=_l("Weekly opening pattern"), **bookings)
+    appbuilder.add_view(DateExceptionModelView, "Date Exceptions", icon="fa-calendar-times-o",
+                        label=_l("Date exceptions"), **bookings)
     cards = dict(category=CATEGORY_CARDS, category_icon="fa-id-card",
                  category_label=_l("Cards"))
     appbuilder.add_view(CardModelView, "Card Ledger", icon="fa-book", label=_l("Card ledger"),

@@ -64,6 +64,13 @@ MATRIX = [
     ("POST", "/discard/execute", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
     ("GET", "/scan/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("POST", "/scan/new", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    # Booking settings: supervisors edit, staff read.
+    ("GET", "/venuepurposemodelview/list/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/venuepurposemodelview/add", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    ("GET", "/venuemodelview/add", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    ("GET", "/purposemodelview/list/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/weeklyrulemodelview/add", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    ("GET", "/dateexceptionmodelview/list/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
 ]
 
 # Actions on the ledger list (FAB checks them in action_post): {action: roles allowed}
