@@ -246,9 +246,16 @@ def record_event(action: str, target_table: str | None = None, target_id: Any = 
     from app.extensions import session as db_session
 
     session = db_session()
-    _append(session.connection(), [(action, target_table, target_id, detail)], actor)
+    record_in_transaction(session, action, target_table, target_id, detail, actor)
     if commit:
         session.commit()
+
+
+def record_in_transaction(session, action: str, target_table: str | None, target_id: Any,
+                          detail: Any, actor: Actor | None = None) -> None:
+    """Record in the caller's transaction (for changes made by Core statements, which the
+    flush listener does not see); the caller commits."""
+    _append(session.connection(), [(action, target_table, target_id, detail)], actor)
 
 
 @dataclass

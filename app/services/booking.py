@@ -21,37 +21,12 @@ from app import clock
 from app.models.card import Card
 from app.models.reservation import (BOOKED, CANCELLED, CHANNEL_WEB, HOLD_BOOKED, HOLD_HELD,
                                     HOLD_RELEASED, Hold, Reservation, ReservationPerson, Slot)
-from app.services import cards, notice_numbers
-from app.services.errors import DomainError, InputError
+from app.services import audit, cards, notice_numbers
+from app.services.errors import (BookingWindowError, CardAlreadyBookedError,  # noqa: F401
+                                 HoldExpiredError, IdentityMismatchError,
+                                 InputError, ReservationStateError, SlotFullError)
 
 NUMBER_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY"
-
-
-class SlotFullError(DomainError):
-    message = _l("This time is full. Please choose another time.")
-
-
-class BookingWindowError(DomainError):
-    message = _l("This time cannot be booked now (outside the booking period).")
-
-
-class HoldExpiredError(DomainError):
-    message = _l("The time you chose was held for you for a limited time and has been released. "
-                 "Please choose a time again.")
-
-
-class IdentityMismatchError(DomainError):
-    """Same answer for an unknown postcard number and a wrong birth date (DOMAIN.md)."""
-
-    message = _l("The postcard number or the birth date does not match. Check the postcard.")
-
-
-class CardAlreadyBookedError(DomainError):
-    message = _l("A visit to collect this card is already booked. Change or cancel that booking.")
-
-
-class ReservationStateError(DomainError):
-    message = _l("This booking cannot be changed any more.")
 
 
 # --- seats ------------------------------------------------------------------------------
@@ -282,6 +257,9 @@ def cancel(session, reservation: Reservation, reason: str | None = None,
         session.rollback()
         raise ReservationStateError()
     free_seats(session, reservation.slot_id, reservation.seats)
+    audit.record_in_transaction(session, audit.ACTION_UPDATE, "reservation", reservation.id,
+                                {"state": {"old": BOOKED, "new": CANCELLED},
+                                 "cancel_reason": reason})
     for person in reservation.people:
         person.active = False
         if person.card_id:

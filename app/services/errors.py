@@ -53,3 +53,42 @@ class CardNotFoundError(DomainError):
 
 class StorageFullError(DomainError):
     message = _("The storage place is full.")
+
+
+# --- scanning (issue 4) ---
+
+class BatchClosedError(DomainError):
+    message = _("This batch is already registered or discarded.")
+
+
+class RegistrationConflictError(DomainError):
+    message = _("Nothing was registered: some rows are no longer valid.")
+
+
+# --- bookings (issue 5) ---
+
+class SlotFullError(DomainError):
+    message = _("This time is full. Please choose another time.")
+
+
+class BookingWindowError(DomainError):
+    message = _("This time cannot be booked now (outside the booking period).")
+
+
+class HoldExpiredError(DomainError):
+    message = _("The time you chose was held for you for a limited time and has been released. "
+                "Please choose a time again.")
+
+
+class IdentityMismatchError(DomainError):
+    """Same answer for an unknown postcard number and a wrong birth date (DOMAIN.md)."""
+
+    message = _("The postcard number or the birth date does not match. Check the postcard.")
+
+
+class CardAlreadyBookedError(DomainError):
+    message = _("A visit to collect this card is already booked. Change or cancel that booking.")
+
+
+class ReservationStateError(DomainError):
+    message = _("This booking cannot be changed any more.")

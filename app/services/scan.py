@@ -20,7 +20,8 @@ from app.models.scan import (BATCH_DISCARDED, BATCH_OPEN, BATCH_REGISTERED, ITEM
                              ITEM_EXISTS, ITEM_INCOMPLETE, ITEM_INVALID, ITEM_OK, ScanBatch,
                              ScanItem)
 from app.services import audit, cards
-from app.services.errors import DomainError, InputError
+from app.services.errors import (BatchClosedError, InputError,  # noqa: F401
+                                 RegistrationConflictError)
 from app.services.qr_formats import ParsedCard, decode_bytes, parse_payload
 
 STATUS_LABELS = {
@@ -28,14 +29,6 @@ STATUS_LABELS = {
     ITEM_EXISTS: _l("Already in the ledger"), ITEM_INVALID: _l("Invalid"),
     ITEM_INCOMPLETE: _l("No personal data"),
 }
-
-
-class BatchClosedError(DomainError):
-    message = _l("This batch is already registered or discarded.")
-
-
-class RegistrationConflictError(DomainError):
-    message = _l("Nothing was registered: some rows are no longer valid.")
 
 
 def status_label(status: str) -> str:

@@ -127,6 +127,11 @@ def test_cancel_frees_seats_at_once_and_the_card_waits_again(app, db, slot):
                             staff=True)
         booking.cancel(db, done, "都合が悪くなった")
         assert _taken(db, slot.id) == 0
+        from app.models.audit import AuditLog
+
+        row = db.execute(select(AuditLog).where(AuditLog.target_table == "reservation",
+                                                AuditLog.action == "update")).scalars().all()[-1]
+        assert '"new": "cancelled"' in row.changes and "都合が悪くなった" in row.changes
         db.refresh(card)
         assert card.state == card_svc.NOTICE_SENT
         with pytest.raises(booking.ReservationStateError):
