@@ -168,8 +168,14 @@ FAB_ROLES = {
     ],
 }
 
-# --- mail (later issues) ----------------------------------------------------------
+# --- mail to residents (issue 5): nothing is sent while MAIL_SERVER is empty -------------
 MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+MAIL_PORT = _env_int("MAIL_PORT", 25)
+MAIL_STARTTLS = os.environ.get("MAIL_STARTTLS", "0") == "1"
+MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+MAIL_FROM = os.environ.get("MAIL_FROM", "no-reply@example.lg.jp")
+MAIL_TIMEOUT_SECONDS = _env_int("MAIL_TIMEOUT_SECONDS", 10)
 
 # --- card ledger (issue 3) -------------------------------------------------------------
 # Postcard numbers: letters from an alphabet without look-alikes, then digits (the last is
@@ -186,3 +192,13 @@ DISCARD_AFTER_RETURN_MONTHS = _env_int("DISCARD_AFTER_RETURN_MONTHS", 12)
 
 # --- bookings (issue 5) -------------------------------------------------------------------
 HOLD_MINUTES = _env_int("HOLD_MINUTES", 10)  # a chosen time is kept while the form is filled
+# Guessing on the residents' site: identity checks per IP address and window, and failures
+# per typed postcard or booking number before that number is locked for a while.
+IDENTITY_IP_ATTEMPTS = _env_int("IDENTITY_IP_ATTEMPTS", 30)
+IDENTITY_IP_WINDOW_MINUTES = _env_int("IDENTITY_IP_WINDOW_MINUTES", 15)
+IDENTITY_NUMBER_FAILURES = _env_int("IDENTITY_NUMBER_FAILURES", 5)
+IDENTITY_LOCK_MINUTES = _env_int("IDENTITY_LOCK_MINUTES", 30)
+# Residents whose day has few seats left see 「残りわずか」 (free seats at or below this share).
+FEW_SEATS_SHARE = float(os.environ.get("FEW_SEATS_SHARE", "0.3"))
+# Where residents call when they cannot book online (shown on the site and in e-mails).
+CITY_CONTACT = os.environ.get("CITY_CONTACT", "市民課 マイナンバーカード係 0120-000-000（平日 8:30〜17:15）")

@@ -6,9 +6,10 @@ from app.models.notice import Notice
 from app.models.reservation import Hold, Reservation, ReservationPerson, Slot
 from app.models.scan import ScanBatch, ScanItem
 from app.models.storage import StoragePlace
+from app.models.throttle import Throttle
 from app.models.user import StaffUser
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 
 __all__ = ["AuditLog", "Card", "CardEvent", "DateException", "Hold", "MaintenanceWindow",
            "Notice", "Purpose", "Reservation", "ReservationPerson", "ScanBatch", "ScanItem",
-           "Slot", "StaffUser", "StoragePlace", "Venue", "VenuePurpose", "WeeklyRule"]
+           "Slot", "StaffUser", "StoragePlace", "Throttle", "Venue", "VenuePurpose", "WeeklyRule"]

@@ -37,6 +37,9 @@ class Slot(Model):
     ends_at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False)
     seats: Mapped[int] = mapped_column(Integer, nullable=False)
     taken: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Closed by staff: no new seats are taken; bookings already made stay until changed.
+    closed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
+                                         server_default=text("false"))
 
     def __repr__(self) -> str:
         return f"{self.starts_at:%Y-%m-%d %H:%M}"
@@ -77,6 +80,9 @@ class Reservation(Model):
     cancel_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    locale: Mapped[str] = mapped_column(String(10), nullable=False, default="ja",
+                                        server_default="ja")  # language of the e-mails
+    reminded_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)
     people: Mapped[list["ReservationPerson"]] = relationship(
         back_populates="reservation", cascade="all, delete-orphan")
 

@@ -30,6 +30,9 @@ class Purpose(Model):
     code: Mapped[str] = mapped_column(String(20), nullable=False, unique=True)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     needs_postcard: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Shown to residents: what the visit is for, and what to bring (one item a line).
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    what_to_bring: Mapped[str | None] = mapped_column(Text, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
 
     def __repr__(self) -> str:

@@ -1,13 +1,21 @@
 """The residents' site under /reserve/: mobile first, Japanese by default.
 
-For now the top page: city name, current notices and the maintenance banner. Booking
-(issue 5) grows here.
+The top page (purposes, notices, the maintenance banner), the booking flow (flow.py), the
+look-up, change and cancel pages (manage.py) and the JSON for scripts and tests (api.py).
 """
+from datetime import date
+
+import segno
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_babel import format_date, get_locale
+from markupsafe import Markup
 
 from app import clock
+from app.clock import JST
 from app.extensions import session as db_session
 from app.models.notice import AUDIENCE_RESIDENTS
+from app.services import japanese, notice_numbers
+from app.services.availability import active_offers
 from app.services.maintenance import maintenance_status
 from app.services.notices import current_notices
 
@@ -28,11 +36,70 @@ def maintenance_gate():
     return None
 
 
+@bp.context_processor
+def resident_context():
+    upcoming = getattr(request, "maintenance", None)
+    return {"upcoming": upcoming.upcoming if upcoming else []}
+
+
+@bp.app_template_filter("visit_time")
+def visit_time(value) -> str:
+    """A slot (or a start time) as residents read it: 2026年12月4日（金）10:00〜10:30."""
+    starts = getattr(value, "starts_at", value).astimezone(JST)
+    ends = getattr(value, "ends_at", None)
+    times = starts.strftime("%H:%M") + ("〜" + ends.astimezone(JST).strftime("%H:%M")
+                                        if ends else "")
+    return f"{long_date(starts.date())} {times}"
+
+
+@bp.app_template_filter("long_date")
+def long_date(value) -> str:
+    if str(get_locale()).startswith("ja"):
+        return f"{value.year}年{value.month}月{value.day}日（{'月火水木金土日'[value.weekday()]}）"
+    return format_date(value, "EEE d MMM y")
+
+
+@bp.app_template_filter("month_title")
+def month_title(value) -> str:
+    if str(get_locale()).startswith("ja"):
+        return f"{value.year}年{value.month}月"
+    return format_date(value, "MMMM y")
+
+
+@bp.app_template_filter("postcard")
+def postcard(value) -> str:
+    return notice_numbers.display(value)
+
+
+@bp.app_template_filter("birth")
+def birth(value) -> str:
+    day = date.fromisoformat(value) if isinstance(value, str) else value
+    return japanese.date_with_era(day)
+
+
+@bp.app_template_filter("phone")
+def phone(value) -> str:
+    return japanese.format_phone(value)
+
+
+@bp.app_template_global("qr_svg")
+def qr_svg(text: str) -> Markup:
+    """The booking number as an inline QR code (no request for an image, works offline)."""
+    code = segno.make_qr(text, error="m")
+    return Markup(code.svg_inline(scale=6, border=4, svgclass="qr-code", title=text))
+
+
+@bp.app_context_processor
+def zone():
+    return {"tz": JST}
+
+
 @bp.route("/")
 def index():
     notices = current_notices(db_session(), AUDIENCE_RESIDENTS, clock.now())
-    return render_template("public/index.html", notices=notices,
-                           upcoming=request.maintenance.upcoming)
+    offers = active_offers(db_session())
+    purposes = list({o.purpose.id: o.purpose for o in offers}.values())
+    return render_template("public/index.html", notices=notices, purposes=purposes)
 
 
 @bp.route("/lang/<code>")
@@ -47,3 +114,4 @@ def set_language(code: str):
 
 
 from app.public import api  # noqa: E402,F401  (routes on this blueprint)
+from app.public import flow, manage  # noqa: E402,F401

@@ -29,7 +29,8 @@ _PG_LOCK_KEY = 0x4D4E43  # "MNC": serialises appends to the chain on PostgreSQL
 
 # Tables not audited: the trail itself and FAB's permission catalogue (synced by `init`).
 EXCLUDED_TABLES = {"audit_log", "ab_permission", "ab_view_menu", "ab_permission_view",
-                   "alembic_version", "ab_register_user"}
+                   "alembic_version", "ab_register_user",
+                   "hold", "throttle"}  # seat holds lapse in minutes; throttle keys are hashes
 # Bookkeeping columns whose change alone is not a change of the record.
 IGNORED_COLUMNS = {
     "ab_user": {"last_login", "login_count", "fail_login_count", "changed_on", "changed_by_fk",

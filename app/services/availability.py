@@ -1,6 +1,7 @@
 """What residents may book: active venues and purposes, and free seats per slot."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
@@ -8,7 +9,7 @@ from sqlalchemy import select
 
 from app import clock
 from app.models.venue import Purpose, Venue, VenuePurpose
-from app.services.booking import free_count
+from app.services.booking import free_counts
 from app.services.calendar import bookable_between, ensure_slots
 from app.services.errors import InputError
 
@@ -45,11 +46,12 @@ def availability(session, offer: VenuePurpose, first: date, last: date) -> list[
     last = min(last, latest.date())
     if last < first:
         return []
-    slots = ensure_slots(session, offer, first, last)
+    slots = [s for s in ensure_slots(session, offer, first, last)
+             if earliest <= s.starts_at <= latest and not s.closed]
     session.commit()
+    free = free_counts(session, slots, now)
     return [{"id": s.id, "start": s.starts_at.isoformat(), "end": s.ends_at.isoformat(),
-             "seats": s.seats, "free": free_count(session, s, now)}
-            for s in slots if earliest <= s.starts_at <= latest]
+             "seats": s.seats, "free": free[s.id]} for s in slots]
 
 
 def parse_iso_day(text: str | None, default: date) -> date:
@@ -63,3 +65,66 @@ def parse_iso_day(text: str | None, default: date) -> date:
 
 def default_range(today: date) -> tuple[date, date]:
     return today, today + timedelta(days=MAX_RANGE_DAYS - 1)
+
+
+# --- the residents' month calendar and day page ---------------------------------------------
+
+FREE, FEW, FULL, CLOSED = "free", "few", "full", "closed"
+
+
+@dataclass
+class DaySlots:
+    day: date
+    slots: list[dict]  # the bookable slots of the day, as availability() gives them
+    status: str  # free / few / full / closed, for a party of `seats`
+
+
+def month_range(offer: VenuePurpose, now: datetime) -> tuple[date, date]:
+    """First days of the first and last months a resident can book in."""
+    earliest, latest = bookable_between(offer, now)
+    return earliest.date().replace(day=1), latest.date().replace(day=1)
+
+
+def day_status(slots: list[dict], seats: int, few_share: float) -> str:
+    if not slots:
+        return CLOSED
+    usable = [s for s in slots if s["free"] >= seats]
+    if not usable:
+        return FULL
+    free = sum(s["free"] for s in usable)
+    total = sum(s["seats"] for s in slots)
+    return FEW if free <= few_share * total else FREE
+
+
+def month_days(session, offer: VenuePurpose, month: date, seats: int,
+               few_share: float) -> dict[date, DaySlots]:
+    """Every day of the month with its bookable slots and status (one query for seats)."""
+    first = month.replace(day=1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    by_day: dict[date, list[dict]] = {}
+    for slot in availability(session, offer, first, last):
+        by_day.setdefault(date.fromisoformat(slot["start"][:10]), []).append(slot)
+    result = {}
+    day = first
+    while day <= last:
+        slots = by_day.get(day, [])
+        result[day] = DaySlots(day, slots, day_status(slots, seats, few_share))
+        day += timedelta(days=1)
+    return result
+
+
+def month_weeks(month: date) -> list[list[date | None]]:
+    """The month as weeks from Sunday (as Japanese calendars are printed)."""
+    first = month.replace(day=1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    weeks, week = [], [None] * ((first.weekday() + 1) % 7)
+    day = first
+    while day <= last:
+        week.append(day)
+        if len(week) == 7:
+            weeks.append(week)
+            week = []
+        day += timedelta(days=1)
+    if week:
+        weeks.append(week + [None] * (7 - len(week)))
+    return weeks

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
+from app.clock import JST
 from app.models.card import Card
 from app.models.reservation import (BOOKED, CANCELLED, CHANNEL_WEB, HOLD_BOOKED, HOLD_HELD,
                                     HOLD_RELEASED, Hold, Reservation, ReservationPerson, Slot)
 from app.services import audit, cards, notice_numbers
+from app.services.japanese import normalize_code
 from app.services.errors import (BookingWindowError, CardAlreadyBookedError,  # noqa: F401
                                  HoldExpiredError, IdentityMismatchError,
                                  InputError, ReservationStateError, SlotFullError)
@@ -49,7 +51,7 @@ def release_expired_holds(session, slot_id: int, now: datetime) -> int:
 def take_seats(session, slot_id: int, seats: int, now: datetime) -> bool:
     """The one deciding step: True when the seats were taken."""
     release_expired_holds(session, slot_id, now)
-    result = session.execute(update(Slot).where(Slot.id == slot_id,
+    result = session.execute(update(Slot).where(Slot.id == slot_id, Slot.closed.is_(False),
                                                 Slot.taken + seats <= Slot.seats)
                              .values(taken=Slot.taken + seats))
     return result.rowcount == 1
@@ -61,9 +63,20 @@ def free_seats(session, slot_id: int, seats: int) -> None:
 
 def free_count(session, slot: Slot, now: datetime) -> int:
     """Seats a resident could take now (lapsed holds count as free)."""
-    lapsed = sum(session.execute(select(Hold.seats).where(
-        Hold.slot_id == slot.id, Hold.state == HOLD_HELD, Hold.expires_at <= now)).scalars())
-    return max(slot.seats - slot.taken + lapsed, 0)
+    return free_counts(session, [slot], now)[slot.id]
+
+
+def free_counts(session, slots: list[Slot], now: datetime) -> dict[int, int]:
+    """Free seats of many slots in one query; a closed slot has none."""
+    ids = [s.id for s in slots]
+    lapsed: dict[int, int] = {}
+    for start in range(0, len(ids), 500):
+        lapsed.update(session.execute(
+            select(Hold.slot_id, func.sum(Hold.seats))
+            .where(Hold.slot_id.in_(ids[start:start + 500]), Hold.state == HOLD_HELD,
+                   Hold.expires_at <= now).group_by(Hold.slot_id)).all())
+    return {s.id: 0 if s.closed else max(s.seats - s.taken + (lapsed.get(s.id) or 0), 0)
+            for s in slots}
 
 
 def _check_window(slot: Slot, now: datetime, staff: bool) -> None:
@@ -120,19 +133,66 @@ def match_cards(session, people: list[PersonInput]) -> list[Card]:
     """The cards of a 交付 party: postcard number and birth date must both match a card
     waiting for collection; an unknown number and a wrong date give the same answer."""
     found = []
-    for person in people:
+    for index, person in enumerate(people):
         try:
             number = notice_numbers.parse(person.notice_number)
         except InputError:
-            raise IdentityMismatchError() from None
+            raise _mismatch(index) from None
         card = session.execute(select(Card).where(Card.notice_number == number)).scalar()
         if card is None or card.birth_date != person.birth_date \
                 or card.state not in (cards.NOTICE_SENT, cards.RENOTIFIED, cards.RESERVED):
-            raise IdentityMismatchError()
+            raise _mismatch(index)
         if card.id in {c.id for c in found}:
             raise InputError(_l("The same postcard number was entered twice."))
         found.append(card)
     return found
+
+
+def _mismatch(index: int) -> IdentityMismatchError:
+    error = IdentityMismatchError()
+    error.index = index  # which person: counted against that number, never shown
+    return error
+
+
+def identify_party(session, people: list[PersonInput], ip: str | None) -> list[Card]:
+    """match_cards behind the guessing limits: per IP address every attempt counts, per
+    postcard number every failure; a locked number answers the same whether it exists."""
+    from app.services import throttle
+
+    now = clock.now()
+    keys = {i: throttle.number_key(normalize_code(p.notice_number))
+            for i, p in enumerate(people)}
+    throttle.check(session, [throttle.ip_key(ip), *keys.values()], now)
+    throttle.count(session, throttle.ip_key(ip), now)
+    try:
+        found = match_cards(session, people)
+    except IdentityMismatchError as error:
+        throttle.count(session, keys[error.index], now)
+        raise
+    for key in keys.values():
+        throttle.clear(session, key)
+    for card in found:  # told only to whoever knows both the number and the birth date
+        if session.execute(select(ReservationPerson.id).where(
+                ReservationPerson.card_id == card.id, ReservationPerson.active.is_(True))).first():
+            raise CardAlreadyBookedError()
+    return found
+
+
+def lookup_reservation(session, number: str, birth_date: date, ip: str | None) -> Reservation:
+    """find_reservation behind the same guessing limits as the postcard numbers."""
+    from app.services import throttle
+
+    now = clock.now()
+    key = throttle.number_key("R" + normalize_code(number))
+    throttle.check(session, [throttle.ip_key(ip), key], now)
+    throttle.count(session, throttle.ip_key(ip), now)
+    try:
+        reservation = find_reservation(session, number, birth_date)
+    except IdentityMismatchError:
+        throttle.count(session, key, now)
+        raise
+    throttle.clear(session, key)
+    return reservation
 
 
 def _new_number(session) -> str:
@@ -146,8 +206,6 @@ def _new_number(session) -> str:
 
 
 def parse_reservation_number(text: str | None) -> str:
-    from app.services.japanese import normalize_code
-
     value = normalize_code(text)
     body, check = value[:-1], value[-1:]
     if len(value) != 8 or any(c not in NUMBER_ALPHABET + "0123456789" for c in value) \
@@ -169,15 +227,13 @@ class Contact:
 def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact: Contact,
          cards_to_collect: list[Card] | None = None, seats: int | None = None,
          channel: str = CHANNEL_WEB, idempotency_key: str | None = None,
-         staff: bool = False) -> Reservation:
+         staff: bool = False, locale: str = "ja") -> Reservation:
     """Turn a hold (or, for staff, fresh seats) into a booking. Submitting the same form
     twice (same idempotency key) returns the first booking."""
     now = clock.now()
-    if idempotency_key:
-        done = session.execute(select(Reservation).where(
-            Reservation.idempotency_key == idempotency_key)).scalar()
-        if done is not None:
-            return done
+    done = _by_key(session, idempotency_key)
+    if done is not None:
+        return done
     party = cards_to_collect or []
     seats = len(party) if party else (seats or 1)
     for card in party:
@@ -191,7 +247,15 @@ def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact:
         converted = session.execute(update(Hold).where(Hold.id == hold.id,
                                                        Hold.state == HOLD_HELD)
                                     .values(state=HOLD_BOOKED)).rowcount == 1
-        if not converted:  # it lapsed and its seats went back: try to take them again
+        if not converted:
+            state = session.execute(select(Hold.state).where(Hold.id == hold.id)).scalar()
+            session.rollback()
+            if state == HOLD_BOOKED:  # a second submit raced the first: answer with it
+                done = _by_key(session, idempotency_key)
+                if done is not None:
+                    return done
+                raise HoldExpiredError()
+            # it lapsed and its seats went back: try to take them again
             _check_window(slot, now, staff)
             if not take_seats(session, slot.id, seats, now):
                 session.rollback()
@@ -205,7 +269,7 @@ def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact:
         number=_new_number(session), slot_id=slot.id, seats=seats, state=BOOKED,
         channel=channel, name=contact.name, name_kana=contact.name_kana,
         birth_date=birth_date, phone=contact.phone, email=contact.email, created_at=now,
-        idempotency_key=idempotency_key)
+        idempotency_key=idempotency_key, locale=locale)
     session.add(reservation)
     for card in party:
         reservation.people.append(ReservationPerson(card_id=card.id, active=True))
@@ -216,20 +280,48 @@ def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact:
             reservation.people.append(ReservationPerson(card_id=None, active=True))
     try:
         session.commit()
-    except IntegrityError:  # a concurrent booking took the same card first
+    except IntegrityError:  # the same form submitted twice at once, or the card taken
         session.rollback()
+        done = _by_key(session, idempotency_key)
+        if done is not None:
+            return done
         raise CardAlreadyBookedError() from None
     return reservation
+
+
+def _by_key(session, idempotency_key: str | None) -> Reservation | None:
+    if not idempotency_key:
+        return None
+    return session.execute(select(Reservation).where(
+        Reservation.idempotency_key == idempotency_key)).scalar()
+
+
+def check_changeable(reservation: Reservation, now: datetime, staff: bool = False) -> None:
+    """Residents may move a booking until the end of its day (a missed visit can be moved
+    on the same day, DOMAIN.md); staff at any time while it is booked."""
+    if reservation.state != BOOKED:
+        raise ReservationStateError(_l("This booking was cancelled."))
+    day_end = datetime.combine(reservation.slot.starts_at.astimezone(JST).date()
+                               + timedelta(days=1), time.min, JST)
+    if not staff and now >= day_end:
+        raise ReservationStateError(_l("The day of this booking has passed. Please make a "
+                                       "new booking."))
+
+
+def check_cancellable(reservation: Reservation, now: datetime, staff: bool = False) -> None:
+    """Residents may cancel online until the time of the visit."""
+    if reservation.state != BOOKED:
+        raise ReservationStateError(_l("This booking was cancelled."))
+    if not staff and reservation.slot.starts_at <= now:
+        raise ReservationStateError(_l("The time of this booking has passed; it can no longer "
+                                       "be cancelled online."))
 
 
 def change_slot(session, reservation: Reservation, new_slot: Slot,
                 staff: bool = False) -> Reservation:
     """Take the new seats first, then free the old ones, in one transaction."""
-    if reservation.state != BOOKED:
-        raise ReservationStateError()
     now = clock.now()
-    if not staff and reservation.slot.starts_at <= now:
-        raise ReservationStateError()
+    check_changeable(reservation, now, staff)
     _check_window(new_slot, now, staff)
     if new_slot.id == reservation.slot_id:
         return reservation
@@ -245,11 +337,8 @@ def change_slot(session, reservation: Reservation, new_slot: Slot,
 def cancel(session, reservation: Reservation, reason: str | None = None,
            staff: bool = False) -> Reservation:
     """Free the seats at once; cards waiting for collection go back to their state."""
-    if reservation.state != BOOKED:
-        raise ReservationStateError()
     now = clock.now()
-    if not staff and reservation.slot.starts_at <= now:
-        raise ReservationStateError()
+    check_cancellable(reservation, now, staff)
     result = session.execute(update(Reservation).where(Reservation.id == reservation.id,
                                                        Reservation.state == BOOKED)
                              .values(state=CANCELLED, cancelled_at=now, cancel_reason=reason))

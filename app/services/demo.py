@@ -99,6 +99,22 @@ DEMO_VENUES = [
 DEMO_PURPOSES = [("kofu", "マイナンバーカードの受け取り（交付）", True),
                  ("shinsei", "マイナンバーカードの申請", False),
                  ("denshi", "電子証明書の更新・新規発行", False)]
+PURPOSE_TEXTS = {
+    "kofu": ("「交付通知書」（はがき）が届いた方が、カードを受け取りに来庁する予約です。",
+             "交付通知書（はがき）\n"
+             "本人確認書類（運転免許証・パスポートなど顔写真付きのもの1点、"
+             "または健康保険の資格確認書・年金手帳など2点）\n"
+             "通知カード・住民基本台帳カード（お持ちの方）\n"
+             "以前のマイナンバーカード（再交付・更新の方）\n"
+             "暗証番号（数字4桁と、英数字6〜16文字）を決めてからお越しください"),
+    "shinsei": ("窓口でカードを申請する予約です。写真の撮影や申請書の記入もお手伝いします。",
+                "本人確認書類（顔写真付きのもの1点、またはそれ以外のもの2点）\n"
+                "通知カードまたは個人番号通知書（お持ちの方）"),
+    "denshi": ("マイナンバーカードの電子証明書の更新・新規発行の予約です。",
+               "マイナンバーカード\n"
+               "暗証番号（署名用：英数字6〜16文字、利用者証明用：数字4桁）\n"
+               "有効期限通知書（届いている方）"),
+}
 
 
 def seed_venues(db) -> str:
@@ -111,7 +127,9 @@ def seed_venues(db) -> str:
         return "demo venues exist"
     purposes = {}
     for code, name, needs_postcard in DEMO_PURPOSES:
-        purposes[code] = Purpose(code=code, name=name, needs_postcard=needs_postcard)
+        description, bring = PURPOSE_TEXTS[code]
+        purposes[code] = Purpose(code=code, name=name, needs_postcard=needs_postcard,
+                                 description=description, what_to_bring=bring)
         db.add(purposes[code])
 
     def hhmm(value):

@@ -92,3 +92,14 @@ class CardAlreadyBookedError(DomainError):
 
 class ReservationStateError(DomainError):
     message = _("This booking cannot be changed any more.")
+
+
+class ThrottledError(DomainError):
+    """Too many attempts from one address or on one number: wait until ``until``."""
+
+    def __init__(self, until):
+        from app.clock import JST
+
+        self.until = until
+        super().__init__(_("There were too many attempts. Please try again after %(time)s.",
+                           time=until.astimezone(JST).strftime("%H:%M")))

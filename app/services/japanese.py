@@ -168,3 +168,35 @@ def parse_time_of_day(text: str | None):
     if hour > 23 or minute > 59:
         raise InputError(_l("Write the time like 09:00."))
     return time(hour, minute)
+
+
+def parse_phone(text: str | None) -> str:
+    """A Japanese phone number, with or without hyphens, in any width: digits only."""
+    value = digits_only(text).replace("(", "").replace(")", "").replace("（", "").replace("）", "")
+    if not re.fullmatch(r"0\d{9,10}", value):
+        raise InputError(_l("Enter the phone number as 10 or 11 digits starting with 0, "
+                            "for example 090-1234-5678."))
+    return value
+
+
+def format_phone(value: str | None) -> str:
+    """090-1234-5678, 03-1234-5678 (mobile, IP and free-dial numbers by their prefix;
+    other fixed lines 2-4-4 as a reasonable default)."""
+    if not value:
+        return ""
+    if len(value) == 11:
+        return f"{value[:3]}-{value[3:7]}-{value[7:]}"
+    if value.startswith(("0120", "0800")):
+        return f"{value[:4]}-{value[4:7]}-{value[7:]}"
+    return f"{value[:2]}-{value[2:6]}-{value[6:]}"
+
+
+def parse_email(text: str | None) -> str | None:
+    """Optional e-mail address: half-width, trimmed; None when empty."""
+    value = half_width(text).strip()
+    if not value:
+        return None
+    if len(value) > 200 or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s.]+", value):
+        raise InputError(_l("The e-mail address does not look right, for example "
+                            "taro@example.jp."))
+    return value

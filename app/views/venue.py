@@ -51,11 +51,15 @@ class PurposeModelView(ModelView):
     list_title = _l("Purposes of a visit")
     show_title = add_title = edit_title = _l("Purpose")
     label_columns = {"code": _l("Code"), "name": _l("Name"),
-                     "needs_postcard": _l("Postcard number required"), "active": _l("In use")}
+                     "needs_postcard": _l("Postcard number required"), "active": _l("In use"),
+                     "description": _l("Explanation for residents"),
+                     "what_to_bring": _l("What to bring")}
     description_columns = {"code": _l("Lower-case letters, used in links (kofu, shinsei ...)."),
-                           "needs_postcard": _l("Collecting a card: residents give the postcard number and birth date.")}
-    list_columns = add_columns = edit_columns = show_columns = ["code", "name", "needs_postcard",
-                                                                "active"]
+                           "needs_postcard": _l("Collecting a card: residents give the postcard number and birth date."),
+                           "what_to_bring": _l("One item a line; shown on the booking pages and in e-mails.")}
+    list_columns = ["code", "name", "needs_postcard", "active"]
+    add_columns = edit_columns = show_columns = ["code", "name", "needs_postcard", "description",
+                                                 "what_to_bring", "active"]
     formatters_columns = {"needs_postcard": yes_no, "active": yes_no}
     validators_columns = {
         "code": [DataRequired(), Regexp(r"^[a-z][a-z_]{1,19}$",

@@ -1,0 +1,183 @@
+"""Look up, change and cancel a booking with its number and the birth date (F1.1).
+
+After a successful look-up the booking's id is kept in the session for a short while
+(``VIEW_MINUTES``); every page re-reads the booking, so a change made by staff shows at once.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import redirect, render_template, request, session, url_for
+from flask_babel import lazy_gettext as _l
+
+from app import clock
+from app.extensions import session as db_session
+from app.models.reservation import BOOKED, Reservation, Slot
+from app.public import bp
+from app.public.flow import render_calendar, render_day
+from app.public.forms import check_lookup
+from app.services import booking, mail
+from app.services.errors import DomainError
+
+VIEWING = "viewing"
+VIEW_MINUTES = 30
+
+
+def _viewed() -> Reservation | None:
+    viewing = session.get(VIEWING) or {}
+    try:
+        until = datetime.fromisoformat(viewing["until"])
+    except (KeyError, ValueError):
+        return None
+    if until <= clock.now():
+        session.pop(VIEWING, None)
+        return None
+    return db_session().get(Reservation, viewing.get("id") or 0)
+
+
+def _view(reservation: Reservation) -> None:
+    session[VIEWING] = {"id": reservation.id,
+                        "until": (clock.now() + timedelta(minutes=VIEW_MINUTES)).isoformat()}
+
+
+@bp.route("/lookup", methods=["GET", "POST"])
+def lookup():
+    values = {"reservation_number": request.args.get("reservation_number", ""),
+              "birth_date": ""}
+    errors: dict = {}
+    message = None
+    if request.method == "POST":
+        checked = check_lookup(request.form, clock.now().date())
+        values, errors = checked.raw, checked.errors
+        if not errors:
+            try:
+                reservation = booking.lookup_reservation(
+                    db_session(), checked.clean["reservation_number"],
+                    checked.clean["birth_date"], request.remote_addr)
+            except DomainError as error:
+                message = error.message
+            else:
+                _view(reservation)
+                return redirect(url_for("public.booking_detail"))
+    return render_template("public/lookup.html", values=values, errors=errors,
+                           message=message), 422 if errors or message else 200
+
+
+def _need_booking():
+    reservation = _viewed()
+    if reservation is None:
+        return None, redirect(url_for("public.lookup"))
+    return reservation, None
+
+
+@bp.route("/booking")
+def booking_detail():
+    reservation, back = _need_booking()
+    if back:
+        return back
+    now = clock.now()
+    return render_template("public/booking.html", r=reservation, slot=reservation.slot,
+                           offer=reservation.slot.offer,
+                           can_change=_allowed(booking.check_changeable, reservation, now),
+                           can_cancel=_allowed(booking.check_cancellable, reservation, now))
+
+
+def _allowed(check, reservation, now) -> str | None:
+    """None when allowed, else the reason."""
+    try:
+        check(reservation, now)
+    except DomainError as error:
+        return error.message
+    return None
+
+
+@bp.route("/booking/change")
+def change_calendar():
+    reservation, back = _need_booking()
+    if back:
+        return back
+    refusal = _allowed(booking.check_changeable, reservation, clock.now())
+    if refusal:
+        return _refused(reservation, refusal)
+    return render_calendar(reservation.slot.offer, reservation.seats, "public.change_day",
+                           "public.change_calendar", {}, purpose=reservation.slot.offer.purpose,
+                           changing=reservation)
+
+
+@bp.route("/booking/change/<day>")
+def change_day(day: str):
+    reservation, back = _need_booking()
+    if back:
+        return back
+    refusal = _allowed(booking.check_changeable, reservation, clock.now())
+    if refusal:
+        return _refused(reservation, refusal)
+    return render_day(reservation.slot.offer, day, reservation.seats,
+                      url_for("public.change"),
+                      url_for("public.change_calendar", month=day[:7]),
+                      purpose=reservation.slot.offer.purpose, changing=reservation, error=None)
+
+
+def _refused(reservation: Reservation, message):
+    return render_template("public/booking.html", r=reservation, slot=reservation.slot,
+                           offer=reservation.slot.offer, error=message, can_change=message,
+                           can_cancel=_allowed(booking.check_cancellable, reservation,
+                                               clock.now())), 409
+
+
+@bp.route("/booking/change", methods=["POST"])
+def change():
+    """First POST shows the old and new times; the second (``confirm``) moves the booking."""
+    reservation, back = _need_booking()
+    if back:
+        return back
+    try:
+        new_slot = db_session().get(Slot, int(request.form.get("slot", "")))
+    except ValueError:
+        new_slot = None
+    if new_slot is None or new_slot.offer_id != reservation.slot.offer_id:
+        return _refused(reservation, _l("Choose a time."))
+    if "confirm" not in request.form:
+        return render_template("public/change_confirm.html", r=reservation,
+                               old=reservation.slot, new=new_slot,
+                               offer=reservation.slot.offer)
+    if reservation.slot_id == new_slot.id:  # already there (a second click): nothing to do
+        return redirect(url_for("public.booking_detail", changed=1))
+    try:
+        booking.change_slot(db_session(), reservation, new_slot)
+    except DomainError as error:
+        return render_template("public/change_confirm.html", r=reservation,
+                               old=reservation.slot, new=new_slot,
+                               offer=reservation.slot.offer, error=error.message), 409
+    db_session().refresh(reservation)
+    mail.notify(reservation, "changed")
+    return redirect(url_for("public.booking_detail", changed=1))
+
+
+@bp.route("/booking/cancel", methods=["GET", "POST"])
+def cancel():
+    reservation, back = _need_booking()
+    if back:
+        return back
+    if request.method == "POST" and reservation.state != BOOKED:
+        return redirect(url_for("public.booking_detail"))  # a second click
+    refusal = _allowed(booking.check_cancellable, reservation, clock.now())
+    if refusal:
+        return _refused(reservation, refusal)
+    if request.method == "POST":
+        try:
+            booking.cancel(db_session(), reservation, reason="resident (web)")
+        except DomainError as error:
+            return _refused(reservation, error.message)
+        mail.notify(reservation, "cancelled")
+        return redirect(url_for("public.booking_detail", cancelled=1))
+    return render_template("public/cancel_confirm.html", r=reservation, slot=reservation.slot,
+                           offer=reservation.slot.offer)
+
+
+@bp.route("/booking/close", methods=["POST"])
+def leave():
+    """Forget the booking in this browser (a shared or public computer)."""
+    session.pop(VIEWING, None)
+    session.pop("done", None)
+    return redirect(url_for("public.index"))

@@ -1,0 +1,79 @@
+"""Slowing down guessing on the residents' site (F1.3, DOMAIN.md "Privacy").
+
+Two kinds of counters, kept in the database so that every worker process shares them:
+- per IP address, every identity check counts; past ``IDENTITY_IP_ATTEMPTS`` within
+  ``IDENTITY_IP_WINDOW_MINUTES`` the address waits until the window ends;
+- per typed number (postcard or booking number), failures count; after
+  ``IDENTITY_NUMBER_FAILURES`` the number is locked for ``IDENTITY_LOCK_MINUTES``.
+A number is locked whether or not it exists, so a lock says nothing about existence. The
+counters store a keyed hash of the number, never the number.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.models.throttle import Throttle
+from app.services.errors import ThrottledError
+
+
+def ip_key(address: str | None) -> str:
+    return "ip:" + (address or "unknown")[:60]
+
+
+def number_key(value: str) -> str:
+    secret = current_app.config["SECRET_KEY"].encode()
+    digest = hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()
+    return "no:" + digest[:40]
+
+
+def check(session, keys: list[str], now: datetime) -> None:
+    """Refuse when any key is locked; the message says until when."""
+    until = session.execute(select(Throttle.locked_until).where(
+        Throttle.key.in_(keys), Throttle.locked_until > now)).scalars().all()
+    if until:
+        raise ThrottledError(max(until))
+
+
+def _limits(kind: str) -> tuple[int, timedelta, timedelta]:
+    config = current_app.config
+    if kind == "ip":
+        window = timedelta(minutes=config.get("IDENTITY_IP_WINDOW_MINUTES", 15))
+        return config.get("IDENTITY_IP_ATTEMPTS", 30), window, window
+    return (config.get("IDENTITY_NUMBER_FAILURES", 5),
+            timedelta(minutes=config.get("IDENTITY_LOCK_MINUTES", 30)),
+            timedelta(minutes=config.get("IDENTITY_LOCK_MINUTES", 30)))
+
+
+def count(session, key: str, now: datetime) -> int:
+    """Count one event for the key (atomically, in its own commit); lock it past the limit.
+    Returns the count in the current window."""
+    limit, window, lock = _limits("ip" if key.startswith("ip:") else "number")
+    fresh = Throttle.window_started_at <= now - window
+    values = {"count": case((fresh, 1), else_=Throttle.count + 1),
+              "window_started_at": case((fresh, now), else_=Throttle.window_started_at)}
+    if session.execute(update(Throttle).where(Throttle.key == key).values(**values)
+                       ).rowcount == 0:
+        try:
+            with session.begin_nested():
+                session.add(Throttle(key=key, count=1, window_started_at=now))
+        except IntegrityError:  # another request made the row first
+            session.execute(update(Throttle).where(Throttle.key == key).values(**values))
+    current = session.execute(select(Throttle.count).where(Throttle.key == key)).scalar_one()
+    if current >= limit:
+        session.execute(update(Throttle).where(Throttle.key == key)
+                        .values(locked_until=now + lock, count=0, window_started_at=now))
+    session.commit()
+    return current
+
+
+def clear(session, key: str) -> None:
+    """A right answer forgets the earlier failures of that number."""
+    session.execute(update(Throttle).where(Throttle.key == key, Throttle.locked_until.is_(None))
+                    .values(count=0))
+    session.commit()
