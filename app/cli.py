@@ -16,6 +16,7 @@ demo_cli = AppGroup("demo", help="Demo data.")
 audit_cli = AppGroup("audit", help="The audit trail.")
 users_cli = AppGroup("users", help="Staff accounts.")
 qr_cli = AppGroup("qr", help="QR codes of the card issuance list.")
+reservations_cli = AppGroup("reservations", help="Visit bookings.")
 
 
 def _as_cli_operator():
@@ -219,8 +220,22 @@ def qr_register(files, dry_run):
                f"invalid {counts.invalid}, no personal data {counts.incomplete}")
 
 
+@reservations_cli.command("remind", help="E-mail tomorrow's visitors (run once a day from cron; "
+                                          "a second run sends nothing twice).")
+def remind_command():
+    from app.services import mail
+
+    if not mail.configured():
+        click.echo("MAIL_SERVER is not set: no reminders sent")
+    sent, failed = mail.send_reminders(session())
+    click.echo(f"reminders sent: {sent}, not sent: {failed}")
+    if failed and mail.configured():
+        sys.exit(1)
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(qr_cli)
+    app.cli.add_command(reservations_cli)
     app.cli.add_command(init_command)
     app.cli.add_command(demo_cli)
     app.cli.add_command(audit_cli)

@@ -112,7 +112,7 @@ def test_residents_switch_to_english_and_back(client):
     response = client.get("/reserve/lang/en?next=/reserve/")
     assert response.headers["Location"].endswith("/reserve/")
     page = text_of(client.get("/reserve/"))
-    assert "Book a visit to collect your My Number Card" in page
+    assert "Book a visit for your My Number Card" in page
     client.get("/reserve/lang/ja_JP")
     assert "来庁予約" in text_of(client.get("/reserve/"))
 
