@@ -112,7 +112,8 @@ _SELF_SERVICE = [  # every signed-in user: own profile and own password
 _READ = r"(can_list|can_show)$"
 _BOOKING_SETTINGS = (r"(VenuePurposeModelView|VenueModelView|PurposeModelView"
                      r"|WeeklyRuleModelView|DateExceptionModelView)$")
-_BOOKING_MENUS = r"(Reservations|Booking Settings|Venues|Purposes|Weekly Pattern|Date Exceptions)$"
+_BOOKING_MENUS = (r"(Reservations|Booking Calendar|Booking Settings|Venues|Purposes"
+                  r"|Weekly Pattern|Date Exceptions)$")
 _WRITE = r"(can_list|can_show|can_add|can_edit|can_delete)$"
 
 FAB_ROLES = {
@@ -132,6 +133,7 @@ FAB_ROLES = {
         (r"(Cards|Card Ledger|Scan Station|Hand-over|Storage Places|Discard|Card History)$",
          r"menu_access$"),
         (_BOOKING_SETTINGS, _WRITE),
+        (r"BookingCalendarView$", r"can_(month|day|close|reopen)$"),
         (_BOOKING_MENUS, r"menu_access$"),
         (r"NoticeModelView$", _WRITE),
         (r"AuditLogModelView$", r"(can_list|can_show|can_export)$"),
@@ -148,6 +150,7 @@ FAB_ROLES = {
         (r"CardApi$", r"(can_get|can_info|can_put|can_transition)$"),
         (r"ScanView$", r"can_\w+$"),
         (_BOOKING_SETTINGS, _READ),
+        (r"BookingCalendarView$", r"can_(month|day)$"),
         (_BOOKING_MENUS, r"menu_access$"),
         (r"(Cards|Card Ledger|Scan Station|Hand-over|Storage Places|Discard|Card History)$",
          r"menu_access$"),
@@ -161,6 +164,7 @@ FAB_ROLES = {
         (r"DiscardView$", r"(can_candidates|can_register)$"),
         (r"CardApi$", r"(can_get|can_info)$"),
         (_BOOKING_SETTINGS, _READ),
+        (r"BookingCalendarView$", r"can_(month|day)$"),
         (_BOOKING_MENUS, r"menu_access$"),
         (r"(Cards|Card Ledger|Storage Places|Discard|Card History)$", r"menu_access$"),
         (r"NoticeModelView$", _READ),

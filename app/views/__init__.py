@@ -3,6 +3,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.views.api import CardApi
 from app.views.audit import AuditLogModelView
+from app.views.booking_calendar import BookingCalendarView
 from app.views.card import CardEventModelView, CardModelView
 from app.views.discard import DiscardView
 from app.views.handover import HandoverView
@@ -24,6 +25,8 @@ CATEGORY_SYSTEM = "Security"  # FAB's own category, relabelled システム
 def register_views(appbuilder) -> None:
     bookings = dict(category=CATEGORY_RESERVATIONS, category_icon="fa-calendar",
                     category_label=_l("Reservations"))
+    appbuilder.add_view(BookingCalendarView, "Booking Calendar", icon="fa-calendar",
+                        label=_l("Booking calendar"), **bookings)
     appbuilder.add_view(VenuePurposeModelView, "Booking Settings", icon="fa-sliders",
                         label=_l("Booking settings per venue"), **bookings)
     appbuilder.add_view(VenueModelView, "Venues", icon="fa-building", label=_l("Venues"),

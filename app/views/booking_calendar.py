@@ -1,0 +1,142 @@
+"""The month calendar of a venue for staff (F1.5): per slot seats, booked and held; a day's
+slots with their bookings; closing and reopening slots or days. Closing a slot that has
+bookings first lists them and asks for confirmation; afterwards the residents are listed for
+contact, and e-mailed when mail is set up."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from flask import abort, flash, redirect, request, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app import clock
+from app.extensions import session
+from app.models.venue import Purpose, Venue, VenuePurpose
+from app.services import availability, mail, schedule
+from app.services.errors import DomainError
+from app.views.feedback import flash_refusal
+
+
+def _offers() -> list[VenuePurpose]:
+    return list(session().execute(
+        select(VenuePurpose).join(Venue).join(Purpose)
+        .order_by(Venue.active.desc(), Venue.name, Purpose.id)).scalars())
+
+
+def _month(text: str | None) -> date:
+    try:
+        return datetime.strptime(text or "", "%Y-%m").date()
+    except ValueError:
+        return clock.now().date().replace(day=1)
+
+
+class BookingCalendarView(BaseView):
+    route_base = "/booking-calendar"
+    default_view = "month"
+
+    def _offer(self, offer_id) -> VenuePurpose:
+        offers = _offers()
+        if not offers:
+            abort(404)
+        try:
+            wanted = int(offer_id)
+        except (TypeError, ValueError):
+            return offers[0]
+        return next((o for o in offers if o.id == wanted), None) or abort(404)
+
+    def _can(self, permission: str) -> bool:
+        return self.appbuilder.sm.has_access(permission, self.class_permission_name)
+
+    @expose("/")
+    @has_access
+    def month(self):
+        offers = _offers()
+        if not offers:
+            return self.render_template("bookings/calendar.html", offers=[], offer=None)
+        offer = self._offer(request.args.get("offer"))
+        month = _month(request.args.get("month"))
+        last = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        days = schedule.load(session(), offer, month, last)
+        return self.render_template(
+            "bookings/calendar.html", offers=offers, offer=offer, month=month, days=days,
+            weeks=availability.month_weeks(month), today=clock.now().date(),
+            prev_month=(month - timedelta(days=1)).replace(day=1),
+            next_month=(month + timedelta(days=32)).replace(day=1),
+            closed_days={e.day: e for e in offer.exceptions if e.closed})
+
+    @expose("/day/<int:offer_id>/<day>")
+    @has_access
+    def day(self, offer_id: int, day: str):
+        offer = self._offer(offer_id)
+        try:
+            the_day = date.fromisoformat(day)
+        except ValueError:
+            abort(404)
+        loads = schedule.load(session(), offer, the_day, the_day, with_bookings=True)[the_day]
+        exception = next((e for e in offer.exceptions if e.day == the_day), None)
+        return self.render_template("bookings/day.html", offer=offer, day=the_day,
+                                    loads=loads, exception=exception,
+                                    can_close=self._can("can_close"))
+
+    @expose("/close", methods=["POST"])
+    @has_access
+    def close(self):
+        """Close the chosen slots (or the whole day). With bookings in them, the first POST
+        shows those bookings and asks; the second (``confirm``) closes."""
+        offer = self._offer(request.form.get("offer"))
+        try:
+            the_day = date.fromisoformat(request.form.get("day", ""))
+        except ValueError:
+            abort(400)
+        whole_day = request.form.get("whole_day") == "1"
+        ids = [int(i) for i in request.form.getlist("slot") if i.isdigit()]
+        back = url_for(".day", offer_id=offer.id, day=the_day.isoformat())
+        loads = schedule.load(session(), offer, the_day, the_day, with_bookings=True)[the_day]
+        chosen = loads if whole_day else [entry for entry in loads if entry.slot.id in ids]
+        if not chosen and not whole_day:
+            flash(_("Choose at least one time slot."), "warning")
+            return redirect(back)
+        touched = [r for entry in chosen for r in entry.reservations]
+        if touched and request.form.get("confirm") != "1":
+            return self.render_template("bookings/close_confirm.html", offer=offer,
+                                        day=the_day, chosen=chosen, whole_day=whole_day,
+                                        touched=touched, note=request.form.get("note", ""),
+                                        mail_on=mail.configured())
+        try:
+            if whole_day:
+                affected = schedule.close_day(session(), offer, the_day,
+                                              request.form.get("note"))
+            else:
+                affected = schedule.close_slots(session(), offer, [e.slot.id for e in chosen])
+        except DomainError as error:
+            flash_refusal(error)
+            return redirect(back)
+        mailed = {r.id for r in affected if mail.notify(r, "slot_closed")}
+        flash(_("Closed. No new bookings are taken for these times."), "success")
+        if not affected:
+            return redirect(back)
+        return self.render_template("bookings/closed_result.html", offer=offer, day=the_day,
+                                    affected=affected, mailed=mailed,
+                                    mail_on=mail.configured())
+
+    @expose("/reopen", methods=["POST"])
+    @has_access
+    def reopen(self):
+        offer = self._offer(request.form.get("offer"))
+        try:
+            the_day = date.fromisoformat(request.form.get("day", ""))
+        except ValueError:
+            abort(400)
+        try:
+            if request.form.get("whole_day") == "1":
+                schedule.reopen_day(session(), offer, the_day)
+            else:
+                schedule.reopen_slots(session(), offer, [int(i) for i in
+                                                         request.form.getlist("slot")
+                                                         if i.isdigit()])
+            flash(_("Reopened for bookings."), "success")
+        except DomainError as error:
+            flash_refusal(error)
+        return redirect(url_for(".day", offer_id=offer.id, day=the_day.isoformat()))
