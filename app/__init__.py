@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config as default_config
 from app import secrets as app_secrets
 from app import web
-from app.extensions import csrf, migrate
+from app.extensions import csrf, migrate, tune_sqlite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,6 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     audit.install_listeners()
 
     with app.app_context():
+        tune_sqlite(db.engine)
         from app.views import register_views
         from app.views.home import HomeView
 

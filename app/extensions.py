@@ -14,3 +14,20 @@ migrate = Migrate()
 def session():
     """The SQLAlchemy session of the current app."""
     return current_app.appbuilder.session
+
+
+def tune_sqlite(engine) -> None:
+    """SQLite serves several worker processes: WAL lets readers go on while one writes, and
+    a writer waits (up to 15 s) for the lock instead of failing at once."""
+    from sqlalchemy import event
+
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 15000")
+        if engine.url.database and engine.url.database != ":memory:":
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()

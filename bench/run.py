@@ -80,17 +80,28 @@ def bench_register(rows, count=500):
                  f"{len(created)} cards"))
 
 
-def main():
-    rows = []
-    bench_decode(rows)
-    bench_register(rows)
-    widths = [max(len(str(r[i])) for r in rows + [("what", "how", "time", "result")])
-              for i in range(4)]
-    header = ("what", "how", "time", "result")
+def table(rows, header):
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
     print(" | ".join(h.ljust(w) for h, w in zip(header, widths)))
     print("-+-".join("-" * w for w in widths))
     for row in rows:
         print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def main():
+    what = sys.argv[1:] or ["qr", "booking"]
+    if "qr" in what:
+        rows = []
+        bench_decode(rows)
+        bench_register(rows)
+        table(rows, ("what", "how", "time", "result"))
+        print()
+    if "booking" in what:
+        from bench.booking import bench_booking
+
+        rows = []
+        bench_booking(rows)
+        table(rows[1:], rows[0])
 
 
 if __name__ == "__main__":

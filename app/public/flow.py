@@ -357,7 +357,8 @@ def done():
     if reservation is None:
         return redirect(url_for("public.lookup"))
     return render_template("public/done.html", r=reservation, slot=reservation.slot,
-                           offer=reservation.slot.offer)
+                           offer=reservation.slot.offer,
+                           mailed=mail.configured() and bool(reservation.email))
 
 
 @bp.route("/book/<code>/restart", methods=["POST"])

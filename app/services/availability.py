@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from typing import NamedTuple
+from datetime import date, datetime, time, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app import clock
+from app.clock import JST
+from app.models.reservation import Slot
 from app.models.venue import Purpose, Venue, VenuePurpose
 from app.services.booking import free_counts
-from app.services.calendar import bookable_between, ensure_slots
+from app.services.calendar import bookable_between, make_missing_slots
 from app.services.errors import InputError
 
 MAX_RANGE_DAYS = 62
@@ -46,12 +49,27 @@ def availability(session, offer: VenuePurpose, first: date, last: date) -> list[
     last = min(last, latest.date())
     if last < first:
         return []
-    slots = [s for s in ensure_slots(session, offer, first, last)
-             if earliest <= s.starts_at <= latest and not s.closed]
-    session.commit()
+    if make_missing_slots(session, offer, first, last):
+        session.commit()
+    # Plain rows, not ORM objects: a two-month range has a thousand slots or more.
+    slots = [SlotRow(*row) for row in session.execute(
+        select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.seats, Slot.taken, Slot.closed)
+        .where(Slot.offer_id == offer.id, Slot.closed.is_(False),
+               Slot.starts_at >= max(earliest, datetime.combine(first, time.min, JST)),
+               Slot.starts_at <= min(latest, datetime.combine(last, time.max, JST)))
+        .order_by(Slot.starts_at))]
     free = free_counts(session, slots, now)
     return [{"id": s.id, "start": s.starts_at.isoformat(), "end": s.ends_at.isoformat(),
              "seats": s.seats, "free": free[s.id]} for s in slots]
+
+
+class SlotRow(NamedTuple):
+    id: int
+    starts_at: datetime
+    ends_at: datetime
+    seats: int
+    taken: int
+    closed: bool
 
 
 def parse_iso_day(text: str | None, default: date) -> date:

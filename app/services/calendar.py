@@ -74,17 +74,32 @@ def bookable_between(offer: VenuePurpose, now: datetime) -> tuple[datetime, date
 def ensure_slots(session, offer: VenuePurpose, first: date, last: date) -> list[Slot]:
     """Create the missing slots of [first, last] from the rules; return all of them.
     A slot that exists keeps its seats and bookings (changing rules does not move them)."""
-    existing = {s.starts_at: s for s in session.execute(
-        select(Slot).where(Slot.offer_id == offer.id,
-                           Slot.starts_at >= datetime.combine(first, time.min, JST),
-                           Slot.starts_at <= datetime.combine(last, time.max, JST))).scalars()}
+    make_missing_slots(session, offer, first, last)
+    return list(session.execute(
+        select(Slot).where(Slot.offer_id == offer.id, *_between(first, last))
+        .order_by(Slot.starts_at)).scalars())
+
+
+def make_missing_slots(session, offer: VenuePurpose, first: date, last: date) -> int:
+    """Create the slots the rules give for [first, last] that do not exist yet (reading
+    only their start times); returns how many were made."""
+    existing = set(session.execute(select(Slot.starts_at).where(
+        Slot.offer_id == offer.id, *_between(first, last))).scalars())
+    made = 0
     day = first
     while day <= last:
         for planned in planned_slots(offer, day):
             if planned.starts_at not in existing:
-                existing[planned.starts_at] = _create_slot(session, offer, planned)
+                _create_slot(session, offer, planned)
+                existing.add(planned.starts_at)
+                made += 1
         day += timedelta(days=1)
-    return sorted(existing.values(), key=lambda s: s.starts_at)
+    return made
+
+
+def _between(first: date, last: date):
+    return (Slot.starts_at >= datetime.combine(first, time.min, JST),
+            Slot.starts_at <= datetime.combine(last, time.max, JST))
 
 
 def _create_slot(session, offer: VenuePurpose, planned: PlannedSlot) -> Slot:

@@ -83,7 +83,46 @@ def seed_demo() -> list[str]:
     out.append(f"demo notices and maintenance: {added} added")
     out.append(seed_cards(db, now))
     out.append(seed_venues(db))
+    out.extend(seed_bookings(db, now))
     return out
+
+
+def seed_bookings(db, now) -> list[str]:
+    """Bookings to collect cards over the coming two weeks, and two waiting cards left
+    unbooked for trying the residents' site."""
+    from app.models.card import Card
+    from app.models.reservation import CHANNEL_PHONE, CHANNEL_WEB, Reservation
+    from app.services import booking, cards, notice_numbers
+    from app.services.availability import active_offers
+    from app.services.calendar import ensure_slots
+
+    waiting = list(db.execute(select(Card).where(Card.state == cards.NOTICE_SENT)
+                              .order_by(Card.id)).scalars())
+    tryout = [f"postcard {notice_numbers.display(c.notice_number)} / birth date "
+              f"{c.birth_date.isoformat()}" for c in waiting[:2]]
+    if db.execute(select(Reservation.id)).first():
+        return ["demo bookings exist", "try /reserve/ with: " + "; ".join(tryout)]
+    offer = next((o for o in active_offers(db) if o.purpose.code == "kofu"), None)
+    if offer is None:
+        return ["no venue for demo bookings"]
+    slots = [s for s in ensure_slots(db, offer, now.date() + timedelta(days=1),
+                                     now.date() + timedelta(days=14))
+             if s.starts_at > now]
+    db.commit()
+    made = 0
+    for index, card in enumerate(waiting[2:20]):
+        slot = slots[(index * 7) % len(slots)] if slots else None
+        if slot is None:
+            break
+        try:
+            booking.book(db, slot, None, card.birth_date, booking.Contact(
+                phone=f"090{index:04d}{5678:04d}", email=None, name=card.name,
+                name_kana=card.name_kana), cards_to_collect=[card],
+                channel=CHANNEL_PHONE if index % 3 == 0 else CHANNEL_WEB, staff=True)
+            made += 1
+        except Exception:  # a full slot: skip it, demo data only
+            db.rollback()
+    return [f"demo bookings: {made}", "try /reserve/ with: " + "; ".join(tryout)]
 
 
 # (venue, address, [(purpose code, weekdays, from, to, minutes, seats, last start)])

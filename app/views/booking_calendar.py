@@ -15,6 +15,7 @@ from app import clock
 from app.extensions import session
 from app.models.venue import Purpose, Venue, VenuePurpose
 from app.services import availability, mail, schedule
+from app.services.calendar import closed_by_default
 from app.services.errors import DomainError
 from app.views.feedback import flash_refusal
 
@@ -30,6 +31,18 @@ def _month(text: str | None) -> date:
         return datetime.strptime(text or "", "%Y-%m").date()
     except ValueError:
         return clock.now().date().replace(day=1)
+
+
+def _holidays(first: date, last: date) -> dict[date, str]:
+    """National holidays and the year end, named in the calendar (closed unless opened)."""
+    names = {}
+    day = first
+    while day <= last:
+        name = closed_by_default(day)
+        if name:
+            names[day] = _("Year-end holidays") if name == "year end" else name
+        day += timedelta(days=1)
+    return names
 
 
 class BookingCalendarView(BaseView):
@@ -64,7 +77,8 @@ class BookingCalendarView(BaseView):
             weeks=availability.month_weeks(month), today=clock.now().date(),
             prev_month=(month - timedelta(days=1)).replace(day=1),
             next_month=(month + timedelta(days=32)).replace(day=1),
-            closed_days={e.day: e for e in offer.exceptions if e.closed})
+            closed_days={e.day: e for e in offer.exceptions if e.closed},
+            holidays=_holidays(month, last))
 
     @expose("/day/<int:offer_id>/<day>")
     @has_access

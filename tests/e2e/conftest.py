@@ -53,8 +53,9 @@ class Requests:
 def page_factory(browser, live_server):
     contexts = []
 
-    def make(width=1366, height=768, locale="ja-JP"):
-        context = browser.new_context(viewport={"width": width, "height": height}, locale=locale)
+    def make(width=1366, height=768, locale="ja-JP", javascript=True):
+        context = browser.new_context(viewport={"width": width, "height": height}, locale=locale,
+                                      java_script_enabled=javascript)
         contexts.append(context)
         page = context.new_page()
         page.requests = Requests(live_server)

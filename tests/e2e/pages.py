@@ -92,3 +92,55 @@ class HandoverDesk:
         self.page.check("input[name=pin_set]")
         self.page.click("[data-testid=handover-form] button[type=submit]")
         self.page.wait_for_load_state("networkidle")
+
+
+class ResidentBooking:
+    """The residents' booking pages, driven as a resident would: by labels and buttons."""
+
+    def __init__(self, page, base_url):
+        self.page, self.base_url = page, base_url
+
+    def open(self):
+        self.page.goto(self.base_url + "/reserve/")
+        return self
+
+    def start(self, code="kofu"):
+        self.page.click(f"[data-testid=purpose-{code}]")
+
+    def enter_person(self, index, notice_number, birth_date):
+        self.page.fill(f"#notice_number-{index}", notice_number)
+        self.page.fill(f"#birth_date-{index}", birth_date)
+
+    def add_person(self):
+        self.page.click("button[name=add_person]")
+
+    def next(self):
+        self.page.click("button.primary")
+
+    def choose_venue(self, name):
+        self.page.get_by_label(name).check()
+        self.next()
+
+    def choose_first_free_day(self):
+        self.page.click("[data-testid=calendar] td.free a, [data-testid=calendar] td.few a")
+
+    def choose_time(self, index=0):
+        self.page.locator("[data-testid=times] button.time").nth(index).click()
+
+    def contact(self, phone, email=""):
+        self.page.fill("#phone", phone)
+        if email:
+            self.page.fill("#email", email)
+            self.page.fill("#email_confirm", email)
+        self.next()
+
+    def book(self):
+        self.page.click("button[data-once]")
+        self.page.wait_for_url("**/reserve/done")
+        return self.page.inner_text("[data-testid=reservation-number]").strip()
+
+    def look_up(self, number, birth_date):
+        self.page.goto(self.base_url + "/reserve/lookup")
+        self.page.fill("#reservation_number", number)
+        self.page.fill("#birth_date", birth_date)
+        self.next()

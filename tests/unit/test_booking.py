@@ -219,3 +219,43 @@ def test_processes_never_exceed_the_seats_on_postgresql(app, db, database_url, i
     assert len(outcomes) == 24
     assert outcomes.count("booked") == 5 == len(booked)
     assert _taken(db, target.id) == 5
+
+
+def test_residents_cancel_until_the_visit_and_change_until_the_end_of_its_day(app, db, slot,
+                                                                            clock):
+    from app.services.errors import ReservationStateError
+
+    with app.test_request_context():
+        reservation = booking.book(db, slot, None, date(1980, 3, 1),
+                                   booking.Contact(phone="0312345678"), seats=1, staff=True)
+        clock.set(slot.starts_at)
+        with pytest.raises(ReservationStateError):
+            booking.check_cancellable(reservation, clock())
+        booking.check_changeable(reservation, clock())  # a missed visit: same day
+        booking.check_cancellable(reservation, clock(), staff=True)
+        clock.set(slot.starts_at.replace(hour=23, minute=59))
+        booking.check_changeable(reservation, clock())
+        clock.advance(minutes=1)
+        with pytest.raises(ReservationStateError):
+            booking.check_changeable(reservation, clock())
+        booking.check_changeable(reservation, clock(), staff=True)
+
+
+def test_a_closed_slot_takes_no_seats(app, db, slot):
+    with app.test_request_context():
+        slot.closed = True
+        db.commit()
+        with pytest.raises(booking.SlotFullError):
+            booking.hold_seats(db, slot, 1, staff=True)
+        assert booking.free_count(db, slot, slot.starts_at) == 0
+
+
+def test_day_status_for_the_party_size():
+    from app.services.availability import CLOSED, FEW, FREE, FULL, day_status
+
+    slots = [{"free": 2, "seats": 2}, {"free": 1, "seats": 2}, {"free": 0, "seats": 2}]
+    assert day_status([], 1, 0.3) == CLOSED
+    assert day_status(slots, 1, 0.3) == FREE
+    assert day_status(slots, 2, 0.4) == FEW  # 2 of 6 seats usable for a pair
+    assert day_status(slots, 2, 0.3) == FREE
+    assert day_status(slots, 3, 0.3) == FULL

@@ -66,3 +66,13 @@ def test_demo_has_a_venue_open_for_kofu_on_weekdays(app, client):
         "to": "2027-01-29"}).json["slots"]
     weekdays = {date.fromisoformat(s["start"][:10]).weekday() for s in slots}
     assert weekdays == {0, 1, 2, 3, 4} and len({s["start"][:10] for s in slots}) > 30
+
+
+def test_a_range_answers_only_its_own_days(client, db):
+    offer = make_offer(db)
+    wide = client.get("/reserve/api/availability", query_string={
+        "venue": offer.venue.id, "purpose": "kofu", "from": "2026-12-01", "to": "2026-12-31"})
+    assert wide.json["slots"]
+    one = client.get("/reserve/api/availability", query_string={
+        "venue": offer.venue.id, "purpose": "kofu", "from": "2026-12-08", "to": "2026-12-08"})
+    assert {s["start"][:10] for s in one.json["slots"]} == {"2026-12-08"}
