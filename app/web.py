@@ -131,7 +131,21 @@ def healthz():
         return jsonify(status="error", database="unavailable"), 503
 
 
+def stale_form(error):
+    """An expired or missing form token (CSRF): say so plainly; nothing was changed."""
+    if request.blueprint == "public":
+        return render_template("public/stale.html"), 400
+    flash(_("The form had expired, so nothing was saved. Please try again."), "warning")
+    target = request.referrer or "/"
+    if not target.startswith(request.host_url):
+        target = "/"
+    return redirect(target)
+
+
 def install(app: Flask) -> None:
+    from flask_wtf.csrf import CSRFError
+
+    app.register_error_handler(CSRFError, stale_form)
     # A global, not a context processor: FAB's widgets render without the request context.
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.jinja_env.globals["get_locale"] = get_locale

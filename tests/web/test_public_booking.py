@@ -316,3 +316,13 @@ def test_the_site_switches_to_english(client, db, offer):
     client.get("/reserve/lang/en?next=/reserve/book/kofu/")
     html = client.get("/reserve/book/kofu/").get_data(as_text=True)
     assert "Postcard number" in html and 'lang="en"' in html
+
+
+def test_an_expired_form_says_so_in_japanese_and_changes_nothing(app_config, _schema):
+    from app import create_app
+
+    app = create_app(dict(app_config, WTF_CSRF_ENABLED=True))
+    response = app.test_client().post("/reserve/lookup", data={
+        "reservation_number": "X", "birth_date": "1980-03-01"})
+    assert response.status_code == 400
+    assert "有効期限" in response.get_data(as_text=True)
