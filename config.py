@@ -112,7 +112,8 @@ _SELF_SERVICE = [  # every signed-in user: own profile and own password
 _READ = r"(can_list|can_show)$"
 _BOOKING_SETTINGS = (r"(VenuePurposeModelView|VenueModelView|PurposeModelView"
                      r"|WeeklyRuleModelView|DateExceptionModelView)$")
-_BOOKING_MENUS = (r"(Reservations|Booking Calendar|Booking Settings|Venues|Purposes"
+_BOOKING_MENUS = (r"(Reservations|Check-in Desk|Bookings|Booking Calendar|Booking Settings"
+                  r"|Venues|Purposes"
                   r"|Weekly Pattern|Date Exceptions)$")
 _WRITE = r"(can_list|can_show|can_add|can_edit|can_delete)$"
 
@@ -134,6 +135,7 @@ FAB_ROLES = {
          r"menu_access$"),
         (_BOOKING_SETTINGS, _WRITE),
         (r"BookingCalendarView$", r"can_(month|day|close|reopen)$"),
+        (r"(ReservationModelView|DeskView|ReservationApi)$", r".*"),
         (_BOOKING_MENUS, r"menu_access$"),
         (r"NoticeModelView$", _WRITE),
         (r"AuditLogModelView$", r"(can_list|can_show|can_export)$"),
@@ -151,6 +153,7 @@ FAB_ROLES = {
         (r"ScanView$", r"can_\w+$"),
         (_BOOKING_SETTINGS, _READ),
         (r"BookingCalendarView$", r"can_(month|day)$"),
+        (r"(ReservationModelView|DeskView|ReservationApi)$", r".*"),
         (_BOOKING_MENUS, r"menu_access$"),
         (r"(Cards|Card Ledger|Scan Station|Hand-over|Storage Places|Discard|Card History)$",
          r"menu_access$"),
@@ -165,6 +168,9 @@ FAB_ROLES = {
         (r"CardApi$", r"(can_get|can_info)$"),
         (_BOOKING_SETTINGS, _READ),
         (r"BookingCalendarView$", r"can_(month|day)$"),
+        (r"ReservationModelView$", _READ),
+        (r"DeskView$", r"can_(index|day|live_counts|print_day)$"),
+        (r"ReservationApi$", r"can_(get|info)$"),
         (_BOOKING_MENUS, r"menu_access$"),
         (r"(Cards|Card Ledger|Storage Places|Discard|Card History)$", r"menu_access$"),
         (r"NoticeModelView$", _READ),
@@ -206,3 +212,4 @@ IDENTITY_LOCK_MINUTES = _env_int("IDENTITY_LOCK_MINUTES", 30)
 FEW_SEATS_SHARE = float(os.environ.get("FEW_SEATS_SHARE", "0.3"))
 # Where residents call when they cannot book online (shown on the site and in e-mails).
 CITY_CONTACT = os.environ.get("CITY_CONTACT", "市民課 マイナンバーカード係 0120-000-000（平日 8:30〜17:15）")
+LATE_GRACE_MINUTES = _env_int("LATE_GRACE_MINUTES", 5)  # a booked visitor shows 遅刻 after this

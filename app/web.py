@@ -135,11 +135,10 @@ def stale_form(error):
     """An expired or missing form token (CSRF): say so plainly; nothing was changed."""
     if request.blueprint == "public":
         return render_template("public/stale.html"), 400
-    flash(_("The form had expired, so nothing was saved. Please try again."), "warning")
     target = request.referrer or "/"
     if not target.startswith(request.host_url):
         target = "/"
-    return redirect(target)
+    return render_template("stale.html", back=target), 400
 
 
 def install(app: Flask) -> None:

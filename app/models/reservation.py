@@ -15,8 +15,12 @@ HOLD_HELD = "held"
 HOLD_RELEASED = "released"  # lapsed or given back: its seats returned to the slot
 HOLD_BOOKED = "booked"  # became a booking: its seats passed to the booking
 
-BOOKED = "booked"
-CANCELLED = "cancelled"
+BOOKED = "booked"  # 予約済
+ARRIVED = "arrived"  # 来庁済: checked in at the counter
+COMPLETED = "completed"  # 完了: the visit is done (for 交付, every card handed over)
+NO_SHOW = "no_show"  # 不来庁: not checked in by the day's close
+CANCELLED = "cancelled"  # 取消
+HOLDING_SEATS = (BOOKED, ARRIVED, COMPLETED, NO_SHOW)  # every state but cancelled
 
 CHANNEL_WEB = "web"
 CHANNEL_PHONE = "phone"
@@ -67,8 +71,18 @@ class Reservation(Model):
     number: Mapped[str] = mapped_column(String(12), nullable=False, unique=True)
     slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"), nullable=False, index=True)
     slot: Mapped[Slot] = relationship()
+    # Copies of the slot's venue/purpose and start, kept by the engine, so that staff lists
+    # filter and sort by them.
+    offer_id: Mapped[int | None] = mapped_column(ForeignKey("venue_purpose.id"), nullable=True,
+                                                 index=True)
+    offer: Mapped[VenuePurpose | None] = relationship()
+    starts_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True,
+                                                       index=True)
     seats: Mapped[int] = mapped_column(Integer, nullable=False)
     state: Mapped[str] = mapped_column(String(12), nullable=False, default=BOOKED, index=True)
+    checked_in_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)
+    checked_in_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)
     channel: Mapped[str] = mapped_column(String(10), nullable=False, default=CHANNEL_WEB)
     name: Mapped[str | None] = mapped_column(String(100), nullable=True)
     name_kana: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -106,4 +120,5 @@ class ReservationPerson(Model):
                                                 index=True)
     reservation: Mapped[Reservation] = relationship(back_populates="people")
     card_id: Mapped[int | None] = mapped_column(ForeignKey("card.id"), nullable=True)
+    card: Mapped["Card | None"] = relationship("Card")  # noqa: F821 (app.models.card)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)

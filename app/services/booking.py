@@ -266,7 +266,8 @@ def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact:
             session.rollback()
             raise SlotFullError()
     reservation = Reservation(
-        number=_new_number(session), slot_id=slot.id, seats=seats, state=BOOKED,
+        number=_new_number(session), slot_id=slot.id, offer_id=slot.offer_id,
+        starts_at=slot.starts_at, seats=seats, state=BOOKED,
         channel=channel, name=contact.name, name_kana=contact.name_kana,
         birth_date=birth_date, phone=contact.phone, email=contact.email, created_at=now,
         idempotency_key=idempotency_key, locale=locale)
@@ -330,6 +331,8 @@ def change_slot(session, reservation: Reservation, new_slot: Slot,
         raise SlotFullError()
     free_seats(session, reservation.slot_id, reservation.seats)
     reservation.slot_id = new_slot.id
+    reservation.offer_id = new_slot.offer_id
+    reservation.starts_at = new_slot.starts_at
     session.commit()
     return reservation
 

@@ -307,6 +307,9 @@ def hand_over(session, card: Card, check: dict) -> Card:
     card.handed_over_by = username
     card.identity_check = json.dumps(check, ensure_ascii=False, sort_keys=True)
     _apply(session, card, HANDED_OVER, check.get("note"), username, now)
+    from app.services import desk  # the booking of this card, if any, is done
+
+    desk.after_hand_over(session, card)
     session.commit()
     return card
 

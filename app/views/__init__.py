@@ -1,9 +1,11 @@
 """The one place that registers the staff screens and APIs (nothing registers at import)."""
 from flask_babel import lazy_gettext as _l
 
-from app.views.api import CardApi
+from app.views.api import CardApi, ReservationApi
 from app.views.audit import AuditLogModelView
 from app.views.booking_calendar import BookingCalendarView
+from app.views.desk import DeskView
+from app.views.reservation import ReservationModelView
 from app.views.card import CardEventModelView, CardModelView
 from app.views.discard import DiscardView
 from app.views.handover import HandoverView
@@ -25,6 +27,10 @@ CATEGORY_SYSTEM = "Security"  # FAB's own category, relabelled システム
 def register_views(appbuilder) -> None:
     bookings = dict(category=CATEGORY_RESERVATIONS, category_icon="fa-calendar",
                     category_label=_l("Reservations"))
+    appbuilder.add_view(DeskView, "Check-in Desk", icon="fa-check-square-o",
+                        label=_l("Check-in desk"), **bookings)
+    appbuilder.add_view(ReservationModelView, "Bookings", icon="fa-list",
+                        label=_l("Bookings"), **bookings)
     appbuilder.add_view(BookingCalendarView, "Booking Calendar", icon="fa-calendar",
                         label=_l("Booking calendar"), **bookings)
     appbuilder.add_view(VenuePurposeModelView, "Booking Settings", icon="fa-sliders",
@@ -53,6 +59,7 @@ def register_views(appbuilder) -> None:
                         label=_l("Card history"), **cards)
     appbuilder.add_view_no_menu(StorageView)
     appbuilder.add_api(CardApi)
+    appbuilder.add_api(ReservationApi)
     appbuilder.add_view(NoticeModelView, "Notices", icon="fa-bullhorn", label=_l("Notices"),
                         category=CATEGORY_SYSTEM)
     appbuilder.add_view(AuditLogModelView, "Audit Log", icon="fa-list-alt",

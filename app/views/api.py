@@ -6,7 +6,8 @@ from flask_appbuilder.security.decorators import permission_name, protect
 
 from app.extensions import session
 from app.models.card import Card
-from app.services import cards
+from app.models.reservation import Reservation
+from app.services import cards, desk
 from app.services.errors import DomainError
 
 CARD_FIELDS = ["id", "application_id", "shipment_number", "manufacture_number", "name",
@@ -66,3 +67,49 @@ class CardApi(ModelRestApi):
         return self.response(200, id=card.id, state=card.state,
                              state_label=cards.state_label(card.state),
                              notice_number=card.notice_number)
+
+
+RESERVATION_FIELDS = ["id", "number", "state", "starts_at", "offer.id", "slot.ends_at",
+                      "seats", "channel", "name", "name_kana", "phone",
+                      "email", "note", "created_at", "checked_in_at", "checked_in_by",
+                      "completed_at", "cancelled_at", "cancel_reason"]
+
+
+class ReservationApi(ModelRestApi):
+    """`/api/v1/reservation/`: bookings; arrival through POST .../check-in (F1.6)."""
+
+    resource_name = "reservation"
+    datamodel = SQLAInterface(Reservation)
+    allow_browser_login = True
+    list_columns = show_columns = RESERVATION_FIELDS
+    edit_columns = ["name", "name_kana", "phone", "email", "note"]
+    add_columns = []  # bookings come through the engine (residents' site or the desk)
+    search_columns = ["number", "state", "starts_at", "channel", "name", "name_kana", "phone"]
+    order_columns = ["number", "starts_at", "state", "name_kana"]
+    base_permissions = ["can_get", "can_info", "can_put", "can_check_in"]
+
+    @expose("/<int:pk>/check-in", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("check_in")
+    def check_in(self, pk):
+        """Mark the visitor arrived (来庁済).
+        ---
+        post:
+          responses:
+            200: {description: checked in; the booking's state and time}
+            404: {description: no such booking}
+            409: {description: refused with the reason (e.g. already checked in); nothing changed}
+        """
+        reservation = session().get(Reservation, pk)
+        if reservation is None:
+            return self.response_404()
+        try:
+            desk.check_in(session(), reservation)
+        except DomainError as error:
+            session().rollback()
+            return self.response(409, message=str(error.message))
+        return self.response(200, id=reservation.id, number=reservation.number,
+                             state=reservation.state,
+                             checked_in_at=reservation.checked_in_at.isoformat(),
+                             checked_in_by=reservation.checked_in_by)
