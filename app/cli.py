@@ -233,6 +233,34 @@ def remind_command():
         sys.exit(1)
 
 
+@reservations_cli.command("close-day", help="Mark today's bookings nobody checked in as "
+                                             "no-show, at venues whose last slot is over "
+                                             "(cron, after closing time).")
+@click.option("--date", "day_text", default=None, help="YYYY-MM-DD (default: today)")
+def close_day_command(day_text):
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from app import clock
+    from app.clock import JST
+    from app.models.venue import Venue
+    from app.services import desk
+
+    _as_cli_operator()
+    now = clock.now()
+    day = date.fromisoformat(day_text) if day_text else now.astimezone(JST).date()
+    for venue in session().execute(select(Venue).order_by(Venue.name)).scalars():
+        last = desk.last_slot_end(session(), venue.id, day)
+        if last is None:
+            continue
+        if last + desk.grace() > now:
+            click.echo(f"{venue.name}: still open (last slot ends {last:%H:%M})")
+            continue
+        missed = desk.close_day(session(), venue.id, day)
+        click.echo(f"{venue.name}: {len(missed)} no-show(s)")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(qr_cli)
     app.cli.add_command(reservations_cli)

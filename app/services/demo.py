@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import date, timedelta
 
 from flask import current_app
 from sqlalchemy import select
@@ -122,7 +122,52 @@ def seed_bookings(db, now) -> list[str]:
             made += 1
         except Exception:  # a full slot: skip it, demo data only
             db.rollback()
-    return [f"demo bookings: {made}", "try /reserve/ with: " + "; ".join(tryout)]
+    today = seed_today(db, now, waiting[20:40])
+    return [f"demo bookings: {made} in the coming two weeks, {today} today",
+            "try /reserve/ with: " + "; ".join(tryout)]
+
+
+def seed_today(db, now, spare_cards) -> int:
+    """Today's bookings at each venue in mixed states (booked, arrived, completed), so the
+    check-in desk is never empty in a demo (none once today's last slot is over)."""
+    from app.clock import JST
+    from app.models.reservation import CHANNEL_COUNTER, CHANNEL_PHONE, CHANNEL_WEB
+    from app.services import booking, desk
+    from app.services.availability import active_offers
+    from app.services.calendar import ensure_slots
+
+    today = now.astimezone(JST).date()
+    spare = list(spare_cards)
+    made = 0
+    for offer in active_offers(db):
+        slots = [s for s in ensure_slots(db, offer, today, today) if s.ends_at > now]
+        db.commit()
+        for index, slot in enumerate(slots[:6]):
+            family, given = FAMILY[(made * 5) % len(FAMILY)], GIVEN[(made * 3) % len(GIVEN)]
+            contact = booking.Contact(phone=f"080{made:04d}1234", name=f"{family[0]}　{given[0]}",
+                                      name_kana=f"{family[1]}　{given[1]}")
+            channel = (CHANNEL_WEB, CHANNEL_PHONE, CHANNEL_COUNTER)[index % 3]
+            try:
+                if offer.purpose.needs_postcard:
+                    if not spare:
+                        break
+                    card = spare.pop(0)
+                    contact.name, contact.name_kana = card.name, card.name_kana
+                    reservation = booking.book(db, slot, None, card.birth_date, contact,
+                                               cards_to_collect=[card], channel=channel,
+                                               staff=True)
+                else:
+                    reservation = booking.book(db, slot, None, date(1960 + made, 4, 1),
+                                               contact, seats=1, channel=channel, staff=True)
+            except Exception:  # a full slot: demo data only
+                db.rollback()
+                continue
+            made += 1
+            if index < 2:
+                desk.check_in(db, reservation)
+                if index == 0 and not offer.purpose.needs_postcard:
+                    desk.complete(db, reservation)
+    return made
 
 
 # (venue, address, [(purpose code, weekdays, from, to, minutes, seats, last start)])

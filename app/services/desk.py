@@ -272,3 +272,40 @@ def search_bookings(session, text: str) -> list[Reservation]:
         Reservation.name.contains(value), Reservation.name_kana.contains(
             japanese.to_katakana(value)),
         Reservation.phone == digits)).order_by(Reservation.starts_at.desc()).limit(50)).scalars())
+
+
+@dataclass
+class VenueToday:
+    venue_id: int
+    name: str
+    counts: DayCounts
+    free_seats: int  # seats still free in today's slots that have not ended
+
+
+def today_figures(session, now: datetime | None = None) -> tuple[list[VenueToday], int]:
+    """The staff home: per active venue today's bookings, arrivals, no-shows and free
+    seats; and how many cards wait for hand-over."""
+    from sqlalchemy import func
+
+    from app.models.venue import Venue
+    from app.services.availability import active_offers
+    from app.services.calendar import ensure_slots
+
+    now = now or clock.now()
+    today = now.astimezone(JST).date()
+    offers_by_venue: dict[int, list[VenuePurpose]] = {}
+    for offer in active_offers(session):
+        offers_by_venue.setdefault(offer.venue_id, []).append(offer)
+    figures = []
+    for venue in session.execute(select(Venue).where(Venue.active.is_(True))
+                                 .order_by(Venue.name)).scalars():
+        slots = [s for offer in offers_by_venue.get(venue.id, [])
+                 for s in ensure_slots(session, offer, today, today)]
+        session.commit()
+        open_slots = [s for s in slots if s.ends_at > now and not s.closed]
+        free = sum(booking.free_counts(session, open_slots, now).values()) if open_slots else 0
+        figures.append(VenueToday(venue.id, venue.name,
+                                  counts(day_bookings(session, venue.id, today), now), free))
+    waiting_cards = session.execute(select(func.count(Card.id)).where(Card.state.in_(
+        (cards.NOTICE_SENT, cards.RENOTIFIED, cards.RESERVED)))).scalar_one()
+    return figures, waiting_cards

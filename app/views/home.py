@@ -1,10 +1,12 @@
-"""The staff home page: current staff notices (later issues add today's figures)."""
+"""The staff home page: today's figures per venue, cards waiting for hand-over, notices."""
 from flask import g, redirect
 from flask_appbuilder import IndexView, expose
 
 from app import clock
+from app.clock import JST
 from app.extensions import session
 from app.models.notice import AUDIENCE_STAFF
+from app.services import desk
 from app.services.notices import current_notices
 
 
@@ -16,5 +18,8 @@ class HomeView(IndexView):
         if g.user is None or not g.user.is_authenticated:
             return redirect(self.appbuilder.get_url_for_login)
         notices = current_notices(session(), AUDIENCE_STAFF, clock.now())
+        figures, waiting_cards = desk.today_figures(session())
         return self.render_template(self.index_template, appbuilder=self.appbuilder,
-                                    notices=notices)
+                                    notices=notices, figures=figures,
+                                    waiting_cards=waiting_cards,
+                                    today=clock.now().astimezone(JST).date())

@@ -263,3 +263,31 @@ def test_print_day_lists_the_rows_and_is_audited(login_as, app, db, offer):
     page = clerk.get(f"/desk/{offer.venue.id}/print?day=2026-12-01").get_data(as_text=True)
     assert reservation.number in page and "print.css" in page
     assert db.execute(select(AuditLog).where(AuditLog.action == "print")).first()
+
+
+def test_demo_seed_fills_the_desk_for_today(app, db, login_as):
+    from app.services.demo import seed_demo
+
+    with app.app_context():
+        from flask import g
+
+        g.audit_actor = "cli:test"
+        lines = seed_demo()
+    assert any("today" in line and not line.endswith(" 0 today") for line in lines)
+    states = {r.state for r in db.execute(select(Reservation)).scalars()}
+    assert {BOOKED, ARRIVED, COMPLETED} <= states
+    clerk = login_as("clerk")
+    home = text_of(clerk.get("/"))
+    assert "本日" in home and "交付待ちのカード" in home
+
+
+def test_close_day_command_waits_for_the_last_slot(app, db, offer, clock):
+    reservation = book_card(app, db, offer, waiting_card(db))
+    runner = app.test_cli_runner()
+    early = runner.invoke(args=["reservations", "close-day"])
+    assert "still open" in early.output
+    clock.set(clock().replace(hour=17, minute=10))
+    done = runner.invoke(args=["reservations", "close-day"])
+    assert "1 no-show" in done.output
+    db.expire_all()
+    assert db.get(Reservation, reservation.id).state == NO_SHOW
