@@ -169,7 +169,7 @@ FAB_ROLES = {
         (_BOOKING_SETTINGS, _READ),
         (r"BookingCalendarView$", r"can_(month|day)$"),
         (r"ReservationModelView$", _READ),
-        (r"DeskView$", r"can_(index|day|live_counts|print_day)$"),
+        (r"DeskView$", r"can_(index|day|live_counts)$"),
         (r"ReservationApi$", r"can_(get|info)$"),
         (_BOOKING_MENUS, r"menu_access$"),
         (r"(Cards|Card Ledger|Storage Places|Discard|Card History)$", r"menu_access$"),

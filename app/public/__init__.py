@@ -99,6 +99,10 @@ def index():
     notices = current_notices(db_session(), AUDIENCE_RESIDENTS, clock.now())
     offers = active_offers(db_session())
     purposes = list({o.purpose.id: o.purpose for o in offers}.values())
+    postcard = request.args.get("n", "").strip()[:20]
+    collect = next((p for p in purposes if p.needs_postcard), None)
+    if postcard and collect is not None:  # the QR code printed on the postcard
+        return redirect(url_for("public.who", code=collect.code, notice_number=postcard))
     return render_template("public/index.html", notices=notices, purposes=purposes)
 
 

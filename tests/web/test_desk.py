@@ -291,3 +291,15 @@ def test_close_day_command_waits_for_the_last_slot(app, db, offer, clock):
     assert "1 no-show" in done.output
     db.expire_all()
     assert db.get(Reservation, reservation.id).state == NO_SHOW
+
+
+def test_list_filters_by_date_range_state_and_kana(login_as, app, db, offer):
+    early = book_card(app, db, offer, waiting_card(db), day=date(2026, 12, 8))
+    late = book_card(app, db, offer, waiting_card(db), day=date(2026, 12, 15))
+    clerk = login_as("clerk")
+    # FAB's datetime filters: 1 = greater than, 2 = smaller than
+    page = text_of(clerk.get("/reservationmodelview/list/?_flt_1_starts_at=2026-12-10+00:00:00"
+                             "&_flt_2_starts_at=2026-12-31+00:00:00"))
+    assert late.number in page and early.number not in page
+    booked = text_of(clerk.get("/reservationmodelview/list/?_flt_3_state=booked"))
+    assert late.number in booked and early.number in booked

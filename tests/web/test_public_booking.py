@@ -326,3 +326,10 @@ def test_an_expired_form_says_so_in_japanese_and_changes_nothing(app_config, _sc
         "reservation_number": "X", "birth_date": "1980-03-01"})
     assert response.status_code == 400
     assert "有効期限" in response.get_data(as_text=True)
+
+
+def test_the_postcard_qr_opens_the_form_with_the_number(client, db, offer):
+    response = client.get("/reserve/?n=ACD-123456")
+    assert response.status_code == 302
+    page = client.get(response.location).get_data(as_text=True)
+    assert 'value="ACD-123456"' in page

@@ -71,6 +71,20 @@ MATRIX = [
     ("GET", "/purposemodelview/list/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
     ("GET", "/weeklyrulemodelview/add", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
     ("GET", "/dateexceptionmodelview/list/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/booking-calendar/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/booking-calendar/day/{offer}/2026-12-08", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    # Bookings and the check-in desk: the daily work of the counter.
+    ("GET", "/reservationmodelview/list/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/reservationmodelview/show/{reservation}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/reservationmodelview/edit/{reservation}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/reservationmodelview/move/{reservation}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/reservationmodelview/cancel/{reservation}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/reservationmodelview/slip/{reservation}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/desk/{venue}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/desk/{venue}/counts", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/desk/{venue}/new", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/desk/{venue}/print", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/desk/{venue}/close-day", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
 ]
 
 # Actions on the ledger list (FAB checks them in action_post): {action: roles allowed}
@@ -93,9 +107,21 @@ def targets(app, db, clock, users):
 
     make_storage(db)
     card = make_card(db)
+    from datetime import date
+
+    from app.services import booking
+    from app.services.calendar import ensure_slots
+    from tests.factories import make_offer
+
+    offer = make_offer(db, purpose_code="shinsei")
+    with app.test_request_context():
+        slot = ensure_slots(db, offer, date(2026, 12, 8), date(2026, 12, 8))[0]
+        reservation = booking.book(db, slot, None, date(1980, 3, 1),
+                                   booking.Contact(phone="0312345678"), seats=1, staff=True)
     audit_id = db.query(AuditLog.id).order_by(AuditLog.id.desc()).first()[0]
     return {"notice": notice.id, "window": window.id, "user": other.id, "audit": audit_id,
-            "card": card.id}
+            "card": card.id, "offer": offer.id, "venue": offer.venue_id,
+            "reservation": reservation.id}
 
 
 def _allowed(response) -> bool:
