@@ -91,14 +91,22 @@ def _allowed(check, reservation, now) -> str | None:
     return None
 
 
-@bp.route("/booking/change")
-def change_calendar():
+def _changeable():
+    """The viewed booking when it may still be changed; else where to go instead."""
     reservation, back = _need_booking()
     if back:
-        return back
+        return None, back
     refusal = _allowed(booking.check_changeable, reservation, clock.now())
     if refusal:
-        return _refused(reservation, refusal)
+        return None, _refused(reservation, refusal)
+    return reservation, None
+
+
+@bp.route("/booking/change")
+def change_calendar():
+    reservation, back = _changeable()
+    if back:
+        return back
     return render_calendar(reservation.slot.offer, reservation.seats, "public.change_day",
                            "public.change_calendar", {}, purpose=reservation.slot.offer.purpose,
                            changing=reservation)
@@ -106,12 +114,9 @@ def change_calendar():
 
 @bp.route("/booking/change/<day>")
 def change_day(day: str):
-    reservation, back = _need_booking()
+    reservation, back = _changeable()
     if back:
         return back
-    refusal = _allowed(booking.check_changeable, reservation, clock.now())
-    if refusal:
-        return _refused(reservation, refusal)
     return render_day(reservation.slot.offer, day, reservation.seats,
                       url_for("public.change"),
                       url_for("public.change_calendar", month=day[:7]),

@@ -352,15 +352,21 @@ def cancel(session, reservation: Reservation, reason: str | None = None,
     audit.record_in_transaction(session, audit.ACTION_UPDATE, "reservation", reservation.id,
                                 {"state": {"old": BOOKED, "new": CANCELLED},
                                  "cancel_reason": reason})
+    release_cards(session, reservation)
+    session.commit()
+    session.refresh(reservation)
+    return reservation
+
+
+def release_cards(session, reservation: Reservation) -> None:
+    """The booking no longer collects its cards (cancelled, no-show): they wait again for a
+    booking (予約済 back to 交付通知書発送 or 再通知). No commit."""
     for person in reservation.people:
         person.active = False
         if person.card_id:
             card = session.get(Card, person.card_id)
             if card.state == cards.RESERVED:
                 cards.unreserve_card(session, card, reservation_number=reservation.number)
-    session.commit()
-    session.refresh(reservation)
-    return reservation
 
 
 def find_reservation(session, number: str, birth_date: date) -> Reservation:

@@ -157,6 +157,18 @@ def undo_check_in(session, reservation: Reservation) -> Reservation:
     return reservation
 
 
+def act(session, reservation: Reservation, action: str) -> str:
+    """One desk button: ``check_in``, ``undo`` or ``complete``; returns what to tell."""
+    if action == "undo":
+        undo_check_in(session, reservation)
+        return str(_l("Check-in undone."))
+    if action == "complete":
+        complete(session, reservation)
+        return str(_l("The visit is completed."))
+    check_in(session, reservation)
+    return str(_l("Checked in: %(number)s.", number=reservation.number))
+
+
 def complete(session, reservation: Reservation) -> Reservation:
     """The visit is done (申請, 電子証明書; 交付 completes by itself at hand-over)."""
     if reservation.state != ARRIVED:
@@ -198,12 +210,7 @@ def close_day(session, venue_id: int, day: date) -> list[Reservation]:
     missed = [r for r in day_bookings(session, venue_id, day) if r.state == BOOKED]
     for reservation in missed:
         reservation.state = NO_SHOW
-        for person in reservation.people:
-            person.active = False
-            if person.card_id:
-                card = session.get(Card, person.card_id)
-                if card.state == cards.RESERVED:
-                    cards.unreserve_card(session, card, reservation_number=reservation.number)
+        booking.release_cards(session, reservation)
     session.commit()
     return missed
 

@@ -15,13 +15,13 @@ from sqlalchemy import select
 from app import clock
 from app.clock import JST
 from app.extensions import session
-from app.models.reservation import CHANNEL_COUNTER, CHANNEL_PHONE, Slot
+from app.models.reservation import CHANNEL_COUNTER, CHANNEL_PHONE, Reservation, Slot
 from app.models.venue import Venue, VenuePurpose
 from app.public.forms import check_applicant, check_contact, check_party, party_rows
 from app.services import audit, availability, booking, desk, mail
 from app.services.errors import DomainError
 from app.views.feedback import flash_refusal
-from app.views.reservation import staff_slots
+from app.views.reservation import desk_action, staff_slots
 
 
 def _venues() -> list[Venue]:
@@ -105,26 +105,20 @@ class DeskView(BaseView):
     @has_access
     def check_in(self, venue_id: int):
         """Check in (or undo, or complete) from the desk's list."""
-        from app.models.reservation import Reservation
-
         reservation = session().get(Reservation, int(request.form.get("id") or 0))
         back = url_for(".day", venue_id=venue_id, day=request.form.get("day"),
                        q=request.form.get("q") or None)
         if reservation is None:
             abort(404)
+        action = desk_action(request.form)
         try:
-            if request.form.get("undo") == "1":
-                desk.undo_check_in(session(), reservation)
-                flash(_("Check-in undone."), "success")
-            elif request.form.get("complete") == "1":
-                desk.complete(session(), reservation)
-                flash(_("The visit is completed."), "success")
-            else:
-                desk.check_in(session(), reservation)
-                flash(_("Checked in: %(number)s.", number=reservation.number), "success")
-                card = next((p.card for p in reservation.people if p.card_id), None)
-                if card is not None:  # 交付: straight on to the hand-over
-                    return redirect(url_for("HandoverView.index", q=card.application_id))
+            flash(desk.act(session(), reservation, action), "success")
+            card = next((p.card for p in reservation.people if p.card_id and p.active), None)
+            if action == "check_in" and card is not None:
+                # 交付: straight on to the hand-over, then back here
+                return redirect(url_for("HandoverView.index", q=card.application_id,
+                                        next=url_for(".day", venue_id=venue_id,
+                                                     day=request.form.get("day"))))
         except DomainError as error:
             flash_refusal(error)
         return redirect(back)

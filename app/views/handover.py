@@ -56,4 +56,7 @@ class HandoverView(BaseView):
             return redirect(url_for(".index", q=card.application_id, **check))
         flash(_("Handed over: %(name)s (%(id)s).", name=card.name, id=card.application_id),
               "success")
+        back = request.form.get("next") or ""
+        if back.startswith("/desk/"):  # came from the check-in desk: back to it
+            return redirect(back)
         return redirect(url_for(".index"))

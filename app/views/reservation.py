@@ -152,21 +152,17 @@ class ReservationModelView(ModelView):
     def check_in(self, pk):
         reservation = self._get(pk)
         try:
-            if request.form.get("undo") == "1":
-                desk.undo_check_in(session(), reservation)
-                flash(_("Check-in undone."), "success")
-            elif request.form.get("complete") == "1":
-                desk.complete(session(), reservation)
-                flash(_("The visit is completed."), "success")
-            else:
-                desk.check_in(session(), reservation)
-                flash(_("Checked in: %(number)s.", number=reservation.number), "success")
+            flash(desk.act(session(), reservation, desk_action(request.form)), "success")
         except DomainError as error:
             flash_refusal(error)
-        target = request.form.get("next") or ""
-        if target.startswith("/desk/"):
-            return redirect(target)
         return self._back(reservation)
+
+
+def desk_action(form) -> str:
+    """Which desk button was pressed: undo, complete, or (default) check in."""
+    if form.get("undo") == "1":
+        return "undo"
+    return "complete" if form.get("complete") == "1" else "check_in"
 
 
 def staff_slots(offer, day: date) -> list[dict]:

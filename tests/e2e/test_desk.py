@@ -1,6 +1,7 @@
 """A clerk checks in a booked resident by typing the scanned booking number, hands the card
 over (the ledger then shows 交付済 and the booking 完了), and prints the day's list: the PDF
 Chromium makes of it holds the rows."""
+import re
 from datetime import date
 
 import pypdfium2
@@ -52,6 +53,7 @@ def test_check_in_by_scanned_number_hand_over_and_print(app, db, users, live_ser
     assert application_id in page.inner_text("[data-testid=handover-card]")
     shot(page, "32-handover-after-check-in")
     HandoverDesk(page, live_server).check_identity_and_hand_over()
+    assert f"/desk/{offer.venue.id}" in page.url  # back at the desk after the hand-over
     page.goto(f"{live_server}/cardmodelview/show/{card_id}")
     assert "交付済" in page.inner_text("body")
     db.expire_all()
@@ -71,4 +73,5 @@ def test_check_in_by_scanned_number_hand_over_and_print(app, db, users, live_ser
     text = "".join(document[i].get_textpage().get_text_range() for i in range(len(document)))
     for expected in [number, others[0][0], others[1][0], "試験", offer.venue.name, "予約一覧"]:
         assert expected in text, expected
+    assert re.search(r"1\s*/\s*1", text)  # the page number in the footer
     assert page.requests.outside() == []
