@@ -5,6 +5,7 @@ import re
 from datetime import date
 
 import pypdfium2
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from app.models.reservation import COMPLETED, Reservation
@@ -62,6 +63,16 @@ def test_check_in_by_scanned_number_hand_over_and_print(app, db, users, live_ser
     page.goto(f"{live_server}/desk/{offer.venue.id}")
     page.wait_for_selector("[data-testid=desk-counts]")
     assert page.inner_text("[data-count=arrived]") == "1"
+    # another clerk checks the next visitor in (REST); this page's figures follow by
+    # themselves (every 15 s; the test asks for the refresh at once)
+    other_id = db.execute(select(Reservation.id).where(
+        Reservation.number == others[0][0])).scalar_one()
+    api = app.test_client()
+    api.post("/login/", data={"username": "madoguchi_e2e", "password": users.password})
+    assert api.post(f"/api/v1/reservation/{other_id}/check-in").status_code == 200
+    page.evaluate("document.querySelector('[data-counts-url]').refreshCounts()")
+    expect(page.locator("[data-count=arrived]")).to_have_text("2")
+    assert page.inner_text(f"[data-state-of='{others[0][0]}']").startswith("来庁済")
     shot(page, "33-desk-after")
 
     page.goto(f"{live_server}/desk/{offer.venue.id}/print?day=2026-12-01")
