@@ -30,7 +30,7 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(DeskView, "Check-in Desk", icon="fa-check-square-o",
                         label=_l("Check-in desk"), **bookings)
     appbuilder.add_view(ReservationModelView, "Bookings", icon="fa-list",
-                        label=_l("Bookings"), **bookings)
+                        label=_l("Booking list"), **bookings)
     appbuilder.add_view(BookingCalendarView, "Booking Calendar", icon="fa-calendar",
                         label=_l("Booking calendar"), **bookings)
     appbuilder.add_view(VenuePurposeModelView, "Booking Settings", icon="fa-sliders",

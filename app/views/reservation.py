@@ -30,7 +30,7 @@ def _phone_or_none(text):
 
 class ReservationModelView(ModelView):
     datamodel = SQLAInterface(Reservation)
-    list_title = _l("Bookings")
+    list_title = _l("Booking list")
     show_title = edit_title = _l("Booking")
     audit_show = True  # opening a person's booking is in the audit trail
     show_template = "desk/reservation_show.html"
@@ -60,7 +60,8 @@ class ReservationModelView(ModelView):
         "completed_at": jst, "state": desk.state_label,
         "channel": lambda v: str(desk.CHANNEL_LABELS.get(v, v)),
         "phone": japanese.format_phone, "birth_date": japanese.date_with_era,
-        "email": blank_none, "note": blank_none, "name_kana": blank_none, "name": blank_none}
+        "email": blank_none, "note": blank_none, "name_kana": blank_none, "name": blank_none,
+        "cancel_reason": blank_none, "checked_in_by": blank_none}
     edit_form_extra_fields = {
         "phone": StringField(_l("Phone"), [Parsed(japanese.parse_phone)]),
         "email": StringField(_l("E-mail"), [Parsed(japanese.parse_email, optional=True)]),

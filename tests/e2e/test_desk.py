@@ -85,4 +85,10 @@ def test_check_in_by_scanned_number_hand_over_and_print(app, db, users, live_ser
     for expected in [number, others[0][0], others[1][0], "試験", offer.venue.name, "予約一覧"]:
         assert expected in text, expected
     assert re.search(r"1\s*/\s*1", text)  # the page number in the footer
+    page.goto(f"{live_server}/reservationmodelview/list/")
+    assert number in page.inner_text("body")
+    shot(page, "35-booking-list")
+    page.goto(f"{live_server}/reservationmodelview/show/{other_id}")
+    page.wait_for_selector("[data-testid=booking-actions]")
+    shot(page, "36-booking-detail")
     assert page.requests.outside() == []
