@@ -303,3 +303,33 @@ def test_list_filters_by_date_range_state_and_kana(login_as, app, db, offer):
     assert late.number in page and early.number not in page
     booked = text_of(clerk.get("/reservationmodelview/list/?_flt_3_state=booked"))
     assert late.number in booked and early.number in booked
+
+
+def test_every_state_change_is_in_the_audit_trail(login_as, app, db):
+    import json
+
+    offer = make_offer(db, purpose_code="shinsei")
+    with app.test_request_context():
+        slots = ensure_slots(db, offer, TODAY, TODAY)
+        db.commit()
+        visit, missed = (booking.book(db, slots[i], None, date(1980, 3, 1),
+                                      booking.Contact(phone="0312345678"), seats=1, staff=True)
+                         for i in (3, 4))
+    clerk = login_as("clerk")
+    for form in ({}, {"undo": "1"}, {}, {"complete": "1"}):
+        clerk.post(f"/desk/{offer.venue.id}/check-in", data={"id": visit.id, "day": "2026-12-01",
+                                                            **form})
+    clerk.post(f"/desk/{offer.venue.id}/close-day", data={"day": "2026-12-01"})
+
+    def moves(reservation_id):
+        rows = db.execute(select(AuditLog).where(
+            AuditLog.target_table == "reservation", AuditLog.target_id == str(reservation_id))
+            .order_by(AuditLog.id)).scalars()
+        return [(c["state"]["old"], c["state"]["new"], r.username) for r in rows
+                for c in [json.loads(r.changes or "{}")] if isinstance(c.get("state"), dict)]
+
+    clerk_name = moves(visit.id)[0][2]
+    assert clerk_name != "system"
+    assert [m[:2] for m in moves(visit.id)] == [
+        (BOOKED, ARRIVED), (ARRIVED, BOOKED), (BOOKED, ARRIVED), (ARRIVED, COMPLETED)]
+    assert [m[:2] for m in moves(missed.id)] == [(BOOKED, NO_SHOW)]
