@@ -19,6 +19,8 @@ from app.services.hours import staff_hours_status
 # Blueprints and endpoints that are not the staff site (or must work when it is closed).
 NOT_STAFF_BLUEPRINTS = {"public", "static", "appbuilder", "LocaleView"}
 ALWAYS_OPEN_ENDPOINTS = {"static", "healthz", "AuthDBView.login", "AuthDBView.logout"}
+# Requests a page makes by itself (refreshing figures): they do not keep a session alive.
+PASSIVE_ENDPOINTS = {"DeskView.live_counts"}
 
 
 def csp_nonce() -> str:
@@ -89,7 +91,8 @@ def idle_timeout():
         flash(_("You were signed out after a period of inactivity. Please sign in again."),
               "warning")
         return redirect(current_app.appbuilder.get_url_for_login_with(request.full_path))
-    session["_last_seen"] = now
+    if request.endpoint not in PASSIVE_ENDPOINTS:  # a page polling by itself is not activity
+        session["_last_seen"] = now
     session.permanent = True
     return None
 

@@ -5,7 +5,10 @@
   if (box) {
     var refresh = function () {
       fetch(box.dataset.countsUrl, {credentials: "same-origin", headers: {"Accept": "application/json"}})
-        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (r) {
+          if (r.redirected) { window.location.reload(); return null; }  // signed out: show it
+          return r.ok ? r.json() : null;
+        })
         .then(function (data) {
           if (!data) { return; }
           Object.keys(data.counts).forEach(function (key) {

@@ -333,3 +333,13 @@ def test_every_state_change_is_in_the_audit_trail(login_as, app, db):
     assert [m[:2] for m in moves(visit.id)] == [
         (BOOKED, ARRIVED), (ARRIVED, BOOKED), (BOOKED, ARRIVED), (ARRIVED, COMPLETED)]
     assert [m[:2] for m in moves(missed.id)] == [(BOOKED, NO_SHOW)]
+
+
+def test_the_desk_polling_by_itself_does_not_keep_a_session_alive(login_as, db, offer, clock):
+    clerk = login_as("clerk")
+    assert clerk.get(f"/desk/{offer.venue.id}").status_code == 200
+    for _ in range(8):  # 40 minutes of refreshes every 5 minutes, nobody at the PC
+        clock.advance(minutes=5)
+        clerk.get(f"/desk/{offer.venue.id}/counts")
+    response = clerk.get(f"/desk/{offer.venue.id}")
+    assert response.status_code == 302 and "/login" in response.location
