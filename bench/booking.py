@@ -137,22 +137,34 @@ def throughput(port: int, clients: int, make_call, seconds: float = DURATION) ->
             assert status < 500, status
             counts[index] += 1
 
+    elapsed = run_threads(clients, worker)
+    return sum(counts) / elapsed
+
+
+def run_threads(count: int, target) -> float:
+    """Run target(i) in `count` threads at once; returns the seconds it took."""
     start = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(counts) / (time.perf_counter() - start)
+    return time.perf_counter() - start
+
+
+def start_resident(port: int, venue: int) -> Client:
+    """A resident's client through the first two steps (who, venue) of a 申請 booking."""
+    client = Client(port)
+    client.post_form("/reserve/book/bench/", {"name": "山田 太郎", "name_kana": "ヤマダ タロウ",
+                                              "birth_date": "1980-03-01", "seats": "1"})
+    client.post_form("/reserve/book/bench/venue", {"venue": venue})
+    return client
 
 
 def held_resident(port: int, venue: int, day_path: str | None = None):
     """A resident's client up to the confirmation page with a time held; returns
     (client, the confirmation form, day page)."""
-    client = Client(port)
-    client.post_form("/reserve/book/bench/", {"name": "山田 太郎", "name_kana": "ヤマダ タロウ",
-                                              "birth_date": "1980-03-01", "seats": "1"})
-    client.post_form("/reserve/book/bench/venue", {"venue": venue})
+    client = start_resident(port, venue)
     if day_path is None:
         _, _, calendar = client.request("GET", "/reserve/book/bench/calendar")
         day_path = re.search(r'href="(/reserve/book/bench/day/[\d-]+)"', calendar).group(1)
@@ -206,13 +218,8 @@ def bench_booking(rows: list) -> None:
                     assert status == 302 and location.endswith("/reserve/done"), status
                     done[index] += 1
 
-            start = time.perf_counter()
-            threads = [threading.Thread(target=confirm_all, args=(i,)) for i in range(clients)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            booking_rps = sum(done) / (time.perf_counter() - start)
+            elapsed = run_threads(clients, confirm_all)
+            booking_rps = sum(done) / elapsed
             rows.append((f"{clients} concurrent", f"{minimal:.0f}/s",
                          f"{json_rps:.0f}/s ({json_rps / minimal:.2f}x)",
                          f"{booking_rps:.0f}/s ({booking_rps / minimal:.2f}x)"))
@@ -242,11 +249,7 @@ def count_last_seats(port: int, venue: int, attempts: int = 60):
     results = []
 
     def resident(_):
-        client = Client(port)
-        client.post_form("/reserve/book/bench/", {
-            "name": "山田 太郎", "name_kana": "ヤマダ タロウ", "birth_date": "1980-03-01",
-            "seats": "1"})
-        client.post_form("/reserve/book/bench/venue", {"venue": venue})
+        client = start_resident(port, venue)
         token = client.token(day_path)
         barrier.wait()
         status, location, _ = client.request("POST", day_path, {"slot": slot["id"],
