@@ -5,9 +5,10 @@ After a successful look-up the booking's id is kept in the session for a short w
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from flask import redirect, render_template, request, session, url_for
+from flask import Response, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app import clock
@@ -186,3 +187,57 @@ def leave():
     session.pop(VIEWING, None)
     session.pop("done", None)
     return redirect(url_for("public.index"))
+
+
+@bp.route("/visit.ics")
+def visit_ics():
+    """The booked visit as a calendar file (iPhone, Android, Outlook), for the booking just
+    made or the one looked up in this browser."""
+    reservation = _viewed() or db_session().get(Reservation, session.get("done") or 0)
+    if reservation is None or reservation.state != BOOKED:
+        return redirect(url_for("public.lookup"))
+    body = render_ics(reservation, request.host)
+    return Response(body, mimetype="text/calendar",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="visit-{reservation.number}.ics"'})
+
+
+def _ics_text(value: str) -> str:
+    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+            .replace("\n", "\\n"))
+
+
+def _fold(line: str) -> str:
+    """RFC 5545: lines of at most 75 octets, continued with a space."""
+    out, current = [], ""
+    for char in line:
+        if len((current + char).encode()) > 75:
+            out.append(current)
+            current = " " + char
+        else:
+            current += char
+    out.append(current)
+    return "\r\n".join(out)
+
+
+def render_ics(reservation: Reservation, host: str) -> str:
+    slot, offer = reservation.slot, reservation.slot.offer
+    stamp = "%Y%m%dT%H%M%SZ"
+    utc = timezone.utc
+    bring = (offer.purpose.what_to_bring or "").strip()
+    description = f"{_('Booking number')}: {reservation.number}"
+    if bring:
+        description += f"\n{_('What to bring')}:\n" + "\n".join(
+            f"- {line.strip()}" for line in bring.splitlines() if line.strip())
+    lines = [
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//mnc-booking//JA", "CALSCALE:GREGORIAN",
+        "BEGIN:VEVENT",
+        f"UID:{reservation.number}@{host}",
+        f"DTSTAMP:{clock.now().astimezone(utc).strftime(stamp)}",
+        f"DTSTART:{slot.starts_at.astimezone(utc).strftime(stamp)}",
+        f"DTEND:{slot.ends_at.astimezone(utc).strftime(stamp)}",
+        f"SUMMARY:{_ics_text(offer.purpose.name + '（' + offer.venue.name + '）')}",
+        f"LOCATION:{_ics_text(offer.venue.name + ' ' + (offer.venue.address or ''))}",
+        f"DESCRIPTION:{_ics_text(description)}",
+        "END:VEVENT", "END:VCALENDAR"]
+    return "\r\n".join(_fold(line) for line in lines) + "\r\n"

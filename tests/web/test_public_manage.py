@@ -198,3 +198,21 @@ def test_reminders_go_once_to_tomorrows_bookings(app, client, db, offer, smtp, c
 def test_remind_without_mail_configured_sends_nothing(app, db):
     with app.app_context():
         assert mail.send_reminders(db) == (0, 0)
+
+
+def test_the_visit_as_a_calendar_file(client, db, offer):
+    offer.purpose.what_to_bring = "交付通知書（はがき）\n本人確認書類"
+    db.commit()
+    card = waiting_card(db)
+    assert client.get("/reserve/visit.ics").location.endswith("/reserve/lookup")
+    number = book_kofu(client, offer.venue.id, [(shown(card), "1980-03-01")], day="2026-12-08")
+    assert 'data-testid="add-to-calendar"' in client.get("/reserve/done").get_data(as_text=True)
+    response = client.get("/reserve/visit.ics")
+    assert response.mimetype == "text/calendar"
+    assert f"visit-{number}.ics" in response.headers["Content-Disposition"]
+    raw = response.get_data()
+    assert all(len(line) <= 75 for line in raw.split(b"\r\n"))
+    text = raw.decode().replace("\r\n ", "")  # unfold
+    assert "DTSTART:20261208T000000Z" in text and "DTEND:20261208T003000Z" in text
+    assert f"UID:{number}@" in text and "本人確認書類" in text
+    assert "LOCATION:市役所本庁舎 1階 市民課 みどり市中央1-1-1" in text
