@@ -21,6 +21,7 @@ from app.public.forms import check_applicant, check_contact, check_party, party_
 from app.services import audit, availability, booking, desk, mail
 from app.services.errors import DomainError
 from app.views.feedback import flash_refusal
+from app.views.fields import form_id
 from app.views.reservation import desk_action, staff_slots
 
 
@@ -105,7 +106,7 @@ class DeskView(BaseView):
     @has_access
     def check_in(self, venue_id: int):
         """Check in (or undo, or complete) from the desk's list."""
-        reservation = session().get(Reservation, int(request.form.get("id") or 0))
+        reservation = session().get(Reservation, form_id(request.form, "id"))
         back = url_for(".day", venue_id=venue_id, day=request.form.get("day"),
                        q=request.form.get("q") or None)
         if reservation is None:
@@ -155,7 +156,7 @@ class DeskView(BaseView):
                 name, kana = applicant.clean.get("name"), applicant.clean.get("name_kana")
             slot = None
             if not walk_in:
-                slot = session().get(Slot, int(request.form.get("slot") or 0))
+                slot = session().get(Slot, form_id(request.form, "slot"))
                 if slot is None or slot.offer_id != offer.id:
                     errors["slot"] = _("Choose a time.")
             if not errors:

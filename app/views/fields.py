@@ -36,3 +36,10 @@ class JstDateTimeField(DateTimeField):
                 continue
         self.data = None
         raise ValueError(_l("Enter a date and time like 2026-12-01 09:00."))
+
+
+def form_id(form, name: str) -> int:
+    """A record id posted by one of our forms; 0 (no such record) for anything else, so a
+    tampered or empty value is refused with the screen's message instead of an error."""
+    value = (form.get(name) or "").strip()
+    return int(value) if value.isdigit() else 0

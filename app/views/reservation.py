@@ -20,6 +20,7 @@ from app.models.reservation import Reservation, Slot
 from app.services import audit, booking, desk, japanese, mail
 from app.services.errors import DomainError
 from app.views.feedback import flash_refusal
+from app.views.fields import form_id
 from app.views.formatting import blank_none, jst
 from app.views.validators import Parsed
 
@@ -99,7 +100,7 @@ class ReservationModelView(ModelView):
         except ValueError:
             day = clock.now().astimezone(JST).date()
         if request.method == "POST":
-            new_slot = session().get(Slot, int(request.form.get("slot") or 0))
+            new_slot = session().get(Slot, form_id(request.form, "slot"))
             if new_slot is None or new_slot.offer_id != offer.id:
                 flash(_("Choose a time."), "warning")
             else:

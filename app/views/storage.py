@@ -13,6 +13,7 @@ from app.models.card import Card
 from app.models.storage import StoragePlace
 from app.services import audit, cards
 from app.services.errors import DomainError
+from app.views.fields import form_id
 from app.views.formatting import yes_no
 from app.views.validators import UniqueValue
 
@@ -52,7 +53,7 @@ class StorageView(BaseView):
         places = list(session().execute(select(StoragePlace).where(StoragePlace.active.is_(True))
                                         .order_by(StoragePlace.sort_key)).scalars())
         if request.method == "POST":
-            place = session().get(StoragePlace, int(request.form.get("place") or 0))
+            place = session().get(StoragePlace, form_id(request.form, "place"))
             if place is None:
                 flash(_("Choose a storage place."), "danger")
             else:
