@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from app import clock
 from app.clock import JST
-from app.models.reservation import BOOKED, HOLD_HELD, Hold, Reservation, Slot
+from app.models.reservation import BOOKED, HOLD_HELD, HOLDING_SEATS, Hold, Reservation, Slot
 from app.models.venue import DateException, VenuePurpose
 from app.services.calendar import ensure_slots
 from app.services.errors import InputError
@@ -46,7 +46,7 @@ def load(session, offer: VenuePurpose, first: date, last: date,
         select(Reservation.slot_id, func.sum(Reservation.seats))
         .join(Slot, Reservation.slot_id == Slot.id)
         .where(Slot.offer_id == offer.id, Slot.starts_at >= start, Slot.starts_at < end,
-               Reservation.state == BOOKED).group_by(Reservation.slot_id)).all())
+               Reservation.state.in_(HOLDING_SEATS)).group_by(Reservation.slot_id)).all())
     held = dict(session.execute(
         select(Hold.slot_id, func.sum(Hold.seats)).join(Slot, Hold.slot_id == Slot.id)
         .where(Slot.offer_id == offer.id, Slot.starts_at >= start, Slot.starts_at < end,
@@ -62,15 +62,16 @@ def load(session, offer: VenuePurpose, first: date, last: date,
         by_slot[slot.id] = entry
         result.setdefault(slot.starts_at.astimezone(JST).date(), []).append(entry)
     if with_bookings and by_slot:
-        for reservation in bookings_of(session, list(by_slot)):
+        for reservation in bookings_of(session, list(by_slot), HOLDING_SEATS):
             by_slot[reservation.slot_id].reservations.append(reservation)
     return result
 
 
-def bookings_of(session, slot_ids: list[int]) -> list[Reservation]:
+def bookings_of(session, slot_ids: list[int], states=(BOOKED,)) -> list[Reservation]:
+    """The bookings in these slots; by default those still to come (to contact them)."""
     return list(session.execute(
         select(Reservation).join(Slot, Reservation.slot_id == Slot.id)
-        .where(Reservation.slot_id.in_(slot_ids), Reservation.state == BOOKED)
+        .where(Reservation.slot_id.in_(slot_ids), Reservation.state.in_(states))
         .order_by(Slot.starts_at, Reservation.id)).scalars())
 
 

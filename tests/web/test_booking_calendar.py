@@ -126,3 +126,17 @@ def test_closing_is_in_the_audit_trail(login_as, db, offer, booked_slot):
         "offer": offer.id, "day": "2026-12-08", "slot": booked_slot.id, "confirm": "1"})
     rows = db.execute(select(AuditLog).where(AuditLog.target_table == "slot")).scalars().all()
     assert any(r.target_id == str(booked_slot.id) for r in rows)
+
+
+def test_checked_in_and_finished_bookings_still_fill_their_seats(login_as, db, offer,
+                                                                  booked_slot):
+    from app.models.reservation import ARRIVED
+
+    reservation = db.execute(select(Reservation)).scalar_one()
+    reservation.state = ARRIVED
+    db.commit()
+    clerk = login_as("clerk")
+    html = clerk.get(f"/booking-calendar/?offer={offer.id}&month=2026-12").get_data(as_text=True)
+    assert "09:00 1+1/2" in html.split('data-day="2026-12-08"')[1].split("</td>")[0]
+    day = text_of(clerk.get(f"/booking-calendar/day/{offer.id}/2026-12-08"))
+    assert "山田 太郎" in day
