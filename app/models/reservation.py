@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask_appbuilder import Model
-from sqlalchemy import (Boolean, Date, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -32,7 +32,10 @@ class Slot(Model):
     and only ever changes by one conditional UPDATE (app/services/booking.py)."""
 
     __tablename__ = "slot"
-    __table_args__ = (UniqueConstraint("offer_id", "starts_at"),)
+    __table_args__ = (UniqueConstraint("offer_id", "starts_at"),
+                      CheckConstraint("taken >= 0 AND taken <= seats",
+                                      name="ck_slot_taken_within_seats"),
+                      CheckConstraint("seats >= 0", name="ck_slot_seats_positive"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     offer_id: Mapped[int] = mapped_column(ForeignKey("venue_purpose.id"), nullable=False)
@@ -53,6 +56,7 @@ class Hold(Model):
     """Seats kept for a resident filling in the form; they lapse by themselves."""
 
     __tablename__ = "hold"
+    __table_args__ = (CheckConstraint("seats >= 1", name="ck_hold_seats_positive"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"), nullable=False, index=True)
@@ -66,6 +70,7 @@ class Hold(Model):
 
 class Reservation(Model):
     __tablename__ = "reservation"
+    __table_args__ = (CheckConstraint("seats >= 1", name="ck_reservation_seats_positive"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[str] = mapped_column(String(12), nullable=False, unique=True)
