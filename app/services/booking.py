@@ -9,13 +9,14 @@ no cron is needed and no seat is returned twice. Each operation commits once.
 from __future__ import annotations
 
 import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, inspect as sa_inspect, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app import clock
 from app.clock import JST
@@ -25,6 +26,7 @@ from app.models.reservation import (BOOKED, CANCELLED, CHANNEL_WEB, HOLD_BOOKED,
 from app.services import audit, cards, notice_numbers
 from app.services.japanese import normalize_code
 from app.services.errors import (BookingWindowError, CardAlreadyBookedError,  # noqa: F401
+                                 ConcurrentChangeError, InvalidTransitionError,
                                  HoldExpiredError, IdentityMismatchError,
                                  InputError, ReservationStateError, SlotFullError)
 
@@ -236,10 +238,33 @@ def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact:
         return done
     party = cards_to_collect or []
     seats = len(party) if party else (seats or 1)
-    for card in party:
-        if session.execute(select(ReservationPerson.id).where(
-                ReservationPerson.card_id == card.id, ReservationPerson.active.is_(True))).first():
+    try:
+        if any(_actively_booked(session, card.id) for card in party):
             raise CardAlreadyBookedError()
+        with refuse_when_overtaken(session):
+            reservation = _book(session, slot, hold_token, birth_date, contact, party, seats,
+                                channel, idempotency_key, staff, locale, now)
+    except (CardAlreadyBookedError, InvalidTransitionError) as refusal:
+        # Refused for the people, not the time: the held seats go back at once rather
+        # than when the hold lapses.
+        session.rollback()
+        done = _by_key(session, idempotency_key)
+        if done is not None:  # the same form, submitted twice at once: the first won
+            return done
+        if hold_token:
+            release_hold(session, hold_token)
+        raise refusal
+    return reservation
+
+
+def _actively_booked(session, card_id: int) -> bool:
+    return session.execute(select(ReservationPerson.id).where(
+        ReservationPerson.card_id == card_id, ReservationPerson.active.is_(True))).first() \
+        is not None
+
+
+def _book(session, slot, hold_token, birth_date, contact, party, seats, channel,
+          idempotency_key, staff, locale, now) -> Reservation:
     if hold_token:
         hold = session.execute(select(Hold).where(Hold.token == hold_token)).scalar()
         if hold is None or hold.slot_id != slot.id or hold.seats != seats:
@@ -281,12 +306,11 @@ def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact:
             reservation.people.append(ReservationPerson(card_id=None, active=True))
     try:
         session.commit()
-    except IntegrityError:  # the same form submitted twice at once, or the card taken
-        session.rollback()
-        done = _by_key(session, idempotency_key)
-        if done is not None:
-            return done
-        raise CardAlreadyBookedError() from None
+    except IntegrityError as error:  # the same form submitted twice at once, or the card
+        if "idempotency_key" in str(error.orig) or "uq_reservation_person" in str(error.orig) \
+                or "UNIQUE" in str(error.orig).upper():
+            raise CardAlreadyBookedError() from None
+        raise
     return reservation
 
 
@@ -320,42 +344,91 @@ def check_cancellable(reservation: Reservation, now: datetime, staff: bool = Fal
 
 def change_slot(session, reservation: Reservation, new_slot: Slot,
                 staff: bool = False) -> Reservation:
-    """Take the new seats first, then free the old ones, in one transaction."""
+    """Move the booking, take the new seats, free the old ones, in one transaction.
+
+    The booking row is claimed first by a compare-and-set on the slot and state this copy
+    was loaded with, so a double click, a second tab or a cancel at the same moment moves
+    or frees the seats once: the later request finds the row changed and is refused."""
     now = clock.now()
     check_changeable(reservation, now, staff)
     _check_window(new_slot, now, staff)
-    if new_slot.id == reservation.slot_id:
+    old_slot_id = reservation.slot_id
+    if new_slot.id == old_slot_id:
         return reservation
-    if not take_seats(session, new_slot.id, reservation.seats, now):
-        session.rollback()
-        raise SlotFullError()
-    free_seats(session, reservation.slot_id, reservation.seats)
-    reservation.slot_id = new_slot.id
-    reservation.offer_id = new_slot.offer_id
-    reservation.starts_at = new_slot.starts_at
-    session.commit()
+    with refuse_when_overtaken(session):
+        claim(session, reservation, {"state": BOOKED, "slot_id": old_slot_id},
+              {"slot_id": new_slot.id, "offer_id": new_slot.offer_id,
+               "starts_at": new_slot.starts_at})
+        if not take_seats(session, new_slot.id, reservation.seats, now):
+            session.rollback()
+            raise SlotFullError()
+        free_seats(session, old_slot_id, reservation.seats)
+        session.commit()
+    session.refresh(reservation)
     return reservation
 
 
 def cancel(session, reservation: Reservation, reason: str | None = None,
            staff: bool = False) -> Reservation:
-    """Free the seats at once; cards waiting for collection go back to their state."""
+    """Free the seats at once; cards waiting for collection go back to their state. The
+    seats freed are those of the slot the guarded update found the booking in."""
     now = clock.now()
     check_cancellable(reservation, now, staff)
-    result = session.execute(update(Reservation).where(Reservation.id == reservation.id,
-                                                       Reservation.state == BOOKED)
-                             .values(state=CANCELLED, cancelled_at=now, cancel_reason=reason))
-    if result.rowcount != 1:  # cancelled concurrently
-        session.rollback()
-        raise ReservationStateError()
-    free_seats(session, reservation.slot_id, reservation.seats)
-    audit.record_in_transaction(session, audit.ACTION_UPDATE, "reservation", reservation.id,
-                                {"state": {"old": BOOKED, "new": CANCELLED},
-                                 "cancel_reason": reason})
-    release_cards(session, reservation)
-    session.commit()
+    with refuse_when_overtaken(session):
+        slot_id, seats = claim(session, reservation, {"state": BOOKED},
+                               {"state": CANCELLED, "cancelled_at": now,
+                                "cancel_reason": reason})
+        free_seats(session, slot_id, seats)
+        session.expire(reservation)
+        release_cards(session, reservation)
+        session.commit()
     session.refresh(reservation)
     return reservation
+
+
+def claim(session, reservation: Reservation, expected: dict, values: dict,
+          extra: dict | None = None) -> tuple[int, int]:
+    """Compare-and-set on one booking row: change ``values`` only while the row still has
+    the ``expected`` values; exactly one row or the transaction is rolled back and the
+    change refused. Returns the slot and seats the row had. Core statements are not seen
+    by the audit listener, so the change (old and new values, plus ``extra``) is recorded
+    here, in the same transaction."""
+    loaded = sa_inspect(reservation).dict
+    detail = {name: {"old": expected.get(name, loaded.get(name)), "new": value}
+              for name, value in values.items()}
+    detail.update(extra or {})
+    conditions = [getattr(Reservation, name) == value for name, value in expected.items()]
+    row = session.execute(
+        update(Reservation).where(Reservation.id == reservation.id, *conditions)
+        .values(**values).returning(Reservation.slot_id, Reservation.seats)
+        .execution_options(synchronize_session=False)).first()
+    if row is None:
+        session.rollback()
+        raise ReservationStateError(_l("This booking was changed at the same moment by "
+                                       "someone else. Please look at it again."))
+    audit.record_in_transaction(session, audit.ACTION_UPDATE, "reservation", reservation.id,
+                                detail)
+    return row.slot_id, row.seats
+
+
+@contextmanager
+def refuse_when_overtaken(session):
+    """Two changes that wait for each other (a deadlock on PostgreSQL, a lock held past the
+    busy timeout on SQLite) end in a refusal the person can retry, never in a 500."""
+    try:
+        yield
+    except (OperationalError, DBAPIError) as error:
+        if isinstance(error, IntegrityError) or not _is_contention(error):
+            raise
+        session.rollback()
+        raise ConcurrentChangeError() from None
+
+
+def _is_contention(error: DBAPIError) -> bool:
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    if code in ("40P01", "40001", "55P03"):  # deadlock, serialization, lock not available
+        return True
+    return "database is locked" in str(error.orig)
 
 
 def release_cards(session, reservation: Reservation) -> None:

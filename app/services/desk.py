@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from app import clock
 from app.clock import JST
@@ -130,17 +130,20 @@ def find(session, bookings: list[Reservation], query: str) -> list[Reservation]:
 # --- state changes -------------------------------------------------------------------------
 
 def check_in(session, reservation: Reservation) -> Reservation:
-    """来庁済, with time and clerk. Only a booking of today that is waiting."""
+    """来庁済, with time and clerk. Only a booking of today that is waiting; two clerks
+    checking in the same visitor at once: the second is told it is already done."""
     now = clock.now()
     if reservation.state != BOOKED:
         raise ReservationStateError(_l("Not checked in: the booking is %(state)s.",
                                        state=state_label(reservation.state)))
     if reservation.slot.starts_at.astimezone(JST).date() != now.astimezone(JST).date():
         raise ReservationStateError(_l("Not checked in: the booking is for another day."))
-    reservation.state = ARRIVED
-    reservation.checked_in_at = now
-    reservation.checked_in_by = audit.current_actor().username
-    session.commit()
+    clerk = audit.current_actor().username
+    with booking.refuse_when_overtaken(session):
+        booking.claim(session, reservation, {"state": BOOKED, "slot_id": reservation.slot_id},
+                      {"state": ARRIVED, "checked_in_at": now, "checked_in_by": clerk})
+        session.commit()
+    session.refresh(reservation)
     return reservation
 
 
@@ -150,10 +153,11 @@ def undo_check_in(session, reservation: Reservation) -> Reservation:
         raise ReservationStateError(_l("Only a checked-in booking can be undone."))
     if reservation.checked_in_at.astimezone(JST).date() != now.astimezone(JST).date():
         raise ReservationStateError(_l("A check-in can be undone only on its day."))
-    reservation.state = BOOKED
-    reservation.checked_in_at = None
-    reservation.checked_in_by = None
-    session.commit()
+    with booking.refuse_when_overtaken(session):
+        booking.claim(session, reservation, {"state": ARRIVED},
+                      {"state": BOOKED, "checked_in_at": None, "checked_in_by": None})
+        session.commit()
+    session.refresh(reservation)
     return reservation
 
 
@@ -173,17 +177,23 @@ def complete(session, reservation: Reservation) -> Reservation:
     """The visit is done (申請, 電子証明書; 交付 completes by itself at hand-over)."""
     if reservation.state != ARRIVED:
         raise ReservationStateError(_l("Only a checked-in booking can be completed."))
-    reservation.state = COMPLETED
-    reservation.completed_at = clock.now()
-    for person in reservation.people:
-        person.active = False
-    session.commit()
+    now = clock.now()
+    with booking.refuse_when_overtaken(session):
+        booking.claim(session, reservation, {"state": ARRIVED},
+                      {"state": COMPLETED, "completed_at": now})
+        session.expire(reservation)
+        for person in reservation.people:
+            person.active = False
+        session.commit()
+    session.refresh(reservation)
     return reservation
 
 
 def after_hand_over(session, card: Card) -> None:
     """Called in the hand-over's transaction: when every card of the card's booking has
-    been handed over, the booking is 完了 (checked in on the way when it was not)."""
+    been handed over, the booking is 完了 (checked in on the way when it was not). The
+    booking is claimed by a compare-and-set; if it was cancelled or closed meanwhile, the
+    whole hand-over is refused and rolled back."""
     person = session.execute(select(ReservationPerson).where(
         ReservationPerson.card_id == card.id, ReservationPerson.active.is_(True))).scalar()
     if person is None:
@@ -194,24 +204,40 @@ def after_hand_over(session, card: Card) -> None:
     if waiting or reservation.state not in (BOOKED, ARRIVED):
         return
     now = clock.now()
+    values = {"state": COMPLETED, "completed_at": now}
     if reservation.state == BOOKED:
-        reservation.checked_in_at = now
-        reservation.checked_in_by = audit.current_actor().username
-    reservation.state = COMPLETED
-    reservation.completed_at = now
+        values.update(checked_in_at=now, checked_in_by=audit.current_actor().username)
+    session.flush()
+    booking.claim(session, reservation, {"state": reservation.state}, values)
+    session.expire(reservation)
 
 
 def close_day(session, venue_id: int, day: date) -> list[Reservation]:
-    """不来庁 for the day's bookings nobody checked in; their cards wait for a new booking."""
+    """不来庁 for the day's bookings nobody checked in; their cards wait for a new booking.
+    A booking checked in while the day is being closed stays checked in."""
     now = clock.now()
     start, end = _day_bounds(day)
     if now < start:
         raise InputError(_l("A day can be closed only once it has begun."))
-    missed = [r for r in day_bookings(session, venue_id, day) if r.state == BOOKED]
-    for reservation in missed:
-        reservation.state = NO_SHOW
-        booking.release_cards(session, reservation)
-    session.commit()
+    missed = []
+    with booking.refuse_when_overtaken(session):
+        for reservation in day_bookings(session, venue_id, day):
+            if reservation.state != BOOKED:
+                continue
+            row = session.execute(
+                update(Reservation).where(Reservation.id == reservation.id,
+                                          Reservation.state == BOOKED)
+                .values(state=NO_SHOW).returning(Reservation.id)
+                .execution_options(synchronize_session=False)).first()
+            if row is None:  # checked in or cancelled a moment ago
+                continue
+            audit.record_in_transaction(session, audit.ACTION_UPDATE, "reservation",
+                                        reservation.id,
+                                        {"state": {"old": BOOKED, "new": NO_SHOW}})
+            session.expire(reservation)
+            booking.release_cards(session, reservation)
+            missed.append(reservation)
+        session.commit()
     return missed
 
 

@@ -94,6 +94,13 @@ class ReservationStateError(DomainError):
     message = _("This booking cannot be changed any more.")
 
 
+class ConcurrentChangeError(DomainError):
+    """Two changes of the same rows waited for each other; one is refused, nothing done."""
+
+    message = _("Someone else changed the same booking at the same moment. Nothing was "
+                "changed; please try again.")
+
+
 class ThrottledError(DomainError):
     """Too many attempts from one address or on one number: wait until ``until``."""
 
