@@ -68,8 +68,8 @@ test-postgres:
 # Speed goals, printed as a table (never timed tests): bench/run.py says what it measures.
 bench: install
 	$(BIN)/python bench/run.py
-	@echo "== booking again on PostgreSQL =="
-	bash scripts/with-postgres.sh sh -c 'DATABASE_URL=$$TEST_DATABASE_URL $(BIN)/python bench/run.py booking'
+	@echo "== booking and booking races again on PostgreSQL =="
+	bash scripts/with-postgres.sh sh -c 'DATABASE_URL=$$TEST_DATABASE_URL $(BIN)/python bench/run.py booking races'
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/e2e/screenshots

@@ -1,9 +1,15 @@
-"""make bench: the speed goals of the QR registration (issue 4), printed as a table.
+"""make bench: speed goals and race counts, printed as tables (`bench/run.py [qr] [booking]
+[races]`; all three by default).
+
+QR registration (issue 4):
 
 - decoding one A4 page of 40 codes, one zbar pass against the several passes the product
   uses (goal: several passes well under a second per page);
 - registering a batch of 500 scanned cards (classification of each scan, then the one
   transaction), on a throwaway SQLite database or DATABASE_URL.
+
+Booking throughput and the last seats (bench/booking.py); booking races from two processes
+(bench/races.py): overbooked seats and ``taken`` drift, both must be 0.
 """
 from __future__ import annotations
 
@@ -89,7 +95,7 @@ def table(rows, header):
 
 
 def main():
-    what = sys.argv[1:] or ["qr", "booking"]
+    what = sys.argv[1:] or ["qr", "booking", "races"]
     if "qr" in what:
         rows = []
         bench_decode(rows)
@@ -102,6 +108,13 @@ def main():
         rows = []
         bench_booking(rows)
         table(rows[1:], rows[0])
+        print()
+    if "races" in what:
+        from bench.races import bench_races
+
+        rows = []
+        bench_races(rows)
+        table(rows, ("what", "how", "time", "result (overbooked and drift must be 0)"))
 
 
 if __name__ == "__main__":

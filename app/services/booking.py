@@ -22,7 +22,8 @@ from app import clock
 from app.clock import JST
 from app.models.card import Card
 from app.models.reservation import (BOOKED, CANCELLED, CHANNEL_WEB, HOLD_BOOKED, HOLD_HELD,
-                                    HOLD_RELEASED, Hold, Reservation, ReservationPerson, Slot)
+                                    HOLD_RELEASED, HOLDING_SEATS, Hold, Reservation,
+                                    ReservationPerson, Slot)
 from app.services import audit, cards, notice_numbers
 from app.services.japanese import normalize_code
 from app.services.errors import (BookingWindowError, CardAlreadyBookedError,  # noqa: F401
@@ -61,6 +62,25 @@ def take_seats(session, slot_id: int, seats: int, now: datetime) -> bool:
 
 def free_seats(session, slot_id: int, seats: int) -> None:
     session.execute(update(Slot).where(Slot.id == slot_id).values(taken=Slot.taken - seats))
+
+
+def seat_drift(session) -> list[str]:
+    """The books of seats: every slot whose ``taken`` differs from the seats of its bookings
+    (every state but cancelled) plus its unreleased holds, or lies outside 0..seats. Empty
+    when they balance; for tests, the bench and an operator's check."""
+    booked = dict(session.execute(select(Reservation.slot_id, func.sum(Reservation.seats))
+                                  .where(Reservation.state.in_(HOLDING_SEATS))
+                                  .group_by(Reservation.slot_id)).all())
+    held = dict(session.execute(select(Hold.slot_id, func.sum(Hold.seats))
+                                .where(Hold.state == HOLD_HELD).group_by(Hold.slot_id)).all())
+    problems = []
+    for slot_id, seats, taken in session.execute(select(Slot.id, Slot.seats, Slot.taken)
+                                                 .order_by(Slot.id)):
+        expected = (booked.get(slot_id) or 0) + (held.get(slot_id) or 0)
+        if taken != expected or not 0 <= taken <= seats:
+            problems.append(f"slot {slot_id}: taken {taken}, bookings+holds {expected}, "
+                            f"seats {seats}")
+    return problems
 
 
 def free_count(session, slot: Slot, now: datetime) -> int:

@@ -2,7 +2,6 @@
 tabs, a change and a cancel, a resident and a clerk. Each is a compare-and-set on the row,
 so seats are moved or freed once, and afterwards every slot's ``taken`` equals the seats of
 its bookings plus its live holds, on SQLite and PostgreSQL, with threads and processes."""
-import random
 import threading
 from datetime import date
 
@@ -16,27 +15,15 @@ from app.models.reservation import (BOOKED, CANCELLED, HOLD_HELD, HOLDING_SEATS,
 from app.services import booking, desk
 from app.services.calendar import ensure_slots
 from app.services.errors import ConcurrentChangeError, ReservationStateError
+from bench.races import make_pairs, race_in_processes
 from tests.factories import make_offer
 
 DAY = date(2026, 12, 8)  # a Tuesday, a week after the test clock's "now"
 
 
 def seat_drift(session) -> list[str]:
-    """Every slot whose ``taken`` differs from its bookings plus live holds, or is out of
-    range: empty when the books balance."""
     session.expire_all()
-    booked = dict(session.execute(select(Reservation.slot_id, func.sum(Reservation.seats))
-                                  .where(Reservation.state.in_(HOLDING_SEATS))
-                                  .group_by(Reservation.slot_id)).all())
-    held = dict(session.execute(select(Hold.slot_id, func.sum(Hold.seats))
-                                .where(Hold.state == HOLD_HELD).group_by(Hold.slot_id)).all())
-    problems = []
-    for slot in session.execute(select(Slot)).scalars():
-        expected = (booked.get(slot.id) or 0) + (held.get(slot.id) or 0)
-        if slot.taken != expected or not 0 <= slot.taken <= slot.seats:
-            problems.append(f"slot {slot.id}: taken {slot.taken}, bookings+holds {expected}, "
-                            f"seats {slot.seats}")
-    return problems
+    return booking.seat_drift(session)
 
 
 @pytest.fixture
@@ -210,20 +197,7 @@ def _race(app, pairs):
 
 
 def _pairs(reservations, slot_ids, seed):
-    rng = random.Random(seed)
-    kinds = ["double_change", "change_cancel", "resident_staff"]
-    pairs = []
-    for index, reservation in enumerate(reservations):
-        others = [s for s in slot_ids if s != reservation.slot_id]
-        a, b = rng.sample(others, 2)
-        kind = kinds[index % 3]
-        if kind == "double_change":
-            pairs.append((reservation.id, (("move", a), ("move", b))))
-        elif kind == "change_cancel":
-            pairs.append((reservation.id, (("move", a), ("cancel", None))))
-        else:
-            pairs.append((reservation.id, (("move", a), ("staff_move", b))))
-    return pairs
+    return make_pairs([(r.id, r.slot_id) for r in reservations], slot_ids, seed)
 
 
 def test_threads_changing_and_cancelling_the_same_bookings_keep_the_books_balanced(
@@ -253,49 +227,15 @@ def _assert_one_move_wins(db, pairs, results):
             assert oks <= 1, (reservation_id, operations, results[reservation_id])
 
 
-def _process_races(database_url, instance_dir, pairs, side, start_at):
-    """Runs in its own process: its side of every pair, starting at the same moment as the
-    other process."""
-    import time
-
-    from app import create_app
-
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_DIR": instance_dir,
-                      "TESTING": True})
-    results = []
-    with app.app_context():
-        session = app.appbuilder.session
-        loaded = [(rid, session.get(Reservation, rid), ops[side]) for rid, ops in pairs]
-        time.sleep(max(0.0, start_at - time.time()))
-        for reservation_id, reservation, (operation, target_id) in loaded:
-            try:
-                if operation == "cancel":
-                    booking.cancel(session, reservation, reason="race", staff=True)
-                else:
-                    booking.change_slot(session, reservation, session.get(Slot, target_id),
-                                        staff=operation == "staff_move")
-                results.append("ok")
-            except (ReservationStateError, booking.SlotFullError, ConcurrentChangeError):
-                results.append("refused")
-    return results
-
-
 def test_two_processes_racing_on_the_same_bookings_on_postgresql(app, db, slots,
                                                                  database_url, instance_dir):
     """Two app processes (as two gunicorn workers or two servers) fire each pair at once."""
-    import multiprocessing
-    import time
-
     if not database_url.startswith("postgresql"):
         pytest.skip("runs on PostgreSQL (make test runs the suite there too)")
     slot_ids = [s.id for s in slots]
     reservations = [_book(db, slots[n % 12], n) for n in range(30)]
     pairs = _pairs(reservations, slot_ids, seed=11)
-    context = multiprocessing.get_context("spawn")
-    start_at = time.time() + 8  # both processes have started and loaded by then
-    with context.Pool(2) as pool:
-        runs = pool.starmap(_process_races, [(database_url, instance_dir, pairs, side,
-                                              start_at) for side in (0, 1)])
+    runs = race_in_processes(database_url, instance_dir, pairs)
     assert len(runs[0]) == len(runs[1]) == 30
     _assert_one_move_wins(db, pairs, {rid: [runs[0][n], runs[1][n]]
                                       for n, (rid, _) in enumerate(pairs)})
