@@ -6,7 +6,7 @@ import string
 import sys
 
 import click
-from flask import Flask, current_app, g
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask_appbuilder.security.manager import BaseSecurityManager
 
@@ -20,12 +20,17 @@ reservations_cli = AppGroup("reservations", help="Visit bookings.")
 
 
 def _as_cli_operator():
-    import getpass
+    """Everything this command changes is recorded as ``cli:<os user>``."""
+    from app.services import audit
 
-    try:
-        g.audit_actor = f"cli:{getpass.getuser()}"
-    except Exception:
-        g.audit_actor = "cli"
+    audit.act_as(audit.cli_actor())
+
+
+def _as_job():
+    """A job run by cron (reminders, closing the day): recorded as ``system``."""
+    from app.services import audit
+
+    audit.act_as(audit.SYSTEM)
 
 
 def init_database() -> None:
@@ -225,6 +230,7 @@ def qr_register(files, dry_run):
 def remind_command():
     from app.services import mail
 
+    _as_job()
     if not mail.configured():
         click.echo("MAIL_SERVER is not set: no reminders sent")
     sent, failed = mail.send_reminders(session())
@@ -247,7 +253,7 @@ def close_day_command(day_text):
     from app.models.venue import Venue
     from app.services import desk
 
-    _as_cli_operator()
+    _as_job()
     now = clock.now()
     day = date.fromisoformat(day_text) if day_text else now.astimezone(JST).date()
     for venue in session().execute(select(Venue).order_by(Venue.name)).scalars():

@@ -64,6 +64,7 @@ def base_config(instance_dir, database_url):
         "REMEMBER_COOKIE_SECURE": False,
         "FAB_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast in tests only
         "RATELIMIT_STORAGE_URI": "memory://",
+        "AUDIT_STRICT_ACTOR": True,  # a change nobody can be named for fails the test
     }
 
 

@@ -17,7 +17,7 @@ from app.models.reservation import BOOKED, Reservation, Slot
 from app.public import bp
 from app.public.flow import render_calendar, render_day
 from app.public.forms import check_lookup
-from app.services import booking, mail
+from app.services import audit, booking, mail
 from app.services.errors import DomainError
 
 VIEWING = "viewing"
@@ -68,6 +68,7 @@ def _need_booking():
     reservation = _viewed()
     if reservation is None:
         return None, redirect(url_for("public.lookup"))
+    audit.resident_is(reservation.number)  # what the resident changes is signed with it
     return reservation, None
 
 

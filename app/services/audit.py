@@ -17,7 +17,8 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable
 
-from flask import current_app, g, has_app_context, has_request_context, request
+from flask import (current_app, g, has_app_context, has_request_context, request,
+                   request_started)
 from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
@@ -59,21 +60,117 @@ class Actor:
     ip: str | None
 
 
-def current_actor() -> Actor:
-    """Who is acting: the signed-in user, a CLI operator (g.audit_actor), or the system."""
-    ip = None
-    if has_request_context():
-        ip = request.remote_addr
-        from flask_login import current_user
+SYSTEM = "system"
+RESIDENT = "住民"  # the residents' site: "住民:<booking or postcard number>" when known
+SIGN_IN = "system:sign-in"  # the lockout rule acting on a sign-in attempt nobody owns yet
+# Sign-in and sign-out endpoints: nobody is signed in (yet, or any more), and what they
+# change (the failure count, a lock) is the system's rule acting on the attempt.
+SIGN_IN_ENDPOINTS = {"AuthDBView.login", "AuthDBView.logout", "SecurityApi.login",
+                     "SecurityApi.refresh"}
+
+
+class UnresolvedActorError(RuntimeError):
+    """A request changed data but nobody could be named for it (AUDIT_STRICT_ACTOR)."""
+
+
+def act_as(name: str) -> None:
+    """Name the actor of everything this CLI command, job or request changes from now on:
+    ``cli:<os user>`` (:func:`cli_actor`), ``system`` or ``job:<name>``."""
+    g.audit_actor = name
+
+
+def cli_actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no login name (a container without a passwd entry)
+        return "cli:unknown"
+
+
+def resident_is(number: str | None) -> None:
+    """The resident acting on the residents' site is known by this booking or postcard
+    number: it is recorded as ``住民:<number>``."""
+    if number:
+        g.resident_ref = str(number)
+
+
+def _resident_label(session=None) -> str:
+    """住民, with the number of the booking being made in this request, else the number
+    the resident was identified by (:func:`resident_is`)."""
+    from app.models.reservation import Reservation
+
+    if session is None:
+        from app.extensions import session as scoped
+
+        session = scoped()
+    pending = [o.number for o in session.new if isinstance(o, Reservation) and o.number]
+    if pending:
+        g.resident_ref = pending[0]  # known by its new number from here on
+    ref = getattr(g, "resident_ref", None)
+    return f"{RESIDENT}:{ref}" if ref else RESIDENT
+
+
+def _request_user():
+    """The staff user of this request: the screens' session, else the REST API's JWT
+    (Authorization: Bearer), as FAB's ``protect()`` verified it."""
+    from flask_login import current_user
+
+    try:
+        if current_user and current_user.is_authenticated:
+            return current_user
+    except Exception:  # detached user during teardown
+        pass
+    if g.get("_api_key_user") and g.get("user") is not None:  # FAB_API_KEY_ENABLED
+        return g.user
+    if "_jwt_extended_jwt_user" not in g:
+        from flask_jwt_extended import verify_jwt_in_request
 
         try:
-            if current_user and current_user.is_authenticated:
-                return Actor(current_user.id, current_user.username, ip)
-        except Exception:  # detached user during teardown
-            pass
-    if has_app_context() and getattr(g, "audit_actor", None):
+            verify_jwt_in_request(optional=True)
+        except Exception:  # expired, forged or of a deactivated user: not an actor
+            return None
+    return (g.get("_jwt_extended_jwt_user") or {}).get("loaded_user")
+
+
+def current_actor(session=None) -> Actor:
+    """Who is acting, resolved here for every entry point and used by every record:
+
+    - the residents' site (/reserve/): ``住民`` with the booking or postcard number when
+      known (``住民:AB12CD34``);
+    - a staff screen (session) or the REST API (JWT): that user;
+    - a CLI command or a job: what it named with :func:`act_as` (``cli:<os user>``,
+      ``system``); outside any request without a name: ``system``;
+    - a sign-in attempt (failure count, lock): ``system:sign-in``.
+
+    A request served by the app that fits none of these raises
+    :class:`UnresolvedActorError` when ``AUDIT_STRICT_ACTOR`` is on (the tests), else is
+    recorded as ``unresolved:<endpoint>``: never as an anonymous blank. Code that pushes a
+    request context of its own without serving a request acts as ``system``.
+    """
+    if not has_request_context():
+        named = getattr(g, "audit_actor", None) if has_app_context() else None
+        return Actor(None, named or SYSTEM, None)
+    ip = request.remote_addr
+    if request.blueprint == "public":
+        return Actor(None, _resident_label(session), ip)
+    user = _request_user()
+    if user is not None:
+        return Actor(user.id, user.username, ip)
+    if getattr(g, "audit_actor", None):
         return Actor(None, g.audit_actor, ip)
-    return Actor(None, "system" if not has_request_context() else "anonymous", ip)
+    if request.endpoint in SIGN_IN_ENDPOINTS:
+        return Actor(None, SIGN_IN, ip)
+    if not g.get("audit_serving"):
+        return Actor(None, SYSTEM, ip)
+    if current_app.config.get("AUDIT_STRICT_ACTOR"):
+        raise UnresolvedActorError(f"no actor for {request.method} {request.path}")
+    return Actor(None, f"unresolved:{request.endpoint or request.path}"[:100], ip)
+
+
+def _mark_serving(sender, **extra) -> None:
+    """Flask's request_started: this request context serves a real request."""
+    g.audit_serving = True
 
 
 def _jsonable(value: Any) -> Any:
@@ -212,7 +309,7 @@ def _after_flush(session: Session, flush_context) -> None:
         if table:
             entries.append((ACTION_DELETE, table, _pk_of(obj), _snapshot(obj, table)))
     if entries:
-        _append(session.connection(), entries)
+        _append(session.connection(), entries, current_actor(session))
 
 
 _installed = False
@@ -238,6 +335,7 @@ def install_listeners() -> None:
             event.listen(getattr(mapper.class_, attr.key), "set", _keep_old_value,
                          active_history=True, retval=True)
     event.listen(Session, "after_flush", _after_flush)
+    request_started.connect(_mark_serving)
     _installed = True
 
 

@@ -1,5 +1,4 @@
 """The audit trail for supervisors (F5.2): search, read, export. Never edit or delete."""
-import csv
 import io
 import json
 
@@ -13,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from app import clock
 from app.extensions import session
 from app.models.audit import AuditLog
-from app.services import audit
+from app.services import audit, spreadsheet
 from app.views.formatting import blank_none, jst, table_label
 
 ACTION_LABELS = {
@@ -78,7 +77,7 @@ class AuditLogModelView(ModelView):
                                         order_direction="asc")
         encoding = "cp932" if request.args.get("encoding") == "cp932" else "utf-8-sig"
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer = spreadsheet.csv_writer(buffer)
         writer.writerow([str(self.label_columns[c]) for c in CSV_COLUMNS])
         for item in items:
             writer.writerow([item.id, jst(item.created_at), item.username, item.ip or "",

@@ -2,7 +2,6 @@
 Japanese message at each wrong field, bulk state changes that are all or nothing."""
 from __future__ import annotations
 
-import csv
 import io
 import zipfile
 
@@ -20,7 +19,7 @@ from wtforms import SelectField, StringField
 from app import clock
 from app.extensions import session
 from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
-from app.services import audit, cards, japanese, notice_numbers
+from app.services import audit, cards, japanese, notice_numbers, spreadsheet
 from app.services.errors import DomainError
 from app.views.feedback import flash_refusal
 from app.views.formatting import blank_none, jst, yes_no
@@ -275,7 +274,7 @@ def postcard_print_zip(items, encoding: str) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\r\n")
+        writer = spreadsheet.csv_writer(text)
         writer.writerow([_("Application ID"), _("Name"), _("Postal code"), _("Address"),
                          _("Postcard number"), _("Booking URL"), _("QR image")])
         for card in items:
