@@ -12,16 +12,15 @@ from dateutil.relativedelta import relativedelta
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock
 from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
 from app.models.storage import StoragePlace
 from app.services import audit, notice_numbers
-from app.services.errors import (BulkTransitionError, CardAlreadyBookedError,
-                                 CardNotFoundError, InputError, InvalidTransitionError,
-                                 NotPermittedError, StorageFullError)
+from app.services.errors import (BulkTransitionError, CardNotFoundError, InputError,
+                                 InvalidTransitionError, NotPermittedError, StorageFullError)
 
 RECEIVED = "received"
 SETUP = "setup"
@@ -181,9 +180,15 @@ def refusal(card: Card, to_state: str) -> str | None:
              target=state_label(to_state), allowed=nexts)
 
 
+def _state_now(session, card: Card) -> str | None:
+    """The card's state in the database, without flushing the caller's pending work."""
+    return session.execute(select(Card.state).where(Card.id == card.id)
+                           .execution_options(autoflush=False)).scalar()
+
+
 def _changed_meanwhile(session, card: Card, expected: str) -> InvalidTransitionError:
     """The compare-and-set found the card in another state: roll back, say which."""
-    current = session.execute(select(Card.state).where(Card.id == card.id)).scalar()
+    current = _state_now(session, card)
     label = f"{card.name}（{card.application_id}）"
     session.rollback()
     if current is None:
@@ -200,7 +205,17 @@ def _apply(session, card: Card, to_state: str, note: str | None, username: str,
     (``UPDATE card ... WHERE id = :id AND state = :expected``): exactly one row, or the
     transaction is rolled back and InvalidTransitionError names the state found. Writes
     the CardEvent and the audit record in the same transaction; the caller commits."""
-    session.flush()  # the card exists and has no pending changes of its own
+    from_state = card.state
+    if not _compare_and_set(session, card, to_state, note, username, now, extra):
+        raise _changed_meanwhile(session, card, from_state)
+
+
+def _compare_and_set(session, card: Card, to_state: str, note: str | None, username: str,
+                     now: datetime, extra: dict | None = None) -> bool:
+    """The one deciding step of every state change; False (nothing written) when the card
+    is no longer in the state it was read in."""
+    if card.id is None:
+        session.flush()  # a card created in this transaction
     from_state = card.state
     values: dict = {"state": to_state}
     if to_state == ON_HOLD:
@@ -219,11 +234,13 @@ def _apply(session, card: Card, to_state: str, note: str | None, username: str,
         values["storage_place_id"] = place.id if place else None
     values.update(extra or {})
     old = {key: getattr(card, key) for key in values}
-    result = session.execute(update(Card).where(Card.id == card.id, Card.state == from_state)
-                             .values(**values)
-                             .execution_options(synchronize_session=False))
+    expected = [Card.id == card.id, Card.state == from_state]
+    if to_state == DISCARDED:  # a hold put on meanwhile stops the discard too
+        expected.append(Card.discard_hold.is_(False))
+    result = session.execute(update(Card).where(*expected).values(**values)
+                             .execution_options(synchronize_session=False, autoflush=False))
     if result.rowcount != 1:
-        raise _changed_meanwhile(session, card, from_state)
+        return False
     for key, value in values.items():
         set_committed_value(card, key, value)
     if "storage_place_id" in values:
@@ -233,8 +250,9 @@ def _apply(session, card: Card, to_state: str, note: str | None, username: str,
                                  for key, value in values.items() if old[key] != value})
     session.add(CardEvent(card_id=card.id, from_state=from_state, to_state=to_state, at=now,
                           username=username, note=(note or None)))
-    session.flush()
-    session.expire(card, ["events"])
+    if "events" not in inspect(card).unloaded:
+        session.expire(card, ["events"])
+    return True
 
 
 def _check_transition(card: Card, to_state: str, note: str | None) -> None:
@@ -591,15 +609,17 @@ def discard_cards(session, card_ids: Iterable[int], reason: str, *,
 
 
 def reserve_card(session, card: Card, reservation_number: str) -> None:
-    """A booking to collect the card was made (no commit: part of the booking). A card
-    booked or changed meanwhile rolls the booking back."""
-    try:
-        _apply(session, card, RESERVED, _("Booking %(n)s", n=reservation_number),
-               audit.current_actor().username, clock.now())
-    except InvalidTransitionError:
-        if session.execute(select(Card.state).where(Card.id == card.id)).scalar() == RESERVED:
-            raise CardAlreadyBookedError() from None
-        raise
+    """A booking to collect the card was made (no commit: part of the booking). When
+    another booking took the card meanwhile, nothing is written here and the booking's
+    commit is refused by the one-active-booking-per-card index; any other change of the
+    card meanwhile rolls the booking back."""
+    from_state = card.state
+    if _compare_and_set(session, card, RESERVED, _("Booking %(n)s", n=reservation_number),
+                        audit.current_actor().username, clock.now()):
+        return
+    if _state_now(session, card) == RESERVED:
+        return
+    raise _changed_meanwhile(session, card, from_state)
 
 
 def unreserve_card(session, card: Card, reservation_number: str) -> None:
