@@ -162,15 +162,13 @@ FAB_ROLES = {
     ],
     ROLE_VIEWER: [
         *_SELF_SERVICE,
+        # No export of personal data (docs/roles.md): no REST API, no printed lists.
         (r"(CardModelView|CardEventModelView|StoragePlaceModelView)$", _READ),
-        (r"StorageView$", r"can_inventory$"),
-        (r"DiscardView$", r"(can_candidates|can_register)$"),
-        (r"CardApi$", r"(can_get|can_info)$"),
+        (r"DiscardView$", r"can_candidates$"),
         (_BOOKING_SETTINGS, _READ),
         (r"BookingCalendarView$", r"can_(month|day)$"),
         (r"ReservationModelView$", _READ),
         (r"DeskView$", r"can_(index|day|live_counts)$"),
-        (r"ReservationApi$", r"can_(get|info)$"),
         (_BOOKING_MENUS, r"menu_access$"),
         (r"(Cards|Card Ledger|Storage Places|Discard|Card History)$", r"menu_access$"),
         (r"NoticeModelView$", _READ),

@@ -12,14 +12,15 @@ from dateutil.relativedelta import relativedelta
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock
 from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
 from app.models.storage import StoragePlace
 from app.services import audit, notice_numbers
 from app.services.errors import (BulkTransitionError, CardNotFoundError, InputError,
-                                 InvalidTransitionError, StorageFullError)
+                                 InvalidTransitionError, NotPermittedError, StorageFullError)
 
 RECEIVED = "received"
 SETUP = "setup"
@@ -78,6 +79,77 @@ STAMPS = {RECEIVED: "received_at", SETUP: "setup_at", NOTICE_SENT: "notice_sent_
 LEAVES_THE_OFFICE = {HANDED_OVER, MAILED, DISCARDED}
 NOT_YET_ISSUED = {RECEIVED, SETUP, NOTICE_SENT, RESERVED, RENOTIFIED, RETURNED, ON_HOLD}
 
+# --- who may do what (docs/roles.md "Card state changes") ------------------------------
+# Checked here for every entry point (detail page, bulk actions, discard screens, REST
+# API); the screens only hide what the service would refuse anyway. Config keys of the
+# role names, so a city renaming a role keeps the rule.
+STAFF = ("ROLE_MANAGER", "ROLE_CLERK")
+SUPERVISORS = ("ROLE_MANAGER",)
+TRANSITION_ROLES: dict[str, tuple[str, ...]] = {
+    SETUP: STAFF, NOTICE_SENT: STAFF, RESERVED: STAFF, RENOTIFIED: STAFF, RETURNED: STAFF,
+    MAILED: STAFF, ON_HOLD: STAFF,
+    HANDED_OVER: STAFF,  # only through hand_over(), with the identity checklist
+    DISCARDED: SUPERVISORS,  # with a written reason, never while the discard is held back
+}
+MOVE, DISCARD_HOLD = "move", "discard_hold"
+OPERATION_ROLES: dict[str, tuple[str, ...]] = {MOVE: STAFF, DISCARD_HOLD: SUPERVISORS}
+NEEDS_NOTE = {DISCARDED: _l("Write the reason for the discard.")}
+
+
+@dataclass(frozen=True)
+class CardActor:
+    """Who asks for a change, with the names of their roles. ``SYSTEM`` is the product
+    itself (booking engine, CLI, demo data, tests), which the role table does not limit."""
+
+    username: str
+    roles: frozenset = frozenset()
+    system: bool = False
+
+
+SYSTEM = CardActor("system", system=True)
+
+
+def actor_of(user) -> CardActor:
+    """The actor for a signed-in user (screen session or JWT); anyone else has no role."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return CardActor("")  # nobody signed in: no role allows anything
+    return CardActor(user.username, frozenset(role.name for role in (user.roles or [])))
+
+
+def _role_names(keys: tuple[str, ...]) -> list[str]:
+    return [current_app.config[key] for key in keys]
+
+
+def _check_roles(actor: CardActor, keys: tuple[str, ...], message) -> None:
+    if actor.system or actor.roles & set(_role_names(keys)):
+        return
+    raise NotPermittedError(message)
+
+
+def may_transition(actor: CardActor, to_state: str) -> bool:
+    keys = TRANSITION_ROLES.get(to_state, ())
+    return actor.system or bool(actor.roles & set(_role_names(keys)))
+
+
+def authorize_transition(actor: CardActor, to_state: str) -> None:
+    keys = TRANSITION_ROLES.get(to_state, ())
+    _check_roles(actor, keys, _("Your role does not allow making a card %(target)s. "
+                                "Only %(roles)s may do this.", target=state_label(to_state),
+                                roles="、".join(_role_names(keys)) or "-"))
+
+
+def authorize(actor: CardActor, operation: str) -> None:
+    keys = OPERATION_ROLES[operation]
+    _check_roles(actor, keys, _("Your role does not allow this operation. Only %(roles)s may "
+                                "do this.", roles="、".join(_role_names(keys))))
+
+
+def _require_note(to_state: str, note: str | None) -> str | None:
+    note = (note or "").strip() or None
+    if to_state in NEEDS_NOTE and not note:
+        raise InputError(NEEDS_NOTE[to_state])
+    return note
+
 
 def state_label(state: str | None) -> str:
     return str(STATE_LABELS.get(state, state or ""))
@@ -108,40 +180,121 @@ def refusal(card: Card, to_state: str) -> str | None:
              target=state_label(to_state), allowed=nexts)
 
 
+def _state_now(session, card: Card) -> str | None:
+    """The card's state in the database, without flushing the caller's pending work."""
+    return session.execute(select(Card.state).where(Card.id == card.id)
+                           .execution_options(autoflush=False)).scalar()
+
+
+def _changed_meanwhile(session, card: Card, expected: str) -> InvalidTransitionError:
+    """The compare-and-set found the card in another state: roll back, say which."""
+    current = _state_now(session, card)
+    label = f"{card.name}（{card.application_id}）"
+    session.rollback()
+    if current is None:
+        return InvalidTransitionError(_("No card matches."))
+    return InvalidTransitionError(_(
+        "%(card)s was changed by someone else just now and is %(current)s (it was "
+        "%(expected)s). Nothing was changed; check the card and try again.", card=label,
+        current=state_label(current), expected=state_label(expected)))
+
+
 def _apply(session, card: Card, to_state: str, note: str | None, username: str,
-           now: datetime) -> None:
+           now: datetime, extra: dict | None = None) -> None:
+    """Move ``card`` from the state it was read in to ``to_state`` with one compare-and-set
+    (``UPDATE card ... WHERE id = :id AND state = :expected``): exactly one row, or the
+    transaction is rolled back and InvalidTransitionError names the state found. Writes
+    the CardEvent and the audit record in the same transaction; the caller commits."""
     from_state = card.state
+    if not _compare_and_set(session, card, to_state, note, username, now, extra):
+        raise _changed_meanwhile(session, card, from_state)
+
+
+def _compare_and_set(session, card: Card, to_state: str, note: str | None, username: str,
+                     now: datetime, extra: dict | None = None) -> bool:
+    """The one deciding step of every state change; False (nothing written) when the card
+    is no longer in the state it was read in."""
+    if card.id is None:
+        session.flush()  # a card created in this transaction
+    from_state = card.state
+    values: dict = {"state": to_state}
     if to_state == ON_HOLD:
-        card.held_from = from_state
+        values["held_from"] = from_state
     elif from_state == ON_HOLD:
-        card.held_from = None
-    card.state = to_state
+        values["held_from"] = None
     stamp = STAMPS.get(to_state)
     if stamp:
-        setattr(card, stamp, now)
+        values[stamp] = now
     if to_state == NOTICE_SENT and not card.notice_number:
-        card.notice_number = notice_numbers.generate(session, Card.notice_number)
+        values["notice_number"] = notice_numbers.generate(session, Card.notice_number)
     if to_state in LEAVES_THE_OFFICE:
-        card.storage_place_id = None
+        values["storage_place_id"] = None
     elif card.storage_place_id is None and to_state == RETURNED:
         place = allocate_places(session, 1)[0]  # a mailed card came back: shelve it
-        card.storage_place_id = place.id if place else None
-    session.add(CardEvent(card=card, from_state=from_state, to_state=to_state, at=now,
+        values["storage_place_id"] = place.id if place else None
+    values.update(extra or {})
+    old = {key: getattr(card, key) for key in values}
+    expected = [Card.id == card.id, Card.state == from_state]
+    if to_state == DISCARDED:  # a hold put on meanwhile stops the discard too
+        expected.append(Card.discard_hold.is_(False))
+    result = session.execute(update(Card).where(*expected).values(**values)
+                             .execution_options(synchronize_session=False, autoflush=False))
+    if result.rowcount != 1:
+        return False
+    for key, value in values.items():
+        set_committed_value(card, key, value)
+    if "storage_place_id" in values:
+        session.expire(card, ["storage_place"])
+    audit.record_in_transaction(session, audit.ACTION_UPDATE, "card", card.id,
+                                {key: {"old": old[key], "new": value}
+                                 for key, value in values.items() if old[key] != value})
+    session.add(CardEvent(card_id=card.id, from_state=from_state, to_state=to_state, at=now,
                           username=username, note=(note or None)))
+    if "events" not in inspect(card).unloaded:
+        session.expire(card, ["events"])
+    return True
 
 
-def transition_card(session, card: Card, to_state: str, note: str | None = None) -> Card:
-    """Move one card along its chart, or raise InvalidTransitionError changing nothing."""
+def _check_transition(card: Card, to_state: str, note: str | None) -> None:
+    """The chart and the required fields; raises changing nothing."""
     reason = refusal(card, to_state)
     if reason:
         raise InvalidTransitionError(reason)
-    _apply(session, card, to_state, note, audit.current_actor().username, clock.now())
+    if to_state == DISCARDED and card.discard_hold:
+        raise InvalidTransitionError(_("Discard is held back: %(why)s",
+                                       why=card.discard_hold_reason or ""))
+    _require_note(to_state, note)
+
+
+def _extra(to_state: str, note: str | None) -> dict:
+    return {"discard_reason": note} if to_state == DISCARDED else {}
+
+
+def transition_card(session, card: Card, to_state: str, note: str | None = None, *,
+                    actor: CardActor) -> Card:
+    """Move one card along its chart, or raise a DomainError changing nothing: the role
+    (TRANSITION_ROLES), the chart, the required note, then a compare-and-set."""
+    if to_state in STATE_LABELS:
+        authorize_transition(actor, to_state)
+    _check_transition(card, to_state, note)
+    if to_state == HANDED_OVER:
+        raise InvalidTransitionError(
+            _("Hand cards over on the hand-over screen, with the identity check."))
+    note = _require_note(to_state, note)
+    _apply(session, card, to_state, note, audit.current_actor().username, clock.now(),
+           _extra(to_state, note))
     session.commit()
     return card
 
 
 def _prepare_bulk(session, card_ids: Iterable[int], to_state: str,
-                  note: str | None) -> list[Card]:
+                  note: str | None, actor: CardActor) -> list[Card]:
+    if to_state in STATE_LABELS:
+        authorize_transition(actor, to_state)
+    if to_state == HANDED_OVER:
+        raise InvalidTransitionError(
+            _("Hand cards over on the hand-over screen, with the identity check."))
+    note = _require_note(to_state, note)
     ids = list(dict.fromkeys(int(i) for i in card_ids))
     if not ids:
         raise InputError(_l("Select at least one card."))
@@ -150,18 +303,32 @@ def _prepare_bulk(session, card_ids: Iterable[int], to_state: str,
     failures = [(f"#{i}", _("No such card.")) for i in set(ids) - {c.id for c in cards}]
     failures += [(c.application_id, reason) for c in cards
                  if (reason := refusal(c, to_state))]
+    if to_state == DISCARDED:
+        failures += [(c.application_id, _("Discard is held back: %(why)s",
+                                          why=c.discard_hold_reason or ""))
+                     for c in cards if c.discard_hold]
     if failures:
         raise BulkTransitionError(failures)
     username, now = audit.current_actor().username, clock.now()
     for card in cards:
-        _apply(session, card, to_state, note, username, now)
+        _apply_in_bulk(session, card, to_state, note, username, now, _extra(to_state, note))
     return cards
 
 
+def _apply_in_bulk(session, card: Card, to_state: str, note: str | None, username: str,
+                   now: datetime, extra: dict | None = None) -> None:
+    """One card of an all-or-nothing action: a lost compare-and-set rolls back them all."""
+    label = card.application_id
+    try:
+        _apply(session, card, to_state, note, username, now, extra)
+    except InvalidTransitionError as error:
+        raise BulkTransitionError([(label, str(error.message))]) from None
+
+
 def bulk_transition(session, card_ids: Iterable[int], to_state: str,
-                    note: str | None = None) -> list[Card]:
+                    note: str | None = None, *, actor: CardActor) -> list[Card]:
     """All or nothing: if any card cannot move, none moves; the error lists which and why."""
-    cards = _prepare_bulk(session, card_ids, to_state, note)
+    cards = _prepare_bulk(session, card_ids, to_state, note, actor)
     session.commit()
     return cards
 
@@ -187,10 +354,12 @@ def new_card(session, fields: dict) -> Card:
     return prepare_received(session, Card(**fields))
 
 
-def release_holds(session, card_ids: Iterable[int]) -> list[Card]:
+def release_holds(session, card_ids: Iterable[int], *, actor: CardActor) -> list[Card]:
     """Cards on hold back to where they were, all or nothing."""
     ids = list(dict.fromkeys(int(i) for i in card_ids))
     chosen = list(session.execute(select(Card).where(Card.id.in_(ids))).scalars())
+    for state in sorted({c.held_from for c in chosen if c.state == ON_HOLD and c.held_from}):
+        authorize_transition(actor, state)
     failures = [(c.application_id, _("It is not on hold.")) for c in chosen
                 if c.state != ON_HOLD]
     failures += [(c.application_id, reason) for c in chosen
@@ -199,7 +368,7 @@ def release_holds(session, card_ids: Iterable[int]) -> list[Card]:
         raise BulkTransitionError(failures)
     username, now = audit.current_actor().username, clock.now()
     for card in chosen:
-        _apply(session, card, card.held_from, None, username, now)
+        _apply_in_bulk(session, card, card.held_from, None, username, now)
     session.commit()
     return chosen
 
@@ -237,8 +406,20 @@ def occupancy(session) -> dict[int, int]:
     return {place_id: count for place_id, count in rows}
 
 
+def _lock_places(session, place_ids=None) -> None:
+    """On PostgreSQL, lock the storage place rows before counting what they hold, so two
+    transactions filling the same place wait for each other (SQLite has one writer)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    query = select(StoragePlace.id).where(StoragePlace.active.is_(True))
+    if place_ids is not None:
+        query = select(StoragePlace.id).where(StoragePlace.id.in_(list(place_ids)))
+    session.execute(query.order_by(StoragePlace.id).with_for_update()).all()
+
+
 def allocate_places(session, count: int) -> list[StoragePlace | None]:
     """Places for ``count`` new cards, filling shelves in order; None where all are full."""
+    _lock_places(session)
     places = session.execute(select(StoragePlace).where(StoragePlace.active.is_(True))
                              .order_by(StoragePlace.sort_key, StoragePlace.code)).scalars()
     used = occupancy(session)
@@ -253,20 +434,49 @@ def allocate_places(session, count: int) -> list[StoragePlace | None]:
     return result + [None] * (count - len(result))
 
 
-def move_cards(session, card_ids: Iterable[int], place: StoragePlace) -> list[Card]:
+def _room_message(session, place: StoragePlace):
+    free = max(place.capacity - occupancy(session).get(place.id, 0), 0)
+    return _l("%(place)s has room for %(free)d more cards.", place=place.code, free=free)
+
+
+def move_cards(session, card_ids: Iterable[int], place: StoragePlace, *,
+               actor: CardActor) -> list[Card]:
     """Move cards to ``place`` (all or nothing): only cards still in the office, and only
-    while the place has room."""
+    while the place has room. One conditional UPDATE decides, counting the place's cards
+    at that moment (the place row is locked first on PostgreSQL), so two moves at once
+    never fill a place beyond its capacity."""
+    authorize(actor, MOVE)
     ids = list(dict.fromkeys(int(i) for i in card_ids))
     cards = list(session.execute(select(Card).where(Card.id.in_(ids))).scalars())
     gone = [c for c in cards if c.state in LEAVES_THE_OFFICE]
     if gone:
         raise InputError(_l("%(n)d of the cards are no longer in the office.", n=len(gone)))
     arriving = [c for c in cards if c.storage_place_id != place.id]
+    if not arriving:
+        return cards
+    _lock_places(session, [place.id])
     if occupancy(session).get(place.id, 0) + len(arriving) > place.capacity:
-        raise StorageFullError(_l("%(place)s has room for %(free)d more cards.", place=place.code,
-                                  free=max(place.capacity - occupancy(session).get(place.id, 0), 0)))
+        raise StorageFullError(_room_message(session, place))
+    held = (select(func.count(Card.id)).where(Card.storage_place_id == place.id)
+            .scalar_subquery())
+    capacity = select(StoragePlace.capacity).where(StoragePlace.id == place.id).scalar_subquery()
+    old = {c.id: c.storage_place_id for c in arriving}
+    result = session.execute(
+        update(Card).where(Card.id.in_(list(old)), Card.state.not_in(LEAVES_THE_OFFICE),
+                           held + len(arriving) <= capacity)
+        .values(storage_place_id=place.id).execution_options(synchronize_session=False))
+    if result.rowcount != len(arriving):  # filled or changed meanwhile: nothing moves
+        session.rollback()
+        if occupancy(session).get(place.id, 0) + len(arriving) > place.capacity:
+            raise StorageFullError(_room_message(session, place))
+        raise InputError(_l("Some of the cards were changed by someone else just now. "
+                            "Nothing was moved; check the cards and try again."))
     for card in arriving:
-        card.storage_place_id = place.id
+        set_committed_value(card, "storage_place_id", place.id)
+        session.expire(card, ["storage_place"])
+        audit.record_in_transaction(session, audit.ACTION_UPDATE, "card", card.id,
+                                    {"storage_place_id": {"old": old[card.id],
+                                                          "new": place.id}})
     session.commit()
     return cards
 
@@ -279,9 +489,10 @@ PROXY_REASONS = ("hospital", "care_facility", "disability", "age_75", "pregnancy
                  "small_child", "posted_away")
 
 
-def hand_over(session, card: Card, check: dict) -> Card:
+def hand_over(session, card: Card, check: dict, *, actor: CardActor) -> Card:
     """Hand the card over after the identity checklist (DOMAIN.md "Identity at the
     counter"); refuses an incomplete checklist and changes nothing."""
+    authorize_transition(actor, HANDED_OVER)
     problems = []
     if check.get("identity") not in (ID_ONE_A, ID_TWO_B):
         problems.append(_("Choose the identity documents seen (one A-type or two B-type)."))
@@ -304,9 +515,9 @@ def hand_over(session, card: Card, check: dict) -> Card:
     if reason:
         raise InvalidTransitionError(reason)
     username, now = audit.current_actor().username, clock.now()
-    card.handed_over_by = username
-    card.identity_check = json.dumps(check, ensure_ascii=False, sort_keys=True)
-    _apply(session, card, HANDED_OVER, check.get("note"), username, now)
+    _apply(session, card, HANDED_OVER, check.get("note"), username, now,
+           {"handed_over_by": username,
+            "identity_check": json.dumps(check, ensure_ascii=False, sort_keys=True)})
     from app.services import desk  # the booking of this card, if any, is done
 
     desk.after_hand_over(session, card)
@@ -351,41 +562,64 @@ def discard_candidates(session, today: date) -> list[DiscardCandidate]:
     return result
 
 
-def set_discard_hold(session, card_ids: Iterable[int], hold: bool, reason: str | None) -> int:
+def set_discard_hold(session, card_ids: Iterable[int], hold: bool, reason: str | None, *,
+                     actor: CardActor) -> int:
+    """Hold back (or allow again) the discard of not-yet-issued cards. Only cards not yet
+    discarded change, each with a compare-and-set on its state."""
+    authorize(actor, DISCARD_HOLD)
     if hold and not (reason or "").strip():
         raise InputError(_l("Write why the discard is held back."))
     cards = list(session.execute(select(Card).where(Card.id.in_(list(card_ids)))).scalars())
+    gone = [c for c in cards if c.state not in NOT_YET_ISSUED]
+    if gone:
+        raise BulkTransitionError([(c.application_id, _("It is already %(state)s.",
+                                                        state=state_label(c.state)))
+                                   for c in gone])
+    values = {"discard_hold": hold, "discard_hold_reason": reason.strip() if hold else None}
     for card in cards:
-        card.discard_hold = hold
-        card.discard_hold_reason = reason.strip() if hold else None
+        old = {key: getattr(card, key) for key in values}
+        result = session.execute(update(Card).where(Card.id == card.id,
+                                                    Card.state.in_(NOT_YET_ISSUED))
+                                 .values(**values).execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            label = card.application_id
+            raise BulkTransitionError([(label, str(_changed_meanwhile(session, card,
+                                                                      card.state).message))])
+        for key, value in values.items():
+            set_committed_value(card, key, value)
+        audit.record_in_transaction(session, audit.ACTION_UPDATE, "card", card.id,
+                                    {key: {"old": old[key], "new": value}
+                                     for key, value in values.items() if old[key] != value})
     session.commit()
     return len(cards)
 
 
-def discard_cards(session, card_ids: Iterable[int], reason: str) -> list[Card]:
+def discard_cards(session, card_ids: Iterable[int], reason: str, *,
+                  actor: CardActor) -> list[Card]:
     """Bulk discard with a reason; held cards and cards that cannot be discarded stop the
     whole action."""
+    authorize_transition(actor, DISCARDED)
     reason = (reason or "").strip()
     if not reason:
         raise InputError(_l("Write the reason for the discard."))
     ids = list(card_ids)
-    held = session.execute(select(Card).where(Card.id.in_(ids), Card.discard_hold.is_(True))
-                           ).scalars().all()
-    if held:
-        raise BulkTransitionError([(c.application_id, _("Discard is held back: %(why)s",
-                                                        why=c.discard_hold_reason or ""))
-                                   for c in held])
-    cards = _prepare_bulk(session, ids, DISCARDED, reason)
-    for card in cards:
-        card.discard_reason = reason
+    cards = _prepare_bulk(session, ids, DISCARDED, reason, actor)  # refuses held cards
     session.commit()
     return cards
 
 
 def reserve_card(session, card: Card, reservation_number: str) -> None:
-    """A booking to collect the card was made (no commit: part of the booking)."""
-    _apply(session, card, RESERVED, _("Booking %(n)s", n=reservation_number),
-           audit.current_actor().username, clock.now())
+    """A booking to collect the card was made (no commit: part of the booking). When
+    another booking took the card meanwhile, nothing is written here and the booking's
+    commit is refused by the one-active-booking-per-card index; any other change of the
+    card meanwhile rolls the booking back."""
+    from_state = card.state
+    if _compare_and_set(session, card, RESERVED, _("Booking %(n)s", n=reservation_number),
+                        audit.current_actor().username, clock.now()):
+        return
+    if _state_now(session, card) == RESERVED:
+        return
+    raise _changed_meanwhile(session, card, from_state)
 
 
 def unreserve_card(session, card: Card, reservation_number: str) -> None:

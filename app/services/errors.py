@@ -47,6 +47,13 @@ class BulkTransitionError(DomainError):
         self.failures = failures
 
 
+class NotPermittedError(DomainError):
+    """The user's role does not allow this change (checked in the service, whatever the
+    screen or API it came from); nothing changed."""
+
+    message = _("Your role does not allow this operation.")
+
+
 class CardNotFoundError(DomainError):
     message = _("No card matches.")
 

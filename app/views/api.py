@@ -1,4 +1,8 @@
-"""REST API (FAB ModelRestApi), same roles as the screens; JWT from /api/v1/security/login."""
+"""REST API (FAB ModelRestApi), same roles as the screens; JWT from /api/v1/security/login.
+
+Reading a record is audited like opening its page; a list records which rows it returned
+and the filter (docs/roles.md: the API is personal data leaving the screen, so 閲覧者 have
+no API)."""
 from flask import request
 from flask_appbuilder.api import ModelRestApi, expose, safe
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -7,8 +11,8 @@ from flask_appbuilder.security.decorators import permission_name, protect
 from app.extensions import session
 from app.models.card import Card
 from app.models.reservation import Reservation
-from app.services import cards, desk
-from app.services.errors import DomainError
+from app.services import audit, cards, desk
+from app.services.errors import DomainError, NotPermittedError
 
 CARD_FIELDS = ["id", "application_id", "shipment_number", "manufacture_number", "name",
                "name_kana", "postal_code", "address", "birth_date", "has_sign_cert",
@@ -17,7 +21,20 @@ CARD_FIELDS = ["id", "application_id", "shipment_number", "manufacture_number", 
                "returned_at", "mailed_at", "handed_over_at", "discarded_at", "notes"]
 
 
-class CardApi(ModelRestApi):
+class AuditedReadsMixin:
+    """Every successful GET of one record or of a list is an audit event (ACTION_VIEW)."""
+
+    def pre_get(self, data: dict) -> None:
+        audit.record_event(audit.ACTION_VIEW, self.datamodel.obj.__tablename__, data.get("id"),
+                           {"via": "api"})
+
+    def pre_get_list(self, data: dict) -> None:
+        audit.record_event(audit.ACTION_VIEW, self.datamodel.obj.__tablename__, None,
+                           {"via": "api", "what": "list", "ids": list(data.get("ids") or []),
+                            "count": data.get("count"), "query": request.args.get("q")})
+
+
+class CardApi(AuditedReadsMixin, ModelRestApi):
     """`/api/v1/card/`: read the ledger; state changes only through POST .../transition."""
 
     resource_name = "card"
@@ -60,7 +77,11 @@ class CardApi(ModelRestApi):
         if to_state == cards.HANDED_OVER:
             return self.response(409, message="交付は交付画面で本人確認をして行ってください。")
         try:
-            cards.transition_card(session(), card, to_state, payload.get("note") or None)
+            cards.transition_card(session(), card, to_state, str(payload.get("note") or "") or None,
+                                  actor=cards.actor_of(self.appbuilder.sm.current_user))
+        except NotPermittedError as error:
+            session().rollback()
+            return self.response(403, message=str(error.message), state=card.state)
         except DomainError as error:
             session().rollback()
             return self.response(409, message=str(error.message), state=card.state)
@@ -75,7 +96,7 @@ RESERVATION_FIELDS = ["id", "number", "state", "starts_at", "offer.id", "slot.en
                       "completed_at", "cancelled_at", "cancel_reason"]
 
 
-class ReservationApi(ModelRestApi):
+class ReservationApi(AuditedReadsMixin, ModelRestApi):
     """`/api/v1/reservation/`: bookings; arrival through POST .../check-in (F1.6)."""
 
     resource_name = "reservation"

@@ -13,6 +13,7 @@ from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import func, select
 from wtforms import SelectField, StringField
 
@@ -150,7 +151,8 @@ class CardModelView(ModelView):
             return redirect(url_for("HandoverView.index", q=card.application_id))
         try:
             cards.transition_card(session(), card, request.form.get("to", ""),
-                                  (request.form.get("note") or "").strip() or None)
+                                  (request.form.get("note") or "").strip() or None,
+                                  actor=cards.actor_of(current_user))
             flash(_("The card is now %(state)s.", state=cards.state_label(card.state)), "success")
         except DomainError as error:
             flash_refusal(error)
@@ -161,7 +163,8 @@ class CardModelView(ModelView):
         items = items if isinstance(items, list) else [items]
         try:
             moved = cards.bulk_transition(session(), [i.id for i in items], to_state,
-                                          request.form.get("note") or None)
+                                          request.form.get("note") or None,
+                                          actor=cards.actor_of(current_user))
             flash(_("%(n)d card(s) are now %(state)s.", n=len(moved),
                     state=cards.state_label(to_state)), "success")
         except DomainError as error:
@@ -204,7 +207,8 @@ class CardModelView(ModelView):
     def release_hold(self, items):
         items = items if isinstance(items, list) else [items]
         try:
-            moved = cards.release_holds(session(), [i.id for i in items])
+            moved = cards.release_holds(session(), [i.id for i in items],
+                                        actor=cards.actor_of(current_user))
             flash(_("%(n)d card(s) released from hold.", n=len(moved)), "success")
         except DomainError as error:
             flash_refusal(error)
@@ -245,8 +249,12 @@ class CardModelView(ModelView):
         if template == self.show_template and kwargs.get("pk") is not None:
             card = session().get(Card, int(kwargs["pk"]))
             kwargs["card"] = card
+            actor = cards.actor_of(current_user)  # only what the service would accept
             kwargs["next_states"] = [(s, cards.state_label(s)) for s in cards.allowed_next(card)
-                                     if s != cards.HANDED_OVER]
+                                     if s != cards.HANDED_OVER and cards.may_transition(actor, s)]
+            kwargs["is_final"] = not cards.allowed_next(card)
+            kwargs["reason_required"] = [s for s, _label in kwargs["next_states"]
+                                         if s in cards.NEEDS_NOTE]
             kwargs["state_label"] = cards.state_label
             kwargs["jst"] = jst
             kwargs["can_transition"] = self.appbuilder.sm.has_access(

@@ -4,6 +4,7 @@ from datetime import date, datetime, time
 from flask import flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
+from flask_login import current_user
 from sqlalchemy import select
 
 from app import clock
@@ -38,14 +39,17 @@ class DiscardView(BaseView):
                                     state_label=cards.state_label,
                                     date_with_era=japanese.date_with_era,
                                     can_execute=self.appbuilder.sm.has_access(
-                                        "can_execute", self.class_permission_name))
+                                        "can_execute", self.class_permission_name),
+                                    can_register=self.appbuilder.sm.has_access(
+                                        "can_register", self.class_permission_name))
 
     @expose("/hold", methods=["POST"])
     @has_access
     def hold(self):
         try:
             hold = request.form.get("hold") == "1"
-            count = cards.set_discard_hold(session(), self._ids(), hold, request.form.get("reason"))
+            count = cards.set_discard_hold(session(), self._ids(), hold, request.form.get("reason"),
+                                           actor=cards.actor_of(current_user))
             flash(_("Discard held back for %(n)d card(s).", n=count) if hold
                   else _("Hold lifted for %(n)d card(s).", n=count), "success")
         except DomainError as error:
@@ -56,7 +60,8 @@ class DiscardView(BaseView):
     @has_access
     def execute(self):
         try:
-            done = cards.discard_cards(session(), self._ids(), request.form.get("reason", ""))
+            done = cards.discard_cards(session(), self._ids(), request.form.get("reason", ""),
+                                       actor=cards.actor_of(current_user))
             flash(_("%(n)d card(s) discarded.", n=len(done)), "success")
         except DomainError as error:
             flash_refusal(error)

@@ -3,6 +3,7 @@ from flask import flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 
 from app.extensions import session
 from app.models.card import Card
@@ -49,7 +50,7 @@ class HandoverView(BaseView):
             return redirect(url_for(".index"))
         check = {key: request.form.get(key) for key in CHECKLIST_FIELDS if request.form.get(key)}
         try:
-            cards.hand_over(session(), card, check)
+            cards.hand_over(session(), card, check, actor=cards.actor_of(current_user))
         except DomainError as error:
             session().rollback()
             flash(str(error.message), "danger")

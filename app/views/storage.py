@@ -4,6 +4,7 @@ from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import select
 from wtforms.validators import DataRequired, NumberRange
 
@@ -58,7 +59,7 @@ class StorageView(BaseView):
                 flash(_("Choose a storage place."), "danger")
             else:
                 try:
-                    cards.move_cards(session(), ids, place)
+                    cards.move_cards(session(), ids, place, actor=cards.actor_of(current_user))
                     flash(_("%(n)d card(s) moved to %(place)s.", n=len(chosen), place=place.code),
                           "success")
                     return redirect(url_for("CardModelView.list"))

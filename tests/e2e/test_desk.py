@@ -20,7 +20,7 @@ TODAY = date(2026, 12, 1)
 
 def _book_today(app, db, offer, slot_index, **card_fields):
     card = make_card(db, state=card_svc.SETUP, **card_fields)
-    card_svc.transition_card(db, card, card_svc.NOTICE_SENT)
+    card_svc.transition_card(db, card, card_svc.NOTICE_SENT, actor=card_svc.SYSTEM)
     with app.test_request_context():
         slot = ensure_slots(db, offer, TODAY, TODAY)[slot_index]
         db.commit()

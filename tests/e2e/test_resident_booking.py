@@ -15,7 +15,7 @@ from tests.factories import make_card, make_offer
 
 def waiting_card(db, birth=date(1980, 3, 1)):
     card = make_card(db, state=card_svc.SETUP, birth_date=birth)
-    card_svc.transition_card(db, card, card_svc.NOTICE_SENT)
+    card_svc.transition_card(db, card, card_svc.NOTICE_SENT, actor=card_svc.SYSTEM)
     return notice_numbers.display(card.notice_number)
 
 

@@ -24,7 +24,7 @@ def slot(app, db):
 
 def _waiting_card(db, **overrides):
     card = make_card(db, state=card_svc.SETUP, **overrides)
-    card_svc.transition_card(db, card, card_svc.NOTICE_SENT)
+    card_svc.transition_card(db, card, card_svc.NOTICE_SENT, actor=card_svc.SYSTEM)
     return card
 
 

@@ -137,7 +137,7 @@ def test_a_confirmation_refused_for_a_booked_card_gives_its_seats_back_at_once(a
     slot = ensure_slots(db, offer, DAY, DAY)[0]
     db.commit()
     card = make_card(db, state=card_svc.SETUP)
-    card_svc.transition_card(db, card, card_svc.NOTICE_SENT)
+    card_svc.transition_card(db, card, card_svc.NOTICE_SENT, actor=card_svc.SYSTEM)
     people = [booking.PersonInput(card.notice_number, card.birth_date)]
     found = booking.match_cards(db, people)
     hold = booking.hold_seats(db, slot, 1)

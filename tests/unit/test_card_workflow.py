@@ -7,6 +7,7 @@ from app.services.errors import BulkTransitionError, InvalidTransitionError
 from tests.factories import make_card, make_storage
 
 ALL_STATES = list(svc.STATE_LABELS)
+CHECKLIST = {"identity": svc.ID_ONE_A, "collector": "self", "pin_set": "1"}
 CASES = []
 for mode, chart in svc.CHARTS.items():
     for from_state in chart:
@@ -24,13 +25,16 @@ def test_transition(app, db, mode, from_state, held_from, to_state, allowed):
         card = make_card(db, state=from_state, held_from=held_from, visit_mode=mode)
         events_before = db.query(CardEvent).filter_by(card_id=card.id).count()
         if allowed:
-            svc.transition_card(db, card, to_state, note="テスト")
+            if to_state == svc.HANDED_OVER:  # only with the identity checklist
+                svc.hand_over(db, card, dict(CHECKLIST, note="テスト"), actor=svc.SYSTEM)
+            else:
+                svc.transition_card(db, card, to_state, note="テスト", actor=svc.SYSTEM)
             assert card.state == to_state
             event = db.query(CardEvent).filter_by(card_id=card.id).order_by(CardEvent.id.desc()).first()
             assert (event.from_state, event.to_state, event.note) == (from_state, to_state, "テスト")
         else:
             with pytest.raises(InvalidTransitionError) as error:
-                svc.transition_card(db, card, to_state)
+                svc.transition_card(db, card, to_state, actor=svc.SYSTEM)
             db.rollback()
             db.refresh(card)
             assert card.state == from_state
@@ -53,20 +57,20 @@ def test_notice_number_is_given_once_and_checks(app, db):
     with app.test_request_context():
         make_storage(db)
         card = make_card(db, state=svc.SETUP)
-        svc.transition_card(db, card, svc.NOTICE_SENT)
+        svc.transition_card(db, card, svc.NOTICE_SENT, actor=svc.SYSTEM)
         number = card.notice_number
         assert notice_numbers.parse(number) == number
         assert notice_numbers.parse(notice_numbers.display(number).lower()) == number
-        svc.transition_card(db, card, svc.RENOTIFIED)
+        svc.transition_card(db, card, svc.RENOTIFIED, actor=svc.SYSTEM)
         assert card.notice_number == number
 
 
 def test_hold_returns_to_where_it_came_from(app, db):
     with app.test_request_context():
         card = make_card(db, state=svc.NOTICE_SENT)
-        svc.transition_card(db, card, svc.ON_HOLD, note="入院中")
+        svc.transition_card(db, card, svc.ON_HOLD, note="入院中", actor=svc.SYSTEM)
         assert svc.allowed_next(card) == [svc.NOTICE_SENT, svc.DISCARDED]
-        svc.transition_card(db, card, svc.NOTICE_SENT)
+        svc.transition_card(db, card, svc.NOTICE_SENT, actor=svc.SYSTEM)
         assert card.held_from is None
 
 
@@ -76,10 +80,10 @@ def test_leaving_the_office_frees_the_place(app, db):
         card = make_card(db, state=svc.SETUP, visit_mode="S")
         assert card.storage_place_id == place.id
         assert svc.allocate_places(db, 1) == [None]  # full
-        svc.transition_card(db, card, svc.MAILED)
+        svc.transition_card(db, card, svc.MAILED, actor=svc.SYSTEM)
         assert card.storage_place_id is None
         assert svc.allocate_places(db, 1) == [place]
-        svc.transition_card(db, card, svc.RETURNED)  # back from the post office
+        svc.transition_card(db, card, svc.RETURNED, actor=svc.SYSTEM)  # back from the post office
         assert card.storage_place_id == place.id
 
 
@@ -88,11 +92,11 @@ def test_bulk_is_all_or_nothing(app, db):
         good = [make_card(db) for _ in range(3)]
         bad = make_card(db, state=svc.HANDED_OVER)
         with pytest.raises(BulkTransitionError) as error:
-            svc.bulk_transition(db, [c.id for c in good] + [bad.id], svc.SETUP)
+            svc.bulk_transition(db, [c.id for c in good] + [bad.id], svc.SETUP, actor=svc.SYSTEM)
         db.rollback()
         assert [c.application_id for c, in [(bad,)]] == [error.value.failures[0][0]]
         assert all(db.get(type(c), c.id).state == svc.RECEIVED for c in good)
-        moved = svc.bulk_transition(db, [c.id for c in good], svc.SETUP, note="一括")
+        moved = svc.bulk_transition(db, [c.id for c in good], svc.SETUP, note="一括", actor=svc.SYSTEM)
         assert {c.state for c in moved} == {svc.SETUP}
 
 

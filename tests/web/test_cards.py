@@ -256,7 +256,7 @@ def test_api_lists_cards_and_transitions_through_the_service(app, users, db, pla
     assert card.state == svc.SETUP
     assert db.query(CardEvent).filter_by(card_id=card.id).count() == 2
     viewer = _token(client, "api_viewer", users.password)
-    assert client.get("/api/v1/card/", headers=viewer).status_code == 200
+    assert client.get("/api/v1/card/", headers=viewer).status_code == 403  # no API (roles.md)
     assert client.post(f"/api/v1/card/{card.id}/transition", headers=viewer,
                        json={"to": "notice_sent"}).status_code == 403
     assert client.delete(f"/api/v1/card/{card.id}", headers=clerk).status_code == 403

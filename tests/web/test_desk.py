@@ -25,7 +25,7 @@ def offer(db):
 
 def waiting_card(db, birth=date(1980, 3, 1)):
     card = make_card(db, state=card_svc.SETUP, birth_date=birth)
-    card_svc.transition_card(db, card, card_svc.NOTICE_SENT)
+    card_svc.transition_card(db, card, card_svc.NOTICE_SENT, actor=card_svc.SYSTEM)
     return card
 
 
