@@ -97,6 +97,22 @@ def idle_timeout():
     return None
 
 
+def refuse_malformed_request():
+    """A record id in the URL that is no record id (FAB's own ``<pk>`` routes: too large for
+    the database, not ASCII digits) is "not found"; a NUL byte in the address or the query
+    string (which PostgreSQL refuses) is a bad request. Ours use ``<id:...>``."""
+    from flask import abort
+
+    from app.services.fields import parse_id
+
+    pk = (request.view_args or {}).get("pk")
+    if isinstance(pk, str) and parse_id(pk) is None:
+        abort(404)
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value
+                                     for key, value in request.args.items(multi=True)):
+        abort(400)
+
+
 def security_headers(response):
     response.headers.setdefault("Content-Security-Policy", _content_security_policy())
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -151,6 +167,7 @@ def install(app: Flask) -> None:
     # A global, not a context processor: FAB's widgets render without the request context.
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.jinja_env.globals["get_locale"] = get_locale
+    app.before_request(refuse_malformed_request)
     app.before_request(staff_hours_gate)
     app.before_request(idle_timeout)
     app.after_request(audit_detail_views)

@@ -58,7 +58,7 @@ class DeskView(BaseView):
             return redirect(url_for(".day", venue_id=venues[0].id))
         return self.render_template("desk/index.html", venues=venues)
 
-    @expose("/<int:venue_id>")
+    @expose("/<id:venue_id>")
     @has_access
     def day(self, venue_id: int):
         venue = self._venue(venue_id)
@@ -78,7 +78,7 @@ class DeskView(BaseView):
             today=now.astimezone(JST).date(), last_end=last_end,
             can_write=self._can("can_check_in"))
 
-    @expose("/<int:venue_id>/counts")
+    @expose("/<id:venue_id>/counts")
     @has_access
     def live_counts(self, venue_id: int):
         """JSON for the figures that refresh without reloading the page."""
@@ -90,7 +90,7 @@ class DeskView(BaseView):
                        states={r.number: desk.shown_state(r, now) for r in bookings},
                        at=now.astimezone(JST).strftime("%H:%M:%S"))
 
-    @expose("/<int:venue_id>/close-day", methods=["POST"])
+    @expose("/<id:venue_id>/close-day", methods=["POST"])
     @has_access
     def close_day(self, venue_id: int):
         venue = self._venue(venue_id)
@@ -102,7 +102,7 @@ class DeskView(BaseView):
             flash_refusal(error)
         return redirect(url_for(".day", venue_id=venue.id, day=day.isoformat()))
 
-    @expose("/<int:venue_id>/check-in", methods=["POST"])
+    @expose("/<id:venue_id>/check-in", methods=["POST"])
     @has_access
     def check_in(self, venue_id: int):
         """Check in (or undo, or complete) from the desk's list."""
@@ -124,7 +124,7 @@ class DeskView(BaseView):
             flash_refusal(error)
         return redirect(back)
 
-    @expose("/<int:venue_id>/new", methods=["GET", "POST"])
+    @expose("/<id:venue_id>/new", methods=["GET", "POST"])
     @has_access
     def new(self, venue_id: int):
         """A booking by phone or at the counter, or a walk-in (today, checked in at once)."""
@@ -187,7 +187,7 @@ class DeskView(BaseView):
             day=day, slots=slots, rows=rows, values=values, errors=errors, message=message,
             key=request.form.get("key") or secrets.token_urlsafe(16))
 
-    @expose("/<int:venue_id>/print")
+    @expose("/<id:venue_id>/print")
     @has_access
     def print_day(self, venue_id: int):
         """The day's list per venue on A4 (print CSS, page breaks, numbered pages)."""

@@ -13,6 +13,7 @@ from app.models.card import Card
 from app.services import audit, cards, japanese
 from app.services.errors import DomainError, InputError
 from app.views.feedback import flash_refusal
+from app.views.fields import form_ids
 
 
 def _fiscal_year_start(today: date) -> date:
@@ -24,7 +25,7 @@ class DiscardView(BaseView):
     default_view = "candidates"
 
     def _ids(self):
-        return [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+        return form_ids(request.form.getlist("ids"))
 
     @expose("/")
     @has_access

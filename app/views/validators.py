@@ -55,8 +55,31 @@ class UniqueValue:
             return
         model = self.column.class_
         query = select(model.id).where(self.column == field.data)
-        pk = (request.view_args or {}).get("pk")
+        from app.services.fields import parse_id
+
+        pk = parse_id((request.view_args or {}).get("pk"))
         if pk is not None:
-            query = query.where(model.id != int(pk))
+            query = query.where(model.id != pk)
         if session().execute(query).first() is not None:
             raise ValidationError(self.message)
+
+
+class CleanText:
+    """Free text typed on a staff form: no control characters (a multi-line field may hold
+    line breaks), at most ``max_len`` characters (the column's size); trimmed, empty is
+    None. The check is app/services/fields.clean_text, the one the API uses too."""
+
+    def __init__(self, max_len: int, multiline: bool = False):
+        self.max_len = max_len
+        self.multiline = multiline
+
+    def __call__(self, form, field):
+        from app.services import fields
+        from app.services.errors import InputError
+
+        if field.data is None or not isinstance(field.data, str):
+            return
+        try:
+            field.data = fields.clean_text(field.data, self.max_len, self.multiline)
+        except InputError as error:
+            raise ValidationError(str(error.message)) from None
