@@ -98,15 +98,15 @@ def idle_timeout():
 
 
 def refuse_malformed_request():
-    """A record id in the URL that is no record id (FAB's own ``<pk>`` routes: too large for
-    the database, not ASCII digits) is "not found"; a NUL byte in the address or the query
+    """A record id in the URL that is no record id (FAB's own ``<pk>`` and ``<int:pk>``
+    routes: too large for the database, not ASCII digits) is "not found"; a NUL byte in the address or the query
     string (which PostgreSQL refuses) is a bad request. Ours use ``<id:...>``."""
     from flask import abort
 
     from app.services.fields import parse_id
 
     pk = (request.view_args or {}).get("pk")
-    if isinstance(pk, str) and parse_id(pk) is None:
+    if pk is not None and parse_id(pk) is None:
         abort(404)
     if "\x00" in request.path or any("\x00" in key or "\x00" in value
                                      for key, value in request.args.items(multi=True)):
