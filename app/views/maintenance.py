@@ -14,7 +14,8 @@ from app.services.maintenance import (end_maintenance_now, maintenance_status,
                                       start_maintenance_now)
 from app.views.fields import JstDateTimeField
 from app.views.formatting import jst
-from app.views.validators import EndsAfter
+from app.services.fields import NOTE_MAX
+from app.views.validators import CleanText, EndsAfter
 
 
 class MaintenanceWindowModelView(ModelView):
@@ -35,6 +36,7 @@ class MaintenanceWindowModelView(ModelView):
     show_columns = ["starts_at", "ends_at", "message", "created_by"]
     base_order = ("starts_at", "desc")
     formatters_columns = {"starts_at": jst, "ends_at": jst}
+    validators_columns = {"message": [CleanText(NOTE_MAX, multiline=True, empty="")]}
     add_form_extra_fields = edit_form_extra_fields = {
         "starts_at": JstDateTimeField(_l("Starts"), [DataRequired()]),
         "ends_at": JstDateTimeField(_l("Ends"), [Optional(), EndsAfter("starts_at")],

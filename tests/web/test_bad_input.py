@@ -326,6 +326,8 @@ CARD_FORM = {"application_id": "12345678901234567890123", "visit_mode": "K",
     ("name", "山田😀", PICTOGRAPH), ("name_kana", "ヤ" * 201, TOO_LONG),
     ("address", "中央1-2-3\x00", CONTROL), ("address", "あ" * 301, TOO_LONG),
     ("notes", "メモ\x00", CONTROL),
+    ("application_id", "1234\x00", "申請書IDは23桁"),
+    ("manufacture_number", "AB12\x00", "製造管理番号は英数字16桁"),
 ])
 def test_card_ledger_add_and_edit_refuse_bad_input(login_as, db, field, value, message):
     make_storage(db)
