@@ -153,7 +153,8 @@ class CardModelView(ModelView):
             return redirect(url_for("HandoverView.index", q=card.application_id))
         try:
             cards.transition_card(session(), card, request.form.get("to", ""),
-                                  (request.form.get("note") or "").strip() or None)
+                                  fields.clean_text(request.form.get("note"), 500,
+                                                    multiline=True))
             flash(_("The card is now %(state)s.", state=cards.state_label(card.state)), "success")
         except DomainError as error:
             flash_refusal(error)
@@ -164,7 +165,8 @@ class CardModelView(ModelView):
         items = items if isinstance(items, list) else [items]
         try:
             moved = cards.bulk_transition(session(), [i.id for i in items], to_state,
-                                          request.form.get("note") or None)
+                                          fields.clean_text(request.form.get("note"), 500,
+                                                            multiline=True))
             flash(_("%(n)d card(s) are now %(state)s.", n=len(moved),
                     state=cards.state_label(to_state)), "success")
         except DomainError as error:

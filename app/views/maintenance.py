@@ -14,7 +14,7 @@ from app.services.maintenance import (end_maintenance_now, maintenance_status,
                                       start_maintenance_now)
 from app.views.fields import JstDateTimeField
 from app.views.formatting import jst
-from app.services.fields import NOTE_MAX
+from app.services.fields import NOTE_MAX, clean_text
 from app.views.validators import CleanText, EndsAfter
 
 
@@ -49,8 +49,8 @@ class MaintenanceWindowModelView(ModelView):
     @expose("/start-now/", methods=["POST"])
     @has_access
     def start_now(self):
-        message = (request.form.get("message") or "").strip()
         try:
+            message = clean_text(request.form.get("message"), NOTE_MAX, multiline=True) or ""
             start_maintenance_now(session(), clock.now(), message, g.user.username)
             flash(_("The residents' site is now in maintenance."), "warning")
         except DomainError as error:

@@ -221,7 +221,7 @@ def _booking(app, db, offer, email=None):
     "/reservationmodelview/move/{huge}", "/reservationmodelview/slip/{huge}",
     "/reservationmodelview/show/{huge}", "/reservationmodelview/edit/{huge}",
     "/cardmodelview/show/{huge}", "/cardmodelview/edit/{huge}", "/venuemodelview/show/{huge}",
-    "/bookingcalendarview/day/{huge}/2026-12-08", "/scanview/{huge}",
+    "/booking-calendar/day/{huge}/2026-12-08", "/scan/{huge}", "/scan/{huge}/sheet",
     "/api/v1/card/{huge}", "/api/v1/reservation/{huge}",
     "/desk/2147483648", "/cardmodelview/show/2147483648", "/cardmodelview/show/%C2%B2",
     "/api/v1/card/%C2%B2",
@@ -602,3 +602,31 @@ def test_a_tampered_or_foreign_draft_is_an_empty_one(app, client, db, offer):
     client.set_cookie(app.config.get("SESSION_COOKIE_NAME", "session"), serializer.dumps(data))
     assert client.get("/reserve/book/kofu/venue").location.endswith("/reserve/book/kofu/")
     assert rows(db, Reservation) == 0
+
+
+def test_free_text_of_staff_actions_refuses_control_characters(login_as, db):
+    card = make_card(db)
+    state = card.state
+    manager = login_as("manager")
+    response = manager.post(f"/cardmodelview/transition/{card.id}",
+                            data={"to": "setup", "note": "確認\x00"}, follow_redirects=True)
+    assert CONTROL in text_of(response)
+    db.expire_all()
+    assert db.get(Card, card.id).state == state
+    response = manager.post("/discard/execute", data={"ids": [str(card.id)],
+                                                      "reason": "破損\x00"},
+                            follow_redirects=True)
+    assert CONTROL in text_of(response)
+    db.expire_all()
+    assert db.get(Card, card.id).state == state
+
+
+def test_closing_a_day_with_a_control_character_in_the_note_changes_nothing(login_as, db,
+                                                                          offer):
+    from app.models.venue import DateException
+
+    response = login_as("manager").post("/booking-calendar/close", data={
+        "offer": offer.id, "day": "2026-12-08", "whole_day": "1", "confirm": "1",
+        "note": "臨時休業\x00"}, follow_redirects=True)
+    assert CONTROL in text_of(response)
+    assert rows(db, DateException) == 0
