@@ -160,10 +160,28 @@ def stale_form(error):
     return render_template("stale.html", back=target), 400
 
 
+def out_of_range(error):
+    """Backstop for a number no column can hold that reached the database anyway (a FAB list
+    parameter such as ``psize`` or a filter value): the database refuses it (SQLite:
+    OverflowError; PostgreSQL: DataError). Nothing was changed; answer "not found"."""
+    db_session().rollback()
+    current_app.logger.warning("refused a value the database cannot hold: %s",
+                               str(error).splitlines()[0][:200])
+    if request.path.startswith("/api/"):
+        return jsonify(message="Not found"), 404
+    from werkzeug.exceptions import NotFound
+
+    return current_app.handle_http_exception(NotFound())
+
+
 def install(app: Flask) -> None:
     from flask_wtf.csrf import CSRFError
 
+    from sqlalchemy.exc import DataError
+
     app.register_error_handler(CSRFError, stale_form)
+    app.register_error_handler(OverflowError, out_of_range)
+    app.register_error_handler(DataError, out_of_range)
     # A global, not a context processor: FAB's widgets render without the request context.
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.jinja_env.globals["get_locale"] = get_locale

@@ -630,3 +630,10 @@ def test_closing_a_day_with_a_control_character_in_the_note_changes_nothing(logi
         "note": "臨時休業\x00"}, follow_redirects=True)
     assert CONTROL in text_of(response)
     assert rows(db, DateException) == 0
+
+
+@pytest.mark.parametrize("query", [f"psize_CardModelView={HUGE}", f"_flt_0_storage_place={HUGE}",
+                                   f"page={HUGE}"])
+def test_huge_numbers_in_fab_list_parameters_are_no_server_error(login_as, db, query):
+    response = login_as("manager").get(f"/cardmodelview/list/?{query}")
+    assert response.status_code in (200, 302, 404)
