@@ -4,6 +4,7 @@ undo, completion, hand-over for 交付; walk-ins; bookings by phone or at the co
 the day (不来庁); counts that refresh by themselves."""
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date
 
@@ -35,6 +36,13 @@ def _day(text: str | None) -> date:
         return date.fromisoformat(text or "")
     except ValueError:
         return clock.now().astimezone(JST).date()
+
+
+def _form_key(form) -> str | None:
+    """The form's one-time key (against double submits), as this screen made it; anything
+    else (tampered, too long for the column) counts as none."""
+    key = form.get("key") or ""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key) else None
 
 
 class DeskView(BaseView):
@@ -172,7 +180,7 @@ class DeskView(BaseView):
                             else CHANNEL_COUNTER
                         reservation = desk.staff_book(
                             session(), slot, channel, birth, details, people, seats,
-                            idempotency_key=request.form.get("key") or None)
+                            idempotency_key=_form_key(request.form))
                 except DomainError as error:
                     session().rollback()
                     message = str(error.message)
@@ -185,7 +193,7 @@ class DeskView(BaseView):
         return self.render_template(
             "desk/new.html", venue=venue, offers=offers, offer=offer, walk_in=walk_in,
             day=day, slots=slots, rows=rows, values=values, errors=errors, message=message,
-            key=request.form.get("key") or secrets.token_urlsafe(16))
+            key=_form_key(request.form) or secrets.token_urlsafe(16))
 
     @expose("/<id:venue_id>/print")
     @has_access

@@ -637,3 +637,15 @@ def test_closing_a_day_with_a_control_character_in_the_note_changes_nothing(logi
 def test_huge_numbers_in_fab_list_parameters_are_no_server_error(login_as, db, query):
     response = login_as("manager").get(f"/cardmodelview/list/?{query}")
     assert response.status_code in (200, 302, 404)
+
+
+@pytest.mark.parametrize("key", ["k" * 5000, "k1\x00", "<script>"])
+def test_a_tampered_form_key_on_the_desk_booking_is_no_server_error(login_as, db, shinsei, key):
+    slot = ensure_slots(db, shinsei, date(2026, 12, 2), date(2026, 12, 2))[0]
+    db.commit()
+    response = login_as("clerk").post(f"/desk/{shinsei.venue.id}/new", data={
+        "offer": shinsei.id, "channel": "phone", "day": "2026-12-02", "slot": slot.id,
+        **APPLICANT, "phone": "0312345678", "key": key})
+    assert response.status_code == 302
+    reservation = db.execute(select(Reservation)).scalar_one()
+    assert reservation.idempotency_key is None or len(reservation.idempotency_key) <= 64
