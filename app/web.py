@@ -99,8 +99,9 @@ def idle_timeout():
 
 def refuse_malformed_request():
     """A record id in the URL that is no record id (FAB's own ``<pk>`` and ``<int:pk>``
-    routes: too large for the database, not ASCII digits) is "not found"; a NUL byte in the address or the query
-    string (which PostgreSQL refuses) is a bad request. Ours use ``<id:...>``."""
+    routes: too large for the database, not ASCII digits) is "not found"; a NUL byte in the
+    address or the query string (which PostgreSQL refuses) is a bad request. Our own routes
+    use the ``<id:...>`` converter (app/services/fields.py)."""
     from flask import abort
 
     from app.services.fields import parse_id
@@ -176,7 +177,6 @@ def out_of_range(error):
 
 def install(app: Flask) -> None:
     from flask_wtf.csrf import CSRFError
-
     from sqlalchemy.exc import DataError
 
     app.register_error_handler(CSRFError, stale_form)
