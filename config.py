@@ -73,6 +73,12 @@ AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "20 per minute")
 LOGIN_LOCK_THRESHOLD = _env_int("LOGIN_LOCK_THRESHOLD", 5)
 IDLE_TIMEOUT_MINUTES = _env_int("IDLE_TIMEOUT_MINUTES", 30)
 
+# Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted (0: none,
+# the header is ignored). Behind one nginx: 1. Residents' guessing limits count per address.
+PROXY_FIX_HOPS = _env_int("PROXY_FIX_HOPS", 0)
+if not 0 <= PROXY_FIX_HOPS <= 5:
+    raise ValueError("PROXY_FIX_HOPS must be a whole number from 0 to 5")
+
 # Cookies: Secure by default; set COOKIE_SECURE=0 only for plain-http local use.
 SESSION_COOKIE_SECURE = _env_bool("COOKIE_SECURE", True)
 SESSION_COOKIE_HTTPONLY = True

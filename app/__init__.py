@@ -20,6 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: config, database, security, staff views, residents' site, CLI."""
     app = Flask(__name__)
+    from app.services.fields import id_converter
+
+    app.url_map.converters["id"] = id_converter()  # <id:pk>: record ids, 404 when out of range
     app.config.from_object(default_config)
     if test_config:
         app.config.update(test_config)
@@ -29,8 +32,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         if not app.config.get(key):
             app.config[key] = app_secrets.load_or_create(instance_dir, filename)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = os.path.join(ROOT, "translations")
-    if app.config.get("PROXY_FIX_HOPS"):
-        hops = int(app.config["PROXY_FIX_HOPS"])
+    hops = app.config.get("PROXY_FIX_HOPS") or 0
+    if not isinstance(hops, int) or isinstance(hops, bool) or not 0 <= hops <= 5:
+        raise ValueError("PROXY_FIX_HOPS must be a whole number from 0 to 5")
+    if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from app import models  # noqa: F401  (every table into Model.metadata)

@@ -97,6 +97,23 @@ def idle_timeout():
     return None
 
 
+def refuse_malformed_request():
+    """A record id in the URL that is no record id (FAB's own ``<pk>`` and ``<int:pk>``
+    routes: too large for the database, not ASCII digits) is "not found"; a NUL byte in the
+    address or the query string (which PostgreSQL refuses) is a bad request. Our own routes
+    use the ``<id:...>`` converter (app/services/fields.py)."""
+    from flask import abort
+
+    from app.services.fields import parse_id
+
+    pk = (request.view_args or {}).get("pk")
+    if pk is not None and parse_id(pk) is None:
+        abort(404)
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value
+                                     for key, value in request.args.items(multi=True)):
+        abort(400)
+
+
 def security_headers(response):
     response.headers.setdefault("Content-Security-Policy", _content_security_policy())
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -144,13 +161,31 @@ def stale_form(error):
     return render_template("stale.html", back=target), 400
 
 
+def out_of_range(error):
+    """Backstop for a number no column can hold that reached the database anyway (a FAB list
+    parameter such as ``psize`` or a filter value): the database refuses it (SQLite:
+    OverflowError; PostgreSQL: DataError). Nothing was changed; answer "not found"."""
+    db_session().rollback()
+    current_app.logger.warning("refused a value the database cannot hold: %s",
+                               str(error).splitlines()[0][:200])
+    if request.path.startswith("/api/"):
+        return jsonify(message="Not found"), 404
+    from werkzeug.exceptions import NotFound
+
+    return current_app.handle_http_exception(NotFound())
+
+
 def install(app: Flask) -> None:
     from flask_wtf.csrf import CSRFError
+    from sqlalchemy.exc import DataError
 
     app.register_error_handler(CSRFError, stale_form)
+    app.register_error_handler(OverflowError, out_of_range)
+    app.register_error_handler(DataError, out_of_range)
     # A global, not a context processor: FAB's widgets render without the request context.
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.jinja_env.globals["get_locale"] = get_locale
+    app.before_request(refuse_malformed_request)
     app.before_request(staff_hours_gate)
     app.before_request(idle_timeout)
     app.after_request(audit_detail_views)

@@ -36,6 +36,16 @@ def maintenance_gate():
     return None
 
 
+@bp.after_request
+def no_store(response):
+    """Resident pages show names, birth dates, phone numbers and booking numbers (the form
+    steps, confirmation, done page, look-up, change and cancel pages, the .ics file): no
+    browser or proxy keeps a copy (a shared or public computer)."""
+    if request.endpoint != "public.static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.context_processor
 def resident_context():
     upcoming = getattr(request, "maintenance", None)

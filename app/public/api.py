@@ -6,6 +6,7 @@ from app.extensions import session
 from app.public import bp
 from app.services import availability as svc
 from app.services.errors import InputError
+from app.services.fields import parse_id
 
 
 @bp.route("/api/venues")
@@ -24,9 +25,8 @@ def api_venues():
 
 @bp.route("/api/availability")
 def api_availability():
-    try:
-        venue_id = int(request.args.get("venue", ""))
-    except ValueError:
+    venue_id = parse_id(request.args.get("venue"))
+    if venue_id is None:
         return jsonify(error="会場（venue）を数字で指定してください。"), 400
     try:
         offer = svc.find_offer(session(), venue_id, request.args.get("purpose", ""))

@@ -3,7 +3,8 @@
 who (postcard numbers and birth dates, or name, kana and birth date) → venue → month
 calendar → time (seats held) → contact → confirmation → done.
 
-The flow's state lives in the signed session cookie under ``draft``; each step checks that
+The flow's state lives in the session cookie under ``draft``, sealed (app/public/draft.py)
+so the personal data in it cannot be read from the cookie; each step checks that
 the steps before it are done and otherwise sends the resident back to the first missing one.
 The booking itself is made by app/services/booking.py.
 """
@@ -22,14 +23,13 @@ from app.models.card import Card
 from app.models.reservation import Hold, Reservation, Slot
 from app.models.venue import Purpose, Venue, VenuePurpose
 from app.public import bp
+from app.public import draft as sealed_draft
 from app.public.forms import check_applicant, check_contact, check_party, party_rows
 from app.services import availability, booking, mail, notice_numbers, throttle
 from app.services.calendar import bookable_between
 from app.services.errors import DomainError, ThrottledError
+from app.services.fields import parse_id
 from sqlalchemy import select
-
-DRAFT = "draft"
-
 
 # --- state ----------------------------------------------------------------------------------
 
@@ -46,13 +46,12 @@ def _offers(purpose: Purpose) -> list[VenuePurpose]:
 
 
 def _draft(code: str) -> dict:
-    draft = session.get(DRAFT) or {}
+    draft = sealed_draft.load()
     return draft if draft.get("purpose") == code else {}
 
 
 def _save(draft: dict) -> None:
-    session[DRAFT] = draft
-    session.modified = True
+    sealed_draft.store(draft)
 
 
 def _seats(draft: dict) -> int:
@@ -163,10 +162,7 @@ def venue(code: str):
     offers = [o for o in _offers(purpose) if o.max_party >= seats]
     error = None
     if request.method == "POST":
-        try:
-            chosen = int(request.form.get("venue", ""))
-        except ValueError:
-            chosen = None
+        chosen = parse_id(request.form.get("venue"))
         if chosen in {o.venue_id for o in offers}:
             if draft.get("venue_id") != chosen:
                 _release(draft)
@@ -241,10 +237,8 @@ def day(code: str, day: str):
     offer = _offer(draft)
     error = None
     if request.method == "POST":
-        try:
-            slot = db_session().get(Slot, int(request.form.get("slot", "")))
-        except ValueError:
-            slot = None
+        slot_id = parse_id(request.form.get("slot"))
+        slot = db_session().get(Slot, slot_id) if slot_id else None
         if slot is None or slot.offer_id != offer.id:
             error = _l("Choose a time.")
         else:
@@ -322,7 +316,7 @@ def confirm(code: str):
             except DomainError as failure:
                 error = failure.message
             else:
-                session.pop(DRAFT, None)
+                sealed_draft.clear()
                 session["done"] = reservation.id
                 mail.notify(reservation, "booked")
                 return redirect(url_for("public.done"))
@@ -366,5 +360,5 @@ def restart(code: str):
     """Leave the flow: give the held seats back at once."""
     draft = _draft(code)
     _release(draft)
-    session.pop(DRAFT, None)
+    sealed_draft.clear()
     return redirect(url_for("public.index"))

@@ -12,7 +12,7 @@ from datetime import date
 
 from flask_babel import lazy_gettext as _l
 
-from app.services import japanese, notice_numbers
+from app.services import fields, japanese, notice_numbers
 from app.services.booking import PersonInput, parse_reservation_number
 from app.services.errors import InputError
 
@@ -79,8 +79,8 @@ def check_party(rows: list[dict], today: date) -> tuple[list[PersonInput], Check
 def check_applicant(form, today: date, max_party: int) -> Checked:
     """申請 and 電子証明書: who comes (the representative of the party) and how many."""
     checked = Checked()
-    checked.check("name", form.get("name", ""), japanese.normalize_name, _l("Enter the name."))
-    checked.check("name_kana", form.get("name_kana", ""), japanese.parse_kana,
+    checked.check("name", form.get("name", ""), fields.clean_name, _l("Enter the name."))
+    checked.check("name_kana", form.get("name_kana", ""), fields.clean_kana,
                   _l("Enter the name in kana."))
     checked.check("birth_date", form.get("birth_date", ""),
                   lambda v: japanese.parse_birth_date(v, today), _l("Enter the birth date."))
@@ -100,11 +100,14 @@ def check_applicant(form, today: date, max_party: int) -> Checked:
 
 def check_contact(form) -> Checked:
     checked = Checked()
-    checked.check("phone", form.get("phone", ""), japanese.parse_phone,
+    checked.check("phone", form.get("phone", ""), fields.clean_phone,
                   _l("Enter a phone number we can call during the day."))
-    checked.check("email", form.get("email", ""), japanese.parse_email)
+    checked.check("email", form.get("email", ""), fields.clean_email)
     if "email" in checked.clean and checked.clean["email"]:
-        confirm = japanese.half_width(form.get("email_confirm", "")).strip()
+        try:
+            confirm = fields.clean_email(form.get("email_confirm", ""))
+        except InputError:
+            confirm = None
         checked.raw["email_confirm"] = form.get("email_confirm", "")
         if confirm != checked.clean["email"]:
             checked.errors["email_confirm"] = _l("The two e-mail addresses differ.")

@@ -19,6 +19,7 @@ from app.public.flow import render_calendar, render_day
 from app.public.forms import check_lookup
 from app.services import audit, booking, mail
 from app.services.errors import DomainError
+from app.services.fields import parse_id
 
 VIEWING = "viewing"
 VIEW_MINUTES = 30
@@ -138,10 +139,8 @@ def change():
     reservation, back = _need_booking()
     if back:
         return back
-    try:
-        new_slot = db_session().get(Slot, int(request.form.get("slot", "")))
-    except ValueError:
-        new_slot = None
+    slot_id = parse_id(request.form.get("slot"))
+    new_slot = db_session().get(Slot, slot_id) if slot_id else None
     if new_slot is None or new_slot.offer_id != reservation.slot.offer_id:
         return _refused(reservation, _l("Choose a time."))
     if "confirm" not in request.form:

@@ -192,11 +192,7 @@ def format_phone(value: str | None) -> str:
 
 
 def parse_email(text: str | None) -> str | None:
-    """Optional e-mail address: half-width, trimmed; None when empty."""
-    value = half_width(text).strip()
-    if not value:
-        return None
-    if len(value) > 200 or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s.]+", value):
-        raise InputError(_l("The e-mail address does not look right, for example "
-                            "taro@example.jp."))
-    return value
+    """Optional e-mail address; the one check lives in app/services/fields.py."""
+    from app.services.fields import clean_email
+
+    return clean_email(text)

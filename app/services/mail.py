@@ -27,7 +27,14 @@ def configured() -> bool:
 
 
 def send(to: str, subject: str, body: str) -> bool:
-    """Send one plain-text mail; False (and a log line) when the server refuses."""
+    """Send one plain-text mail; False (and a log line) when the server refuses, or when
+    ``to`` is not exactly one mailbox with a domain (app/services/fields.py): nothing that
+    slipped past a form (a list, a local mailbox, a display name) is ever handed to SMTP."""
+    from app.services.fields import is_single_mailbox
+
+    if not is_single_mailbox(to):
+        log.warning("mail to a resident was not sent: the address is not a single mailbox")
+        return False
     config = current_app.config
     message = EmailMessage()
     message["From"] = config["MAIL_FROM"]
@@ -43,7 +50,7 @@ def send(to: str, subject: str, body: str) -> bool:
                 smtp.starttls()
             if config.get("MAIL_USERNAME"):
                 smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD", ""))
-            smtp.send_message(message)
+            smtp.send_message(message, to_addrs=[to])
     except (OSError, smtplib.SMTPException) as error:
         log.warning("mail to a resident was not sent: %s", error)
         return False

@@ -11,8 +11,8 @@ from flask_appbuilder.security.decorators import permission_name, protect
 from app.extensions import session
 from app.models.card import Card
 from app.models.reservation import Reservation
-from app.services import audit, cards, desk
-from app.services.errors import DomainError, NotPermittedError
+from app.services import audit, cards, desk, fields, japanese
+from app.services.errors import DomainError, InputError, NotPermittedError
 
 CARD_FIELDS = ["id", "application_id", "shipment_number", "manufacture_number", "name",
                "name_kana", "postal_code", "address", "birth_date", "has_sign_cert",
@@ -34,7 +34,52 @@ class AuditedReadsMixin:
                             "count": data.get("count"), "query": request.args.get("q")})
 
 
-class CardApi(AuditedReadsMixin, ModelRestApi):
+def _optional(parser):
+    """Empty means None; else text without control characters, through the parser."""
+    def parse(value):
+        text = fields.clean_text(value, 100)
+        return parser(text) if text else None
+    return parse
+
+
+class CheckedWrites:
+    """PUT (and POST) run the same field checks as the screens (app/services/fields.py)
+    before anything is loaded into the record: a refused value answers 400 with the
+    Japanese message per field and changes nothing. An id that is not a record id is 404."""
+
+    field_checks: dict = {}
+
+    def _check_payload(self):
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict):
+            return None  # FAB answers "Request is not JSON" / its schema errors
+        errors = {}
+        for name, check in self.field_checks.items():
+            if name in payload:
+                try:
+                    payload[name] = check(payload[name])
+                except InputError as error:
+                    errors[name] = str(error.message)
+        if errors:
+            return self.response_400(message=errors)
+        return None
+
+    def put_headless(self, pk):
+        if fields.parse_id(pk) is None:
+            return self.response_404()
+        refused = self._check_payload()
+        if refused is not None:
+            return refused
+        return super().put_headless(pk)
+
+    def post_headless(self):
+        refused = self._check_payload()
+        if refused is not None:
+            return refused
+        return super().post_headless()
+
+
+class CardApi(AuditedReadsMixin, CheckedWrites, ModelRestApi):
     """`/api/v1/card/`: read the ledger; state changes only through POST .../transition."""
 
     resource_name = "card"
@@ -47,8 +92,14 @@ class CardApi(AuditedReadsMixin, ModelRestApi):
                       "notice_number", "shipment_number"]
     order_columns = ["application_id", "received_at", "state", "name_kana"]
     base_permissions = ["can_get", "can_info", "can_put", "can_delete", "can_transition"]
+    field_checks = {
+        "shipment_number": _optional(japanese.parse_shipment_number),
+        "postal_code": _optional(japanese.parse_postal_code),
+        "address": lambda v: fields.clean_text(v, fields.ADDRESS_MAX),
+        "notes": lambda v: fields.clean_text(v, fields.NOTE_MAX, multiline=True),
+    }
 
-    @expose("/<int:pk>/transition", methods=["POST"])
+    @expose("/<id:pk>/transition", methods=["POST"])
     @protect()
     @safe
     @permission_name("transition")
@@ -96,7 +147,7 @@ RESERVATION_FIELDS = ["id", "number", "state", "starts_at", "offer.id", "slot.en
                       "completed_at", "cancelled_at", "cancel_reason"]
 
 
-class ReservationApi(AuditedReadsMixin, ModelRestApi):
+class ReservationApi(AuditedReadsMixin, CheckedWrites, ModelRestApi):
     """`/api/v1/reservation/`: bookings; arrival through POST .../check-in (F1.6)."""
 
     resource_name = "reservation"
@@ -108,8 +159,15 @@ class ReservationApi(AuditedReadsMixin, ModelRestApi):
     search_columns = ["number", "state", "starts_at", "channel", "name", "name_kana", "phone"]
     order_columns = ["number", "starts_at", "state", "name_kana"]
     base_permissions = ["can_get", "can_info", "can_put", "can_check_in"]
+    field_checks = {
+        "name": fields.clean_optional_name,
+        "name_kana": fields.clean_optional_kana,
+        "phone": fields.clean_phone,
+        "email": fields.clean_email,
+        "note": lambda v: fields.clean_text(v, fields.NOTE_MAX, multiline=True),
+    }
 
-    @expose("/<int:pk>/check-in", methods=["POST"])
+    @expose("/<id:pk>/check-in", methods=["POST"])
     @protect()
     @safe
     @permission_name("check_in")

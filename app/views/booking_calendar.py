@@ -14,10 +14,11 @@ from sqlalchemy import select
 from app import clock
 from app.extensions import session
 from app.models.venue import Purpose, Venue, VenuePurpose
-from app.services import availability, mail, schedule
+from app.services import availability, fields, mail, schedule
 from app.services.calendar import closed_by_default
-from app.services.errors import DomainError
+from app.services.errors import DomainError, InputError
 from app.views.feedback import flash_refusal
+from app.views.fields import form_ids
 
 
 def _offers() -> list[VenuePurpose]:
@@ -80,7 +81,7 @@ class BookingCalendarView(BaseView):
             closed_days={e.day: e for e in offer.exceptions if e.closed},
             holidays=_holidays(month, last))
 
-    @expose("/day/<int:offer_id>/<day>")
+    @expose("/day/<id:offer_id>/<day>")
     @has_access
     def day(self, offer_id: int, day: str):
         offer = self._offer(offer_id)
@@ -105,8 +106,13 @@ class BookingCalendarView(BaseView):
         except ValueError:
             abort(400)
         whole_day = request.form.get("whole_day") == "1"
-        ids = [int(i) for i in request.form.getlist("slot") if i.isdigit()]
+        ids = form_ids(request.form.getlist("slot"))
         back = url_for(".day", offer_id=offer.id, day=the_day.isoformat())
+        try:
+            note = fields.clean_text(request.form.get("note"), 200)
+        except InputError as error:
+            flash_refusal(error)
+            return redirect(back)
         loads = schedule.load(session(), offer, the_day, the_day, with_bookings=True)[the_day]
         chosen = loads if whole_day else [entry for entry in loads if entry.slot.id in ids]
         if not chosen and not whole_day:
@@ -116,12 +122,11 @@ class BookingCalendarView(BaseView):
         if touched and request.form.get("confirm") != "1":
             return self.render_template("bookings/close_confirm.html", offer=offer,
                                         day=the_day, chosen=chosen, whole_day=whole_day,
-                                        touched=touched, note=request.form.get("note", ""),
+                                        touched=touched, note=note or "",
                                         mail_on=mail.configured())
         try:
             if whole_day:
-                affected = schedule.close_day(session(), offer, the_day,
-                                              request.form.get("note"))
+                affected = schedule.close_day(session(), offer, the_day, note)
             else:
                 affected = schedule.close_slots(session(), offer, [e.slot.id for e in chosen])
         except DomainError as error:
@@ -147,9 +152,7 @@ class BookingCalendarView(BaseView):
             if request.form.get("whole_day") == "1":
                 schedule.reopen_day(session(), offer, the_day)
             else:
-                schedule.reopen_slots(session(), offer, [int(i) for i in
-                                                         request.form.getlist("slot")
-                                                         if i.isdigit()])
+                schedule.reopen_slots(session(), offer, form_ids(request.form.getlist("slot")))
             flash(_("Reopened for bookings."), "success")
         except DomainError as error:
             flash_refusal(error)

@@ -20,11 +20,11 @@ from wtforms import SelectField, StringField
 from app import clock
 from app.extensions import session
 from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
-from app.services import audit, cards, japanese, notice_numbers, spreadsheet
+from app.services import audit, cards, fields, japanese, notice_numbers, spreadsheet
 from app.services.errors import DomainError
 from app.views.feedback import flash_refusal
 from app.views.formatting import blank_none, jst, yes_no
-from app.views.validators import Parsed, UniqueValue
+from app.views.validators import CleanText, Parsed, UniqueValue
 
 CARD_LABELS = {
     "application_id": _l("Application ID"), "shipment_number": _l("Shipment number"),
@@ -64,8 +64,8 @@ def _card_form_fields():
             UniqueValue(Card.manufacture_number,
                         _l("A card with this manufacturing control number is already in the ledger."))],
             widget=text),
-        "name": StringField(CARD_LABELS["name"], [Parsed(japanese.normalize_name)], widget=text),
-        "name_kana": StringField(CARD_LABELS["name_kana"], [Parsed(japanese.parse_kana)],
+        "name": StringField(CARD_LABELS["name"], [Parsed(fields.clean_name)], widget=text),
+        "name_kana": StringField(CARD_LABELS["name_kana"], [Parsed(fields.clean_kana)],
                                  widget=text,
                                  description=_l("Hiragana and half-width kana are converted.")),
         "postal_code": StringField(CARD_LABELS["postal_code"],
@@ -134,11 +134,13 @@ class CardModelView(ModelView):
     add_form_extra_fields = _card_form_fields()
     edit_form_extra_fields = _card_form_fields()
     description_columns = {"storage_place": _l("Leave empty to use the next free place.")}
+    validators_columns = {"address": [CleanText(fields.ADDRESS_MAX)],
+                          "notes": [CleanText(fields.NOTE_MAX, multiline=True)]}
 
     def pre_add(self, item: Card) -> None:
         cards.prepare_received(session(), item)
 
-    @expose("/transition/<int:pk>", methods=["POST"])
+    @expose("/transition/<id:pk>", methods=["POST"])
     @has_access
     def transition(self, pk):
         """One card, from its detail page: the target state and a note."""
@@ -151,7 +153,8 @@ class CardModelView(ModelView):
             return redirect(url_for("HandoverView.index", q=card.application_id))
         try:
             cards.transition_card(session(), card, request.form.get("to", ""),
-                                  (request.form.get("note") or "").strip() or None,
+                                  fields.clean_text(request.form.get("note"), 500,
+                                                    multiline=True),
                                   actor=cards.actor_of(current_user))
             flash(_("The card is now %(state)s.", state=cards.state_label(card.state)), "success")
         except DomainError as error:
@@ -163,7 +166,8 @@ class CardModelView(ModelView):
         items = items if isinstance(items, list) else [items]
         try:
             moved = cards.bulk_transition(session(), [i.id for i in items], to_state,
-                                          request.form.get("note") or None,
+                                          fields.clean_text(request.form.get("note"), 500,
+                                                            multiline=True),
                                           actor=cards.actor_of(current_user))
             flash(_("%(n)d card(s) are now %(state)s.", n=len(moved),
                     state=cards.state_label(to_state)), "success")

@@ -4,6 +4,7 @@ undo, completion, hand-over for 交付; walk-ins; bookings by phone or at the co
 the day (不来庁); counts that refresh by themselves."""
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date
 
@@ -37,6 +38,13 @@ def _day(text: str | None) -> date:
         return clock.now().astimezone(JST).date()
 
 
+def _form_key(form) -> str | None:
+    """The form's one-time key (against double submits), as this screen made it; anything
+    else (tampered, too long for the column) counts as none."""
+    key = form.get("key") or ""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key) else None
+
+
 class DeskView(BaseView):
     route_base = "/desk"
     default_view = "index"
@@ -58,7 +66,7 @@ class DeskView(BaseView):
             return redirect(url_for(".day", venue_id=venues[0].id))
         return self.render_template("desk/index.html", venues=venues)
 
-    @expose("/<int:venue_id>")
+    @expose("/<id:venue_id>")
     @has_access
     def day(self, venue_id: int):
         venue = self._venue(venue_id)
@@ -78,7 +86,7 @@ class DeskView(BaseView):
             today=now.astimezone(JST).date(), last_end=last_end,
             can_write=self._can("can_check_in"))
 
-    @expose("/<int:venue_id>/counts")
+    @expose("/<id:venue_id>/counts")
     @has_access
     def live_counts(self, venue_id: int):
         """JSON for the figures that refresh without reloading the page."""
@@ -90,7 +98,7 @@ class DeskView(BaseView):
                        states={r.number: desk.shown_state(r, now) for r in bookings},
                        at=now.astimezone(JST).strftime("%H:%M:%S"))
 
-    @expose("/<int:venue_id>/close-day", methods=["POST"])
+    @expose("/<id:venue_id>/close-day", methods=["POST"])
     @has_access
     def close_day(self, venue_id: int):
         venue = self._venue(venue_id)
@@ -102,7 +110,7 @@ class DeskView(BaseView):
             flash_refusal(error)
         return redirect(url_for(".day", venue_id=venue.id, day=day.isoformat()))
 
-    @expose("/<int:venue_id>/check-in", methods=["POST"])
+    @expose("/<id:venue_id>/check-in", methods=["POST"])
     @has_access
     def check_in(self, venue_id: int):
         """Check in (or undo, or complete) from the desk's list."""
@@ -124,7 +132,7 @@ class DeskView(BaseView):
             flash_refusal(error)
         return redirect(back)
 
-    @expose("/<int:venue_id>/new", methods=["GET", "POST"])
+    @expose("/<id:venue_id>/new", methods=["GET", "POST"])
     @has_access
     def new(self, venue_id: int):
         """A booking by phone or at the counter, or a walk-in (today, checked in at once)."""
@@ -172,7 +180,7 @@ class DeskView(BaseView):
                             else CHANNEL_COUNTER
                         reservation = desk.staff_book(
                             session(), slot, channel, birth, details, people, seats,
-                            idempotency_key=request.form.get("key") or None)
+                            idempotency_key=_form_key(request.form))
                 except DomainError as error:
                     session().rollback()
                     message = str(error.message)
@@ -185,9 +193,9 @@ class DeskView(BaseView):
         return self.render_template(
             "desk/new.html", venue=venue, offers=offers, offer=offer, walk_in=walk_in,
             day=day, slots=slots, rows=rows, values=values, errors=errors, message=message,
-            key=request.form.get("key") or secrets.token_urlsafe(16))
+            key=_form_key(request.form) or secrets.token_urlsafe(16))
 
-    @expose("/<int:venue_id>/print")
+    @expose("/<id:venue_id>/print")
     @has_access
     def print_day(self, venue_id: int):
         """The day's list per venue on A4 (print CSS, page breaks, numbered pages)."""

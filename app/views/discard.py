@@ -11,9 +11,10 @@ from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.card import Card
-from app.services import audit, cards, japanese
+from app.services import audit, cards, fields, japanese
 from app.services.errors import DomainError, InputError
 from app.views.feedback import flash_refusal
+from app.views.fields import form_ids
 
 
 def _fiscal_year_start(today: date) -> date:
@@ -25,7 +26,7 @@ class DiscardView(BaseView):
     default_view = "candidates"
 
     def _ids(self):
-        return [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+        return form_ids(request.form.getlist("ids"))
 
     @expose("/")
     @has_access
@@ -48,7 +49,8 @@ class DiscardView(BaseView):
     def hold(self):
         try:
             hold = request.form.get("hold") == "1"
-            count = cards.set_discard_hold(session(), self._ids(), hold, request.form.get("reason"),
+            count = cards.set_discard_hold(session(), self._ids(), hold,
+                                           fields.clean_text(request.form.get("reason"), 200),
                                            actor=cards.actor_of(current_user))
             flash(_("Discard held back for %(n)d card(s).", n=count) if hold
                   else _("Hold lifted for %(n)d card(s).", n=count), "success")
@@ -60,7 +62,8 @@ class DiscardView(BaseView):
     @has_access
     def execute(self):
         try:
-            done = cards.discard_cards(session(), self._ids(), request.form.get("reason", ""),
+            done = cards.discard_cards(session(), self._ids(),
+                                       fields.clean_text(request.form.get("reason"), 200) or "",
                                        actor=cards.actor_of(current_user))
             flash(_("%(n)d card(s) discarded.", n=len(done)), "success")
         except DomainError as error:

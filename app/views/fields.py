@@ -41,5 +41,13 @@ class JstDateTimeField(DateTimeField):
 def form_id(form, name: str) -> int:
     """A record id posted by one of our forms; 0 (no such record) for anything else, so a
     tampered or empty value is refused with the screen's message instead of an error."""
-    value = (form.get(name) or "").strip()
-    return int(value) if value.isdigit() else 0
+    from app.services.fields import parse_id
+
+    return parse_id(form.get(name)) or 0
+
+
+def form_ids(values) -> list[int]:
+    """Several record ids (checkboxes, a comma list): the valid ones, others left out."""
+    from app.services.fields import parse_id
+
+    return [i for i in (parse_id(v) for v in values) if i is not None]

@@ -41,7 +41,7 @@ class HandoverView(BaseView):
             can_hand_over=card is not None and cards.HANDED_OVER in cards.allowed_next(card),
             check=request.args)
 
-    @expose("/<int:pk>", methods=["POST"])
+    @expose("/<id:pk>", methods=["POST"])
     @has_access
     def hand_over(self, pk):
         card = session().get(Card, pk)

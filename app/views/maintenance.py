@@ -14,7 +14,8 @@ from app.services.maintenance import (end_maintenance_now, maintenance_status,
                                       start_maintenance_now)
 from app.views.fields import JstDateTimeField
 from app.views.formatting import jst
-from app.views.validators import EndsAfter
+from app.services.fields import NOTE_MAX, clean_text
+from app.views.validators import CleanText, EndsAfter
 
 
 class MaintenanceWindowModelView(ModelView):
@@ -35,6 +36,7 @@ class MaintenanceWindowModelView(ModelView):
     show_columns = ["starts_at", "ends_at", "message", "created_by"]
     base_order = ("starts_at", "desc")
     formatters_columns = {"starts_at": jst, "ends_at": jst}
+    validators_columns = {"message": [CleanText(NOTE_MAX, multiline=True, empty="")]}
     add_form_extra_fields = edit_form_extra_fields = {
         "starts_at": JstDateTimeField(_l("Starts"), [DataRequired()]),
         "ends_at": JstDateTimeField(_l("Ends"), [Optional(), EndsAfter("starts_at")],
@@ -47,8 +49,8 @@ class MaintenanceWindowModelView(ModelView):
     @expose("/start-now/", methods=["POST"])
     @has_access
     def start_now(self):
-        message = (request.form.get("message") or "").strip()
         try:
+            message = clean_text(request.form.get("message"), NOTE_MAX, multiline=True) or ""
             start_maintenance_now(session(), clock.now(), message, g.user.username)
             flash(_("The residents' site is now in maintenance."), "warning")
         except DomainError as error:

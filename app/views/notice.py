@@ -4,12 +4,13 @@ from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Optional
 
 from app.models.notice import Notice
 from app.views.fields import JstDateTimeField
 from app.views.formatting import AUDIENCE_CHOICES, IMPORTANCE_CHOICES, jst, label_of
-from app.views.validators import EndsAfter
+from app.services.fields import NOTE_MAX
+from app.views.validators import CleanText, EndsAfter
 
 
 def _choice_fields():
@@ -50,6 +51,7 @@ class NoticeModelView(ModelView):
         "starts_at": jst,
         "ends_at": jst,
     }
-    validators_columns = {"title": [DataRequired(), Length(max=200)]}
+    validators_columns = {"title": [DataRequired(), CleanText(200)],
+                          "body": [CleanText(NOTE_MAX, multiline=True)]}
     add_form_extra_fields = _choice_fields()
     edit_form_extra_fields = _choice_fields()

@@ -11,18 +11,17 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import StringField
-from wtforms.validators import Length, Optional
 
 from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.reservation import Reservation, Slot
-from app.services import audit, booking, desk, japanese, mail
-from app.services.errors import DomainError
+from app.services import audit, booking, desk, fields, japanese, mail
+from app.services.errors import DomainError, InputError
 from app.views.feedback import flash_refusal
 from app.views.fields import form_id
 from app.views.formatting import blank_none, jst
-from app.views.validators import Parsed
+from app.views.validators import CleanText, Parsed
 
 
 def _phone_or_none(text):
@@ -64,12 +63,13 @@ class ReservationModelView(ModelView):
         "email": blank_none, "note": blank_none, "name_kana": blank_none, "name": blank_none,
         "cancel_reason": blank_none, "checked_in_by": blank_none}
     edit_form_extra_fields = {
-        "phone": StringField(_l("Phone"), [Parsed(japanese.parse_phone)]),
-        "email": StringField(_l("E-mail"), [Parsed(japanese.parse_email, optional=True)]),
-        "name_kana": StringField(_l("Name in kana"), [Optional(), Parsed(japanese.parse_kana,
-                                                                         optional=True)]),
-        "name": StringField(_l("Name"), [Optional(), Length(max=100)]),
+        "phone": StringField(_l("Phone"), [Parsed(fields.clean_phone)]),
+        "email": StringField(_l("E-mail"), [Parsed(fields.clean_email, optional=True)]),
+        "name_kana": StringField(_l("Name in kana"), [Parsed(fields.clean_kana,
+                                                             optional=True)]),
+        "name": StringField(_l("Name"), [Parsed(fields.clean_name, optional=True)]),
     }
+    validators_columns = {"note": [CleanText(fields.NOTE_MAX, multiline=True)]}
 
     def render_template(self, template, **kwargs):
         if template == self.show_template and kwargs.get("pk") is not None:
@@ -89,7 +89,7 @@ class ReservationModelView(ModelView):
     def _back(self, reservation):
         return redirect(url_for(".show", pk=reservation.id))
 
-    @expose("/move/<int:pk>", methods=["GET", "POST"])
+    @expose("/move/<id:pk>", methods=["GET", "POST"])
     @has_access
     def move(self, pk):
         """Another time at the same venue and purpose, through the engine (seats checked)."""
@@ -118,17 +118,24 @@ class ReservationModelView(ModelView):
         return self.render_template("desk/move.html", r=reservation, day=day,
                                     slots=staff_slots(offer, day))
 
-    @expose("/cancel/<int:pk>", methods=["GET", "POST"])
+    @expose("/cancel/<id:pk>", methods=["GET", "POST"])
     @has_access
     def cancel(self, pk):
         reservation = self._get(pk)
         if request.method == "POST":
-            reason = (request.form.get("reason") or "").strip()
-            if not reason:
+            try:
+                reason = fields.clean_text(request.form.get("reason"), 200)
+            except InputError as error:
+                reason, refused = None, error
+            else:
+                refused = None
+            if refused is not None:
+                flash_refusal(refused)
+            elif not reason:
                 flash(_("Enter the reason for cancelling."), "warning")
             else:
                 try:
-                    booking.cancel(session(), reservation, reason=reason[:200], staff=True)
+                    booking.cancel(session(), reservation, reason=reason, staff=True)
                 except DomainError as error:
                     flash_refusal(error)
                 else:
@@ -139,7 +146,7 @@ class ReservationModelView(ModelView):
                     return self._back(reservation)
         return self.render_template("desk/cancel.html", r=reservation)
 
-    @expose("/slip/<int:pk>")
+    @expose("/slip/<id:pk>")
     @has_access
     def slip(self, pk):
         """The booking slip (予約票), printable; printing is audited."""
@@ -149,7 +156,7 @@ class ReservationModelView(ModelView):
         return self.render_template("desk/slip.html", r=reservation,
                                     offer=reservation.slot.offer, slot=reservation.slot)
 
-    @expose("/check-in/<int:pk>", methods=["POST"])
+    @expose("/check-in/<id:pk>", methods=["POST"])
     @has_access
     def check_in(self, pk):
         reservation = self._get(pk)

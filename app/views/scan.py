@@ -3,6 +3,8 @@ field; scanned list pages can be uploaded too. The batch lives on the server unt
 registered (one transaction) or discarded."""
 from __future__ import annotations
 
+import re
+
 from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
@@ -63,7 +65,7 @@ class ScanView(BaseView):
         batch = scan.open_batch(session())
         return redirect(url_for(".batch", batch_id=batch.id))
 
-    @expose("/<int:batch_id>")
+    @expose("/<id:batch_id>")
     @has_access
     def batch(self, batch_id):
         batch = self._batch(batch_id)
@@ -72,7 +74,7 @@ class ScanView(BaseView):
                                     counts=_counts_dict(batch), item_dict=_item_dict,
                                     is_open=batch.status == BATCH_OPEN, jst=jst)
 
-    @expose("/<int:batch_id>/add", methods=["POST"])
+    @expose("/<id:batch_id>/add", methods=["POST"])
     @has_access
     def add(self, batch_id):
         batch = self._batch(batch_id)
@@ -93,7 +95,7 @@ class ScanView(BaseView):
             return jsonify(item=_item_dict(item), counts=_counts_dict(batch))
         return redirect(url_for(".batch", batch_id=batch_id))
 
-    @expose("/<int:batch_id>/upload", methods=["POST"])
+    @expose("/<id:batch_id>/upload", methods=["POST"])
     @has_access
     def upload(self, batch_id):
         batch = self._batch(batch_id)
@@ -105,7 +107,7 @@ class ScanView(BaseView):
             flash(_("At most %(n)d files at a time.", n=MAX_UPLOAD_FILES), "danger")
             return redirect(url_for(".batch", batch_id=batch_id))
         expected_text = japanese.half_width(request.form.get("expected", "")).strip()
-        if expected_text and not expected_text.isdigit():
+        if expected_text and not re.fullmatch(r"[0-9]{1,4}", expected_text):
             flash(_("Enter the number of codes as digits."), "danger")
             return redirect(url_for(".batch", batch_id=batch_id))
         expected = int(expected_text) if expected_text else None
@@ -127,7 +129,7 @@ class ScanView(BaseView):
                     expected=batch.expected_count, found=len(batch.items)), "warning")
         return redirect(url_for(".batch", batch_id=batch_id))
 
-    @expose("/<int:batch_id>/item/<int:item_id>/remove", methods=["POST"])
+    @expose("/<id:batch_id>/item/<id:item_id>/remove", methods=["POST"])
     @has_access
     def remove(self, batch_id, item_id):
         item = session().get(ScanItem, item_id)
@@ -140,7 +142,7 @@ class ScanView(BaseView):
             flash(str(error.message), "danger")
         return redirect(url_for(".batch", batch_id=batch_id))
 
-    @expose("/<int:batch_id>/register", methods=["POST"])
+    @expose("/<id:batch_id>/register", methods=["POST"])
     @has_access
     def register(self, batch_id):
         batch = self._batch(batch_id)
@@ -152,7 +154,7 @@ class ScanView(BaseView):
         flash(_("%(n)d cards registered in the ledger.", n=len(created)), "success")
         return redirect(url_for(".sheet", batch_id=batch_id))
 
-    @expose("/<int:batch_id>/discard", methods=["POST"])
+    @expose("/<id:batch_id>/discard", methods=["POST"])
     @has_access
     def discard(self, batch_id):
         try:
@@ -162,7 +164,7 @@ class ScanView(BaseView):
             flash(str(error.message), "danger")
         return redirect(url_for(".index"))
 
-    @expose("/<int:batch_id>/sheet")
+    @expose("/<id:batch_id>/sheet")
     @has_access
     def sheet(self, batch_id):
         """The batch's ledger sheet (カード管理簿), A4, by visit mode, in shelf order."""

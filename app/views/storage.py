@@ -14,9 +14,10 @@ from app.models.card import Card
 from app.models.storage import StoragePlace
 from app.services import audit, cards
 from app.services.errors import DomainError
-from app.views.fields import form_id
+from app.services.fields import parse_id
+from app.views.fields import form_id, form_ids
 from app.views.formatting import yes_no
-from app.views.validators import UniqueValue
+from app.views.validators import CleanText, UniqueValue
 
 
 class StoragePlaceModelView(ModelView):
@@ -35,8 +36,9 @@ class StoragePlaceModelView(ModelView):
     base_order = ("sort_key", "asc")
     formatters_columns = {"active": yes_no}
     validators_columns = {
-        "code": [DataRequired(), UniqueValue(StoragePlace.code, _l("This place already exists."))],
+        "code": [DataRequired(), CleanText(40), UniqueValue(StoragePlace.code, _l("This place already exists."))],
         "capacity": [DataRequired(), NumberRange(min=1, max=100000)],
+        "note": [CleanText(200)],
     }
     list_template = "cards/storage_list.html"
 
@@ -48,7 +50,7 @@ class StorageView(BaseView):
     @expose("/move", methods=["GET", "POST"])
     @has_access
     def move(self):
-        ids = [int(i) for i in (request.values.get("ids") or "").split(",") if i.isdigit()]
+        ids = form_ids((request.values.get("ids") or "").split(","))
         chosen = list(session().execute(select(Card).where(Card.id.in_(ids))
                                         .order_by(Card.application_id)).scalars())
         places = list(session().execute(select(StoragePlace).where(StoragePlace.active.is_(True))
@@ -75,7 +77,7 @@ class StorageView(BaseView):
     @has_access
     def inventory(self):
         """Stock-taking (棚卸し): every place in shelf order with the cards it holds."""
-        place_id = request.args.get("place", type=int)
+        place_id = parse_id(request.args.get("place"))
         query = select(StoragePlace).order_by(StoragePlace.sort_key, StoragePlace.code)
         if place_id:
             query = query.where(StoragePlace.id == place_id)

@@ -34,8 +34,8 @@ class Parsed:
             raise StopValidation()
         try:
             field.data = self.parser(raw if isinstance(raw, str) or raw is None else str(raw))
-        except InputError as error:
-            raise ValidationError(str(error.message)) from None
+        except InputError as error:  # stop: later checks (UniqueValue) never see raw input
+            raise StopValidation(str(error.message)) from None
 
 
 class UniqueValue:
@@ -55,8 +55,35 @@ class UniqueValue:
             return
         model = self.column.class_
         query = select(model.id).where(self.column == field.data)
-        pk = (request.view_args or {}).get("pk")
+        from app.services.fields import parse_id
+
+        pk = parse_id((request.view_args or {}).get("pk"))
         if pk is not None:
-            query = query.where(model.id != int(pk))
+            query = query.where(model.id != pk)
         if session().execute(query).first() is not None:
             raise ValidationError(self.message)
+
+
+class CleanText:
+    """Free text typed on a staff form: no control characters (a multi-line field may hold
+    line breaks), at most ``max_len`` characters (the column's size); trimmed, empty is
+    None. The check is app/services/fields.clean_text, the one the API uses too."""
+
+    def __init__(self, max_len: int, multiline: bool = False, empty=None):
+        self.max_len = max_len
+        self.multiline = multiline
+        self.empty = empty  # what an empty field stores ("" for a NOT NULL column)
+
+    def __call__(self, form, field):
+        from wtforms.validators import StopValidation
+
+        from app.services import fields
+        from app.services.errors import InputError
+
+        if field.data is None or not isinstance(field.data, str):
+            return
+        try:
+            value = fields.clean_text(field.data, self.max_len, self.multiline)
+            field.data = self.empty if value is None else value
+        except InputError as error:  # stop: later checks (UniqueValue) never see raw input
+            raise StopValidation(str(error.message)) from None

@@ -5,12 +5,13 @@ from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField, ValidationError
-from wtforms.validators import DataRequired, Length, NumberRange, Regexp
+from wtforms.validators import DataRequired, NumberRange, Regexp
 
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 from app.services import japanese
 from app.views.formatting import blank_none, yes_no
-from app.views.validators import Parsed, UniqueValue
+from app.services import fields
+from app.views.validators import CleanText, Parsed, UniqueValue
 
 WEEKDAYS = [(0, _l("Monday")), (1, _l("Tuesday")), (2, _l("Wednesday")), (3, _l("Thursday")),
             (4, _l("Friday")), (5, _l("Saturday")), (6, _l("Sunday"))]
@@ -42,8 +43,10 @@ class VenueModelView(ModelView):
     list_columns = ["name", "address", "active"]
     add_columns = edit_columns = show_columns = ["name", "address", "access_note", "active"]
     formatters_columns = {"active": yes_no, "address": blank_none}
-    validators_columns = {"name": [DataRequired(), Length(max=100),
-                                   UniqueValue(Venue.name, _l("This venue already exists."))]}
+    validators_columns = {"name": [DataRequired(), CleanText(100),
+                                   UniqueValue(Venue.name, _l("This venue already exists."))],
+                          "address": [CleanText(300)],
+                          "access_note": [CleanText(fields.NOTE_MAX, multiline=True)]}
 
 
 class PurposeModelView(ModelView):
@@ -65,7 +68,9 @@ class PurposeModelView(ModelView):
         "code": [DataRequired(), Regexp(r"^[a-z][a-z_]{1,19}$",
                                         message=_l("Use 2 to 20 lower-case letters.")),
                  UniqueValue(Purpose.code, _l("This code is already used."))],
-        "name": [DataRequired(), Length(max=100)],
+        "name": [DataRequired(), CleanText(100)],
+        "description": [CleanText(fields.NOTE_MAX, multiline=True)],
+        "what_to_bring": [CleanText(fields.NOTE_MAX, multiline=True)],
     }
 
 
@@ -110,7 +115,7 @@ class DateExceptionModelView(ModelView):
     formatters_columns = {"closed": yes_no, "starts": _hhmm, "ends": _hhmm,
                           "seats": blank_none, "note": blank_none,
                           "day": japanese.date_with_era}
-    validators_columns = {"seats": [NumberRange(min=0, max=50)]}
+    validators_columns = {"seats": [NumberRange(min=0, max=50)], "note": [CleanText(200)]}
     add_form_extra_fields = edit_form_extra_fields = {
         "day": StringField(_l("Date"), [Parsed(japanese.parse_date)], widget=BS3TextFieldWidget()),
         "starts": _time_field(_l("Opens at"), optional=True),
