@@ -1,0 +1,251 @@
+"""Input checks in front of Flask-AppBuilder's own CRUD endpoints, for every ModelView
+(ours and FAB's security views alike): FAB trusts what the URL and the form say and
+answers 500 to an unknown action, a missing upload folder, a non-numeric page number or
+a filter value the database cannot compare. Checked here, before FAB's code runs:
+
+- ``…/action_post`` and ``…/action/<name>/<pk>``: the action must exist and every
+  selected row must exist, else 400 (404 for the URL form) and nothing runs;
+- ``…/download/<name>``: 404 unless an upload folder is configured and holds the file;
+- list/show/add/edit: page numbers, page sizes and search filters that FAB cannot use are
+  removed (a redirect to the same page without them, with a message), so the list still
+  shows instead of an error.
+
+And in front of the REST APIs that accept the browser's session (``allow_browser_login``):
+FAB exempts them from CSRF, which is right for a JWT but lets another site post a signed-in
+clerk's cookie. A write signed with the session cookie must carry the CSRF token (form field
+or ``X-CSRFToken`` header, as the screens' forms do); a call with a JWT
+(``Authorization: Bearer``) needs none, a cross-site page cannot send that header.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+
+from dateutil import parser as date_parser
+from flask import current_app, flash, jsonify, redirect, render_template, request
+from flask_appbuilder.api import BaseApi
+from flask_appbuilder.baseviews import BaseCRUDView
+from flask_appbuilder.models.filters import FilterRelation
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import BigInteger
+from werkzeug.security import safe_join
+
+INT_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
+MAX_PAGE = 100_000
+MAX_PAGE_SIZE = 1000
+MAX_FILTER_LENGTH = 500
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+FILTER_ARG = re.compile(r"_flt_(\d)_(.*)")  # as FAB's urltools.get_filter_args reads it
+PAGE_ARG = re.compile(r"page_(.*)")
+PSIZE_ARG = re.compile(r"psize_(.*)")
+ORDER_ARG = re.compile(r"_oc_(.*)")
+LIST_ENDPOINTS = {"list", "show", "add", "edit"}
+PK_ENDPOINTS = {"show", "edit", "delete"}
+
+
+def _pk(value, model=None) -> int | None:
+    """A row id from the URL or the form: ASCII digits within the id column's range
+    (PostgreSQL's INTEGER ends at 2**31 - 1)."""
+    value = str(value or "").strip()
+    if not re.fullmatch(r"[0-9]{1,19}", value):
+        return None
+    limit = INT_MAX
+    if model is not None:
+        key = model.__mapper__.primary_key
+        if len(key) == 1 and isinstance(key[0].type, BigInteger):
+            limit = BIGINT_MAX
+    number = int(value)
+    return number if 0 < number <= limit else None
+
+
+def _crud_view(endpoint: str | None):
+    if not endpoint or "." not in endpoint:
+        return None, None
+    view_name, method = endpoint.split(".", 1)
+    view = current_app.extensions.get("views_by_name", {}).get(view_name)
+    return (view, method) if isinstance(view, BaseCRUDView) else (None, None)
+
+
+def _refused(message: str, status: int):
+    target = request.referrer or "/"
+    if not target.startswith(request.host_url):
+        target = "/"
+    return render_template("refused.html", message=message, back=target), status
+
+
+def _existing_rows(view, raw_pks) -> list | None:
+    """The rows the form names, or None when one is not a valid id or does not exist."""
+    rows = []
+    for raw in raw_pks:
+        pk = _pk(raw, view.datamodel.obj)
+        if pk is None:
+            return None
+        row = view.datamodel.get(pk, view._base_filters)
+        if row is None:
+            return None
+        rows.append(row)
+    return rows
+
+
+def _check_action_post(view):
+    name = request.form.get("action", "")
+    if name not in view.actions:
+        return _refused(_("This operation does not exist on this screen. Nothing was changed."),
+                        400)
+    pks = request.form.getlist("rowid")
+    if not pks or _existing_rows(view, pks) is None:
+        return _refused(_("Some of the selected records no longer exist. Reload the list and "
+                          "select them again. Nothing was changed."), 400)
+    return None
+
+
+def _check_action(view):
+    name = (request.view_args or {}).get("name", "")
+    pk = (request.view_args or {}).get("pk", "")
+    if name not in view.actions or _existing_rows(view, [pk]) is None:
+        return _refused(_("This operation does not exist on this screen. Nothing was changed."),
+                        404)
+    return None
+
+
+def _check_download():
+    folder = current_app.config.get("UPLOAD_FOLDER")
+    filename = (request.view_args or {}).get("filename", "")
+    path = safe_join(folder, filename) if folder else None
+    if path is None or not os.path.isfile(path):
+        return _refused(_("There is no such file."), 404)
+    return None
+
+
+def _int_in_range(value: str, low: int, high: int) -> bool:
+    value = value.strip()
+    if not re.fullmatch(r"-?[0-9]{1,20}", value):
+        return False
+    return low <= int(value) <= high
+
+
+def _filter_value_ok(view, column: str, index: int, values: list[str]) -> bool:
+    filters = view._filters._all_filters.get(column)
+    if not filters:
+        return True  # FAB ignores a column it has no filter for
+    if index >= len(filters):
+        return False
+    datamodel = view.datamodel
+    flt = filters[index]
+    for value in values:
+        if len(value) > MAX_FILTER_LENGTH or CONTROL.search(value):
+            return False
+        if isinstance(flt, FilterRelation):
+            if _pk(value, datamodel.get_related_model(column)) is None:
+                return False
+        elif datamodel.is_boolean(column):
+            if value != "y":  # FAB's search form sends a ticked box as "y"
+                return False
+        elif datamodel.is_integer(column):
+            column_type = datamodel.list_columns[column].type
+            limit = BIGINT_MAX if isinstance(column_type, BigInteger) else INT_MAX
+            if not _int_in_range(value, -limit, limit):
+                return False
+        elif datamodel.is_float(column) or datamodel.is_numeric(column):
+            try:
+                if not math.isfinite(float(value)) or abs(float(value)) > 1e15:
+                    return False
+            except ValueError:
+                return False
+        elif datamodel.is_date(column) or datamodel.is_datetime(column):
+            if value.strip():
+                try:
+                    date_parser.parse(value)
+                except (ValueError, OverflowError):
+                    return False
+    return True
+
+
+def _bad_list_args(view) -> set[str]:
+    bad = set()
+    for arg in request.args:
+        values = request.args.getlist(arg)
+        if PSIZE_ARG.search(arg):
+            if not all(_int_in_range(v, 1, MAX_PAGE_SIZE) for v in values):
+                bad.add(arg)
+        elif PAGE_ARG.search(arg) and not FILTER_ARG.search(arg):
+            if not all(_int_in_range(v, 0, MAX_PAGE) for v in values):
+                bad.add(arg)
+        order = ORDER_ARG.search(arg)
+        if order:
+            ordered = current_app.extensions.get("views_by_name", {}).get(order.group(1))
+            columns = getattr(ordered, "order_columns", None)
+            if columns is not None and not all(v in columns for v in values):
+                bad.add(arg)
+        match = FILTER_ARG.search(arg)
+        if match and not _filter_value_ok(view, match.group(2), int(match.group(1)), values):
+            bad.add(arg)
+    return bad
+
+
+def _clean_list_args(view):
+    bad = _bad_list_args(view)
+    if not bad:
+        return None
+    if request.method != "GET":
+        return _refused(_("The search conditions in the address are not valid. "
+                          "Nothing was changed."), 400)
+    kept = [(k, v) for k in request.args if k not in bad for v in request.args.getlist(k)]
+    flash(_("Some search conditions or page numbers were not valid and were removed."),
+          "warning")
+    from urllib.parse import urlencode
+
+    query = urlencode(kept)
+    return redirect(request.path + ("?" + query if query else ""))
+
+
+def guard_fab_requests():
+    view, method = _crud_view(request.endpoint)
+    if view is None:
+        return None
+    if method == "action_post":
+        return _check_action_post(view)
+    if method == "action":
+        return _check_action(view)
+    if method == "download":
+        return _check_download()
+    if method in PK_ENDPOINTS and "pk" in (request.view_args or {}):
+        if _pk(request.view_args["pk"], view.datamodel.obj) is None:
+            return _refused(_("This record does not exist."), 404)
+    if method in LIST_ENDPOINTS and request.args:
+        return _clean_list_args(view)
+    return None
+
+
+def guard_api_csrf():
+    """A write to a REST API authenticated by the session cookie needs the CSRF token."""
+    config = current_app.config
+    if not config.get("WTF_CSRF_ENABLED", True):
+        return None
+    if request.method not in config.get("WTF_CSRF_METHODS", ("POST", "PUT", "PATCH", "DELETE")):
+        return None
+    view_name = (request.endpoint or "").split(".", 1)[0]
+    view = current_app.extensions.get("views_by_name", {}).get(view_name)
+    if not isinstance(view, BaseApi) or not getattr(view, "allow_browser_login", False):
+        return None
+    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return None  # JWT: FAB checks it; no browser sends this header on its own
+    if not current_user.is_authenticated:
+        return None  # no session: FAB asks for a JWT
+    from app.extensions import csrf
+
+    try:
+        csrf.protect()
+    except CSRFError:
+        return jsonify(message=_("This request from the browser had no valid form token, "
+                                 "so nothing was changed. Reload the page and try again.")), 400
+    return None
+
+
+def install(app) -> None:
+    app.before_request(guard_fab_requests)
+    app.before_request(guard_api_csrf)
