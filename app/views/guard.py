@@ -6,6 +6,8 @@ a filter value the database cannot compare. Checked here, before FAB's code runs
 - ``…/action_post`` and ``…/action/<name>/<pk>``: the action must exist and every
   selected row must exist, else 400 (404 for the URL form) and nothing runs;
 - ``…/download/<name>``: 404 unless an upload folder is configured and holds the file;
+- ``…/delete/<pk>``: a record other rows still refer to is refused with the reason
+  (app.services.deletion), shown as an error;
 - list/show/add/edit: page numbers, page sizes and search filters that FAB cannot use are
   removed (a redirect to the same page without them, with a message), so the list still
   shows instead of an error.
@@ -216,8 +218,30 @@ def guard_fab_requests():
     if method in PK_ENDPOINTS and "pk" in (request.view_args or {}):
         if _pk(request.view_args["pk"], view.datamodel.obj) is None:
             return _refused(_("This record does not exist."), 404)
+    if method == "delete" and request.method == "POST":
+        return _check_delete(view)
     if method in LIST_ENDPOINTS and request.args:
         return _clean_list_args(view)
+    return None
+
+
+def _check_delete(view):
+    """A record other rows still refer to: the Japanese refusal of app.services.deletion as
+    an error message, before FAB's delete (which would show it as a plain note)."""
+    from app.services.deletion import InUseError, ensure_deletable
+
+    permission = "can_" + view.method_permission_name.get("delete", "delete")
+    if not current_app.appbuilder.sm.has_access(permission, view.class_permission_name):
+        return None  # FAB refuses it
+    item = view.datamodel.get(_pk(request.view_args["pk"], view.datamodel.obj),
+                              view._base_filters)
+    if item is None:
+        return None  # FAB answers 404
+    try:
+        ensure_deletable(view.datamodel.session, item)
+    except InUseError as error:
+        flash(str(error.message), "danger")
+        return view.post_delete_redirect()
     return None
 
 
