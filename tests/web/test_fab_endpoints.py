@@ -131,3 +131,42 @@ def test_valid_search_is_not_redirected(login_as, db):
                 "/cardmodelview/list/?_flt_0_birth_date=1980-03-01",
                 "/cardmodelview/list/?page_CardModelView=0&psize_CardModelView=25"):
         assert client.get(url).status_code == 200, url
+
+
+API_JUNK = ["(page:-1,page_size:10)", "(page:99999999999999999999,page_size:10)",
+            "(page_size:99999999999999999999)",
+            "(filters:!((col:state,opr:eq,value:99999999999999999999)))",
+            "(filters:!((col:name,opr:eq,value:!(1,2))))",
+            "(filters:!((col:name,opr:ct,value:'a\x00b')))",
+            "(filters:!((col:name,opr:eq,value:(a:1))))"]
+
+
+def _bearer(client, users, role):
+    user = users.create(role)
+    response = client.post("/api/v1/security/login", json={
+        "username": user.username, "password": users.password, "provider": "db"})
+    return {"Authorization": f"Bearer {response.json['access_token']}"}
+
+
+def test_rest_api_refuses_junk_arguments_and_ids(app, users, db):
+    from urllib.parse import quote
+
+    make_card(db, name="山田 花子")
+    client = app.test_client()
+    headers = _bearer(client, users, "manager")
+    answers = {}
+    for resource in ("card", "reservation"):
+        for q in API_JUNK:
+            answers[(resource, q)] = client.get(f"/api/v1/{resource}/?q={quote(q)}",
+                                                headers=headers).status_code
+        for method in ("get", "put", "delete"):
+            answers[(resource, method)] = getattr(client, method)(
+                f"/api/v1/{resource}/99999999999999999999", headers=headers,
+                json={}).status_code
+    wrong = {k: v for k, v in answers.items()
+             if v != (404 if k[1] in ("get", "put", "delete") else 400)}
+    assert wrong == {}
+    # A sensible query still answers.
+    good = client.get("/api/v1/card/?q=" + quote(
+        "(page:0,page_size:10,filters:!((col:name,opr:ct,value:'山田')))"), headers=headers)
+    assert good.status_code == 200 and good.json["count"] == 1
