@@ -11,7 +11,8 @@ error. This module decides first, the same way on both databases:
   purpose, slots and bookings of an offer, bookings of a card, users created by a user)
   refuses the delete with a Japanese message that says what refers to it and how many,
   and nothing changes. Venues, purposes, storage places and offers are archived instead:
-  the message says to clear 「使用中」.
+  the message says to clear 「使用中」;
+- a user whom the audit trail names (SOFT_REFERENCES) is deactivated, not deleted.
 
 The check runs in a ``before_flush`` listener, so the screens (FAB's delete), the REST API
 and the CLI all go through it.
@@ -34,7 +35,16 @@ REFERRER_LABELS = {
     "reservation_person": _l("bookings"),
     "scan_item": _l("scanned deliveries"),
     "ab_user": _l("users"),
+    "audit_log": _l("audit records"),
 }
+# References the database does not declare: a user who ever acted is named by the audit
+# trail (by id), so the account is deactivated, never deleted (its user ID is not reused).
+SOFT_REFERENCES = {"ab_user": [("audit_log", "user_id")]}
+# What to do instead of deleting, by table.
+_IN_USE_HINT = _l("To stop using it, clear 「In use」 instead of deleting it.")
+INSTEAD = {"venue": _IN_USE_HINT, "purpose": _IN_USE_HINT, "venue_purpose": _IN_USE_HINT,
+           "storage_place": _IN_USE_HINT,
+           "ab_user": _l("To stop this account, make it inactive instead of deleting it.")}
 
 
 class InUseError(DomainError):
@@ -85,6 +95,15 @@ def references(session, obj, also_deleted=()) -> list[tuple[str, int]]:
             count = session.execute(query).scalar_one()
             if count:
                 found.append((other.name, count))
+    metadata_tables = mapper.local_table.metadata.tables
+    for other_name, column_name in SOFT_REFERENCES.get(table.name, []):
+        identity = state.identity
+        if not identity or other_name not in metadata_tables:
+            continue
+        column = metadata_tables[other_name].c[column_name]
+        count = session.execute(select(func.count()).where(column == identity[0])).scalar_one()
+        if count:
+            found.append((other_name, count))
     return found
 
 
@@ -99,8 +118,9 @@ def ensure_deletable(session, obj, also_deleted=()) -> None:
     count = sum(n for _name, n in found)
     message = _("%(what)s still refer to this record (%(n)d), so it was not deleted. "
                 "Nothing was changed.", what=what, n=count)
-    if hasattr(obj, "active"):
-        message += " " + _("To stop using it, clear 「In use」 instead of deleting it.")
+    hint = INSTEAD.get(inspect(obj).mapper.local_table.name)
+    if hint is not None:
+        message += " " + str(hint)
     raise InUseError(message)
 
 

@@ -26,7 +26,9 @@ from __future__ import annotations
 import math
 import os
 import re
+from urllib.parse import urlencode
 
+import prison
 from dateutil import parser as date_parser
 from flask import current_app, flash, jsonify, redirect, render_template, request
 from flask_appbuilder.api import BaseApi, ModelRestApi
@@ -202,8 +204,6 @@ def _clean_list_args(view):
     kept = [(k, v) for k in request.args if k not in bad for v in request.args.getlist(k)]
     flash(_("Some search conditions or page numbers were not valid and were removed."),
           "warning")
-    from urllib.parse import urlencode
-
     query = urlencode(kept)
     return redirect(request.path + ("?" + query if query else ""))
 
@@ -279,8 +279,6 @@ def _api_arguments_ok(view) -> bool:
     raw = request.args.get("q")
     if not raw:
         return True
-    import prison
-
     try:
         args = prison.loads(raw)
     except Exception:  # noqa: BLE001 - FAB answers 400 for unreadable rison itself

@@ -160,3 +160,20 @@ def test_migrations_run_on_sqlite_with_data_and_foreign_keys_on(tmp_path, base_c
             assert connection.execute(select(text("version_num")).select_from(
                 text("alembic_version"))).scalar() is not None
         bind.dispose()
+
+
+def test_a_user_named_by_the_audit_trail_is_deactivated_not_deleted(app, users, login_as, db):
+    from app.models.user import StaffUser
+
+    acted = users.create("clerk", username="acted1")  # signs in below: audited
+    never = users.create("clerk", username="never1")  # never signed in
+    from tests.conftest import login
+
+    login(app.test_client(), "acted1", users.password)
+    client = login_as("sysadmin")
+    page = _delete(client, f"/users/delete/{acted.id}")
+    assert "監査ログ" in page and "削除できません" in page and "無効" in page
+    _delete(client, f"/users/delete/{never.id}")
+    db.expire_all()
+    assert db.get(StaffUser, acted.id) is not None
+    assert db.get(StaffUser, never.id) is None

@@ -4,7 +4,6 @@ out-of-range id are refused with 400/404 or dropped with a message, never a 500,
 nothing runs. Run on SQLite and PostgreSQL."""
 import pytest
 from flask_appbuilder.baseviews import BaseCRUDView
-from sqlalchemy import select
 
 from app.models.card import Card
 from app.services import cards as svc
