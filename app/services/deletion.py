@@ -114,7 +114,8 @@ def ensure_deletable(session, obj, also_deleted=()) -> None:
         return
     from flask_babel import gettext as _
 
-    what = "、".join(str(REFERRER_LABELS.get(name, name)) for name, _n in found)
+    labels = [str(REFERRER_LABELS.get(name, name)) for name, _n in found]
+    what = "、".join(dict.fromkeys(labels))  # once each, in order
     count = sum(n for _name, n in found)
     message = _("%(what)s still refer to this record (%(n)d), so it was not deleted. "
                 "Nothing was changed.", what=what, n=count)

@@ -177,3 +177,20 @@ def test_a_user_named_by_the_audit_trail_is_deactivated_not_deleted(app, users, 
     db.expire_all()
     assert db.get(StaffUser, acted.id) is not None
     assert db.get(StaffUser, never.id) is None
+
+
+def test_the_rule_holds_for_code_outside_the_screens(app, db):
+    """The CLI and services delete through the same session rule."""
+    from app.services.deletion import InUseError
+
+    place = make_storage(db)
+    place_id = place.id
+    card_id = make_card(db, storage_place_id=place_id).id
+    db.delete(place)
+    with pytest.raises(InUseError) as refused:
+        db.commit()
+    assert "カード" in str(refused.value) and "1 件" in str(refused.value)
+    db.rollback()
+    db.expire_all()
+    assert db.get(StoragePlace, place_id) is not None
+    assert db.get(Card, card_id).storage_place_id == place_id
