@@ -39,7 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from app import models  # noqa: F401  (every table into Model.metadata)
-    from app.services import audit
+    from app.services import audit, deletion
     from app.services.passwords import fab_password_validator
 
     app.config["FAB_PASSWORD_COMPLEXITY_VALIDATOR"] = fab_password_validator
@@ -54,6 +54,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)  # before AppBuilder, or FAB's delete links work on GET
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
     audit.install_listeners()
+    deletion.install_listeners()  # a delete while other rows point at the row: refused
 
     with app.app_context():
         tune_sqlite(db.engine)

@@ -18,7 +18,9 @@ def session():
 
 def tune_sqlite(engine) -> None:
     """SQLite serves several worker processes: WAL lets readers go on while one writes, and
-    a writer waits (up to 15 s) for the lock instead of failing at once."""
+    a writer waits (up to 15 s) for the lock instead of failing at once. Foreign keys are
+    enforced as on PostgreSQL (SQLite leaves them off unless asked, per connection);
+    migrations switch them off for their own run (migrations/env.py)."""
     from sqlalchemy import event
 
     if engine.dialect.name != "sqlite":
@@ -28,6 +30,7 @@ def tune_sqlite(engine) -> None:
     def _pragmas(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout = 15000")
+        cursor.execute("PRAGMA foreign_keys = ON")
         if engine.url.database and engine.url.database != ":memory:":
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()

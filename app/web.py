@@ -179,9 +179,12 @@ def install(app: Flask) -> None:
     from flask_wtf.csrf import CSRFError
     from sqlalchemy.exc import DataError
 
+    from app.views import guard
+
     app.register_error_handler(CSRFError, stale_form)
     app.register_error_handler(OverflowError, out_of_range)
     app.register_error_handler(DataError, out_of_range)
+    guard.install(app)  # FAB's own CRUD endpoints: unknown actions, downloads, list arguments
     # A global, not a context processor: FAB's widgets render without the request context.
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.jinja_env.globals["get_locale"] = get_locale

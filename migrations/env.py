@@ -105,6 +105,13 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a table (copy, drop, rename): with foreign keys on, the
+            # drop would delete or refuse the rows pointing at it. Off for the migration
+            # run only, as Alembic advises (outside a transaction, where the pragma works).
+            connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+            connection.commit()  # else Alembic joins this transaction and never commits
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -112,8 +119,13 @@ def run_migrations_online():
             **conf_args
         )
 
-        with context.begin_transaction():
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+                connection.commit()
 
 
 if context.is_offline_mode():

@@ -12,6 +12,7 @@ from app.extensions import session
 from app.models.card import Card
 from app.models.reservation import Reservation
 from app.services import audit, cards, desk, fields, japanese
+from app.services.deletion import InUseError
 from app.services.errors import DomainError, InputError, NotPermittedError
 
 CARD_FIELDS = ["id", "application_id", "shipment_number", "manufacture_number", "name",
@@ -79,7 +80,19 @@ class CheckedWrites:
         return super().post_headless()
 
 
-class CardApi(AuditedReadsMixin, CheckedWrites, ModelRestApi):
+class _RefusesDeleteInUse:
+    """DELETE follows the screens' rule (app.services.deletion): while other rows refer to
+    the record, 409 with the Japanese reason, and nothing changes."""
+
+    def delete_headless(self, pk):
+        try:
+            return super().delete_headless(pk)
+        except InUseError as error:
+            session().rollback()
+            return self.response(409, message=str(error.message))
+
+
+class CardApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse, ModelRestApi):
     """`/api/v1/card/`: read the ledger; state changes only through POST .../transition."""
 
     resource_name = "card"
@@ -147,7 +160,7 @@ RESERVATION_FIELDS = ["id", "number", "state", "starts_at", "offer.id", "slot.en
                       "completed_at", "cancelled_at", "cancel_reason"]
 
 
-class ReservationApi(AuditedReadsMixin, CheckedWrites, ModelRestApi):
+class ReservationApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse, ModelRestApi):
     """`/api/v1/reservation/`: bookings; arrival through POST .../check-in (F1.6)."""
 
     resource_name = "reservation"
