@@ -193,8 +193,9 @@ class AppSecurityManager(SecurityManager):
     # --- sessions and JWTs end with a lock, a deactivation or a new password ---------------
     def create_login_manager(self, app):
         lm = super().create_login_manager(app)
-        # FAB passes current_app (a proxy): connect for the app object itself.
-        user_logged_in.connect(_remember_generation, current_app._get_current_object())
+        # For any app (once: blinker keeps one connection per receiver); a sender-bound
+        # connection would keep a weak reference per app instance.
+        user_logged_in.connect(_remember_generation)
         return lm
 
     def load_user(self, pk):
