@@ -399,7 +399,9 @@ def test_get_logout_does_not_sign_out(app, login_as, db):
 def test_the_menu_signs_out_with_a_post_form(login_as):
     client = login_as("clerk", username="out2")
     html = client.get("/").get_data(as_text=True)
-    assert re.search(r'<form method="post" action="/logout/" class="navbar-logout">', html)
+    assert re.search(r'<button type="submit" form="logout-form"', html)
+    assert re.search(r'<form id="logout-form" method="post" action="/logout/"', html)
+    assert re.search(r'id="logout-form"[^>]*>\s*<input type="hidden" name="csrf_token"', html)
     assert 'href="/logout/"' not in html
 
 
