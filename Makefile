@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
+# gunicorn workers of `make run`; WEB_CONCURRENCY tells the app how many share its limits.
+WORKERS ?= 2
 export FLASK_APP := run
 
 # Debian packages the product needs (libzbar0 for QR decoding) and the tests need
@@ -47,7 +49,7 @@ db: install
 
 # Plain http on loopback for a local try-out; production sits behind HTTPS (README).
 run: db
-	COOKIE_SECURE=$${COOKIE_SECURE:-0} $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --threads 4 --access-logfile - run:app
+	COOKIE_SECURE=$${COOKIE_SECURE:-0} WEB_CONCURRENCY=$(WORKERS) $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - run:app
 
 test: install test-deps
 	$(MAKE) --no-print-directory test-sqlite

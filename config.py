@@ -4,6 +4,7 @@ Nothing secret lives here. SECRET_KEY and AUDIT_HMAC_KEY come from the
 environment or are generated into ``instance/`` on first start (see app/secrets.py).
 """
 import os
+from datetime import timedelta
 
 from flask_appbuilder.const import AUTH_DB
 
@@ -66,12 +67,27 @@ APP_THEME = ""
 APP_ICON = ""
 
 # Login protection.
+# Sign-in attempts (form and API) per IP address and window, counted in the database
+# (table throttle), so every worker and every instance shares the limit.
+LOGIN_RATE_LIMIT = _env_int("LOGIN_RATE_LIMIT", 20)
+LOGIN_RATE_WINDOW_SECONDS = _env_int("LOGIN_RATE_WINDOW_SECONDS", 60)
+# Flask-Limiter on the sign-in endpoints, an optional extra (AUTH_RATE_LIMITED=1): with
+# memory:// each worker counts on its own, so use redis://... under several workers.
 RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
 RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
-AUTH_RATE_LIMITED = True
+AUTH_RATE_LIMITED = _env_bool("AUTH_RATE_LIMITED", False)
 AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "20 per minute")
+# Failed sign-ins in a row before an account is locked, for LOGIN_LOCK_MINUTES, doubled
+# with each further lock before a successful sign-in, at most LOGIN_LOCK_MAX_MINUTES. Only
+# an administrator's lock (user list) lasts until unlocked.
 LOGIN_LOCK_THRESHOLD = _env_int("LOGIN_LOCK_THRESHOLD", 5)
+LOGIN_LOCK_MINUTES = _env_int("LOGIN_LOCK_MINUTES", 15)
+LOGIN_LOCK_MAX_MINUTES = _env_int("LOGIN_LOCK_MAX_MINUTES", 24 * 60)
 IDLE_TIMEOUT_MINUTES = _env_int("IDLE_TIMEOUT_MINUTES", 30)
+# REST API tokens: short access tokens, refresh tokens for at most a working day. Both are
+# refused at once when the account is locked, deactivated or gets a new password.
+JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=_env_int("JWT_ACCESS_TOKEN_MINUTES", 15))
+JWT_REFRESH_TOKEN_EXPIRES = timedelta(minutes=_env_int("JWT_REFRESH_TOKEN_MINUTES", 8 * 60))
 
 # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted (0: none,
 # the header is ignored). Behind one nginx: 1. Residents' guessing limits count per address.

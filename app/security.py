@@ -1,84 +1,288 @@
 """Our security manager: FAB's, plus account lockout, the password policy on every
-path that sets a password, and login/logout in the audit trail (FAB has neither)."""
+path that sets a password, login/logout in the audit trail (FAB has neither), sessions and
+JWTs that end when the account is locked, deactivated or gets a new password, a sign-in
+limit shared by every worker, a password change that asks for the current password, and
+sign-out by POST only."""
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, request
+import os
+from datetime import timedelta
+
+from flask import current_app, flash, g, redirect, request, session
 from flask_appbuilder.actions import action
+from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
+from flask_appbuilder.security.forms import ResetPasswordForm
 from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.security.utils import is_null_password
+from flask_appbuilder.security.views import AuthDBView as FabAuthDBView
+from flask_appbuilder.security.views import ResetMyPasswordView as FabResetMyPasswordView
 from flask_appbuilder.security.views import UserDBModelView as FabUserDBModelView
+from flask_appbuilder.validators import PasswordComplexityValidator
+from flask_appbuilder.views import expose
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user, user_logged_in
+from werkzeug.security import check_password_hash
+from wtforms import PasswordField
+from wtforms.validators import DataRequired, EqualTo, ValidationError
 
 from app import clock
 from app.models.user import StaffUser
-from app.services import accounts, audit
+from app.services import accounts, audit, throttle
+from app.services.errors import ThrottledError
 from app.services.passwords import password_problems
 from app.views.formatting import jst, yes_no
 
+SESSION_GENERATION_KEY = "_session_generation"
+JWT_GENERATION_CLAIM = "gen"
+# Every sign-in attempt, on the form or the API, counts against the address (throttle).
+LOGIN_ENDPOINTS = {"AuthDBView.login", "SecurityApi.login"}
+
+SIGN_IN_FAILED = _l("Sign-in failed. Check your user ID and password. After repeated failures "
+                    "an account is locked for a while; if you cannot sign in, ask a system "
+                    "administrator.")
+
 
 class UserDBModelView(FabUserDBModelView):
-    """The user list shows locked accounts; an administrator unlocks them."""
+    """The user list shows locked accounts; an administrator locks and unlocks them."""
 
-    list_columns = ["username", "get_full_name", "roles", "active", "locked_at", "last_login"]
+    list_columns = ["username", "get_full_name", "roles", "active", "locked_at", "lock_state",
+                    "last_login"]
     search_columns = ["username", "first_name", "last_name", "email", "roles", "active",
                       "locked_at"]
     show_fieldsets = [
-        (_l("User info"), {"fields": ["username", "active", "locked_at", "roles",
-                                      "login_count", "fail_login_count"]}),
+        (_l("User info"), {"fields": ["username", "active", "locked_at", "locked_until",
+                                      "roles", "login_count", "fail_login_count"]}),
         (_l("Personal Info"), {"fields": ["first_name", "last_name", "email"],
                                "expanded": True}),
         (_l("Audit Info"), {"fields": ["last_login", "created_on", "created_by",
                                        "changed_on", "changed_by"], "expanded": False}),
     ]
-    label_columns = {**FabUserDBModelView.label_columns, "locked_at": _l("Locked at")}
-    formatters_columns = {"locked_at": jst, "last_login": jst, "created_on": jst,
-                          "changed_on": jst, "active": yes_no}
+    label_columns = {**FabUserDBModelView.label_columns, "locked_at": _l("Locked at"),
+                     "locked_until": _l("Locked until"), "lock_state": _l("Lock")}
+    formatters_columns = {"locked_at": jst, "locked_until": jst, "last_login": jst,
+                          "created_on": jst, "changed_on": jst, "active": yes_no}
     edit_columns = ["first_name", "last_name", "username", "active", "email", "roles"]
     audit_show = True  # a person's detail page: opening it is audited
 
     @action("unlock", _l("Unlock"), _l("Unlock the selected accounts?"), "fa-unlock")
     def unlock(self, items):
         items = items if isinstance(items, list) else [items]
-        session = self.datamodel.session
+        session_ = self.datamodel.session
         count = 0
         for user in items:
             if user.locked_at is not None or (user.fail_login_count or 0) > 0:
-                accounts.unlock_user(session, user)
+                accounts.unlock_user(session_, user)
                 count += 1
         flash(str(_l("Unlocked %(n)d account(s).", n=count)), "success")
         self.update_redirect()
         return redirect(self.get_redirect())
 
+    @action("lock", _l("Lock"), _l("Lock the selected accounts until they are unlocked? "
+                                   "Their sessions end at once."), "fa-lock")
+    def lock(self, items):
+        items = items if isinstance(items, list) else [items]
+        session_ = self.datamodel.session
+        count = 0
+        for user in items:
+            if user.id == current_user.id:
+                flash(str(_l("You cannot lock your own account.")), "danger")
+                continue
+            if user.locked_at is not None and user.locked_until is None:
+                continue  # already locked by an administrator
+            accounts.lock_user(session_, user, clock.now())
+            count += 1
+        flash(str(_l("Locked %(n)d account(s).", n=count)), "success")
+        self.update_redirect()
+        return redirect(self.get_redirect())
+
+
+class AuthDBView(FabAuthDBView):
+    """FAB's sign-in page (same name, so its endpoints and permissions stay), with one
+    answer for every failure, and sign-out only by POST: a link or an image cannot sign
+    anybody out, and GET /logout/ shows a button instead."""
+
+    invalid_login_message = SIGN_IN_FAILED
+
+    @expose("/logout/", methods=["GET", "POST"])
+    def logout(self):
+        if request.method == "POST":
+            return super().logout()
+        if not current_user.is_authenticated:
+            return redirect(self.appbuilder.get_url_for_login)
+        return self.render_template("logout.html", title=_l("Sign out"))
+
+
+class ChangeMyPasswordForm(ResetPasswordForm):
+    """The own password: the current one first (a borrowed session cannot change it)."""
+
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired()],
+                                     widget=BS3PasswordFieldWidget())
+    password = PasswordField(_l("New password"),
+                             validators=[DataRequired(), PasswordComplexityValidator()],
+                             widget=BS3PasswordFieldWidget())
+    conf_password = PasswordField(_l("Confirm Password"),
+                                  description=_l("Please rewrite the password to confirm"),
+                                  validators=[EqualTo("password",
+                                                      message=_l("Passwords must match"))],
+                                  widget=BS3PasswordFieldWidget())
+
+    def validate_current_password(self, field):
+        user = current_app.appbuilder.sm.get_user_by_id(g.user.id)
+        if user is None or not check_password_hash(user.password or "", field.data or ""):
+            audit.record_event(audit.ACTION_PASSWORD_CHANGE_FAILED, "ab_user", g.user.id,
+                               {"reason": "wrong current password"})
+            raise ValidationError(str(_l("The current password is not correct.")))
+
+
+class ResetMyPasswordView(FabResetMyPasswordView):
+    """Same name as FAB's, so the roles' permissions (ResetMyPasswordView) stay."""
+
+    form = ChangeMyPasswordForm
+    form_title = _l("Change your password")
+
+    def form_post(self, form) -> None:
+        sm = self.appbuilder.sm
+        sm.reset_password(g.user.id, form.password.data)
+        # Other sessions and JWTs of this account end; this one goes on.
+        session[SESSION_GENERATION_KEY] = sm.get_user_by_id(g.user.id).session_generation
+        flash(str(self.message), "info")
+
 
 class AppSecurityManager(SecurityManager):
     user_model = StaffUser
     userdbmodelview = UserDBModelView
+    authdbview = AuthDBView
+    resetmypasswordview = ResetMyPasswordView
 
     def register_views(self):
         super().register_views()
-        # FAB rate-limits only the sign-in form; the API's JWT login gets the same limit.
+        app = current_app._get_current_object()
+        app.before_request(self._sign_in_limit)
+        # Flask-Limiter is an optional extra (AUTH_RATE_LIMITED): FAB rate-limits only the
+        # sign-in form, so the API's JWT login gets the same limit.
         if self.is_auth_limited:
             for view in self.appbuilder.baseviews:
                 if view.__class__.__name__ == "SecurityApi" and view.blueprint is not None:
                     self.limiter.limit(self.auth_rate_limit, methods=["POST"])(view.blueprint)
+        warn_about_per_worker_limits(app, os.environ)
+
+    # --- the sign-in limit, in the database: shared by every worker and instance ---------
+    def _sign_in_limit(self):
+        if request.method != "POST" or request.endpoint not in LOGIN_ENDPOINTS:
+            return None
+        key = throttle.login_key(request.remote_addr)
+        now = clock.now()
+        try:
+            throttle.check(self.session, [key], now)
+        except ThrottledError as error:
+            audit.record_event(audit.ACTION_LOGIN_FAILED, None, None,
+                               {"reason": "rate limited"},
+                               actor=audit.Actor(None, audit.SIGN_IN, _ip()))
+            if request.endpoint == "SecurityApi.login":
+                return {"message": error.message}, 429
+            from flask_appbuilder.security.forms import LoginForm_db
+
+            flash(error.message, "danger")
+            page = self.auth_view.render_template(self.auth_view.login_template,
+                                                  title=self.auth_view.title,
+                                                  form=LoginForm_db())
+            return page, 429
+        throttle.count(self.session, key, now)
+        return None
+
+    # --- sessions and JWTs end with a lock, a deactivation or a new password ---------------
+    def create_login_manager(self, app):
+        lm = super().create_login_manager(app)
+        # For any app (once: blinker keeps one connection per receiver); a sender-bound
+        # connection would keep a weak reference per app instance.
+        user_logged_in.connect(_remember_generation)
+        return lm
+
+    def load_user(self, pk):
+        """A browser session: the account is active, not locked, and the session was signed
+        in after its last lock, deactivation or password change."""
+        try:
+            user = self.get_user_by_id(int(pk))
+        except (TypeError, ValueError):
+            return None
+        if user is None or not user.is_active:
+            return None
+        if session.get(SESSION_GENERATION_KEY) != user.session_generation:
+            return None
+        return user
+
+    def create_jwt_manager(self, app):
+        app.config.setdefault("JWT_ACCESS_TOKEN_EXPIRES", timedelta(minutes=15))
+        app.config.setdefault("JWT_REFRESH_TOKEN_EXPIRES", timedelta(hours=8))
+        jwt_manager = super().create_jwt_manager(app)
+        jwt_manager.additional_claims_loader(self._jwt_claims)
+        jwt_manager.token_in_blocklist_loader(self._jwt_revoked)
+        return jwt_manager
+
+    def _jwt_claims(self, identity):
+        user = self.get_user_by_id(int(identity))
+        return {JWT_GENERATION_CLAIM: user.session_generation if user else -1}
+
+    def _jwt_user(self, jwt_data):
+        try:
+            user = self.get_user_by_id(int(jwt_data["sub"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        if user is None or not user.is_active:
+            return None
+        if jwt_data.get(JWT_GENERATION_CLAIM) != user.session_generation:
+            return None
+        return user
+
+    def _jwt_revoked(self, _jwt_header, jwt_data) -> bool:
+        """Access and refresh tokens alike: refused once the account changed."""
+        return self._jwt_user(jwt_data) is None
+
+    def load_user_jwt(self, _jwt_header, jwt_data):
+        user = self._jwt_user(jwt_data)
+        if user is not None:
+            g.user = user  # as FAB does: g.user is the JWT's user
+        return user
 
     # --- authentication with lockout -------------------------------------------------
     def auth_user_db(self, username, password):
-        if username:
-            user = self.find_user(username=username)
-            if user is not None and user.locked_at is not None:
-                # The right password does not open a locked account either.
-                audit.record_event(audit.ACTION_LOGIN_FAILED, "ab_user", user.id,
-                                   {"username": username, "reason": "locked"},
-                                   actor=audit.Actor(None, username, _ip()))
-                flash(str(_l("This account is locked after repeated failed sign-ins. "
-                             "Ask a system administrator to unlock it.")), "danger")
-                return None
-        user = super().auth_user_db(username, password)
-        if user is None and username and self.find_user(username=username) is None:
-            audit.record_event(audit.ACTION_LOGIN_FAILED, None, None,
-                               {"username": username, "reason": "unknown user"},
-                               actor=audit.Actor(None, str(username)[:100], _ip()))
-        return user
+        """FAB's check, with the lock: the account is found by user ID or e-mail address,
+        counted and locked as one; a locked, inactive or unknown account and a wrong
+        password all answer alike (None, the same message, a password hash checked)."""
+        if not username:
+            return None
+        username = str(username)
+        if is_null_password(password):
+            return None
+        first_user = self.get_first_user()
+        user = accounts.find_account(self, username)
+        if user is None or not user.active or user.locked_now(clock.now()):
+            if user is not None and user.password:
+                check_password_hash(user.password, password)  # the time a real check takes
+            else:
+                check_password_hash(current_app.config["AUTH_DB_FAKE_PASSWORD_HASH_CHECK"],
+                                    "password")
+                if first_user:
+                    self.noop_user_update(first_user)
+            reason = ("unknown user" if user is None
+                      else "inactive" if not user.active else "locked")
+            audit.record_event(audit.ACTION_LOGIN_FAILED, "ab_user" if user else None,
+                               user.id if user else None,
+                               {"username": username[:100], "reason": reason},
+                               actor=audit.Actor(None, username[:100], _ip()))
+            return None
+        if check_password_hash(user.password, password):
+            self.update_user_auth_stat(user, True)
+            return user
+        self.update_user_auth_stat(user, False)
+        return None
+
+    def update_user_auth_stat(self, user, success=True):
+        if success:
+            accounts.register_successful_login(user)
+            return super().update_user_auth_stat(user, True)
+        accounts.count_failed_login(self.session, user)
+        self.on_user_login_failed(user)
 
     def on_user_login(self, user) -> None:
         audit.record_event(audit.ACTION_LOGIN, "ab_user", user.id, None,
@@ -88,9 +292,7 @@ class AppSecurityManager(SecurityManager):
         audit.record_event(audit.ACTION_LOGIN_FAILED, "ab_user", user.id,
                            {"username": user.username, "failures": user.fail_login_count},
                            actor=audit.Actor(None, user.username, _ip()))
-        if accounts.register_failed_login(self.session, user, clock.now()):
-            flash(str(_l("This account is locked after repeated failed sign-ins. "
-                         "Ask a system administrator to unlock it.")), "danger")
+        accounts.register_failed_login(self.session, user, clock.now())
 
     def on_user_logout(self, user) -> None:
         audit.record_event(audit.ACTION_LOGOUT, "ab_user", user.id, None,
@@ -108,6 +310,7 @@ class AppSecurityManager(SecurityManager):
                                 hashed_password, groups, commit)
 
     def reset_password(self, userid, password):
+        """Also ends the account's sessions and JWTs (accounts: the password listener)."""
         user = self.get_user_by_id(userid)
         problems = password_problems(password, user.username if user else None)
         if problems:
@@ -115,6 +318,33 @@ class AppSecurityManager(SecurityManager):
 
             raise PasswordPolicyError(" ".join(problems))
         return super().reset_password(userid, password)
+
+
+def _remember_generation(_app, user, **_extra):
+    """At sign-in the browser session keeps the account's session generation."""
+    session[SESSION_GENERATION_KEY] = user.session_generation
+
+
+def several_workers(environ) -> bool:
+    """Running under gunicorn with more than one worker (or an unknown number)."""
+    if not str(environ.get("SERVER_SOFTWARE", "")).startswith("gunicorn"):
+        return False
+    try:
+        return int(environ.get("WEB_CONCURRENCY", "2")) > 1
+    except ValueError:
+        return True
+
+
+def warn_about_per_worker_limits(app, environ) -> bool:
+    """Flask-Limiter's memory:// storage counts per worker: say so at start-up."""
+    uri = str(app.config.get("RATELIMIT_STORAGE_URI") or "memory://")
+    if not uri.startswith("memory://") or not several_workers(environ):
+        return False
+    app.logger.warning(
+        "RATELIMIT_STORAGE_URI is memory:// while several workers serve the app: each "
+        "worker counts Flask-Limiter limits on its own. The sign-in limit is kept in the "
+        "database and is shared; set RATELIMIT_STORAGE_URI to redis://... for other limits.")
+    return True
 
 
 def _ip() -> str | None:

@@ -1,9 +1,21 @@
-"""Staff accounts (F5.1, S3): creation under the password policy, lock and unlock."""
+"""Staff accounts (F5.1, S3): creation under the password policy, lock and unlock, and the
+session generation that ends every browser session and JWT of an account at once.
+
+Locks:
+- after ``LOGIN_LOCK_THRESHOLD`` failed sign-ins in a row an account is locked for
+  ``LOGIN_LOCK_MINUTES``, doubled for each further lock before a successful sign-in, at
+  most ``LOGIN_LOCK_MAX_MINUTES``; anyone can cause it, so it never lasts for ever;
+- an administrator's lock (the user list's "Lock" action) lasts until unlocked.
+Locking, deactivating and setting a new password bump ``session_generation``: sessions and
+JWTs issued before carry the old value and are refused (app/security.py).
+"""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
+from sqlalchemy import event, func, inspect, or_, update
+from sqlalchemy.orm.base import NO_VALUE
 
 from app.models.user import StaffUser
 from app.services import audit
@@ -31,22 +43,100 @@ def create_user(username: str, password: str, role_names: list[str], first_name:
     return user
 
 
+def find_account(sm, identifier: str) -> StaffUser | None:
+    """The account a sign-in names: by user ID, else by e-mail address (as FAB accepts)."""
+    if not identifier:
+        return None
+    return sm.find_user(username=identifier) or sm.find_user(email=identifier)
+
+
+def lock_minutes(previous_locks: int) -> int:
+    """How long the next lock after failed sign-ins lasts: doubles with each repeat."""
+    config = current_app.config
+    base = max(1, int(config.get("LOGIN_LOCK_MINUTES", 15)))
+    cap = max(base, int(config.get("LOGIN_LOCK_MAX_MINUTES", 24 * 60)))
+    return min(cap, base * 2 ** min(max(previous_locks, 0), 20))
+
+
+def count_failed_login(session, user: StaffUser) -> None:
+    """One more failed sign-in, counted in the database (two workers never lose one)."""
+    session.execute(update(StaffUser).where(StaffUser.id == user.id).values(
+        fail_login_count=func.coalesce(StaffUser.fail_login_count, 0) + 1))
+    session.commit()
+    session.refresh(user)
+
+
 def register_failed_login(session, user: StaffUser, now: datetime) -> bool:
-    """After a failed password: lock at the threshold. Returns True when it locked now."""
+    """After a failed password: lock for a while at the threshold (a compare-and-set on the
+    count and the lock seen, so two workers lock once). Returns True when it locked now."""
     threshold = current_app.config.get("LOGIN_LOCK_THRESHOLD", 5)
-    if user.locked_at is None and (user.fail_login_count or 0) >= threshold:
-        user.locked_at = now
-        session.commit()
-        audit.record_event(audit.ACTION_LOCKED, "ab_user", user.id,
-                           {"username": user.username, "failures": user.fail_login_count},
-                           actor=audit.Actor(None, user.username, audit.current_actor().ip))
-        return True
-    return False
+    if (user.fail_login_count or 0) < threshold or user.locked_now(now):
+        return False
+    previous = user.lock_count or 0
+    until = now + timedelta(minutes=lock_minutes(previous))
+    result = session.execute(
+        update(StaffUser)
+        .where(StaffUser.id == user.id, StaffUser.fail_login_count >= threshold,
+               StaffUser.lock_count == previous,
+               or_(StaffUser.locked_at.is_(None),
+                   StaffUser.locked_until.is_not(None) & (StaffUser.locked_until <= now)))
+        .values(locked_at=now, locked_until=until, lock_count=previous + 1,
+                fail_login_count=0, session_generation=StaffUser.session_generation + 1))
+    if result.rowcount != 1:
+        session.rollback()
+        return False
+    session.commit()
+    session.refresh(user)
+    audit.record_event(audit.ACTION_LOCKED, "ab_user", user.id,
+                       {"username": user.username, "failures": threshold,
+                        "until": until.isoformat(), "lock": previous + 1},
+                       actor=audit.Actor(None, user.username, audit.current_actor().ip))
+    return True
+
+
+def register_successful_login(user: StaffUser) -> None:
+    """A successful sign-in forgets an ended lock and the count of earlier locks (the
+    caller commits, with FAB's login statistics)."""
+    if user.locked_at is not None or user.lock_count:
+        user.locked_at = None
+        user.locked_until = None
+        user.lock_count = 0
+
+
+def lock_user(session, user: StaffUser, now: datetime) -> None:
+    """An administrator locks an account until it is unlocked; its sessions end now."""
+    user.locked_at = now
+    user.locked_until = None
+    user.session_generation = StaffUser.session_generation + 1
+    session.commit()
+    audit.record_event(audit.ACTION_LOCKED, "ab_user", user.id,
+                       {"username": user.username, "by_administrator": True})
 
 
 def unlock_user(session, user: StaffUser) -> None:
     """An administrator lifts the lock and clears the failure count."""
     user.locked_at = None
+    user.locked_until = None
+    user.lock_count = 0
     user.fail_login_count = 0
     session.commit()
     audit.record_event(audit.ACTION_UNLOCKED, "ab_user", user.id, {"username": user.username})
+
+
+# --- every path that deactivates an account or sets its password ends its sessions ----------
+def _bump(target: StaffUser) -> None:
+    if not inspect(target).has_identity:  # a new account has no sessions yet
+        return
+    target.session_generation = StaffUser.session_generation + 1  # evaluated at the flush
+
+
+@event.listens_for(StaffUser.active, "set", active_history=True)
+def _on_active_set(target, value, oldvalue, _initiator):
+    if oldvalue not in (NO_VALUE, None) and bool(oldvalue) and not value:
+        _bump(target)
+
+
+@event.listens_for(StaffUser.password, "set", active_history=True)
+def _on_password_set(target, value, oldvalue, _initiator):
+    if oldvalue not in (NO_VALUE, None) and value != oldvalue:
+        _bump(target)

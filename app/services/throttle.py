@@ -4,7 +4,9 @@ Two kinds of counters, kept in the database so that every worker process shares 
 - per IP address, every identity check counts; past ``IDENTITY_IP_ATTEMPTS`` within
   ``IDENTITY_IP_WINDOW_MINUTES`` the address waits until the window ends;
 - per typed number (postcard or booking number), failures count; after
-  ``IDENTITY_NUMBER_FAILURES`` the number is locked for ``IDENTITY_LOCK_MINUTES``.
+  ``IDENTITY_NUMBER_FAILURES`` the number is locked for ``IDENTITY_LOCK_MINUTES``;
+- per IP address, every staff sign-in (form and API) counts; past ``LOGIN_RATE_LIMIT``
+  within ``LOGIN_RATE_WINDOW_SECONDS`` the address waits until the window ends.
 A number is locked whether or not it exists, so a lock says nothing about existence. The
 counters store a keyed hash of the number, never the number.
 """
@@ -26,6 +28,10 @@ def ip_key(address: str | None) -> str:
     return "ip:" + (address or "unknown")[:60]
 
 
+def login_key(address: str | None) -> str:
+    return "login:" + (address or "unknown")[:60]
+
+
 def number_key(value: str) -> str:
     secret = current_app.config["SECRET_KEY"].encode()
     digest = hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()
@@ -42,6 +48,9 @@ def check(session, keys: list[str], now: datetime) -> None:
 
 def _limits(kind: str) -> tuple[int, timedelta, timedelta]:
     config = current_app.config
+    if kind == "login":
+        window = timedelta(seconds=config.get("LOGIN_RATE_WINDOW_SECONDS", 60))
+        return config.get("LOGIN_RATE_LIMIT", 20), window, window
     if kind == "ip":
         window = timedelta(minutes=config.get("IDENTITY_IP_WINDOW_MINUTES", 15))
         return config.get("IDENTITY_IP_ATTEMPTS", 30), window, window
@@ -53,7 +62,8 @@ def _limits(kind: str) -> tuple[int, timedelta, timedelta]:
 def count(session, key: str, now: datetime) -> int:
     """Count one event for the key (atomically, in its own commit); lock it past the limit.
     Returns the count in the current window."""
-    limit, window, lock = _limits("ip" if key.startswith("ip:") else "number")
+    kind = key.split(":", 1)[0]
+    limit, window, lock = _limits(kind if kind in ("ip", "login") else "number")
     fresh = Throttle.window_started_at <= now - window
     values = {"count": case((fresh, 1), else_=Throttle.count + 1),
               "window_started_at": case((fresh, now), else_=Throttle.window_started_at)}

@@ -24,6 +24,7 @@ ACTION_LABELS = {
     audit.ACTION_LOGIN_FAILED: _l("Sign-in failed"),
     audit.ACTION_LOCKED: _l("Account locked"),
     audit.ACTION_UNLOCKED: _l("Account unlocked"),
+    audit.ACTION_PASSWORD_CHANGE_FAILED: _l("Password change failed"),
     audit.ACTION_VIEW: _l("Viewed"),
     audit.ACTION_EXPORT: _l("Exported"),
     audit.ACTION_PRINT: _l("Printed"),

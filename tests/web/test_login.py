@@ -21,7 +21,7 @@ def test_login_page_is_japanese(client):
 def test_successful_login_and_logout_are_audited(app, client, users, db):
     user = users.create("clerk", username="yamada")
     assert login(client, "yamada", users.password).status_code == 302
-    client.get("/logout/")
+    client.post("/logout/")
     actions = _actions(db, "yamada")
     assert actions[-2:] == ["login", "logout"]
     row = db.execute(select(AuditLog).where(AuditLog.action == "login")).scalar_one()
@@ -33,7 +33,7 @@ def test_five_failures_lock_the_account_even_against_the_right_password(app, cli
     for _ in range(5):
         login(client, "suzuki", "Wrongpass2026x")
     response = login(client, "suzuki", users.password, follow=True)
-    assert "ロックされています" in text_of(response)
+    assert "ログインできませんでした" in text_of(response)
     assert client.get("/").status_code == 302  # still not signed in
     actions = _actions(db, "suzuki")
     assert actions.count("login_failed") == 6 and actions.count("account_locked") == 1
@@ -46,7 +46,7 @@ def test_four_failures_then_success_resets_the_count(app, client, users):
     for _ in range(4):
         login(client, "kato", "Wrongpass2026x")
     assert "/login" not in login(client, "kato", users.password).headers["Location"]
-    client.get("/logout/")
+    client.post("/logout/")
     for _ in range(4):
         login(client, "kato", "Wrongpass2026x")
     assert "/login" not in login(client, "kato", users.password).headers["Location"]
