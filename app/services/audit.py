@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -174,6 +175,14 @@ def _mark_serving(sender, **extra) -> None:
     g.audit_serving = True
 
 
+def _printable(name: str) -> str:
+    """A name as typed at sign-in may hold line breaks or other control characters: shown
+    escaped (``\\n``), so a record always reads as one line in the list and the export."""
+    return "".join(ch.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch
+                   for ch in str(name or ""))
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -281,7 +290,7 @@ def _append(connection, entries: Iterable[tuple[str, str | None, str | None, Any
     stamp = clock.now()
     for action, table, target_id, changes in entries:
         row = {
-            "created_at": stamp, "user_id": actor.user_id, "username": actor.username[:100],
+            "created_at": stamp, "user_id": actor.user_id, "username": _printable(actor.username)[:100],
             "ip": actor.ip, "action": action, "target_table": table,
             "target_id": None if target_id is None else str(target_id)[:80],
             "changes": _dump(changes),

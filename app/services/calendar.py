@@ -10,6 +10,7 @@ import jpholiday
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app import clock
 from app.clock import JST
 from app.models.reservation import Slot
 from app.models.venue import VenuePurpose
@@ -71,6 +72,9 @@ def bookable_between(offer: VenuePurpose, now: datetime) -> tuple[datetime, date
     return earliest, latest
 
 
+MAKE_AHEAD_MIN_DAYS = 400  # staff plan and close days up to about a year ahead
+
+
 def ensure_slots(session, offer: VenuePurpose, first: date, last: date) -> list[Slot]:
     """Create the missing slots of [first, last] from the rules; return all of them.
     A slot that exists keeps its seats and bookings (changing rules does not move them)."""
@@ -82,7 +86,15 @@ def ensure_slots(session, offer: VenuePurpose, first: date, last: date) -> list[
 
 def make_missing_slots(session, offer: VenuePurpose, first: date, last: date) -> int:
     """Create the slots the rules give for [first, last] that do not exist yet (reading
-    only their start times); returns how many were made."""
+    only their start times); returns how many were made. Only from today up to a horizon
+    (the offer's window, at least MAKE_AHEAD_MIN_DAYS): a look at a past month or at a
+    far-off date makes nothing."""
+    today = clock.now().astimezone(JST).date()
+    first = max(first, today)
+    last = min(last, today + timedelta(days=max(offer.opens_days_ahead or 0,
+                                                 MAKE_AHEAD_MIN_DAYS)))
+    if first > last:
+        return 0
     existing = set(session.execute(select(Slot.starts_at).where(
         Slot.offer_id == offer.id, *_between(first, last))).scalars())
     made = 0

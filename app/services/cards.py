@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app import clock
 from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
 from app.models.storage import StoragePlace
-from app.services import audit, notice_numbers
+from app.services import audit, fields, notice_numbers
 from app.services.errors import (BulkTransitionError, CardNotFoundError, InputError,
                                  InvalidTransitionError, NotPermittedError, StorageFullError)
 
@@ -144,8 +144,17 @@ def authorize(actor: CardActor, operation: str) -> None:
                                 "do this.", roles="、".join(_role_names(keys))))
 
 
+EVENT_NOTE_MAX = 500  # card_event.note
+REASON_MAX = 200  # card.discard_reason, card.discard_hold_reason
+
+
 def _require_note(to_state: str, note: str | None) -> str | None:
-    note = (note or "").strip() or None
+    """The note of a change, checked here for every entry point (page, bulk, API): no
+    control characters, at most what its column holds; a discard's is its reason."""
+    if to_state == DISCARDED:
+        note = fields.clean_text(note, REASON_MAX)
+    else:
+        note = fields.clean_text(note, EVENT_NOTE_MAX, multiline=True)
     if to_state in NEEDS_NOTE and not note:
         raise InputError(NEEDS_NOTE[to_state])
     return note
@@ -493,6 +502,7 @@ def hand_over(session, card: Card, check: dict, *, actor: CardActor) -> Card:
     """Hand the card over after the identity checklist (DOMAIN.md "Identity at the
     counter"); refuses an incomplete checklist and changes nothing."""
     authorize_transition(actor, HANDED_OVER)
+    note = _require_note(HANDED_OVER, check.get("note"))
     problems = []
     if check.get("identity") not in (ID_ONE_A, ID_TWO_B):
         problems.append(_("Choose the identity documents seen (one A-type or two B-type)."))
@@ -515,7 +525,7 @@ def hand_over(session, card: Card, check: dict, *, actor: CardActor) -> Card:
     if reason:
         raise InvalidTransitionError(reason)
     username, now = audit.current_actor().username, clock.now()
-    _apply(session, card, HANDED_OVER, check.get("note"), username, now,
+    _apply(session, card, HANDED_OVER, note, username, now,
            {"handed_over_by": username,
             "identity_check": json.dumps(check, ensure_ascii=False, sort_keys=True)})
     from app.services import desk  # the booking of this card, if any, is done
@@ -567,7 +577,8 @@ def set_discard_hold(session, card_ids: Iterable[int], hold: bool, reason: str |
     """Hold back (or allow again) the discard of not-yet-issued cards. Only cards not yet
     discarded change, each with a compare-and-set on its state."""
     authorize(actor, DISCARD_HOLD)
-    if hold and not (reason or "").strip():
+    reason = fields.clean_text(reason, REASON_MAX)
+    if hold and not reason:
         raise InputError(_l("Write why the discard is held back."))
     cards = list(session.execute(select(Card).where(Card.id.in_(list(card_ids)))).scalars())
     gone = [c for c in cards if c.state not in NOT_YET_ISSUED]
@@ -575,7 +586,7 @@ def set_discard_hold(session, card_ids: Iterable[int], hold: bool, reason: str |
         raise BulkTransitionError([(c.application_id, _("It is already %(state)s.",
                                                         state=state_label(c.state)))
                                    for c in gone])
-    values = {"discard_hold": hold, "discard_hold_reason": reason.strip() if hold else None}
+    values = {"discard_hold": hold, "discard_hold_reason": reason if hold else None}
     for card in cards:
         old = {key: getattr(card, key) for key in values}
         result = session.execute(update(Card).where(Card.id == card.id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 
 from flask_babel import lazy_gettext as _l
 
@@ -29,6 +30,31 @@ ID_MAX = 2 ** 31 - 1  # INTEGER on PostgreSQL
 # Invisible characters that change how text reads (bidirectional overrides, isolates).
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 _NEWLINES = "\n\r\t"
+
+
+# Dates typed into or passed to staff screens (a day, a month): a city office has no
+# business outside this century, and Python's timezone arithmetic overflows at year 1.
+DAY_MIN = date(2000, 1, 1)
+DAY_MAX = date(2099, 12, 31)
+
+
+def parse_day(text) -> date | None:
+    """``YYYY-MM-DD`` between DAY_MIN and DAY_MAX, else None (the caller falls back to
+    today, or answers "not found")."""
+    try:
+        value = date.fromisoformat(str(text or ""))
+    except ValueError:
+        return None
+    return value if DAY_MIN <= value <= DAY_MAX else None
+
+
+def parse_month(text) -> date | None:
+    """``YYYY-MM`` as the first day of that month, between DAY_MIN and DAY_MAX, else None."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", str(text or ""))
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        return None
+    value = date(int(match.group(1)), int(match.group(2)), 1)
+    return value if DAY_MIN <= value <= DAY_MAX else None
 
 
 def parse_id(text) -> int | None:

@@ -4,6 +4,7 @@ Reading a record is audited like opening its page; a list records which rows it 
 and the filter (docs/roles.md: the API is personal data leaving the screen, so 閲覧者 have
 no API)."""
 from flask import request
+from flask_babel import lazy_gettext as _l
 from flask_appbuilder.api import ModelRestApi, expose, safe
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name, protect
@@ -20,6 +21,18 @@ CARD_FIELDS = ["id", "application_id", "shipment_number", "manufacture_number", 
                "has_auth_cert", "visit_mode", "state", "storage_place.code", "notice_number",
                "card_expires_on", "received_at", "setup_at", "notice_sent_at", "renotified_at",
                "returned_at", "mailed_at", "handed_over_at", "discarded_at", "notes"]
+
+
+class _NoCatalogueHeader:
+    """FAB translates an empty label or description with gettext(""), which answers the
+    catalogue's header ("Project-Id-Version: ..."): an empty text stays empty."""
+
+    def _get_field_info(self, field, filter_rel_field, page=None, page_size=None):
+        info = super()._get_field_info(field, filter_rel_field, page, page_size)
+        for key in ("label", "description"):
+            if not (getattr(self, f"{key}_columns", None) or {}).get(field.name):
+                info[key] = ""
+        return info
 
 
 class AuditedReadsMixin:
@@ -52,8 +65,11 @@ class CheckedWrites:
 
     def _check_payload(self):
         payload = request.get_json(silent=True)
+        if payload is None:
+            return None  # FAB answers "Request is not JSON"
         if not isinstance(payload, dict):
-            return None  # FAB answers "Request is not JSON" / its schema errors
+            return self.response_400(message=str(_l("Send a JSON object with the fields to "
+                                                     "change.")))
         errors = {}
         for name, check in self.field_checks.items():
             if name in payload:
@@ -92,7 +108,8 @@ class _RefusesDeleteInUse:
             return self.response(409, message=str(error.message))
 
 
-class CardApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse, ModelRestApi):
+class CardApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse, _NoCatalogueHeader,
+              ModelRestApi):
     """`/api/v1/card/`: read the ledger; state changes only through POST .../transition."""
 
     resource_name = "card"
@@ -136,13 +153,21 @@ class CardApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse, ModelRestAp
         card = session().get(Card, pk)
         if card is None:
             return self.response_404()
-        payload = request.get_json(silent=True) or {}
+        payload = request.get_json(silent=True)
+        if payload is None:
+            payload = {}
+        if not isinstance(payload, dict) or not isinstance(payload.get("note"), (str, type(None))):
+            return self.response_400(message=str(_l("Send a JSON object: "
+                                                     "{\"to\": state, \"note\": text}.")))
         to_state = str(payload.get("to", ""))
         if to_state == cards.HANDED_OVER:
             return self.response(409, message="交付は交付画面で本人確認をして行ってください。")
         try:
-            cards.transition_card(session(), card, to_state, str(payload.get("note") or "") or None,
+            cards.transition_card(session(), card, to_state, payload.get("note"),
                                   actor=cards.actor_of(self.appbuilder.sm.current_user))
+        except InputError as error:
+            session().rollback()
+            return self.response_400(message=str(error.message))
         except NotPermittedError as error:
             session().rollback()
             return self.response(403, message=str(error.message), state=card.state)
@@ -160,7 +185,8 @@ RESERVATION_FIELDS = ["id", "number", "state", "starts_at", "offer.id", "slot.en
                       "completed_at", "cancelled_at", "cancel_reason"]
 
 
-class ReservationApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse, ModelRestApi):
+class ReservationApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse,
+                     _NoCatalogueHeader, ModelRestApi):
     """`/api/v1/reservation/`: bookings; arrival through POST .../check-in (F1.6)."""
 
     resource_name = "reservation"

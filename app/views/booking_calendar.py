@@ -28,10 +28,7 @@ def _offers() -> list[VenuePurpose]:
 
 
 def _month(text: str | None) -> date:
-    try:
-        return datetime.strptime(text or "", "%Y-%m").date()
-    except ValueError:
-        return clock.now().date().replace(day=1)
+    return fields.parse_month(text) or clock.now().date().replace(day=1)
 
 
 def _holidays(first: date, last: date) -> dict[date, str]:
@@ -85,9 +82,8 @@ class BookingCalendarView(BaseView):
     @has_access
     def day(self, offer_id: int, day: str):
         offer = self._offer(offer_id)
-        try:
-            the_day = date.fromisoformat(day)
-        except ValueError:
+        the_day = fields.parse_day(day)
+        if the_day is None:
             abort(404)
         loads = schedule.load(session(), offer, the_day, the_day, with_bookings=True)[the_day]
         exception = next((e for e in offer.exceptions if e.day == the_day), None)
@@ -101,9 +97,8 @@ class BookingCalendarView(BaseView):
         """Close the chosen slots (or the whole day). With bookings in them, the first POST
         shows those bookings and asks; the second (``confirm``) closes."""
         offer = self._offer(request.form.get("offer"))
-        try:
-            the_day = date.fromisoformat(request.form.get("day", ""))
-        except ValueError:
+        the_day = fields.parse_day(request.form.get("day"))
+        if the_day is None:
             abort(400)
         whole_day = request.form.get("whole_day") == "1"
         ids = form_ids(request.form.getlist("slot"))
@@ -144,9 +139,8 @@ class BookingCalendarView(BaseView):
     @has_access
     def reopen(self):
         offer = self._offer(request.form.get("offer"))
-        try:
-            the_day = date.fromisoformat(request.form.get("day", ""))
-        except ValueError:
+        the_day = fields.parse_day(request.form.get("day"))
+        if the_day is None:
             abort(400)
         try:
             if request.form.get("whole_day") == "1":

@@ -19,7 +19,7 @@ from app.extensions import session
 from app.models.reservation import CHANNEL_COUNTER, CHANNEL_PHONE, Reservation, Slot
 from app.models.venue import Venue, VenuePurpose
 from app.public.forms import check_applicant, check_contact, check_party, party_rows
-from app.services import audit, availability, booking, desk, mail
+from app.services import audit, availability, booking, desk, fields, mail
 from app.services.errors import DomainError
 from app.views.feedback import flash_refusal
 from app.views.fields import form_id
@@ -32,10 +32,7 @@ def _venues() -> list[Venue]:
 
 
 def _day(text: str | None) -> date:
-    try:
-        return date.fromisoformat(text or "")
-    except ValueError:
-        return clock.now().astimezone(JST).date()
+    return fields.parse_day(text) or clock.now().astimezone(JST).date()
 
 
 def _form_key(form) -> str | None:

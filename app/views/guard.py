@@ -281,7 +281,9 @@ def _api_arguments_ok(view) -> bool:
         return True
     try:
         args = prison.loads(raw)
-    except Exception:  # noqa: BLE001 - FAB answers 400 for unreadable rison itself
+    except RecursionError:  # "((": prison recurses without end; FAB does not catch it
+        return False
+    except Exception:  # noqa: BLE001 - FAB answers 400 for other unreadable rison itself
         return True
     if not isinstance(args, dict):
         return True
@@ -315,6 +317,16 @@ def guard_fab_api():
     return None
 
 
+def _valid_jwt() -> bool:
+    from flask_jwt_extended import verify_jwt_in_request
+
+    try:
+        verify_jwt_in_request()
+    except Exception:  # noqa: BLE001 - expired, forged, revoked: not a JWT call
+        return False
+    return True
+
+
 def guard_api_csrf():
     """A write to a REST API authenticated by the session cookie needs the CSRF token."""
     config = current_app.config
@@ -326,8 +338,10 @@ def guard_api_csrf():
     view = current_app.extensions.get("views_by_name", {}).get(view_name)
     if not isinstance(view, BaseApi) or not getattr(view, "allow_browser_login", False):
         return None
-    if request.headers.get("Authorization", "").lower().startswith("bearer "):
-        return None  # JWT: FAB checks it; no browser sends this header on its own
+    if request.headers.get("Authorization", "").lower().startswith("bearer ") \
+            and _valid_jwt():
+        return None  # JWT: no browser sends this header on its own
+    # A junk Bearer header must not skip the check: FAB would then fall back to the cookie.
     if not current_user.is_authenticated:
         return None  # no session: FAB asks for a JWT
     from app.extensions import csrf

@@ -95,10 +95,7 @@ class ReservationModelView(ModelView):
         """Another time at the same venue and purpose, through the engine (seats checked)."""
         reservation = self._get(pk)
         offer = reservation.slot.offer
-        try:
-            day = date.fromisoformat(request.values.get("day", ""))
-        except ValueError:
-            day = clock.now().astimezone(JST).date()
+        day = fields.parse_day(request.values.get("day")) or clock.now().astimezone(JST).date()
         if request.method == "POST":
             new_slot = session().get(Slot, form_id(request.form, "slot"))
             if new_slot is None or new_slot.offer_id != offer.id:

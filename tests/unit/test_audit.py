@@ -141,3 +141,19 @@ def test_no_code_writes_anonymous_as_an_actor():
                  for number, line in enumerate(path.read_text("utf-8").splitlines(), 1)
                  if re.search(r"""["']anonymous["']""", line, re.IGNORECASE)]
     assert offenders == []
+
+
+def test_a_user_id_typed_with_control_characters_is_recorded_on_one_line(app, db):
+    """Outside testing: CR, LF and tab typed as a user ID at sign-in reached
+    audit_log.username verbatim."""
+    from sqlalchemy import select
+
+    from app.models.audit import AuditLog
+    from app.services import audit
+
+    audit.record_event(audit.ACTION_LOGIN_FAILED, None, None, {"reason": "unknown user"},
+                       actor=audit.Actor(None, "ab\r\nc\td\x00", None))
+    name = db.execute(select(AuditLog.username).order_by(AuditLog.id.desc())).scalar()
+    assert name == "ab\\r\\nc\\td\\x00"
+    assert audit._printable("山田　太郎") == "山田　太郎"
+    assert audit.verify_chain(db).ok

@@ -120,18 +120,26 @@ def test_staff_dates_at_the_edge_of_the_calendar_are_not_a_500(login_as, app, db
     assert response.status_code < 500
 
 
-def test_a_get_with_a_junk_date_writes_no_slot_rows(login_as, db):
-    """GET /booking-calendar/?offer=<id>&month=0001-02 (or month=9999-11) answers 200 and
-    materialises a month of slot rows dated year 1 / year 9999 (on the demo data also
-    /booking-calendar/day/<offer>/0001-01-02 and /desk/<venue>?day=...)."""
+def test_a_get_with_a_junk_date_writes_no_slot_rows_for_it(login_as, db, clock):
+    """GET /booking-calendar/?offer=<id>&month=0001-02 (or month=9999-11) answered 200 and
+    materialised a month of slot rows dated year 1 / year 9999. A junk month now falls back
+    to this month, and no slot is ever made before today or past the horizon. (That a GET
+    of this month still makes its slots on demand is issue 11's "reads never write".)"""
+    from datetime import timedelta
+
+    from app.services.calendar import MAKE_AHEAD_MIN_DAYS
+
     offer = make_offer(db, purpose_code="shinsei")
     client = login_as("manager")
-    before = db.execute(select(func.count(Slot.id))).scalar()
-    for month in ("0001-02", "9999-11"):
+    today = clock().date()
+    for month in ("0001-02", "9999-11", "2001-02", "2099-11"):
         assert client.get(f"/booking-calendar/?offer={offer.id}&month={month}").status_code \
             < 500
+    assert client.get(f"/booking-calendar/day/{offer.id}/2001-02-06").status_code < 500
     db.expire_all()
-    assert db.execute(select(func.count(Slot.id))).scalar() == before
+    starts = [s.starts_at.date() for s in db.execute(select(Slot)).scalars()]
+    assert starts and all(today <= d <= today + timedelta(days=MAKE_AHEAD_MIN_DAYS)
+                          for d in starts)
 
 
 # --- item 4: API writes with only the session cookie need the CSRF token --------------------
@@ -158,3 +166,12 @@ def test_a_junk_bearer_header_does_not_let_a_cookie_write_skip_csrf(csrf_app, us
                           headers={"Authorization": "Bearer junk"})
     db.expire_all()
     assert db.get(Card, card.id).notes == "元のメモ", response.status_code
+
+
+def test_api_info_shows_no_catalogue_header(app, users, db):
+    """GET /api/v1/card/_info showed the catalogue's header ("Project-Id-Version ...") as
+    the description of every field: FAB translates an empty text with gettext("")."""
+    client, headers = _bearer(app, users, "manager")
+    response = client.get("/api/v1/card/_info", headers=headers)
+    assert response.status_code == 200
+    assert "Project-Id-Version" not in response.get_data(as_text=True)
