@@ -41,7 +41,7 @@ class OutboxMail(Model):
     reservation_id: Mapped[int | None] = mapped_column(ForeignKey("reservation.id"),
                                                        nullable=True, index=True)
     to_address: Mapped[str] = mapped_column(String(200), nullable=False)
-    locale: Mapped[str] = mapped_column(String(5), nullable=False, default="ja")
+    locale: Mapped[str] = mapped_column(String(10), nullable=False, default="ja")
     subject: Mapped[str] = mapped_column(String(300), nullable=False)
     body: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False)

@@ -25,7 +25,7 @@ def upgrade():
         sa.Column('kind', sa.String(length=20), nullable=False),
         sa.Column('reservation_id', sa.Integer(), nullable=True),
         sa.Column('to_address', sa.String(length=200), nullable=False),
-        sa.Column('locale', sa.String(length=5), nullable=False),
+        sa.Column('locale', sa.String(length=10), nullable=False),
         sa.Column('subject', sa.String(length=300), nullable=False),
         sa.Column('body', sa.Text(), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
