@@ -210,3 +210,31 @@ def test_reminders_are_queued_once_and_sent_once(app, client, db, offer, smtp, c
     deliver_outbox(app)
     deliver_outbox(app)
     assert len([m for m in smtp.messages if "明日" in m["Subject"]]) == 1
+
+
+def test_two_sender_processes_on_postgresql_deliver_each_mail_once(app, db, smtp,
+                                                                   database_url, instance_dir):
+    """Two `flask --app run outbox send` processes (two cron hosts) at the same moment."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("runs on PostgreSQL (make test runs the suite there too)")
+    import os
+    import subprocess
+    import sys
+    from datetime import datetime
+
+    from app.clock import JST
+
+    queue(db, 40, datetime.now(JST) - timedelta(minutes=1))  # due by the real clock
+    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_DIR": instance_dir,
+           "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(app.config["MAIL_PORT"]),
+           "MAIL_FROM": app.config["MAIL_FROM"]}
+    flask = os.path.join(os.path.dirname(sys.executable), "flask")
+    senders = [subprocess.Popen([flask, "--app", "run", "outbox", "send"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    outputs = [sender.communicate(timeout=120) for sender in senders]
+    assert [s.returncode for s in senders] == [0, 0], outputs
+    sent = [int(out.split("mails sent: ")[1].split(",")[0]) for out, _ in outputs]
+    assert sum(sent) == 40
+    assert sorted(m["Subject"] for m in smtp.messages) == sorted(f"件名 {i}" for i in range(40))
+    assert {r.state for r in rows(db)} == {SENT}
