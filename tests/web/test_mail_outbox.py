@@ -238,3 +238,31 @@ def test_two_sender_processes_on_postgresql_deliver_each_mail_once(app, db, smtp
     assert sum(sent) == 40
     assert sorted(m["Subject"] for m in smtp.messages) == sorted(f"件名 {i}" for i in range(40))
     assert {r.state for r in rows(db)} == {SENT}
+
+
+def test_a_phone_booking_queues_its_mail_and_a_walk_in_none(login_as, app, db, offer, smtp,
+                                                            smtp_calls):
+    from app.services import notice_numbers
+
+    card = waiting_card(db)
+    clerk = login_as("clerk")
+    slot = ensure_slots(db, offer, date(2026, 12, 2), date(2026, 12, 2))[0]
+    db.commit()
+    done = clerk.post(f"/desk/{offer.venue.id}/new", data={
+        "offer": offer.id, "channel": "phone", "day": "2026-12-02", "slot": slot.id,
+        "notice_number": notice_numbers.display(card.notice_number), "birth_date": "S55.3.1",
+        "phone": "0312345678", "email": "taro@example.jp", "email_confirm": "taro@example.jp",
+        "key": "k1"})
+    assert done.status_code == 302 and smtp_calls == []
+    reservation = db.execute(select(Reservation)).scalar_one()
+    assert [(r.kind, r.reservation_id) for r in rows(db)] == [("booked", reservation.id)]
+    walk_in_offer = make_offer(db, purpose_code="shinsei", seats=1)
+    clerk.post(f"/desk/{walk_in_offer.venue.id}/new", data={
+        "offer": walk_in_offer.id, "walk_in": "1", "name": "佐藤 一郎",
+        "name_kana": "さとう いちろう", "birth_date": "1970-01-01", "seats": "1",
+        "phone": "0312345678", "email": "ichiro@example.jp",
+        "email_confirm": "ichiro@example.jp"})
+    assert db.execute(select(func.count()).select_from(Reservation)).scalar() == 2
+    assert len(rows(db)) == 1  # a walk-in is at the counter: no mail
+    deliver_outbox(app)
+    assert [m["To"] for m in smtp.messages] == ["taro@example.jp"]
