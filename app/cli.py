@@ -17,6 +17,7 @@ audit_cli = AppGroup("audit", help="The audit trail.")
 users_cli = AppGroup("users", help="Staff accounts.")
 qr_cli = AppGroup("qr", help="QR codes of the card issuance list.")
 reservations_cli = AppGroup("reservations", help="Visit bookings.")
+outbox_cli = AppGroup("outbox", help="Mails to residents, queued with their changes.")
 
 
 def _as_cli_operator():
@@ -225,17 +226,36 @@ def qr_register(files, dry_run):
                f"invalid {counts.invalid}, no personal data {counts.incomplete}")
 
 
-@reservations_cli.command("remind", help="E-mail tomorrow's visitors (run once a day from cron; "
-                                          "a second run sends nothing twice).")
+@reservations_cli.command("remind", help="Queue a reminder mail for tomorrow's visitors (run "
+                                          "once a day from cron; `outbox send` delivers them; "
+                                          "a second run queues nothing twice).")
 def remind_command():
     from app.services import mail
 
     _as_job()
     if not mail.configured():
-        click.echo("MAIL_SERVER is not set: no reminders sent")
-    sent, failed = mail.send_reminders(session())
-    click.echo(f"reminders sent: {sent}, not sent: {failed}")
+        click.echo("MAIL_SERVER is not set: no reminders queued")
+    queued, failed = mail.send_reminders(session())
+    click.echo(f"reminders queued: {queued}, not queued: {failed}")
     if failed and mail.configured():
+        sys.exit(1)
+
+
+@outbox_cli.command("send", help="Deliver the queued mails to residents (cron, every minute): "
+                                 "each once, failures retried later.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="at most this many mails in this run")
+def outbox_send_command(limit):
+    from app.services import mail
+
+    _as_job()
+    if not mail.configured():
+        click.echo("MAIL_SERVER is not set: nothing sent (the mails stay queued)")
+        return
+    report = mail.send_outbox(session(), limit=limit)
+    click.echo(f"mails sent: {report.sent}, to retry later: {report.retried}, "
+               f"failed for good: {report.failed}")
+    if report.failed:
         sys.exit(1)
 
 
@@ -270,6 +290,7 @@ def close_day_command(day_text):
 def register_cli(app: Flask) -> None:
     app.cli.add_command(qr_cli)
     app.cli.add_command(reservations_cli)
+    app.cli.add_command(outbox_cli)
     app.cli.add_command(init_command)
     app.cli.add_command(demo_cli)
     app.cli.add_command(audit_cli)

@@ -41,3 +41,14 @@ def smtp(app):
                       MAIL_FROM="yoyaku@city.midori.lg.jp")
     yield inbox
     controller.stop()
+
+
+def deliver_outbox(app):
+    """Run the sender once, as cron does (``flask --app run outbox send``), and return its
+    report: the mails queued by the requests go out now."""
+    from app.extensions import session
+    from app.services import audit, mail
+
+    with app.app_context():  # its own database session, closed with the context
+        audit.act_as(audit.SYSTEM)
+        return mail.send_outbox(session())

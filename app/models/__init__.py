@@ -3,6 +3,7 @@ from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent
 from app.models.maintenance import MaintenanceWindow
 from app.models.notice import Notice
+from app.models.outbox import OutboxMail
 from app.models.reservation import Hold, Reservation, ReservationPerson, Slot
 from app.models.scan import ScanBatch, ScanItem
 from app.models.storage import StoragePlace
@@ -11,5 +12,6 @@ from app.models.user import StaffUser
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 
 __all__ = ["AuditLog", "Card", "CardEvent", "DateException", "Hold", "MaintenanceWindow",
-           "Notice", "Purpose", "Reservation", "ReservationPerson", "ScanBatch", "ScanItem",
-           "Slot", "StaffUser", "StoragePlace", "Throttle", "Venue", "VenuePurpose", "WeeklyRule"]
+           "Notice", "OutboxMail", "Purpose", "Reservation", "ReservationPerson", "ScanBatch",
+           "ScanItem", "Slot", "StaffUser", "StoragePlace", "Throttle", "Venue", "VenuePurpose",
+           "WeeklyRule"]

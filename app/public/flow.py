@@ -318,7 +318,6 @@ def confirm(code: str):
             else:
                 sealed_draft.clear()
                 session["done"] = reservation.id
-                mail.notify(reservation, "booked")
                 return redirect(url_for("public.done"))
     cards = [db_session().get(Card, p["card_id"]) for p in draft.get("people", [])]
     return render_template("public/confirm.html", purpose=purpose, draft=draft, slot=slot,
@@ -341,7 +340,7 @@ def _book(draft: dict, slot: Slot) -> Reservation:
     reservation = booking.book(db_session(), slot, draft.get("hold_token"), birth,
                                contact_details, cards_to_collect=found or None,
                                seats=_seats(draft), idempotency_key=draft["key"],
-                               locale=str(get_locale() or "ja"))
+                               locale=str(get_locale() or "ja"), notify=True)
     return reservation
 
 
@@ -352,7 +351,7 @@ def done():
         return redirect(url_for("public.lookup"))
     return render_template("public/done.html", r=reservation, slot=reservation.slot,
                            offer=reservation.slot.offer,
-                           mailed=mail.configured() and bool(reservation.email))
+                           mailed=mail.can_mail(reservation))
 
 
 @bp.route("/book/<code>/restart", methods=["POST"])

@@ -17,7 +17,7 @@ from app.models.reservation import BOOKED, Reservation, Slot
 from app.public import bp
 from app.public.flow import render_calendar, render_day
 from app.public.forms import check_lookup
-from app.services import audit, booking, mail
+from app.services import audit, booking
 from app.services.errors import DomainError
 from app.services.fields import parse_id
 
@@ -150,13 +150,11 @@ def change():
     if reservation.slot_id == new_slot.id:  # already there (a second click): nothing to do
         return redirect(url_for("public.booking_detail", changed=1))
     try:
-        booking.change_slot(db_session(), reservation, new_slot)
+        booking.change_slot(db_session(), reservation, new_slot, notify=True)
     except DomainError as error:
         return render_template("public/change_confirm.html", r=reservation,
                                old=reservation.slot, new=new_slot,
                                offer=reservation.slot.offer, error=error.message), 409
-    db_session().refresh(reservation)
-    mail.notify(reservation, "changed")
     return redirect(url_for("public.booking_detail", changed=1))
 
 
@@ -172,10 +170,9 @@ def cancel():
         return _refused(reservation, refusal)
     if request.method == "POST":
         try:
-            booking.cancel(db_session(), reservation, reason="resident (web)")
+            booking.cancel(db_session(), reservation, reason="resident (web)", notify=True)
         except DomainError as error:
             return _refused(reservation, error.message)
-        mail.notify(reservation, "cancelled")
         return redirect(url_for("public.booking_detail", cancelled=1))
     return render_template("public/cancel_confirm.html", r=reservation, slot=reservation.slot,
                            offer=reservation.slot.offer)

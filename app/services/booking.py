@@ -24,7 +24,7 @@ from app.models.card import Card
 from app.models.reservation import (BOOKED, CANCELLED, CHANNEL_WEB, HOLD_BOOKED, HOLD_HELD,
                                     HOLD_RELEASED, HOLDING_SEATS, Hold, Reservation,
                                     ReservationPerson, Slot)
-from app.services import audit, cards, notice_numbers
+from app.services import audit, cards, mail, notice_numbers
 from app.services.japanese import normalize_code
 from app.services.errors import (BookingWindowError, CardAlreadyBookedError,  # noqa: F401
                                  ConcurrentChangeError, InvalidTransitionError,
@@ -249,9 +249,10 @@ class Contact:
 def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact: Contact,
          cards_to_collect: list[Card] | None = None, seats: int | None = None,
          channel: str = CHANNEL_WEB, idempotency_key: str | None = None,
-         staff: bool = False, locale: str = "ja") -> Reservation:
+         staff: bool = False, locale: str = "ja", notify: bool = False) -> Reservation:
     """Turn a hold (or, for staff, fresh seats) into a booking. Submitting the same form
-    twice (same idempotency key) returns the first booking."""
+    twice (same idempotency key) returns the first booking. With ``notify`` the
+    confirmation mail is queued in the same transaction (app/services/mail.py)."""
     now = clock.now()
     done = _by_key(session, idempotency_key)
     if done is not None:
@@ -263,7 +264,7 @@ def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact:
             raise CardAlreadyBookedError()
         with refuse_when_overtaken(session):
             reservation = _book(session, slot, hold_token, birth_date, contact, party, seats,
-                                channel, idempotency_key, staff, locale, now)
+                                channel, idempotency_key, staff, locale, now, notify)
     except (CardAlreadyBookedError, InvalidTransitionError) as refusal:
         # Refused for the people, not the time: the held seats go back at once rather
         # than when the hold lapses.
@@ -284,7 +285,7 @@ def _actively_booked(session, card_id: int) -> bool:
 
 
 def _book(session, slot, hold_token, birth_date, contact, party, seats, channel,
-          idempotency_key, staff, locale, now) -> Reservation:
+          idempotency_key, staff, locale, now, notify) -> Reservation:
     if hold_token:
         hold = session.execute(select(Hold).where(Hold.token == hold_token)).scalar()
         if hold is None or hold.slot_id != slot.id or hold.seats != seats:
@@ -325,6 +326,9 @@ def _book(session, slot, hold_token, birth_date, contact, party, seats, channel,
         for _ in range(seats):
             reservation.people.append(ReservationPerson(card_id=None, active=True))
     try:
+        if notify:
+            session.flush()  # its id and slot, for the mail
+            mail.enqueue(session, reservation, "booked", now)
         session.commit()
     except IntegrityError as error:  # the same form submitted twice at once, or the card
         if "idempotency_key" in str(error.orig) or "uq_reservation_person" in str(error.orig) \
@@ -363,8 +367,9 @@ def check_cancellable(reservation: Reservation, now: datetime, staff: bool = Fal
 
 
 def change_slot(session, reservation: Reservation, new_slot: Slot,
-                staff: bool = False) -> Reservation:
-    """Move the booking, take the new seats, free the old ones, in one transaction.
+                staff: bool = False, notify: bool = False) -> Reservation:
+    """Move the booking, take the new seats, free the old ones, in one transaction (with
+    ``notify``, the resident's mail is queued in it too).
 
     The booking row is claimed first by a compare-and-set on the slot and state this copy
     was loaded with, so a double click, a second tab or a cancel at the same moment moves
@@ -383,15 +388,19 @@ def change_slot(session, reservation: Reservation, new_slot: Slot,
             session.rollback()
             raise SlotFullError()
         free_seats(session, old_slot_id, reservation.seats)
+        if notify:
+            session.refresh(reservation)  # the new time, for the mail
+            mail.enqueue(session, reservation, "changed", now)
         session.commit()
     session.refresh(reservation)
     return reservation
 
 
 def cancel(session, reservation: Reservation, reason: str | None = None,
-           staff: bool = False) -> Reservation:
+           staff: bool = False, notify: bool = False) -> Reservation:
     """Free the seats at once; cards waiting for collection go back to their state. The
-    seats freed are those of the slot the guarded update found the booking in."""
+    seats freed are those of the slot the guarded update found the booking in. With
+    ``notify`` the resident's mail is queued in the same transaction."""
     now = clock.now()
     check_cancellable(reservation, now, staff)
     with refuse_when_overtaken(session):
@@ -401,6 +410,8 @@ def cancel(session, reservation: Reservation, reason: str | None = None,
         free_seats(session, slot_id, seats)
         session.expire(reservation)
         release_cards(session, reservation)
+        if notify:
+            mail.enqueue(session, reservation, "cancelled", now)
         session.commit()
     session.refresh(reservation)
     return reservation

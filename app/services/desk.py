@@ -253,10 +253,10 @@ def last_slot_end(session, venue_id: int, day: date) -> datetime | None:
 
 def staff_book(session, slot: Slot, channel: str, birth_date: date, contact: booking.Contact,
                people: list[booking.PersonInput] | None = None, seats: int = 1,
-               idempotency_key: str | None = None) -> Reservation:
+               idempotency_key: str | None = None, notify: bool = False) -> Reservation:
     """A booking taken by phone or at the counter: the same engine and checks (postcard
     numbers and birth dates for 交付), marked with its channel; staff may book inside the
-    residents' cut-off."""
+    residents' cut-off. With ``notify`` the confirmation mail is queued with it."""
     found = None
     if slot.offer.purpose.needs_postcard:
         if not people:
@@ -267,7 +267,7 @@ def staff_book(session, slot: Slot, channel: str, birth_date: date, contact: boo
         contact.name_kana = contact.name_kana or found[0].name_kana
     return booking.book(session, slot, None, birth_date, contact, cards_to_collect=found,
                         seats=seats, channel=channel, idempotency_key=idempotency_key,
-                        staff=True)
+                        staff=True, notify=notify)
 
 
 def walk_in_slot(session, offer: VenuePurpose, seats: int) -> Slot | None:

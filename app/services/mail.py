@@ -1,10 +1,17 @@
 """E-mail to residents: booking, change and cancel confirmations, the reminder the day
 before, and notice of a time the office had to close. Nothing is sent while MAIL_SERVER is
-empty. A mail that cannot be sent is logged and never undoes the booking it is about."""
+empty.
+
+No request talks to the mail relay: :func:`enqueue` writes the rendered mail as a row of
+the outbox (app/models/outbox.py) in the same transaction as the change it announces, and
+:func:`send_outbox` (``flask --app run outbox send``, cron every minute) delivers the
+queued rows afterwards, each once, retrying later when the relay is down. A mail that
+cannot be sent never undoes the booking it is about."""
 from __future__ import annotations
 
 import logging
 import smtplib
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -15,33 +22,47 @@ from sqlalchemy import select, update
 
 from app import clock
 from app.clock import JST
+from app.models.outbox import FAILED, QUEUED, SENDING, SENT, OutboxMail
 from app.models.reservation import BOOKED, Reservation, Slot
+from app.services import audit
+from app.services.fields import is_single_mailbox
 
 log = logging.getLogger(__name__)
 
 KINDS = ("booked", "changed", "cancelled", "reminder", "slot_closed")
+
+# The sender: attempts per mail before it is marked failed, the wait after the n-th failed
+# attempt (1, 2, 4 ... minutes, at most an hour: about two hours in all), and how long a
+# claimed row is left to its sender before another sender takes it (a sender that crashed).
+MAX_ATTEMPTS = 8
+MAX_RETRY_DELAY = timedelta(hours=1)
+LEASE = timedelta(minutes=10)
+
+
+class MailError(Exception):
+    """The relay refused or could not be reached; the text goes to ``last_error``."""
 
 
 def configured() -> bool:
     return bool(current_app.config.get("MAIL_SERVER"))
 
 
-def send(to: str, subject: str, body: str) -> bool:
-    """Send one plain-text mail; False (and a log line) when the server refuses, or when
-    ``to`` is not exactly one mailbox with a domain (app/services/fields.py): nothing that
-    slipped past a form (a list, a local mailbox, a display name) is ever handed to SMTP."""
-    from app.services.fields import is_single_mailbox
-
+def deliver(to: str, subject: str, body: str, message_id: str | None = None) -> None:
+    """Send one plain-text mail through the relay, or raise :class:`MailError`. Refuses
+    (MailError) when ``to`` is not exactly one mailbox with a domain
+    (app/services/fields.py): nothing that slipped past a form (a list, a local mailbox, a
+    display name) is ever handed to SMTP."""
     if not is_single_mailbox(to):
-        log.warning("mail to a resident was not sent: the address is not a single mailbox")
-        return False
+        raise MailError("the address is not a single mailbox")
     config = current_app.config
+    domain = config["MAIL_FROM"].rpartition("@")[2] or None
     message = EmailMessage()
     message["From"] = config["MAIL_FROM"]
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = formatdate(localtime=True)
-    message["Message-ID"] = make_msgid(domain=config["MAIL_FROM"].rpartition("@")[2] or None)
+    message["Message-ID"] = f"<{message_id}@{domain or 'localhost'}>" if message_id \
+        else make_msgid(domain=domain)
     message.set_content(body)
     try:
         with smtplib.SMTP(config["MAIL_SERVER"], config.get("MAIL_PORT", 25),
@@ -52,6 +73,14 @@ def send(to: str, subject: str, body: str) -> bool:
                 smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD", ""))
             smtp.send_message(message, to_addrs=[to])
     except (OSError, smtplib.SMTPException) as error:
+        raise MailError(str(error) or error.__class__.__name__) from None
+
+
+def send(to: str, subject: str, body: str) -> bool:
+    """Send one mail at once; False (and a log line) when it was not sent."""
+    try:
+        deliver(to, subject, body)
+    except MailError as error:
         log.warning("mail to a resident was not sent: %s", error)
         return False
     return True
@@ -69,18 +98,133 @@ def render(reservation: Reservation, kind: str) -> tuple[str, str]:
     return subject.strip(), body.lstrip("\n")
 
 
-def notify(reservation: Reservation, kind: str) -> bool:
-    """Mail the resident about their booking, when mail is set up and they gave an address."""
-    if not configured() or not reservation.email:
+def can_mail(reservation: Reservation) -> bool:
+    """Mail is set up and the resident gave one usable address: what the screens mean by
+    "the resident was e-mailed"."""
+    return configured() and is_single_mailbox(reservation.email)
+
+
+def enqueue(session, reservation: Reservation, kind: str,
+            now: datetime | None = None) -> bool:
+    """Queue the mail about this booking in the caller's transaction (no commit): it goes
+    out only if the change it announces commits. Rendered now, in the resident's language.
+    True when a mail was queued (mail is set up and the resident gave an address)."""
+    if not can_mail(reservation):
         return False
     subject, body = render(reservation, kind)
-    return send(reservation.email, subject, body)
+    now = now or clock.now()
+    session.add(OutboxMail(kind=kind, reservation_id=reservation.id,
+                           to_address=reservation.email, locale=reservation.locale or "ja",
+                           subject=subject[:300], body=body, created_at=now, state=QUEUED,
+                           attempts=0, next_attempt_at=now))
+    return True
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retried: int = 0  # failed this time, queued again for later
+    failed: int = 0  # failed for the last time
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failed attempt: 1, 2, 4 ... minutes, at most
+    MAX_RETRY_DELAY."""
+    return min(timedelta(minutes=2 ** max(attempts - 1, 0)), MAX_RETRY_DELAY)
+
+
+def send_outbox(session, limit: int | None = None) -> SendReport:
+    """Deliver the queued mails that are due. Each row is claimed first by a
+    compare-and-set (``queued`` -> ``sending``, or a ``sending`` row whose sender's lease
+    ran out) and committed before the relay is called, so two senders at once never both
+    send it; then marked ``sent``, or queued again for later, or ``failed`` after
+    MAX_ATTEMPTS. The outcome is audited as the caller's actor (``system`` from cron)."""
+    report = SendReport()
+    if not configured():
+        return report
+    due = select(OutboxMail.id).where(OutboxMail.state.in_((QUEUED, SENDING)),
+                                      OutboxMail.next_attempt_at <= clock.now()) \
+        .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
+    if limit:
+        due = due.limit(limit)
+    ids = session.execute(due).scalars().all()
+    session.commit()
+    for mail_id in ids:
+        outcome = _send_one(session, mail_id)
+        if outcome == SENT:
+            report.sent += 1
+        elif outcome == QUEUED:
+            report.retried += 1
+        elif outcome == FAILED:
+            report.failed += 1
+    return report
+
+
+def _send_one(session, mail_id: int) -> str | None:
+    now = clock.now()
+    claimed = session.execute(
+        update(OutboxMail).where(OutboxMail.id == mail_id,
+                                 OutboxMail.state.in_((QUEUED, SENDING)),
+                                 OutboxMail.next_attempt_at <= now,
+                                 OutboxMail.attempts < MAX_ATTEMPTS)
+        .values(state=SENDING, attempts=OutboxMail.attempts + 1, next_attempt_at=now + LEASE)
+        .returning(OutboxMail.attempts, OutboxMail.to_address, OutboxMail.subject,
+                   OutboxMail.body, OutboxMail.created_at)
+        .execution_options(synchronize_session=False)).first()
+    if claimed is None:
+        # Taken by another sender, or a row whose sender stopped at its last attempt.
+        gave_up = _finish(session, mail_id, SENDING, None, FAILED, now,
+                          "the sender stopped while sending", stale_at=now)
+        session.commit()
+        return FAILED if gave_up else None
+    session.commit()
+    stamp = claimed.created_at.astimezone(JST).strftime("%Y%m%d%H%M%S")
+    try:
+        deliver(claimed.to_address, claimed.subject, claimed.body,
+                message_id=f"outbox-{mail_id}.{stamp}")
+    except MailError as error:
+        log.warning("mail %s to a resident was not sent (attempt %s): %s", mail_id,
+                    claimed.attempts, error)
+        last = claimed.attempts >= MAX_ATTEMPTS
+        state = FAILED if last else QUEUED
+        _finish(session, mail_id, SENDING, claimed.attempts, state, clock.now(),
+                str(error)[:500])
+        session.commit()
+        return state
+    _finish(session, mail_id, SENDING, claimed.attempts, SENT, clock.now(), None)
+    session.commit()
+    return SENT
+
+
+def _finish(session, mail_id: int, expected: str, attempts: int | None, state: str,
+            now: datetime, error: str | None, stale_at: datetime | None = None) -> bool:
+    """Compare-and-set from ``sending`` (by this sender's attempt, or a stale row at the
+    maximum): sent, queued again with the next attempt later, or failed."""
+    conditions = [OutboxMail.id == mail_id, OutboxMail.state == expected]
+    if attempts is not None:
+        conditions.append(OutboxMail.attempts == attempts)
+    if stale_at is not None:
+        conditions += [OutboxMail.next_attempt_at <= stale_at,
+                       OutboxMail.attempts >= MAX_ATTEMPTS]
+    values = {"state": state, "last_error": error}
+    if state == SENT:
+        values["sent_at"] = now
+    elif state == QUEUED:
+        values["next_attempt_at"] = now + retry_delay(attempts or 1)
+    done = session.execute(update(OutboxMail).where(*conditions).values(**values)
+                           .execution_options(synchronize_session=False)).rowcount == 1
+    if done and state != QUEUED:  # the outcome, once per mail; retries are bookkeeping
+        audit.record_in_transaction(session, audit.ACTION_UPDATE, "outbox", mail_id,
+                                    {"state": {"old": expected, "new": state},
+                                     **({"last_error": error} if error else {})})
+    return done
 
 
 def send_reminders(session, now: datetime | None = None) -> tuple[int, int]:
-    """Remind everyone booked for tomorrow (Japan time) who gave an e-mail address and has
-    not been reminded yet. Each reminder is committed as it goes, so a second run (or a
-    run after a crash) sends no mail twice. Returns (sent, failed)."""
+    """Queue a reminder for everyone booked for tomorrow (Japan time) who gave an e-mail
+    address and has not been reminded yet. Each booking is claimed (``reminded_at``, a
+    compare-and-set) in the same transaction as its queued mail, so a second run (or two
+    runs at once) queues no mail twice. Returns (queued, not queued)."""
     now = now or clock.now()
     tomorrow = now.astimezone(JST).date() + timedelta(days=1)
     first = datetime.combine(tomorrow, time.min, JST)
@@ -90,23 +234,22 @@ def send_reminders(session, now: datetime | None = None) -> tuple[int, int]:
                Reservation.email != "", Reservation.reminded_at.is_(None),
                Slot.starts_at >= first, Slot.starts_at < first + timedelta(days=1))
         .order_by(Slot.starts_at)).scalars().all()
-    sent = failed = 0
+    queued = failed = 0
     if not configured():
-        return sent, len(due)
+        return queued, len(due)
     for reservation_id in due:
-        # Claim the reminder first: two runs at once never both send it.
         claimed = session.execute(update(Reservation).where(
             Reservation.id == reservation_id, Reservation.reminded_at.is_(None))
-            .values(reminded_at=now)).rowcount == 1
-        session.commit()
+            .values(reminded_at=now).execution_options(synchronize_session=False)
+        ).rowcount == 1
         if not claimed:
+            session.rollback()
             continue
         reservation = session.get(Reservation, reservation_id)
-        if notify(reservation, "reminder"):
-            sent += 1
-        else:  # give it back, so the next run tries again
-            session.execute(update(Reservation).where(Reservation.id == reservation_id)
-                            .values(reminded_at=None))
+        if enqueue(session, reservation, "reminder", now):
             session.commit()
+            queued += 1
+        else:  # an address no mail can go to: not claimed, the next run looks again
+            session.rollback()
             failed += 1
-    return sent, failed
+    return queued, failed

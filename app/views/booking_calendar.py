@@ -119,6 +119,8 @@ class BookingCalendarView(BaseView):
                                         day=the_day, chosen=chosen, whole_day=whole_day,
                                         touched=touched, note=note or "",
                                         mail_on=mail.configured())
+        # The residents' mails are queued in the transaction that closes the slots.
+        mailed = {r.id for r in touched if mail.enqueue(session(), r, "slot_closed")}
         try:
             if whole_day:
                 affected = schedule.close_day(session(), offer, the_day, note)
@@ -127,7 +129,6 @@ class BookingCalendarView(BaseView):
         except DomainError as error:
             flash_refusal(error)
             return redirect(back)
-        mailed = {r.id for r in affected if mail.notify(r, "slot_closed")}
         flash(_("Closed. No new bookings are taken for these times."), "success")
         if not affected:
             return redirect(back)

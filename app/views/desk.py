@@ -19,7 +19,7 @@ from app.extensions import session
 from app.models.reservation import CHANNEL_COUNTER, CHANNEL_PHONE, Reservation, Slot
 from app.models.venue import Venue, VenuePurpose
 from app.public.forms import check_applicant, check_contact, check_party, party_rows
-from app.services import audit, availability, booking, desk, fields, mail
+from app.services import audit, availability, booking, desk, fields
 from app.services.errors import DomainError
 from app.views.feedback import flash_refusal
 from app.views.fields import form_id
@@ -177,13 +177,11 @@ class DeskView(BaseView):
                             else CHANNEL_COUNTER
                         reservation = desk.staff_book(
                             session(), slot, channel, birth, details, people, seats,
-                            idempotency_key=_form_key(request.form))
+                            idempotency_key=_form_key(request.form), notify=True)
                 except DomainError as error:
                     session().rollback()
                     message = str(error.message)
                 else:
-                    if not walk_in:
-                        mail.notify(reservation, "booked")
                     flash(_("Booked: %(number)s.", number=reservation.number), "success")
                     return redirect(url_for("ReservationModelView.show", pk=reservation.id))
         slots = [] if walk_in else staff_slots(offer, day)

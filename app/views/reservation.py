@@ -102,12 +102,12 @@ class ReservationModelView(ModelView):
                 flash(_("Choose a time."), "warning")
             else:
                 try:
-                    booking.change_slot(session(), reservation, new_slot, staff=True)
+                    booking.change_slot(session(), reservation, new_slot, staff=True,
+                                        notify=True)
                 except DomainError as error:
                     flash_refusal(error)
                 else:
-                    session().refresh(reservation)
-                    mailed = mail.notify(reservation, "changed")
+                    mailed = mail.can_mail(reservation)
                     flash(_("Moved to %(when)s.", when=jst(reservation.starts_at))
                           + (" " + _("The resident was e-mailed.") if mailed else ""),
                           "success")
@@ -132,11 +132,12 @@ class ReservationModelView(ModelView):
                 flash(_("Enter the reason for cancelling."), "warning")
             else:
                 try:
-                    booking.cancel(session(), reservation, reason=reason, staff=True)
+                    booking.cancel(session(), reservation, reason=reason, staff=True,
+                                   notify=True)
                 except DomainError as error:
                     flash_refusal(error)
                 else:
-                    mailed = mail.notify(reservation, "cancelled")
+                    mailed = mail.can_mail(reservation)
                     flash(_("The booking was cancelled.")
                           + (" " + _("The resident was e-mailed.") if mailed else ""),
                           "success")

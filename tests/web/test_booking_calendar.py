@@ -11,7 +11,7 @@ from app.services import booking
 from app.services.calendar import ensure_slots
 from tests.conftest import text_of
 from tests.factories import make_offer
-from tests.smtp import smtp  # noqa: F401 (fixture)
+from tests.smtp import deliver_outbox, smtp  # noqa: F401 (fixture)
 
 DAY = date(2026, 12, 8)
 
@@ -75,6 +75,8 @@ def test_closing_a_booked_slot_asks_first_then_lists_and_mails(login_as, db, off
     assert slot.closed
     reservation = db.execute(select(Reservation)).scalar_one()
     assert reservation.state == BOOKED  # closing never cancels
+    assert smtp.messages == []  # queued with the closing, sent by the sender
+    deliver_outbox(manager.application)
     (message,) = smtp.to("taro@example.jp")
     assert "休止" in message["Subject"] and reservation.number in message["Subject"]
     slots = client.get("/reserve/api/availability", query_string={

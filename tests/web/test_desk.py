@@ -13,7 +13,7 @@ from app.services import booking, cards as card_svc, desk, notice_numbers
 from app.services.calendar import ensure_slots
 from tests.conftest import text_of
 from tests.factories import make_card, make_offer
-from tests.smtp import smtp  # noqa: F401 (fixture)
+from tests.smtp import deliver_outbox, smtp  # noqa: F401 (fixture)
 
 TODAY = date(2026, 12, 1)  # the test clock: Tuesday 10:00
 
@@ -97,6 +97,7 @@ def test_move_through_the_engine_and_mail(login_as, app, db, offer, smtp):
     moved = db.get(Reservation, reservation.id)
     assert moved.slot_id == other.id and moved.starts_at == other.starts_at
     assert db.get(Slot, other.id).taken == 1
+    deliver_outbox(app)
     assert smtp.to("taro@example.jp") and audited(db, reservation.id, "slot_id")
 
 
@@ -112,6 +113,7 @@ def test_cancel_needs_a_reason(login_as, app, db, offer, smtp):
     cancelled = db.get(Reservation, reservation.id)
     assert cancelled.state == CANCELLED and cancelled.cancel_reason == "本人から電話"
     assert db.get(type(card), card.id).state == card_svc.NOTICE_SENT
+    deliver_outbox(app)
     assert "取り消しました" in smtp.to("t@example.jp")[-1]["Subject"]
     assert audited(db, reservation.id, "cancel")
 

@@ -11,7 +11,7 @@ from app.services import cards as card_svc
 from app.services import mail
 from tests.factories import make_offer
 from tests.public_flow import book_kofu, first_change_day_link, slot_buttons
-from tests.smtp import smtp  # noqa: F401 (fixture)
+from tests.smtp import deliver_outbox, smtp  # noqa: F401 (fixture)
 from tests.web.test_public_booking import error_texts, shown, waiting_card
 
 
@@ -72,7 +72,7 @@ def test_a_booking_number_is_locked_after_five_failures(client, db, booked, cloc
     assert look_up(client, number).status_code == 302
 
 
-def test_change_moves_the_seats_and_mails_the_resident(client, db, booked, smtp):
+def test_change_moves_the_seats_and_mails_the_resident(app, client, db, booked, smtp):
     number, _ = booked
     look_up(client, number)
     calendar = client.get("/reserve/booking/change?month=2026-12").get_data(as_text=True)
@@ -90,6 +90,8 @@ def test_change_moves_the_seats_and_mails_the_resident(client, db, booked, smtp)
     assert db.get(Slot, old_slot).taken == 0 and db.get(Slot, int(new_slot)).taken == 1
     again = client.post("/reserve/booking/change", data={"slot": new_slot, "confirm": "1"})
     assert again.status_code == 302 and db.get(Slot, int(new_slot)).taken == 1
+    assert smtp.messages == []  # queued with the change, sent by the sender
+    deliver_outbox(app)
     mails = smtp.to("taro@example.jp")
     assert len(mails) == 1 and "変更" in mails[0]["Subject"] and number in mails[0]["Subject"]
     assert "2026年12月10日（木）" in smtp.body(mails[0])
@@ -109,7 +111,7 @@ def test_change_to_a_full_time_is_refused(client, db, booked, app):
     assert response.status_code == 409 and "満員" in error_texts(response)[0]
 
 
-def test_cancel_frees_the_seat_and_the_card_waits_again(client, db, booked, smtp):
+def test_cancel_frees_the_seat_and_the_card_waits_again(app, client, db, booked, smtp):
     number, card = booked
     look_up(client, number)
     page = client.get("/reserve/booking/cancel")
@@ -123,6 +125,7 @@ def test_cancel_frees_the_seat_and_the_card_waits_again(client, db, booked, smtp
     assert card.state == card_svc.NOTICE_SENT
     html = client.get("/reserve/booking").get_data(as_text=True)
     assert "取り消されています" in html and "日時を変更する" not in html
+    deliver_outbox(app)
     assert [m["Subject"] for m in smtp.to("taro@example.jp")][-1].count("取り消しました") == 1
 
 
@@ -150,23 +153,26 @@ def test_the_look_up_expires(client, db, booked, clock):
     assert client.get("/reserve/booking").location.endswith("/reserve/lookup")
 
 
-def test_booking_mail_and_no_mail_without_an_address(client, db, offer, smtp):
+def test_booking_mail_and_no_mail_without_an_address(app, client, db, offer, smtp):
     card = waiting_card(db)
     number = book_kofu(client, offer.venue.id, [(shown(card), "1980-03-01")],
                        email="ｈａｎａｋｏ＠ｅｘａｍｐｌｅ．ｊｐ")
+    deliver_outbox(app)
     (message,) = smtp.to("hanako@example.jp")
     assert message["From"] == "yoyaku@city.midori.lg.jp" and number in message["Subject"]
     body = smtp.body(message)
     assert number in body and offer.venue.name in body and "/reserve/lookup" in body
     other = waiting_card(db)
     book_kofu(client, offer.venue.id, [(shown(other), "1980-03-01")])
+    deliver_outbox(app)
     assert len(smtp.messages) == 1
 
 
-def test_mail_in_english_for_an_english_booking(client, db, offer, smtp):
+def test_mail_in_english_for_an_english_booking(app, client, db, offer, smtp):
     card = waiting_card(db)
     client.get("/reserve/lang/en")
     book_kofu(client, offer.venue.id, [(shown(card), "1980-03-01")], email="ann@example.jp")
+    deliver_outbox(app)
     (message,) = smtp.to("ann@example.jp")
     assert message["Subject"].endswith(")") and "Your visit is booked" in message["Subject"]
 
@@ -194,6 +200,9 @@ def test_reminders_go_once_to_tomorrows_bookings(app, client, db, offer, smtp, c
     result = runner.invoke(args=["reservations", "remind"])
     assert result.exit_code == 0 and "1" in result.output
     assert runner.invoke(args=["reservations", "remind"]).exit_code == 0
+    deliver_outbox(app)
+    assert runner.invoke(args=["reservations", "remind"]).exit_code == 0
+    deliver_outbox(app)
     reminders = [m for m in smtp.messages if "明日" in m["Subject"]]
     assert [m["To"] for m in reminders] == ["tomorrow@example.jp"]
     body = smtp.body(reminders[0])
