@@ -8,7 +8,7 @@ from wtforms import SelectField, StringField, ValidationError
 from wtforms.validators import DataRequired, NumberRange, Regexp
 
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
-from app.services import japanese
+from app.services import calendar, japanese
 from app.views.formatting import blank_none, yes_no
 from app.services import fields
 from app.views.validators import CleanText, Parsed, UniqueValue
@@ -32,6 +32,26 @@ class EndsAfterStartTime:
         start = form["starts"].data
         if field.data is not None and start is not None and field.data <= start:
             raise ValidationError(_l("The end must be after the start."))
+
+
+class RemakesSlots:
+    """Saving booking settings remakes the affected offer's slots ahead of time
+    (calendar.materialise_slots), so the pages that show slots only read."""
+
+    def _offer_id(self, item):
+        return item.offer_id
+
+    def _remake(self, item):
+        calendar.settings_changed(self.datamodel.session, self._offer_id(item))
+
+    def post_add(self, item):
+        self._remake(item)
+
+    def post_update(self, item):
+        self._remake(item)
+
+    def post_delete(self, item):
+        self._remake(item)
 
 
 class VenueModelView(ModelView):
@@ -74,7 +94,7 @@ class PurposeModelView(ModelView):
     }
 
 
-class WeeklyRuleModelView(ModelView):
+class WeeklyRuleModelView(RemakesSlots, ModelView):
     datamodel = SQLAInterface(WeeklyRule)
     list_title = _l("Weekly opening pattern")
     show_title = add_title = edit_title = _l("Opening hours")
@@ -98,7 +118,7 @@ class WeeklyRuleModelView(ModelView):
     }
 
 
-class DateExceptionModelView(ModelView):
+class DateExceptionModelView(RemakesSlots, ModelView):
     datamodel = SQLAInterface(DateException)
     list_title = _l("Date exceptions")
     show_title = add_title = edit_title = _l("Date exception")
@@ -124,8 +144,11 @@ class DateExceptionModelView(ModelView):
     }
 
 
-class VenuePurposeModelView(ModelView):
+class VenuePurposeModelView(RemakesSlots, ModelView):
     datamodel = SQLAInterface(VenuePurpose)
+
+    def _offer_id(self, item):
+        return item.id
     list_title = _l("Booking settings per venue")
     show_title = add_title = edit_title = _l("Booking settings")
     label_columns = {"venue": _l("Venue"), "purpose": _l("Purpose"),
