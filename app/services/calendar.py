@@ -204,8 +204,8 @@ def make_missing_slots(session, offer: VenuePurpose, first: date, last: date,
         return 0
     made = 0
     for chunk in range(0, len(rows), 150):
-        result = session.execute(_insert_ignoring_duplicates(session, rows[chunk:chunk + 150]))
-        made += max(result.rowcount or 0, 0)
+        made += len(session.execute(
+            _insert_ignoring_duplicates(session, rows[chunk:chunk + 150])).all())
     return made
 
 
@@ -215,7 +215,7 @@ def _insert_ignoring_duplicates(session, rows: list[dict]):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(Slot).values(rows).on_conflict_do_nothing(
-        index_elements=["offer_id", "starts_at"])
+        index_elements=["offer_id", "starts_at"]).returning(Slot.id)  # the rows made
 
 
 def _between(first: date, last: date):
