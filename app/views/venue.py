@@ -54,7 +54,16 @@ class RemakesSlots:
         self._remake(item)
 
 
-class VenueModelView(ModelView):
+class RemakesSlotsOfAll:
+    """A venue or purpose taken back into use: its offers' slots are made at once."""
+
+    owner = "venue_id"
+
+    def post_update(self, item):
+        calendar.offers_in_use_again(self.datamodel.session, **{self.owner: item.id})
+
+
+class VenueModelView(RemakesSlotsOfAll, ModelView):
     datamodel = SQLAInterface(Venue)
     list_title = _l("Venues")
     show_title = add_title = edit_title = _l("Venue")
@@ -69,8 +78,9 @@ class VenueModelView(ModelView):
                           "access_note": [CleanText(fields.NOTE_MAX, multiline=True)]}
 
 
-class PurposeModelView(ModelView):
+class PurposeModelView(RemakesSlotsOfAll, ModelView):
     datamodel = SQLAInterface(Purpose)
+    owner = "purpose_id"
     list_title = _l("Purposes of a visit")
     show_title = add_title = edit_title = _l("Purpose")
     label_columns = {"code": _l("Code"), "name": _l("Name"),

@@ -145,3 +145,12 @@ def test_saving_a_weekly_rule_makes_the_offers_slots(login_as, db):
     manager.post(f"/weeklyrulemodelview/delete/{rule.id}")
     assert _slots_of(db, offer) == 0
     assert db.execute(select(AuditLog).where(AuditLog.target_table == "slot")).first() is None
+
+
+def test_a_venue_taken_back_into_use_gets_its_slots_at_once(login_as, db):
+    offer = make_offer(db)
+    _drop_day(db, offer, NOT_MADE)  # missed while the venue was out of use
+    manager = login_as("manager")
+    manager.post(f"/venuemodelview/edit/{offer.venue.id}", data={
+        "name": offer.venue.name, "address": "みどり市中央1-1-1", "active": "y"})
+    assert _slots_of(db, offer, NOT_MADE) == 16
