@@ -18,6 +18,7 @@ users_cli = AppGroup("users", help="Staff accounts.")
 qr_cli = AppGroup("qr", help="QR codes of the card issuance list.")
 reservations_cli = AppGroup("reservations", help="Visit bookings.")
 outbox_cli = AppGroup("outbox", help="Mails to residents, queued with their changes.")
+slots_cli = AppGroup("slots", help="Bookable time slots.")
 
 
 def _as_cli_operator():
@@ -50,6 +51,9 @@ def init_command():
     _as_cli_operator()
     init_database()
     click.echo("database ready; roles: " + ", ".join(current_app.config["STAFF_ROLES"]))
+    from app.services.calendar import materialise_slots
+
+    click.echo(f"slots made ahead: {materialise_slots(session())}")
 
 
 @demo_cli.command("seed", help="Load realistic demo data (skips what exists).")
@@ -287,7 +291,18 @@ def close_day_command(day_text):
         click.echo(f"{venue.name}: {len(missed)} no-show(s)")
 
 
+@slots_cli.command("materialise", help="Make the bookable slots of every active venue and "
+                                        "purpose from today through its window, so pages "
+                                        "only read them (cron, daily; idempotent).")
+def slots_materialise():
+    from app.services.calendar import materialise_slots
+
+    _as_job()
+    click.echo(f"slots made: {materialise_slots(session())}")
+
+
 def register_cli(app: Flask) -> None:
+    app.cli.add_command(slots_cli)
     app.cli.add_command(qr_cli)
     app.cli.add_command(reservations_cli)
     app.cli.add_command(outbox_cli)

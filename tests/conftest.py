@@ -154,3 +154,32 @@ def login_as(app, users, client):
 def text_of(response) -> str:
     """The response body as text, tags removed, for assertions on what a person reads."""
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.get_data(as_text=True)))
+
+
+_WRITE = re.compile(r"^\s*(WITH\b.*?\b)?(INSERT|UPDATE|DELETE|REPLACE|MERGE)\b", re.I | re.S)
+
+
+@pytest.fixture
+def no_writes():
+    """``with no_writes(): client.get(...)`` fails the test when any INSERT, UPDATE or
+    DELETE reaches the database inside the block (a GET never writes), naming them."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @contextmanager
+    def guard(what: str = ""):
+        seen: list[str] = []
+
+        def spy(conn, cursor, statement, parameters, context, executemany):
+            if _WRITE.match(statement):
+                seen.append(" ".join(statement.split())[:120])
+
+        event.listen(Engine, "before_cursor_execute", spy)
+        try:
+            yield seen
+        finally:
+            event.remove(Engine, "before_cursor_execute", spy)
+        assert not seen, f"{what} wrote to the database: {seen}"
+    return guard

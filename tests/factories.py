@@ -112,7 +112,8 @@ def make_card(session, state=None, held_from=None, **overrides):
 def make_offer(session, venue="市役所本庁舎 1階 市民課", purpose_code="kofu", weekdays=range(5),
                starts="09:00", ends="17:00", minutes=30, seats=2, opens_days_ahead=45,
                closes_minutes_before=3 * 24 * 60, last_start=None, max_party=4):
-    """A venue offering a purpose on a weekly pattern (Mon-Fri by default)."""
+    """A venue offering a purpose on a weekly pattern (Mon-Fri by default), with its slots
+    made ahead as the settings screens make them (calendar.materialise_slots)."""
     from datetime import time
 
     from app.models.venue import Purpose, Venue, VenuePurpose, WeeklyRule
@@ -133,4 +134,7 @@ def make_offer(session, venue="市役所本庁舎 1階 市民課", purpose_code=
                                       slot_minutes=minutes, seats=seats))
     session.add(offer)
     session.commit()
+    from app.services.calendar import materialise_slots
+
+    materialise_slots(session, offers=[offer])  # as saving the settings screen does
     return offer

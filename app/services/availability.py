@@ -13,7 +13,7 @@ from app.clock import JST
 from app.models.reservation import Slot
 from app.models.venue import Purpose, Venue, VenuePurpose
 from app.services.booking import free_counts
-from app.services.calendar import bookable_between, make_missing_slots
+from app.services.calendar import bookable_between
 from app.services.errors import InputError
 
 MAX_RANGE_DAYS = 62
@@ -38,7 +38,8 @@ def find_offer(session, venue_id: int, purpose_code: str) -> VenuePurpose:
 
 
 def availability(session, offer: VenuePurpose, first: date, last: date) -> list[dict]:
-    """Bookable slots of [first, last] with their free seats (slots made on demand)."""
+    """Bookable slots of [first, last] with their free seats (a pure read: the slots are
+    made ahead by calendar.materialise_slots)."""
     if last < first:
         raise InputError(_l("The end date is before the start date."))
     if (last - first).days > MAX_RANGE_DAYS:
@@ -49,8 +50,6 @@ def availability(session, offer: VenuePurpose, first: date, last: date) -> list[
     last = min(last, latest.date())
     if last < first:
         return []
-    if make_missing_slots(session, offer, first, last):
-        session.commit()
     # Plain rows, not ORM objects: a two-month range has a thousand slots or more.
     slots = [SlotRow(*row) for row in session.execute(
         select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.seats, Slot.taken, Slot.closed)

@@ -1,14 +1,14 @@
 """Opening rules of a venue for a purpose (F1.5): weekly pattern, date exceptions,
 national holidays and the year end closed by default, booking window and cut-off.
-Slots are materialised from the rules on demand, idempotently."""
+Slots are made from the rules ahead of time (materialise_slots: when the settings
+change and daily by cron), idempotently; pages that show them only read."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import jpholiday
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
 
 from app import clock
 from app.clock import JST
@@ -75,54 +75,166 @@ def bookable_between(offer: VenuePurpose, now: datetime) -> tuple[datetime, date
 MAKE_AHEAD_MIN_DAYS = 400  # staff plan and close days up to about a year ahead
 
 
+def horizon(offer: VenuePurpose, today: date) -> date:
+    """The last day slots are made for: the offer's window, at least MAKE_AHEAD_MIN_DAYS."""
+    return today + timedelta(days=max(offer.opens_days_ahead or 0, MAKE_AHEAD_MIN_DAYS))
+
+
+def _today() -> date:
+    return clock.now().astimezone(JST).date()
+
+
+def materialise_slots(session, today: date | None = None,
+                      offers: list[VenuePurpose] | None = None, refresh: bool = False) -> int:
+    """Make the bookable slots ahead of time, so reading pages never writes: for each
+    active offer (or the given ones), the missing slots from today through its horizon.
+    Idempotent and safe against a concurrent run (INSERT ... ON CONFLICT DO NOTHING on the
+    slot's unique key). ``refresh`` (booking settings changed): the future slots nobody has
+    booked, held or closed are first brought in line with the rules (removed when the rules
+    no longer give them, seats and end corrected), as if they were made only now; booked
+    slots keep their seats and bookings. Generated rows are not audited as anyone's action.
+    Commits; returns how many slots were made."""
+    if offers is None:
+        from app.models.venue import Purpose, Venue
+
+        offers = list(session.execute(
+            select(VenuePurpose).join(Venue).join(Purpose)
+            .where(VenuePurpose.active.is_(True), Venue.active.is_(True),
+                   Purpose.active.is_(True)).order_by(VenuePurpose.id)).scalars())
+    today = today or _today()
+    made = 0
+    try:
+        for offer in offers:
+            last = horizon(offer, today)
+            if refresh:
+                _refresh_unused(session, offer, today, last)
+            made += make_missing_slots(session, offer, today, last, today=today)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return made
+
+
+def settings_changed(session, offer_id: int | None) -> int:
+    """Booking settings of one offer were saved (the offer, a weekly rule or a date
+    exception): bring its slots in line with the rules at once. Commits."""
+    offer = session.get(VenuePurpose, offer_id) if offer_id is not None else None
+    if offer is None:
+        return 0
+    session.refresh(offer)  # the rules and exceptions as just saved
+    return materialise_slots(session, offers=[offer], refresh=True)
+
+
+def offers_in_use_again(session, venue_id: int | None = None,
+                        purpose_id: int | None = None) -> int:
+    """A venue or purpose was saved (perhaps taken back into use): make its active offers'
+    missing slots at once rather than at the next daily run. Commits."""
+    query = select(VenuePurpose).where(VenuePurpose.active.is_(True))
+    if venue_id is not None:
+        query = query.where(VenuePurpose.venue_id == venue_id)
+    if purpose_id is not None:
+        query = query.where(VenuePurpose.purpose_id == purpose_id)
+    return materialise_slots(session, offers=list(session.execute(query).scalars()))
+
+
+def unreferenced():
+    """Slots no booking or hold (of any state) refers to: generated rows only, which go
+    with their offer when it is deleted (app.services.deletion)."""
+    from app.models.reservation import Hold, Reservation
+
+    return (~select(Reservation.id).where(Reservation.slot_id == Slot.id).exists(),
+            ~select(Hold.id).where(Hold.slot_id == Slot.id).exists())
+
+
+def _unused(offer_id: int, first: date, last: date):
+    """Slots of [first, last] nobody booked, held or closed (no row refers to them)."""
+    return (Slot.offer_id == offer_id, *_between(first, last), Slot.taken == 0,
+            Slot.closed.is_(False), *unreferenced())
+
+
+def _refresh_unused(session, offer: VenuePurpose, first: date, last: date) -> None:
+    plan: dict[datetime, PlannedSlot] = {}
+    day = first
+    while day <= last:
+        for planned in planned_slots(offer, day):
+            plan[planned.starts_at] = planned
+        day += timedelta(days=1)
+    stale, changed = [], []
+    for slot_id, starts_at, ends_at, seats in session.execute(
+            select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.seats)
+            .where(*_unused(offer.id, first, last))):
+        planned = plan.get(starts_at)
+        if planned is None:
+            stale.append(slot_id)
+        elif (planned.ends_at, planned.seats) != (ends_at, seats):
+            changed.append((slot_id, planned))
+    if stale:
+        session.execute(delete(Slot).where(Slot.id.in_(stale), *_unused(offer.id, first, last))
+                        .execution_options(synchronize_session=False))
+    for slot_id, planned in changed:
+        session.execute(update(Slot).where(Slot.id == slot_id, *_unused(offer.id, first, last))
+                        .values(ends_at=planned.ends_at, seats=planned.seats)
+                        .execution_options(synchronize_session=False))
+
+
 def ensure_slots(session, offer: VenuePurpose, first: date, last: date) -> list[Slot]:
-    """Create the missing slots of [first, last] from the rules; return all of them.
-    A slot that exists keeps its seats and bookings (changing rules does not move them)."""
+    """For write paths (a booking at the counter, a walk-in) and tests: create the missing
+    slots of [first, last] from the rules in the caller's transaction; return all of them.
+    A slot that exists keeps its seats and bookings. Pages that only read use
+    :func:`existing_slots`."""
     make_missing_slots(session, offer, first, last)
+    return existing_slots(session, offer, first, last)
+
+
+def existing_slots(session, offer: VenuePurpose, first: date, last: date) -> list[Slot]:
+    """The slots of [first, last] as they are (made ahead by materialise_slots); no write."""
     return list(session.execute(
         select(Slot).where(Slot.offer_id == offer.id, *_between(first, last))
         .order_by(Slot.starts_at)).scalars())
 
 
-def make_missing_slots(session, offer: VenuePurpose, first: date, last: date) -> int:
+def make_missing_slots(session, offer: VenuePurpose, first: date, last: date,
+                       today: date | None = None) -> int:
     """Create the slots the rules give for [first, last] that do not exist yet (reading
-    only their start times); returns how many were made. Only from today up to a horizon
-    (the offer's window, at least MAKE_AHEAD_MIN_DAYS): a look at a past month or at a
-    far-off date makes nothing."""
-    today = clock.now().astimezone(JST).date()
+    only their start times); returns how many were made. Only from today up to the
+    horizon: a past month or a far-off date makes nothing. One INSERT that skips the
+    slots another transaction made meanwhile (the unique key on offer and start)."""
+    today = today or _today()
     first = max(first, today)
-    last = min(last, today + timedelta(days=max(offer.opens_days_ahead or 0,
-                                                 MAKE_AHEAD_MIN_DAYS)))
+    last = min(last, horizon(offer, today))
     if first > last:
         return 0
     existing = set(session.execute(select(Slot.starts_at).where(
         Slot.offer_id == offer.id, *_between(first, last))).scalars())
-    made = 0
+    rows = []
     day = first
     while day <= last:
         for planned in planned_slots(offer, day):
             if planned.starts_at not in existing:
-                _create_slot(session, offer, planned)
                 existing.add(planned.starts_at)
-                made += 1
+                rows.append({"offer_id": offer.id, "starts_at": planned.starts_at,
+                             "ends_at": planned.ends_at, "seats": planned.seats,
+                             "taken": 0, "closed": False})
         day += timedelta(days=1)
+    if not rows:
+        return 0
+    made = 0
+    for chunk in range(0, len(rows), 150):
+        made += len(session.execute(
+            _insert_ignoring_duplicates(session, rows[chunk:chunk + 150])).all())
     return made
+
+
+def _insert_ignoring_duplicates(session, rows: list[dict]):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(Slot).values(rows).on_conflict_do_nothing(
+        index_elements=["offer_id", "starts_at"]).returning(Slot.id)  # the rows made
 
 
 def _between(first: date, last: date):
     return (Slot.starts_at >= datetime.combine(first, time.min, JST),
             Slot.starts_at <= datetime.combine(last, time.max, JST))
-
-
-def _create_slot(session, offer: VenuePurpose, planned: PlannedSlot) -> Slot:
-    """Insert in a savepoint: when another request created it first, take theirs."""
-    try:
-        with session.begin_nested():
-            slot = Slot(offer_id=offer.id, starts_at=planned.starts_at,
-                        ends_at=planned.ends_at, seats=planned.seats, taken=0)
-            session.add(slot)
-        return slot
-    except IntegrityError:
-        return session.execute(select(Slot).where(Slot.offer_id == offer.id,
-                                                  Slot.starts_at == planned.starts_at)
-                               ).scalar_one()

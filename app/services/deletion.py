@@ -7,8 +7,10 @@ error. This module decides first, the same way on both databases:
 - rows the record owns go with it, as the ORM cascades them (a card's history, an offer's
   weekly pattern and date exceptions, a booking's cards, a scan batch's items, a user's
   role links);
+- the slots made ahead for an offer that no booking or hold refers to go with it (they are
+  generated from its rules);
 - any other row still pointing at it (cards in a storage place, offers of a venue or a
-  purpose, slots and bookings of an offer, bookings of a card, users created by a user)
+  purpose, booked or held slots and bookings of an offer, bookings of a card, users created by a user)
   refuses the delete with a Japanese message that says what refers to it and how many,
   and nothing changes. Venues, purposes, storage places and offers are archived instead:
   the message says to clear 「使用中」;
@@ -20,9 +22,12 @@ and the CLI all go through it.
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import and_, delete, event, func, inspect, select
 from sqlalchemy.orm import Session
 
+from app.models.reservation import Slot
+from app.models.venue import VenuePurpose
+from app.services import calendar
 from app.services.errors import DomainError
 
 # What the person reads for the rows that refer to the record (by table).
@@ -92,6 +97,8 @@ def references(session, obj, also_deleted=()) -> list[tuple[str, int]]:
             skip = gone.get(other, set())
             if len(other_pk) == 1 and skip:
                 query = query.where(other_pk[0].not_in(skip))
+            if other.name == "slot":  # generated slots nobody booked go with their offer
+                query = query.where(~and_(*calendar.unreferenced()))
             count = session.execute(query).scalar_one()
             if count:
                 found.append((other.name, count))
@@ -131,6 +138,10 @@ def _before_flush(session, _flush_context, _instances) -> None:
         return
     for obj in deleted:
         ensure_deletable(session, obj, also_deleted=deleted)
+    offers = [obj.id for obj in deleted if isinstance(obj, VenuePurpose)]
+    if offers:  # the slots made ahead that nobody used go with the offer (not audited)
+        session.connection().execute(delete(Slot.__table__).where(
+            Slot.offer_id.in_(offers), *calendar.unreferenced()))
 
 
 _installed = False

@@ -207,8 +207,10 @@ def seed_venues(db) -> str:
 
     from app.models.venue import Purpose, Venue, VenuePurpose, WeeklyRule
 
+    from app.services.calendar import materialise_slots
+
     if db.execute(select(Venue.id)).first():
-        return "demo venues exist"
+        return f"demo venues exist; slots made ahead: {materialise_slots(db)}"
     purposes = {}
     for code, name, needs_postcard in DEMO_PURPOSES:
         description, bring = PURPOSE_TEXTS[code]
@@ -238,7 +240,7 @@ def seed_venues(db) -> str:
                                               ends=hhmm(ends), slot_minutes=minutes,
                                               seats=seats))
     db.commit()
-    return f"demo venues: {len(DEMO_VENUES)}"
+    return f"demo venues: {len(DEMO_VENUES)}; slots made ahead: {materialise_slots(db)}"
 
 
 FAMILY = [("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"),

@@ -272,12 +272,11 @@ def staff_book(session, slot: Slot, channel: str, birth_date: date, contact: boo
 
 def walk_in_slot(session, offer: VenuePurpose, seats: int) -> Slot | None:
     """The slot a same-day visitor goes into: the one running now or the next, with seats."""
-    from app.services.calendar import ensure_slots
+    from app.services.calendar import existing_slots
 
     now = clock.now()
     today = now.astimezone(JST).date()
-    slots = ensure_slots(session, offer, today, today)
-    session.commit()
+    slots = existing_slots(session, offer, today, today)
     free = booking.free_counts(session, slots, now)
     for slot in slots:
         if slot.ends_at > now and free[slot.id] >= seats:
@@ -288,6 +287,10 @@ def walk_in_slot(session, offer: VenuePurpose, seats: int) -> Slot | None:
 def walk_in(session, offer: VenuePurpose, birth_date: date, contact: booking.Contact,
             people: list[booking.PersonInput] | None = None, seats: int = 1) -> Reservation:
     """Register a same-day visitor into a free seat and check them in at once."""
+    from app.services.calendar import make_missing_slots
+
+    today = clock.now().astimezone(JST).date()
+    make_missing_slots(session, offer, today, today)  # in this POST's transaction
     slot = walk_in_slot(session, offer, len(people) if people else seats)
     if slot is None:
         raise ReservationStateError(_l("No free seat is left today at this venue."))
@@ -322,7 +325,7 @@ def today_figures(session, now: datetime | None = None) -> tuple[list[VenueToday
 
     from app.models.venue import Venue
     from app.services.availability import active_offers
-    from app.services.calendar import ensure_slots
+    from app.services.calendar import existing_slots
 
     now = now or clock.now()
     today = now.astimezone(JST).date()
@@ -333,8 +336,7 @@ def today_figures(session, now: datetime | None = None) -> tuple[list[VenueToday
     for venue in session.execute(select(Venue).where(Venue.active.is_(True))
                                  .order_by(Venue.name)).scalars():
         slots = [s for offer in offers_by_venue.get(venue.id, [])
-                 for s in ensure_slots(session, offer, today, today)]
-        session.commit()
+                 for s in existing_slots(session, offer, today, today)]
         open_slots = [s for s in slots if s.ends_at > now and not s.closed]
         free = sum(booking.free_counts(session, open_slots, now).values()) if open_slots else 0
         figures.append(VenueToday(venue.id, venue.name,

@@ -14,7 +14,7 @@ from app import clock
 from app.clock import JST
 from app.models.reservation import BOOKED, HOLD_HELD, HOLDING_SEATS, Hold, Reservation, Slot
 from app.models.venue import DateException, VenuePurpose
-from app.services.calendar import ensure_slots
+from app.services.calendar import existing_slots, make_missing_slots
 from app.services.errors import InputError
 
 
@@ -37,9 +37,8 @@ def _day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
 
 def load(session, offer: VenuePurpose, first: date, last: date,
          with_bookings: bool = False) -> dict[date, list[SlotLoad]]:
-    """Every slot of [first, last] (made from the rules when missing) with its load."""
-    slots = ensure_slots(session, offer, first, last)
-    session.commit()
+    """Every slot of [first, last] with its load (a pure read: slots are made ahead)."""
+    slots = existing_slots(session, offer, first, last)
     start, end = _day_bounds(first, last)
     now = clock.now()
     booked = dict(session.execute(
@@ -138,4 +137,6 @@ def reopen_day(session, offer: VenuePurpose, day: date) -> None:
     for slot in session.execute(select(Slot).where(
             Slot.offer_id == offer.id, Slot.starts_at >= start, Slot.starts_at < end)).scalars():
         slot.closed = False
+    session.flush()
+    make_missing_slots(session, offer, day, day)  # a day closed ahead had no slots made
     session.commit()

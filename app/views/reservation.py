@@ -175,12 +175,11 @@ def desk_action(form) -> str:
 def staff_slots(offer, day: date) -> list[dict]:
     """A day's slots for staff: every open slot not yet over, with free seats (staff may
     book inside the residents' cut-off)."""
-    from app.services.calendar import ensure_slots
+    from app.services.calendar import existing_slots
 
     now = clock.now()
-    slots = [s for s in ensure_slots(session(), offer, day, day) if not s.closed
+    slots = [s for s in existing_slots(session(), offer, day, day) if not s.closed
              and s.ends_at > now]
-    session().commit()
     free = booking.free_counts(session(), slots, now)
     return [{"id": s.id, "start": s.starts_at, "end": s.ends_at, "seats": s.seats,
              "free": free[s.id]} for s in slots]

@@ -8,7 +8,7 @@ from wtforms import SelectField, StringField, ValidationError
 from wtforms.validators import DataRequired, NumberRange, Regexp
 
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
-from app.services import japanese
+from app.services import calendar, japanese
 from app.views.formatting import blank_none, yes_no
 from app.services import fields
 from app.views.validators import CleanText, Parsed, UniqueValue
@@ -34,7 +34,36 @@ class EndsAfterStartTime:
             raise ValidationError(_l("The end must be after the start."))
 
 
-class VenueModelView(ModelView):
+class RemakesSlots:
+    """Saving booking settings remakes the affected offer's slots ahead of time
+    (calendar.materialise_slots), so the pages that show slots only read."""
+
+    def _offer_id(self, item):
+        return item.offer_id
+
+    def _remake(self, item):
+        calendar.settings_changed(self.datamodel.session, self._offer_id(item))
+
+    def post_add(self, item):
+        self._remake(item)
+
+    def post_update(self, item):
+        self._remake(item)
+
+    def post_delete(self, item):
+        self._remake(item)
+
+
+class RemakesSlotsOfAll:
+    """A venue or purpose taken back into use: its offers' slots are made at once."""
+
+    owner = "venue_id"
+
+    def post_update(self, item):
+        calendar.offers_in_use_again(self.datamodel.session, **{self.owner: item.id})
+
+
+class VenueModelView(RemakesSlotsOfAll, ModelView):
     datamodel = SQLAInterface(Venue)
     list_title = _l("Venues")
     show_title = add_title = edit_title = _l("Venue")
@@ -49,8 +78,9 @@ class VenueModelView(ModelView):
                           "access_note": [CleanText(fields.NOTE_MAX, multiline=True)]}
 
 
-class PurposeModelView(ModelView):
+class PurposeModelView(RemakesSlotsOfAll, ModelView):
     datamodel = SQLAInterface(Purpose)
+    owner = "purpose_id"
     list_title = _l("Purposes of a visit")
     show_title = add_title = edit_title = _l("Purpose")
     label_columns = {"code": _l("Code"), "name": _l("Name"),
@@ -74,7 +104,7 @@ class PurposeModelView(ModelView):
     }
 
 
-class WeeklyRuleModelView(ModelView):
+class WeeklyRuleModelView(RemakesSlots, ModelView):
     datamodel = SQLAInterface(WeeklyRule)
     list_title = _l("Weekly opening pattern")
     show_title = add_title = edit_title = _l("Opening hours")
@@ -98,7 +128,7 @@ class WeeklyRuleModelView(ModelView):
     }
 
 
-class DateExceptionModelView(ModelView):
+class DateExceptionModelView(RemakesSlots, ModelView):
     datamodel = SQLAInterface(DateException)
     list_title = _l("Date exceptions")
     show_title = add_title = edit_title = _l("Date exception")
@@ -124,8 +154,11 @@ class DateExceptionModelView(ModelView):
     }
 
 
-class VenuePurposeModelView(ModelView):
+class VenuePurposeModelView(RemakesSlots, ModelView):
     datamodel = SQLAInterface(VenuePurpose)
+
+    def _offer_id(self, item):
+        return item.id
     list_title = _l("Booking settings per venue")
     show_title = add_title = edit_title = _l("Booking settings")
     label_columns = {"venue": _l("Venue"), "purpose": _l("Purpose"),

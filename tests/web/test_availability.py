@@ -3,7 +3,7 @@ from datetime import date
 
 from app.models.venue import DateException
 from app.services import booking
-from app.services.calendar import ensure_slots
+from app.services.calendar import ensure_slots, settings_changed
 from tests.factories import make_offer
 
 
@@ -23,6 +23,7 @@ def test_availability_lists_bookable_slots_with_free_seats(app, client, db):
     offer = make_offer(db, seats=2, opens_days_ahead=14, closes_minutes_before=3 * 24 * 60)
     offer.exceptions.append(DateException(day=date(2026, 12, 9), closed=True))
     db.commit()
+    settings_changed(db, offer.id)  # as saving the date exception on its screen does
     response = client.get("/reserve/api/availability", query_string={
         "venue": offer.venue.id, "purpose": "kofu", "from": "2026-12-01", "to": "2026-12-31"})
     assert response.status_code == 200

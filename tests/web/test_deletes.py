@@ -8,6 +8,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 
 from app.models.card import Card
+from app.models.reservation import Slot
 from app.models.scan import ScanBatch, ScanItem
 from app.models.storage import StoragePlace
 from app.models.venue import Purpose, Venue, VenuePurpose, WeeklyRule
@@ -82,11 +83,13 @@ def test_an_unused_venue_and_purpose_are_deleted(login_as, db):
 
 
 def test_an_offer_goes_with_its_pattern_but_not_while_it_has_slots(app, login_as, db):
+    from app.services import booking
+
     offer = make_offer(db)
     client = login_as("manager")
-    with app.test_request_context():
-        ensure_slots(db, offer, date(2026, 12, 2), date(2026, 12, 2))
-        db.commit()
+    with app.test_request_context():  # slots are made ahead: one of them in use
+        booking.hold_seats(db, ensure_slots(db, offer, date(2026, 12, 2), date(2026, 12, 2))[0],
+                           1, staff=True)
     page = _delete(client, f"/venuepurposemodelview/delete/{offer.id}")
     assert "予約枠" in page and "削除できません" in page
     db.expire_all()
@@ -95,9 +98,12 @@ def test_an_offer_goes_with_its_pattern_but_not_while_it_has_slots(app, login_as
     bare = make_offer(db, venue="北支所")
     rules, bare_id = [r.id for r in bare.rules], bare.id
     assert rules
+    assert db.execute(select(Slot.id).where(Slot.offer_id == bare_id)).first()
     _delete(client, f"/venuepurposemodelview/delete/{bare_id}")
     db.expire_all()
     assert db.get(VenuePurpose, bare_id) is None
+    # the slots made ahead from its pattern went with it
+    assert db.execute(select(Slot.id).where(Slot.offer_id == bare_id)).first() is None
     assert all(db.get(WeeklyRule, r) is None for r in rules)
 
 
