@@ -183,3 +183,14 @@ def no_writes():
             event.remove(Engine, "before_cursor_execute", spy)
         assert not seen, f"{what} wrote to the database: {seen}"
     return guard
+
+
+def bearer_client(app, users, role: str):
+    """A REST API client for a new user of ``role``: (test client, Authorization header)
+    with a JWT from /api/v1/security/login."""
+    user = users.create(role)
+    client = app.test_client()
+    token = client.post("/api/v1/security/login", json={
+        "username": user.username, "password": users.password, "provider": "db"}
+    ).json["access_token"]
+    return client, {"Authorization": f"Bearer {token}"}

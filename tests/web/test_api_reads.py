@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models.audit import AuditLog
-from tests.conftest import text_of
+from tests.conftest import bearer_client, text_of
 from tests.factories import make_card, make_offer, make_storage
 
 
@@ -24,15 +24,6 @@ def reservation(app, db):
                             seats=1, staff=True)
 
 
-def _bearer(app, users, role):
-    user = users.create(role)
-    client = app.test_client()
-    token = client.post("/api/v1/security/login", json={
-        "username": user.username, "password": users.password, "provider": "db"}
-    ).json["access_token"]
-    return client, {"Authorization": f"Bearer {token}"}
-
-
 def _views(db, table):
     db.expire_all()
     return db.execute(select(AuditLog).where(AuditLog.action == "view",
@@ -43,7 +34,7 @@ def _views(db, table):
 def test_reading_one_card_or_booking_is_audited(app, users, db, reservation):
     make_storage(db)
     card = make_card(db)
-    client, headers = _bearer(app, users, "clerk")
+    client, headers = bearer_client(app, users, "clerk")
     assert _views(db, "card") == [] and _views(db, "reservation") == []
     assert client.get(f"/api/v1/card/{card.id}", headers=headers).status_code == 200
     assert client.get(f"/api/v1/reservation/{reservation.id}", headers=headers).status_code == 200
@@ -58,7 +49,7 @@ def test_reading_one_card_or_booking_is_audited(app, users, db, reservation):
 def test_a_list_records_the_rows_it_returned_and_the_filter(app, users, db, reservation):
     make_storage(db)
     first, second = make_card(db), make_card(db, name="鈴木　一郎", name_kana="スズキ　イチロウ")
-    client, headers = _bearer(app, users, "manager")
+    client, headers = bearer_client(app, users, "manager")
     query = "(filters:!((col:name_kana,opr:sw,value:スズキ)))"
     listing = client.get("/api/v1/card/", headers=headers, query_string={"q": query})
     assert listing.status_code == 200 and listing.json["ids"] == [second.id]
