@@ -16,7 +16,12 @@ def _env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
         return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -198,10 +203,13 @@ FAB_ROLES = {
     ],
 }
 
+# Audit: a change nobody can be named for fails (tests turn this on).
+AUDIT_STRICT_ACTOR = _env_bool("AUDIT_STRICT_ACTOR", False)
+
 # --- mail to residents (issue 5): nothing is sent while MAIL_SERVER is empty -------------
 MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
 MAIL_PORT = _env_int("MAIL_PORT", 25)
-MAIL_STARTTLS = os.environ.get("MAIL_STARTTLS", "0") == "1"
+MAIL_STARTTLS = _env_bool("MAIL_STARTTLS", False)
 MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
 MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
 MAIL_FROM = os.environ.get("MAIL_FROM", "no-reply@example.lg.jp")
@@ -221,6 +229,9 @@ DISCARD_AFTER_RENOTICE_MONTHS = _env_int("DISCARD_AFTER_RENOTICE_MONTHS", 3)
 DISCARD_AFTER_RETURN_MONTHS = _env_int("DISCARD_AFTER_RETURN_MONTHS", 12)
 
 # --- bookings (issue 5) -------------------------------------------------------------------
+# Bookable slots are made this many days ahead at least (staff plan and close days up to
+# about a year ahead; residents see only the offer's own window).
+SLOTS_AHEAD_DAYS = _env_int("SLOTS_AHEAD_DAYS", 400)
 HOLD_MINUTES = _env_int("HOLD_MINUTES", 10)  # a chosen time is kept while the form is filled
 # Guessing on the residents' site: identity checks per IP address and window, and failures
 # per typed postcard or booking number before that number is locked for a while.
@@ -233,3 +244,6 @@ FEW_SEATS_SHARE = float(os.environ.get("FEW_SEATS_SHARE", "0.3"))
 # Where residents call when they cannot book online (shown on the site and in e-mails).
 CITY_CONTACT = os.environ.get("CITY_CONTACT", "市民課 マイナンバーカード係 0120-000-000（平日 8:30〜17:15）")
 LATE_GRACE_MINUTES = _env_int("LATE_GRACE_MINUTES", 5)  # a booked visitor shows 遅刻 after this
+# A resident who looked up a booking may change or cancel it for this long without typing
+# the number and birth date again.
+VIEW_MINUTES = _env_int("VIEW_MINUTES", 30)

@@ -26,6 +26,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_object(default_config)
     if test_config:
         app.config.update(test_config)
+    from app import settings
+
+    settings.load(app)  # typed and checked once; a wrong value stops the start here
     instance_dir = app.config["INSTANCE_DIR"]
     app.instance_path = instance_dir
     for key, filename in (("SECRET_KEY", "secret_key"), ("AUDIT_HMAC_KEY", "audit_hmac_key")):

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from app import clock
 from app.extensions import session as db_session
-from app.services import audit
+from app.services import audit, unit
 from app.services.hours import staff_hours_status
 
 # Blueprints and endpoints that are not the staff site (or must work when it is closed).
@@ -146,7 +146,7 @@ def healthz():
         db_session().execute(text("SELECT 1"))
         return jsonify(status="ok", database="ok")
     except Exception as error:  # any database failure means "not healthy"
-        db_session().rollback()
+        unit.discard(db_session())
         current_app.logger.warning("healthz: database unavailable: %s", error)
         return jsonify(status="error", database="unavailable"), 503
 
@@ -165,7 +165,7 @@ def out_of_range(error):
     """Backstop for a number no column can hold that reached the database anyway (a FAB list
     parameter such as ``psize`` or a filter value): the database refuses it (SQLite:
     OverflowError; PostgreSQL: DataError). Nothing was changed; answer "not found"."""
-    db_session().rollback()
+    unit.discard(db_session())
     current_app.logger.warning("refused a value the database cannot hold: %s",
                                str(error).splitlines()[0][:200])
     if request.path.startswith("/api/"):

@@ -11,6 +11,7 @@ import jpholiday
 from sqlalchemy import delete, select, update
 
 from app import clock
+from app.settings import settings
 from app.clock import JST
 from app.models.reservation import Slot
 from app.models.venue import VenuePurpose
@@ -72,12 +73,10 @@ def bookable_between(offer: VenuePurpose, now: datetime) -> tuple[datetime, date
     return earliest, latest
 
 
-MAKE_AHEAD_MIN_DAYS = 400  # staff plan and close days up to about a year ahead
-
-
 def horizon(offer: VenuePurpose, today: date) -> date:
-    """The last day slots are made for: the offer's window, at least MAKE_AHEAD_MIN_DAYS."""
-    return today + timedelta(days=max(offer.opens_days_ahead or 0, MAKE_AHEAD_MIN_DAYS))
+    """The last day slots are made for: the offer's window, at least SLOTS_AHEAD_DAYS."""
+    return today + timedelta(days=max(offer.opens_days_ahead or 0,
+                                      settings().slots_ahead_days))
 
 
 def _today() -> date:

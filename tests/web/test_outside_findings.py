@@ -112,14 +112,12 @@ def test_staff_dates_at_the_edge_of_the_calendar_are_not_a_500(login_as, app, db
     assert response.status_code < 500
 
 
-def test_a_get_with_a_junk_date_writes_no_slot_rows_for_it(login_as, db, clock):
+def test_a_get_with_a_junk_date_writes_no_slot_rows_for_it(app, login_as, db, clock):
     """GET /booking-calendar/?offer=<id>&month=0001-02 (or month=9999-11) answered 200 and
     materialised a month of slot rows dated year 1 / year 9999. A junk month now falls back
     to this month, and no slot is ever made before today or past the horizon. (That a GET
     of this month still makes its slots on demand is issue 11's "reads never write".)"""
     from datetime import timedelta
-
-    from app.services.calendar import MAKE_AHEAD_MIN_DAYS
 
     offer = make_offer(db, purpose_code="shinsei")
     client = login_as("manager")
@@ -130,7 +128,8 @@ def test_a_get_with_a_junk_date_writes_no_slot_rows_for_it(login_as, db, clock):
     assert client.get(f"/booking-calendar/day/{offer.id}/2001-02-06").status_code < 500
     db.expire_all()
     starts = [s.starts_at.date() for s in db.execute(select(Slot)).scalars()]
-    assert starts and all(today <= d <= today + timedelta(days=MAKE_AHEAD_MIN_DAYS)
+    db_days = app.config["SLOTS_AHEAD_DAYS"]
+    assert starts and all(today <= d <= today + timedelta(days=db_days)
                           for d in starts)
 
 

@@ -98,7 +98,7 @@ def test_materialise_makes_the_window_once_and_is_not_audited(app, db):
     db.execute(delete(Slot))
     db.commit()
     made = calendar.materialise_slots(db, today=TODAY)
-    last = TODAY + timedelta(days=calendar.MAKE_AHEAD_MIN_DAYS)
+    last = TODAY + timedelta(days=app.config["SLOTS_AHEAD_DAYS"])
     workdays = sum(1 for n in range((last - TODAY).days + 1)
                    if (TODAY + timedelta(days=n)).weekday() < 5
                    and not calendar.closed_by_default(TODAY + timedelta(days=n)))

@@ -1,0 +1,177 @@
+"""The product's own settings, typed and read once (issue 11 §5).
+
+``config.py`` holds the values (from the environment, with their defaults, in one place).
+:func:`load` turns them into one frozen :class:`Settings` when the app is built: every
+value is checked for its type and range there, so a wrong setting stops the start with a
+plain message instead of failing in the middle of a resident's booking. Code reads
+``settings()`` (the current app's) and never ``config.get(KEY, default)``: a default lives
+only in config.py.
+
+Flask's and Flask-AppBuilder's own keys (SECRET_KEY, LANGUAGES, AUTH_ROLE_ADMIN, WTF_*,
+RATELIMIT_*) stay in ``app.config`` where those libraries read them.
+
+Tests that change a setting call :func:`configure`, which updates the config and builds
+the settings again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import time
+
+from flask import Flask, current_app
+
+_KEY = "app_settings"
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def parse_bool(value, name: str = "value") -> bool:
+    """The one boolean parser for settings: a bool, or 1/true/yes/on, 0/false/no/off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = str(value if value is not None else "").strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}")
+
+
+def parse_hhmm(value, name: str = "value") -> time:
+    """'06:30' -> time(6, 30)."""
+    if isinstance(value, time):
+        return value
+    try:
+        hours, minutes = str(value).strip().split(":")
+        return time(int(hours), int(minutes))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a time HH:MM, not {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    # the site
+    city_name: str
+    city_contact: str
+    public_base_url: str
+    # sign-in and sessions
+    login_rate_limit: int
+    login_rate_window_seconds: int
+    login_lock_threshold: int
+    login_lock_minutes: int
+    login_lock_max_minutes: int
+    idle_timeout_minutes: int
+    # operating hours
+    staff_hours_open: time
+    staff_hours_close: time
+    staff_closed_day_after_third_saturday: bool
+    staff_closed_year_end: tuple[str, str] | None
+    staff_closed_dates: frozenset[str]
+    staff_hours_enforced: bool
+    staff_hours_admin_bypass: bool
+    maintenance_banner_days: int
+    # mail
+    mail_server: str
+    mail_port: int
+    mail_starttls: bool
+    mail_username: str
+    mail_password: str
+    mail_from: str
+    mail_timeout_seconds: int
+    # card ledger
+    notice_number_letters: int
+    notice_number_digits: int
+    notice_number_alphabet: str
+    discard_after_notice_months: int
+    discard_after_renotice_months: int
+    discard_after_return_months: int
+    # bookings
+    slots_ahead_days: int
+    hold_minutes: int
+    view_minutes: int
+    identity_ip_attempts: int
+    identity_ip_window_minutes: int
+    identity_number_failures: int
+    identity_lock_minutes: int
+    few_seats_share: float
+    late_grace_minutes: int
+    # audit
+    audit_strict_actor: bool
+
+
+_POSITIVE = {"login_rate_limit", "login_rate_window_seconds", "login_lock_threshold",
+             "login_lock_minutes", "login_lock_max_minutes", "idle_timeout_minutes",
+             "mail_port", "mail_timeout_seconds", "notice_number_letters",
+             "notice_number_digits", "slots_ahead_days", "hold_minutes", "view_minutes", "identity_ip_attempts",
+             "identity_ip_window_minutes", "identity_number_failures",
+             "identity_lock_minutes"}
+_NOT_NEGATIVE = {"maintenance_banner_days", "discard_after_notice_months",
+                 "discard_after_renotice_months", "discard_after_return_months",
+                 "late_grace_minutes"}
+
+
+def _value(config, name: str, kind):
+    key = name.upper()
+    if key not in config:
+        raise ValueError(f"setting {key} is missing (config.py defines every setting)")
+    raw = config[key]
+    if kind is bool:
+        return parse_bool(raw, key)
+    if kind is int:
+        if isinstance(raw, bool):
+            raise ValueError(f"{key} must be a whole number, not {raw!r}")
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a whole number, not {raw!r}") from None
+        if name in _POSITIVE and value < 1 or name in _NOT_NEGATIVE and value < 0:
+            raise ValueError(f"{key} must be {'at least 1' if name in _POSITIVE else '0 or more'}"
+                             f", not {value}")
+        return value
+    if kind is float:
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number, not {raw!r}") from None
+    if kind is time:
+        return parse_hhmm(raw, key)
+    return raw
+
+
+def build(config) -> Settings:
+    """Check and type every setting of ``config`` (a mapping such as ``app.config``)."""
+    values = {}
+    for field in fields(Settings):
+        kind = {"int": int, "bool": bool, "float": float, "time": time}.get(str(field.type))
+        values[field.name] = _value(config, field.name, kind)
+    span = values["staff_closed_year_end"]
+    values["staff_closed_year_end"] = tuple(span) if span else None
+    values["staff_closed_dates"] = frozenset(values["staff_closed_dates"] or ())
+    for name in ("city_name", "city_contact", "public_base_url", "mail_server",
+                 "mail_username", "mail_password", "mail_from", "notice_number_alphabet"):
+        values[name] = str(values[name] or "")
+    values["public_base_url"] = values["public_base_url"].rstrip("/")
+    if not 0 <= values["few_seats_share"] <= 1:
+        raise ValueError("FEW_SEATS_SHARE must be between 0 and 1")
+    if len(set(values["notice_number_alphabet"])) < 2:
+        raise ValueError("NOTICE_NUMBER_ALPHABET needs at least two letters")
+    return Settings(**values)
+
+
+def load(app: Flask) -> Settings:
+    """Build the app's settings from its config (create_app calls this once)."""
+    app.extensions[_KEY] = build(app.config)
+    return app.extensions[_KEY]
+
+
+def settings() -> Settings:
+    """The current app's settings."""
+    return current_app.extensions[_KEY]
+
+
+def configure(app: Flask, **values) -> Settings:
+    """Change settings of a running app (tests): update its config and build again."""
+    app.config.update(values)
+    return load(app)
