@@ -108,7 +108,8 @@ def register_successful_login(user: StaffUser) -> None:
 
 
 @unit.operation
-def lock_user(session, user: StaffUser, now: datetime, actor: audit.Actor | None = None) -> None:
+def lock_user(session, user: StaffUser, now: datetime,
+              actor: audit.Actor | None = None) -> None:
     """An administrator locks an account until it is unlocked; its sessions end now. The
     lock and its audit record are one unit (``actor``: default, who is acting now)."""
     user.locked_at = now
