@@ -1,10 +1,10 @@
 import json
 
+import pytest
 from sqlalchemy import select, text
 
-from app import settings
 from app.models.audit import AuditLog
-from app.services import audit, unit
+from app.services import audit
 from tests.factories import make_notice
 
 
@@ -105,8 +105,9 @@ def test_explicit_events_carry_actor_and_ip(app, db):
     assert json.loads(row.changes) == {"rows": 3}
 
 
+@pytest.mark.own_app  # adds a route
 def test_a_request_nobody_can_be_named_for_is_never_recorded_as_anonymous(app, db):
-    import pytest
+    from app import settings
 
     @app.route("/_test/write", methods=["POST"])
     def _write():
@@ -115,7 +116,7 @@ def test_a_request_nobody_can_be_named_for_is_never_recorded_as_anonymous(app, d
 
     with pytest.raises(audit.UnresolvedActorError):  # strict in the tests
         app.test_client().post("/_test/write")
-    settings.configure(app, AUDIT_STRICT_ACTOR=False)  # production: written explicitly
+    settings.configure(app, AUDIT_STRICT_ACTOR=False)  # production: written as explicit
     assert app.test_client().post("/_test/write").status_code == 200
     assert _records(db, action="export")[-1].username == "unresolved:_write"
     assert not _records(db, username="anonymous")
@@ -158,39 +159,3 @@ def test_a_user_id_typed_with_control_characters_is_recorded_on_one_line(app, db
     assert name == "ab\\r\\nc\\td\\x00"
     assert audit._printable("山田　太郎") == "山田　太郎"
     assert audit.verify_chain(db).ok
-
-
-# --- explicit events are units of work (issue 11 §1) ----------------------------------------
-def test_an_event_on_its_own_is_kept_at_once(app, db):
-    with app.app_context():
-        audit.act_as("cli:test")
-        audit.record_event(audit.ACTION_PRINT, "notice", None, {"pages": 1})
-        assert not unit.in_transaction(db)
-    with db.get_bind().connect() as other:  # another connection sees it: committed
-        rows = other.execute(select(AuditLog.username, AuditLog.changes)
-                             .where(AuditLog.action == "print")).all()
-    assert [(name, json.loads(changes)) for name, changes in rows] == [("cli:test", {"pages": 1})]
-
-
-def test_an_event_inside_an_operation_commits_or_rolls_back_with_it(app, db):
-    import pytest
-
-    with app.app_context():
-        audit.act_as("cli:test")
-        with pytest.raises(RuntimeError):
-            with unit.transaction(db):
-                audit.record_event(audit.ACTION_EXPORT, "notice", None, {"kept": False})
-                raise RuntimeError("the operation failed")
-        with unit.transaction(db):
-            audit.record_event(audit.ACTION_EXPORT, "notice", None, {"kept": True})
-            assert unit.in_transaction(db)  # joined: the outer unit commits
-    assert [json.loads(r.changes) for r in _records(db, action="export")] == [{"kept": True}]
-    assert audit.verify_chain(db).ok
-
-
-def test_the_old_commit_flag_is_accepted_and_the_unit_decides(app, db):
-    with app.app_context():
-        audit.act_as("cli:test")
-        audit.record_event(audit.ACTION_DOWNLOAD, "notice", None, None, commit=False)
-    db.rollback()  # nothing of the event was left to the caller
-    assert len(_records(db, action="download")) == 1
