@@ -14,7 +14,7 @@ export FLASK_APP := run
 RUN_DEBS := libzbar0
 TEST_DEBS := chromium fonts-noto-cjk poppler-utils
 
-.PHONY: run test install system-deps test-deps translations db serve test-sqlite test-postgres bench clean
+.PHONY: run test install system-deps test-deps translations db serve lint-imports test-sqlite test-postgres bench clean
 
 install: $(STAMP) translations
 
@@ -52,8 +52,14 @@ run: db
 	COOKIE_SECURE=$${COOKIE_SECURE:-0} WEB_CONCURRENCY=$(WORKERS) $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - run:app
 
 test: install test-deps
+	$(MAKE) --no-print-directory lint-imports
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
+
+# The direction of dependencies (models <- services <- views / public / cli), as the
+# contracts in .importlinter state it: an import against it fails the build.
+lint-imports: $(STAMP)
+	$(BIN)/lint-imports
 
 # Two workers (pytest-xdist): each has its own database; TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2

@@ -10,9 +10,13 @@ from flask_appbuilder.models.sqla.base import SQLA
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as default_config
+from app import models  # noqa: F401  (every table into Model.metadata)
 from app import secrets as app_secrets
-from app import web
+from app import settings, web
 from app.extensions import csrf, migrate, tune_sqlite
+from app.services import audit, deletion
+from app.services.fields import id_converter
+from app.services.passwords import fab_password_validator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,14 +24,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: config, database, security, staff views, residents' site, CLI."""
     app = Flask(__name__)
-    from app.services.fields import id_converter
-
     app.url_map.converters["id"] = id_converter()  # <id:pk>: record ids, 404 when out of range
     app.config.from_object(default_config)
     if test_config:
         app.config.update(test_config)
-    from app import settings
-
     settings.load(app)  # typed and checked once; a wrong value stops the start here
     instance_dir = app.config["INSTANCE_DIR"]
     app.instance_path = instance_dir
@@ -40,10 +40,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         raise ValueError("PROXY_FIX_HOPS must be a whole number from 0 to 5")
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-
-    from app import models  # noqa: F401  (every table into Model.metadata)
-    from app.services import audit, deletion
-    from app.services.passwords import fab_password_validator
 
     app.config["FAB_PASSWORD_COMPLEXITY_VALIDATOR"] = fab_password_validator
 
@@ -59,11 +55,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     audit.install_listeners()
     deletion.install_listeners()  # a delete while other rows point at the row: refused
 
+    # The top layers (staff screens, residents' site, CLI) are imported here, when an app
+    # is built, and not at the top of this module: ``app`` is the parent package of every
+    # module and Python runs this file before any of them, so importing them at its top
+    # would make importing any model or service alone (a migration, a unit test, a script)
+    # load every screen, the residents' site and every command (with the QR decoder) too.
+    from app.cli import register_cli
+    from app.public import bp as public_bp
+    from app.views import register_views
+    from app.views.home import HomeView
+
     with app.app_context():
         tune_sqlite(db.engine)
-        from app.views import register_views
-        from app.views.home import HomeView
-
         appbuilder = AppBuilder(indexview=HomeView, base_template="staff_base.html")
         appbuilder.init_app(app, db.session)
         register_views(appbuilder)
@@ -71,12 +74,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             view.__class__.__name__: view for view in appbuilder.baseviews
         }
 
-    from app.public import bp as public_bp
-
     app.register_blueprint(public_bp)
     web.install(app)
-
-    from app.cli import register_cli
-
     register_cli(app)
     return app

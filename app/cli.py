@@ -1,16 +1,31 @@
 """Command line: `flask --app run <group> <command>`. Every command is idempotent."""
 from __future__ import annotations
 
-import secrets
-import string
+import json
+import os
 import sys
+from collections import Counter
+from datetime import date
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask_appbuilder.security.manager import BaseSecurityManager
+from flask_migrate import upgrade
+from sqlalchemy import select
 
+from app import clock
+from app.clock import JST
 from app.extensions import session
+from app.models.venue import Venue
+from app.services import audit, desk, mail, scan, unit
+from app.services.accounts import create_user, unlock_user
+from app.services.calendar import materialise_slots
+from app.services.demo import seed_demo
+from app.services.errors import DomainError, InputError
+from app.services.passwords import generate_password
+from app.services.qr_decode import decode_file
+from app.services.qr_formats import decode_bytes, parse_payload
 
 demo_cli = AppGroup("demo", help="Demo data.")
 audit_cli = AppGroup("audit", help="The audit trail.")
@@ -23,27 +38,22 @@ slots_cli = AppGroup("slots", help="Bookable time slots.")
 
 def _as_cli_operator():
     """Everything this command changes is recorded as ``cli:<os user>``."""
-    from app.services import audit
-
     audit.act_as(audit.cli_actor())
 
 
 def _as_job():
     """A job run by cron (reminders, closing the day): recorded as ``system``."""
-    from app.services import audit
-
     audit.act_as(audit.SYSTEM)
 
 
 def init_database() -> None:
-    """Create or upgrade the schema (Alembic), then sync roles and permissions."""
-    from flask_migrate import upgrade
-
+    """Create or upgrade the schema (Alembic), then sync roles and permissions (one unit;
+    FAB's own steps also commit as they go)."""
     upgrade()
     sm = current_app.appbuilder.sm
-    BaseSecurityManager.create_db(sm)  # built-in roles of config.FAB_ROLES, Public
-    current_app.appbuilder.add_permissions(update_perms=True)
-    session().commit()
+    with unit.transaction(session()):
+        BaseSecurityManager.create_db(sm)  # built-in roles of config.FAB_ROLES, Public
+        current_app.appbuilder.add_permissions(update_perms=True)
 
 
 @click.command("init", help="Create or upgrade the database and sync roles and permissions.")
@@ -51,15 +61,11 @@ def init_command():
     _as_cli_operator()
     init_database()
     click.echo("database ready; roles: " + ", ".join(current_app.config["STAFF_ROLES"]))
-    from app.services.calendar import materialise_slots
-
     click.echo(f"slots made ahead: {materialise_slots(session())}")
 
 
 @demo_cli.command("seed", help="Load realistic demo data (skips what exists).")
 def demo_seed():
-    from app.services.demo import seed_demo
-
     _as_cli_operator()
     for line in seed_demo():
         click.echo(line)
@@ -67,23 +73,13 @@ def demo_seed():
 
 @audit_cli.command("verify", help="Walk the hash chain; exit 1 naming the first bad record.")
 def audit_verify():
-    from app.services.audit import verify_chain
-
-    report = verify_chain(session())
+    report = audit.verify_chain(session())
     if report.ok:
         click.echo(f"audit log intact: {report.checked} records")
         return
     click.echo(f"audit log BROKEN at record id={report.bad_id}: {report.reason} "
                f"({report.checked} records before it are intact)", err=True)
     sys.exit(1)
-
-
-def _generate_password() -> str:
-    alphabet = string.ascii_letters + string.digits
-    while True:
-        value = "".join(secrets.choice(alphabet) for _ in range(16))
-        if any(c.isdigit() for c in value) and any(c.isalpha() for c in value):
-            return value
 
 
 @users_cli.command("create", help="Create a staff account (password policy applies).")
@@ -94,9 +90,6 @@ def _generate_password() -> str:
 @click.option("--email", required=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def users_create(username, roles, first_name, last_name, email, password):
-    from app.services.accounts import create_user
-    from app.services.errors import DomainError
-
     _as_cli_operator()
     try:
         create_user(username, password, list(roles), first_name or username,
@@ -111,18 +104,13 @@ def users_create(username, roles, first_name, last_name, email, password):
                    help="Create the system administrator from ADMIN_USERNAME/ADMIN_PASSWORD, "
                         "or with a generated password printed once.")
 def users_ensure_admin():
-    import os
-
-    from app.services.accounts import create_user
-    from app.services.errors import DomainError
-
     _as_cli_operator()
     username = os.environ.get("ADMIN_USERNAME", "admin")
     sm = current_app.appbuilder.sm
     if sm.find_user(username=username) is not None:
         click.echo(f"administrator '{username}' exists")
         return
-    password = os.environ.get("ADMIN_PASSWORD") or _generate_password()
+    password = os.environ.get("ADMIN_PASSWORD") or generate_password()
     try:
         create_user(username, password, [current_app.config["AUTH_ROLE_ADMIN"]],
                     "システム", "管理者", os.environ.get("ADMIN_EMAIL", f"{username}@example.jp"))
@@ -141,8 +129,6 @@ def users_ensure_admin():
 @users_cli.command("unlock", help="Unlock an account locked after failed sign-ins.")
 @click.argument("username")
 def users_unlock(username):
-    from app.services.accounts import unlock_user
-
     _as_cli_operator()
     user = current_app.appbuilder.sm.find_user(username=username)
     if user is None:
@@ -155,14 +141,6 @@ def users_unlock(username):
 @qr_cli.command("decode", help="Print one JSON line per QR code found in the files.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def qr_decode(files):
-    import json
-    import os
-
-    from app import clock
-    from app.services.errors import InputError
-    from app.services.qr_decode import decode_file
-    from app.services.qr_formats import decode_bytes, parse_payload
-
     today = clock.now().date()
     for path in files:
         with open(path, "rb") as handle:
@@ -187,13 +165,6 @@ def qr_decode(files):
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Classify only; write nothing.")
 def qr_register(files, dry_run):
-    import os
-    from collections import Counter
-
-    from app.services import scan
-    from app.services.errors import DomainError
-    from app.services.qr_decode import decode_file
-
     _as_cli_operator()
     db = session()
     if dry_run:
@@ -234,8 +205,6 @@ def qr_register(files, dry_run):
                                           "once a day from cron; `outbox send` delivers them; "
                                           "a second run queues nothing twice).")
 def remind_command():
-    from app.services import mail
-
     _as_job()
     if not mail.configured():
         click.echo("MAIL_SERVER is not set: no reminders queued")
@@ -250,8 +219,6 @@ def remind_command():
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="at most this many mails in this run")
 def outbox_send_command(limit):
-    from app.services import mail
-
     _as_job()
     if not mail.configured():
         click.echo("MAIL_SERVER is not set: nothing sent (the mails stay queued)")
@@ -268,15 +235,6 @@ def outbox_send_command(limit):
                                              "(cron, after closing time).")
 @click.option("--date", "day_text", default=None, help="YYYY-MM-DD (default: today)")
 def close_day_command(day_text):
-    from datetime import date
-
-    from sqlalchemy import select
-
-    from app import clock
-    from app.clock import JST
-    from app.models.venue import Venue
-    from app.services import desk
-
     _as_job()
     now = clock.now()
     day = date.fromisoformat(day_text) if day_text else now.astimezone(JST).date()
@@ -295,8 +253,6 @@ def close_day_command(day_text):
                                         "purpose from today through its window, so pages "
                                         "only read them (cron, daily; idempotent).")
 def slots_materialise():
-    from app.services.calendar import materialise_slots
-
     _as_job()
     click.echo(f"slots made: {materialise_slots(session())}")
 

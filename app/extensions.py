@@ -6,6 +6,7 @@ SQLA and AppBuilder are created inside create_app (one per app); reach them with
 from flask import current_app
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import event
 
 csrf = CSRFProtect()
 migrate = Migrate()
@@ -21,8 +22,6 @@ def tune_sqlite(engine) -> None:
     a writer waits (up to 15 s) for the lock instead of failing at once. Foreign keys are
     enforced as on PostgreSQL (SQLite leaves them off unless asked, per connection);
     migrations switch them off for their own run (migrations/env.py)."""
-    from sqlalchemy import event
-
     if engine.dialect.name != "sqlite":
         return
 

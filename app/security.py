@@ -11,7 +11,7 @@ from datetime import timedelta
 from flask import current_app, flash, g, redirect, request, session
 from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
-from flask_appbuilder.security.forms import ResetPasswordForm
+from flask_appbuilder.security.forms import LoginForm_db, ResetPasswordForm
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.utils import is_null_password
 from flask_appbuilder.security.views import AuthDBView as FabAuthDBView
@@ -28,7 +28,7 @@ from wtforms.validators import DataRequired, EqualTo, ValidationError
 from app import clock
 from app.models.user import StaffUser
 from app.services import accounts, audit, throttle
-from app.services.errors import ThrottledError
+from app.services.errors import PasswordPolicyError, ThrottledError
 from app.services.passwords import password_problems
 from app.views.formatting import jst, yes_no
 
@@ -180,8 +180,6 @@ class AppSecurityManager(SecurityManager):
                                actor=audit.Actor(None, audit.SIGN_IN, _ip()))
             if request.endpoint == "SecurityApi.login":
                 return {"message": error.message}, 429
-            from flask_appbuilder.security.forms import LoginForm_db
-
             flash(error.message, "danger")
             page = self.auth_view.render_template(self.auth_view.login_template,
                                                   title=self.auth_view.title,
@@ -292,7 +290,7 @@ class AppSecurityManager(SecurityManager):
         audit.record_event(audit.ACTION_LOGIN_FAILED, "ab_user", user.id,
                            {"username": user.username, "failures": user.fail_login_count},
                            actor=audit.Actor(None, user.username, _ip()))
-        accounts.register_failed_login(self.session, user, clock.now())
+        accounts.register_failed_login(self.session, user, clock.now(), ip=_ip())
 
     def on_user_logout(self, user) -> None:
         audit.record_event(audit.ACTION_LOGOUT, "ab_user", user.id, None,
@@ -314,8 +312,6 @@ class AppSecurityManager(SecurityManager):
         user = self.get_user_by_id(userid)
         problems = password_problems(password, user.username if user else None)
         if problems:
-            from app.services.errors import PasswordPolicyError
-
             raise PasswordPolicyError(" ".join(problems))
         return super().reset_password(userid, password)
 

@@ -3,9 +3,11 @@ has no lockout, and its sessions and JWTs outlive a lock or a new password)."""
 from datetime import datetime
 
 from flask_appbuilder.security.sqla.models import User
+from flask_babel import gettext
 from sqlalchemy import Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app import clock
 from app.models.types import AwareDateTime
 
 
@@ -34,24 +36,18 @@ class StaffUser(User):
         if self.locked_until is None:
             return True
         if now is None:
-            from app import clock
-
             now = clock.now()
         return self.locked_until > now
 
     def lock_state(self) -> str:
         """The user list's lock column: empty, "until <time>", or "until unlocked"."""
-        from flask_babel import gettext
-
-        from app.clock import to_jst
-
         if self.locked_at is None:
             return ""
         if self.locked_until is None:
             return gettext("Locked until an administrator unlocks it")
         if self.locked_now():
             return gettext("Locked until %(time)s",
-                           time=to_jst(self.locked_until).strftime("%Y-%m-%d %H:%M"))
+                           time=clock.to_jst(self.locked_until).strftime("%Y-%m-%d %H:%M"))
         return ""
 
     @property

@@ -18,9 +18,10 @@ from sqlalchemy import event, func, inspect, or_, update
 from sqlalchemy.orm.base import NO_VALUE
 
 from app.models.user import StaffUser
-from app.services import audit
+from app.services import audit, unit
 from app.services.errors import UnknownRoleError, UserExistsError
 from app.services.passwords import check_password_policy
+from app.settings import settings
 
 
 def create_user(username: str, password: str, role_names: list[str], first_name: str,
@@ -52,75 +53,84 @@ def find_account(sm, identifier: str) -> StaffUser | None:
 
 def lock_minutes(previous_locks: int) -> int:
     """How long the next lock after failed sign-ins lasts: doubles with each repeat."""
-    config = current_app.config
-    base = max(1, int(config.get("LOGIN_LOCK_MINUTES", 15)))
-    cap = max(base, int(config.get("LOGIN_LOCK_MAX_MINUTES", 24 * 60)))
+    config = settings()
+    base = max(1, config.login_lock_minutes)
+    cap = max(base, config.login_lock_max_minutes)
     return min(cap, base * 2 ** min(max(previous_locks, 0), 20))
 
 
 def count_failed_login(session, user: StaffUser) -> None:
     """One more failed sign-in, counted in the database (two workers never lose one)."""
-    session.execute(update(StaffUser).where(StaffUser.id == user.id).values(
-        fail_login_count=func.coalesce(StaffUser.fail_login_count, 0) + 1))
-    session.commit()
+    with unit.transaction(session):
+        session.execute(update(StaffUser).where(StaffUser.id == user.id).values(
+            fail_login_count=func.coalesce(StaffUser.fail_login_count, 0) + 1))
     session.refresh(user)
 
 
-def register_failed_login(session, user: StaffUser, now: datetime) -> bool:
+def register_failed_login(session, user: StaffUser, now: datetime,
+                          ip: str | None = None) -> bool:
     """After a failed password: lock for a while at the threshold (a compare-and-set on the
-    count and the lock seen, so two workers lock once). Returns True when it locked now."""
-    threshold = current_app.config.get("LOGIN_LOCK_THRESHOLD", 5)
+    count and the lock seen, so two workers lock once). The lock and its audit record are
+    one unit. ``ip``: the address of the attempt (default: this request's). Returns True
+    when it locked now."""
+    threshold = settings().login_lock_threshold
     if (user.fail_login_count or 0) < threshold or user.locked_now(now):
         return False
     previous = user.lock_count or 0
     until = now + timedelta(minutes=lock_minutes(previous))
-    result = session.execute(
-        update(StaffUser)
-        .where(StaffUser.id == user.id, StaffUser.fail_login_count >= threshold,
-               StaffUser.lock_count == previous,
-               or_(StaffUser.locked_at.is_(None),
-                   StaffUser.locked_until.is_not(None) & (StaffUser.locked_until <= now)))
-        .values(locked_at=now, locked_until=until, lock_count=previous + 1,
-                fail_login_count=0, session_generation=StaffUser.session_generation + 1))
-    if result.rowcount != 1:
-        session.rollback()
-        return False
-    session.commit()
+    with unit.transaction(session):
+        result = session.execute(
+            update(StaffUser)
+            .where(StaffUser.id == user.id, StaffUser.fail_login_count >= threshold,
+                   StaffUser.lock_count == previous,
+                   or_(StaffUser.locked_at.is_(None),
+                       StaffUser.locked_until.is_not(None) & (StaffUser.locked_until <= now)))
+            .values(locked_at=now, locked_until=until, lock_count=previous + 1,
+                    fail_login_count=0, session_generation=StaffUser.session_generation + 1))
+        if result.rowcount != 1:  # another worker locked it first: nothing to record
+            return False
+        audit.record_event(audit.ACTION_LOCKED, "ab_user", user.id,
+                           {"username": user.username, "failures": threshold,
+                            "until": until.isoformat(), "lock": previous + 1},
+                           actor=audit.Actor(None, user.username,
+                                             ip if ip is not None else audit.current_actor().ip))
     session.refresh(user)
-    audit.record_event(audit.ACTION_LOCKED, "ab_user", user.id,
-                       {"username": user.username, "failures": threshold,
-                        "until": until.isoformat(), "lock": previous + 1},
-                       actor=audit.Actor(None, user.username, audit.current_actor().ip))
     return True
 
 
 def register_successful_login(user: StaffUser) -> None:
-    """A successful sign-in forgets an ended lock and the count of earlier locks (the
-    caller commits, with FAB's login statistics)."""
+    """A successful sign-in forgets an ended lock and the count of earlier locks (saved
+    with FAB's login statistics, which FAB's own update_user_auth_stat commits)."""
     if user.locked_at is not None or user.lock_count:
         user.locked_at = None
         user.locked_until = None
         user.lock_count = 0
 
 
-def lock_user(session, user: StaffUser, now: datetime) -> None:
-    """An administrator locks an account until it is unlocked; its sessions end now."""
+@unit.operation
+def lock_user(session, user: StaffUser, now: datetime,
+              actor: audit.Actor | None = None) -> None:
+    """An administrator locks an account until it is unlocked; its sessions end now. The
+    lock and its audit record are one unit (``actor``: default, who is acting now)."""
     user.locked_at = now
     user.locked_until = None
     user.session_generation = StaffUser.session_generation + 1
-    session.commit()
+    session.flush()
     audit.record_event(audit.ACTION_LOCKED, "ab_user", user.id,
-                       {"username": user.username, "by_administrator": True})
+                       {"username": user.username, "by_administrator": True}, actor=actor)
 
 
-def unlock_user(session, user: StaffUser) -> None:
-    """An administrator lifts the lock and clears the failure count."""
+@unit.operation
+def unlock_user(session, user: StaffUser, actor: audit.Actor | None = None) -> None:
+    """An administrator (or `users unlock` on the command line) lifts the lock and clears
+    the failure count; the change and its audit record are one unit."""
     user.locked_at = None
     user.locked_until = None
     user.lock_count = 0
     user.fail_login_count = 0
-    session.commit()
-    audit.record_event(audit.ACTION_UNLOCKED, "ab_user", user.id, {"username": user.username})
+    session.flush()
+    audit.record_event(audit.ACTION_UNLOCKED, "ab_user", user.id, {"username": user.username},
+                       actor=actor)
 
 
 # --- every path that deactivates an account or sets its password ends its sessions ----------

@@ -9,6 +9,7 @@ deleted or inserted outside the application breaks the chain (:func:`verify_chai
 """
 from __future__ import annotations
 
+import getpass
 import hashlib
 import hmac
 import json
@@ -20,11 +21,18 @@ from typing import Any, Iterable
 
 from flask import (current_app, g, has_app_context, has_request_context, request,
                    request_started)
+from flask_appbuilder import Model
+from flask_jwt_extended import verify_jwt_in_request
+from flask_login import current_user
 from sqlalchemy import event, insert, inspect, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, configure_mappers
 
 from app import clock
+from app.extensions import session as scoped_session
 from app.models.audit import AuditLog
+from app.models.reservation import Reservation
+from app.services import unit
+from app.settings import settings
 
 GENESIS = "0" * 64
 _PG_LOCK_KEY = 0x4D4E43  # "MNC": serialises appends to the chain on PostgreSQL
@@ -82,8 +90,6 @@ def act_as(name: str) -> None:
 
 
 def cli_actor() -> str:
-    import getpass
-
     try:
         return f"cli:{getpass.getuser()}"
     except Exception:  # no login name (a container without a passwd entry)
@@ -100,12 +106,8 @@ def resident_is(number: str | None) -> None:
 def _resident_label(session=None) -> str:
     """住民, with the number of the booking being made in this request, else the number
     the resident was identified by (:func:`resident_is`)."""
-    from app.models.reservation import Reservation
-
     if session is None:
-        from app.extensions import session as scoped
-
-        session = scoped()
+        session = scoped_session()
     pending = [o.number for o in session.new if isinstance(o, Reservation) and o.number]
     if pending:
         g.resident_ref = pending[0]  # known by its new number from here on
@@ -116,8 +118,6 @@ def _resident_label(session=None) -> str:
 def _request_user():
     """The staff user of this request: the screens' session, else the REST API's JWT
     (Authorization: Bearer), as FAB's ``protect()`` verified it."""
-    from flask_login import current_user
-
     try:
         if current_user and current_user.is_authenticated:
             return current_user
@@ -126,8 +126,6 @@ def _request_user():
     if g.get("_api_key_user") and g.get("user") is not None:  # FAB_API_KEY_ENABLED
         return g.user
     if "_jwt_extended_jwt_user" not in g:
-        from flask_jwt_extended import verify_jwt_in_request
-
         try:
             verify_jwt_in_request(optional=True)
         except Exception:  # expired, forged or of a deactivated user: not an actor
@@ -165,7 +163,7 @@ def current_actor(session=None) -> Actor:
         return Actor(None, SIGN_IN, ip)
     if not g.get("audit_serving"):
         return Actor(None, SYSTEM, ip)
-    if current_app.config.get("AUDIT_STRICT_ACTOR"):
+    if settings().audit_strict_actor:
         raise UnresolvedActorError(f"no actor for {request.method} {request.path}")
     return Actor(None, f"unresolved:{request.endpoint or request.path}"[:100], ip)
 
@@ -336,9 +334,6 @@ def install_listeners() -> None:
     global _installed
     if _installed:
         return
-    from flask_appbuilder import Model
-    from sqlalchemy.orm import configure_mappers
-
     configure_mappers()
     for mapper in Model.registry.mappers:
         for attr in mapper.column_attrs:
@@ -351,19 +346,19 @@ def install_listeners() -> None:
 
 def record_event(action: str, target_table: str | None = None, target_id: Any = None,
                  detail: Any = None, actor: Actor | None = None, commit: bool = True) -> None:
-    """Record an explicit event (login, export, print, view ...) and commit it."""
-    from app.extensions import session as db_session
-
-    session = db_session()
-    record_in_transaction(session, action, target_table, target_id, detail, actor)
-    if commit:
-        session.commit()
+    """Record an explicit event (login, export, print, view ...) as one unit of work: kept
+    at once when called on its own (a print or a sign-in), or together with the operation
+    it is called in (app/services/unit.py: the outermost unit commits). ``commit`` is
+    accepted for older callers and has no effect: the unit decides."""
+    del commit  # the unit of work commits, never the caller's flag
+    with unit.transaction(scoped_session()) as session:
+        record_in_transaction(session, action, target_table, target_id, detail, actor)
 
 
 def record_in_transaction(session, action: str, target_table: str | None, target_id: Any,
                           detail: Any, actor: Actor | None = None) -> None:
     """Record in the caller's transaction (for changes made by Core statements, which the
-    flush listener does not see); the caller commits."""
+    flush listener does not see); the caller's unit of work commits it."""
     _append(session.connection(), [(action, target_table, target_id, detail)], actor)
 
 

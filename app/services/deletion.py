@@ -21,6 +21,7 @@ and the CLI all go through it.
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, delete, event, func, inspect, select
 from sqlalchemy.orm import Session
@@ -119,8 +120,6 @@ def ensure_deletable(session, obj, also_deleted=()) -> None:
     found = references(session, obj, also_deleted)
     if not found:
         return
-    from flask_babel import gettext as _
-
     labels = [str(REFERRER_LABELS.get(name, name)) for name, _n in found]
     what = "、".join(dict.fromkeys(labels))  # once each, in order
     count = sum(n for _name, n in found)

@@ -1,19 +1,34 @@
-"""Demo data (`flask --app run demo seed`): realistic, Japanese, idempotent."""
+"""Demo data (`flask --app run demo seed`): realistic, Japanese, idempotent.
+
+Each step is its own unit of work (app/services/unit.py): users, notices and maintenance,
+cards, venues, then every demo booking on its own, so a full slot skips that booking and
+keeps the rest. Seeding runs on its own, never inside another unit.
+"""
 from __future__ import annotations
 
 import os
-from datetime import date, timedelta
+import random
+from datetime import date, time, timedelta
 
 from flask import current_app
 from sqlalchemy import select
 
 from app import clock
+from app.clock import JST
 from app.extensions import session
+from app.models.card import Card
 from app.models.maintenance import MaintenanceWindow
 from app.models.notice import (AUDIENCE_BOTH, AUDIENCE_RESIDENTS, AUDIENCE_STAFF,
                                IMPORTANCE_IMPORTANT, IMPORTANCE_NORMAL, IMPORTANCE_URGENT,
                                Notice)
+from app.models.reservation import CHANNEL_COUNTER, CHANNEL_PHONE, CHANNEL_WEB, Reservation
+from app.models.storage import StoragePlace
+from app.models.venue import Purpose, Venue, VenuePurpose, WeeklyRule
+from app.services import booking, cards, desk, notice_numbers, unit
 from app.services.accounts import create_user
+from app.services.availability import active_offers
+from app.services.calendar import ensure_slots, materialise_slots
+from app.services.passwords import generate_password
 
 DEMO_USERS = [
     # user ID, 姓, 名, role key
@@ -48,24 +63,31 @@ def seed_demo() -> list[str]:
     out = []
     db = session()
     sm = current_app.appbuilder.sm
-    password = os.environ.get("DEMO_PASSWORD")
-    generated = not password
-    if generated:
-        from app.cli import _generate_password
-
-        password = _generate_password()
+    password = os.environ.get("DEMO_PASSWORD") or generate_password()
     created = []
-    for username, last, first, role_key in DEMO_USERS:
-        if sm.find_user(username=username) is None:
-            create_user(username, password, [current_app.config[role_key]], first, last,
-                        f"{username}@city.example.jp")
-            created.append(username)
+    with unit.transaction(db):  # FAB's add_user commits each user itself, too
+        for username, last, first, role_key in DEMO_USERS:
+            if sm.find_user(username=username) is None:
+                create_user(username, password, [current_app.config[role_key]], first, last,
+                            f"{username}@city.example.jp")
+                created.append(username)
     if created:
         out.append(f"demo users: {', '.join(created)} (password: {password})")
     else:
         out.append("demo users exist")
 
     now = clock.now()
+    with unit.transaction(db):
+        added = seed_notices(db, now)
+    out.append(f"demo notices and maintenance: {added} added")
+    out.append(seed_cards(db, now))
+    out.append(seed_venues(db))
+    out.extend(seed_bookings(db, now))
+    return out
+
+
+def seed_notices(db, now) -> int:
+    """Notices for staff and residents, and a maintenance window announced ahead."""
     existing = set(db.execute(select(Notice.title)).scalars())
     added = 0
     for title, body, audience, importance in DEMO_NOTICES:
@@ -79,23 +101,12 @@ def seed_demo() -> list[str]:
                                  message="システム更新のため、予約サイトを停止します。",
                                  created_by="demo"))
         added += 1
-    db.commit()
-    out.append(f"demo notices and maintenance: {added} added")
-    out.append(seed_cards(db, now))
-    out.append(seed_venues(db))
-    out.extend(seed_bookings(db, now))
-    return out
+    return added
 
 
 def seed_bookings(db, now) -> list[str]:
     """Bookings to collect cards over the coming two weeks, and two waiting cards left
     unbooked for trying the residents' site."""
-    from app.models.card import Card
-    from app.models.reservation import CHANNEL_PHONE, CHANNEL_WEB, Reservation
-    from app.services import booking, cards, notice_numbers
-    from app.services.availability import active_offers
-    from app.services.calendar import ensure_slots
-
     waiting = list(db.execute(select(Card).where(Card.state == cards.NOTICE_SENT)
                               .order_by(Card.id)).scalars())
     tryout = [f"postcard {notice_numbers.display(c.notice_number)} / birth date "
@@ -105,23 +116,24 @@ def seed_bookings(db, now) -> list[str]:
     offer = next((o for o in active_offers(db) if o.purpose.code == "kofu"), None)
     if offer is None:
         return ["no venue for demo bookings"]
-    slots = [s for s in ensure_slots(db, offer, now.date() + timedelta(days=1),
-                                     now.date() + timedelta(days=14))
-             if s.starts_at > now]
-    db.commit()
+    with unit.transaction(db):
+        slots = [s for s in ensure_slots(db, offer, now.date() + timedelta(days=1),
+                                         now.date() + timedelta(days=14))
+                 if s.starts_at > now]
     made = 0
     for index, card in enumerate(waiting[2:20]):
         slot = slots[(index * 7) % len(slots)] if slots else None
         if slot is None:
             break
         try:
-            booking.book(db, slot, None, card.birth_date, booking.Contact(
-                phone=f"090{index:04d}{5678:04d}", email=None, name=card.name,
-                name_kana=card.name_kana), cards_to_collect=[card],
-                channel=CHANNEL_PHONE if index % 3 == 0 else CHANNEL_WEB, staff=True)
+            with unit.transaction(db):  # rolled back alone when it fails
+                booking.book(db, slot, None, card.birth_date, booking.Contact(
+                    phone=f"090{index:04d}{5678:04d}", email=None, name=card.name,
+                    name_kana=card.name_kana), cards_to_collect=[card],
+                    channel=CHANNEL_PHONE if index % 3 == 0 else CHANNEL_WEB, staff=True)
             made += 1
         except Exception:  # a full slot: skip it, demo data only
-            db.rollback()
+            continue
     today = seed_today(db, now, waiting[20:40])
     return [f"demo bookings: {made} in the coming two weeks, {today} today",
             "try /reserve/ with: " + "; ".join(tryout)]
@@ -130,43 +142,39 @@ def seed_bookings(db, now) -> list[str]:
 def seed_today(db, now, spare_cards) -> int:
     """Today's bookings at each venue in mixed states (booked, arrived, completed), so the
     check-in desk is never empty in a demo (none once today's last slot is over)."""
-    from app.clock import JST
-    from app.models.reservation import CHANNEL_COUNTER, CHANNEL_PHONE, CHANNEL_WEB
-    from app.services import booking, desk
-    from app.services.availability import active_offers
-    from app.services.calendar import ensure_slots
-
     today = now.astimezone(JST).date()
     spare = list(spare_cards)
     made = 0
     for offer in active_offers(db):
-        slots = [s for s in ensure_slots(db, offer, today, today) if s.ends_at > now]
-        db.commit()
+        with unit.transaction(db):
+            slots = [s for s in ensure_slots(db, offer, today, today) if s.ends_at > now]
         for index, slot in enumerate(slots[:6]):
             family, given = FAMILY[(made * 5) % len(FAMILY)], GIVEN[(made * 3) % len(GIVEN)]
             contact = booking.Contact(phone=f"080{made:04d}1234", name=f"{family[0]}　{given[0]}",
                                       name_kana=f"{family[1]}　{given[1]}")
             channel = (CHANNEL_WEB, CHANNEL_PHONE, CHANNEL_COUNTER)[index % 3]
+            if offer.purpose.needs_postcard and not spare:
+                break
             try:
-                if offer.purpose.needs_postcard:
-                    if not spare:
-                        break
-                    card = spare.pop(0)
-                    contact.name, contact.name_kana = card.name, card.name_kana
-                    reservation = booking.book(db, slot, None, card.birth_date, contact,
-                                               cards_to_collect=[card], channel=channel,
-                                               staff=True)
-                else:
-                    reservation = booking.book(db, slot, None, date(1960 + made, 4, 1),
-                                               contact, seats=1, channel=channel, staff=True)
+                with unit.transaction(db):  # rolled back alone when it fails
+                    if offer.purpose.needs_postcard:
+                        card = spare.pop(0)
+                        contact.name, contact.name_kana = card.name, card.name_kana
+                        reservation = booking.book(db, slot, None, card.birth_date, contact,
+                                                   cards_to_collect=[card], channel=channel,
+                                                   staff=True)
+                    else:
+                        reservation = booking.book(db, slot, None, date(1960 + made, 4, 1),
+                                                   contact, seats=1, channel=channel,
+                                                   staff=True)
             except Exception:  # a full slot: demo data only
-                db.rollback()
                 continue
             made += 1
             if index < 2:
-                desk.check_in(db, reservation)
-                if index == 0 and not offer.purpose.needs_postcard:
-                    desk.complete(db, reservation)
+                with unit.transaction(db):
+                    desk.check_in(db, reservation)
+                    if index == 0 and not offer.purpose.needs_postcard:
+                        desk.complete(db, reservation)
     return made
 
 
@@ -202,15 +210,16 @@ PURPOSE_TEXTS = {
 
 
 def seed_venues(db) -> str:
-    """Venues open for 交付 on weekdays, and the other purposes."""
-    from datetime import time
-
-    from app.models.venue import Purpose, Venue, VenuePurpose, WeeklyRule
-
-    from app.services.calendar import materialise_slots
-
+    """Venues open for 交付 on weekdays, and the other purposes; then their slots are made
+    ahead (materialise_slots: a unit of its own)."""
     if db.execute(select(Venue.id)).first():
         return f"demo venues exist; slots made ahead: {materialise_slots(db)}"
+    with unit.transaction(db):
+        _add_venues(db)
+    return f"demo venues: {len(DEMO_VENUES)}; slots made ahead: {materialise_slots(db)}"
+
+
+def _add_venues(db) -> None:
     purposes = {}
     for code, name, needs_postcard in DEMO_PURPOSES:
         description, bring = PURPOSE_TEXTS[code]
@@ -239,8 +248,6 @@ def seed_venues(db) -> str:
                 offer.rules.append(WeeklyRule(weekday=weekday, starts=hhmm(starts),
                                               ends=hhmm(ends), slot_minutes=minutes,
                                               seats=seats))
-    db.commit()
-    return f"demo venues: {len(DEMO_VENUES)}; slots made ahead: {materialise_slots(db)}"
 
 
 FAMILY = [("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"),
@@ -268,16 +275,15 @@ CARD_MIX = [
 
 
 def seed_cards(db, now) -> str:
-    """Storage places and about 330 cards in every state, both visit modes."""
-    import random
-    from datetime import date
-
-    from app.models.card import Card
-    from app.models.storage import StoragePlace
-    from app.services import cards
-
+    """Storage places and about 330 cards in every state, both visit modes (one unit)."""
     if db.execute(select(Card.id)).first():
         return "demo cards exist"
+    with unit.transaction(db):
+        serial = _add_cards(db, now)
+    return f"demo cards: {serial} in the ledger"
+
+
+def _add_cards(db, now) -> int:
     if not db.execute(select(StoragePlace.id)).first():
         order = 0
         for safe in "AB":
@@ -317,5 +323,4 @@ def seed_cards(db, now) -> str:
             if card.state == cards.DISCARDED:
                 card.discard_reason = "保管期限経過"
             db.flush()
-    db.commit()
-    return f"demo cards: {serial} in the ledger"
+    return serial

@@ -1,6 +1,8 @@
 """Domain errors. Each carries a translatable message for the screen that caused it."""
 from flask_babel import lazy_gettext as _
 
+from app.clock import JST
+
 
 class DomainError(Exception):
     message = _("The operation could not be completed.")
@@ -112,8 +114,6 @@ class ThrottledError(DomainError):
     """Too many attempts from one address or on one number: wait until ``until``."""
 
     def __init__(self, until):
-        from app.clock import JST
-
         self.until = until
         super().__init__(_("There were too many attempts. Please try again after %(time)s.",
                            time=until.astimezone(JST).strftime("%H:%M")))

@@ -12,7 +12,9 @@ import re
 import unicodedata
 from datetime import date
 
+from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
+from werkzeug.routing import BaseConverter, ValidationError
 
 from app.services import japanese
 from app.services.errors import InputError
@@ -75,8 +77,6 @@ def parse_id(text) -> int | None:
 def id_converter():
     """A Flask URL converter ``<id:name>``: a record id as parse_id reads it; anything else
     (too large, not ASCII digits) matches no route, so the answer is 404."""
-    from werkzeug.routing import BaseConverter, ValidationError
-
     class IdConverter(BaseConverter):
         regex = r"[0-9]{1,10}"
         part_isolating = True
@@ -177,8 +177,6 @@ def clean_email(text) -> str | None:
     by email-validator; no lists, no display names or angle brackets, no local mailboxes
     (a domain without a dot), no quoted or IP-literal forms. Half-width, trimmed; None when
     empty. The domain is returned in ASCII (IDNA), so the address can go to any server."""
-    from email_validator import EmailNotValidError, validate_email
-
     value = japanese.half_width(refuse_controls(_as_text(text))).strip()
     if not value:
         return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date
+from datetime import date, time
 
 import jaconv
 from flask_babel import lazy_gettext as _l
@@ -158,8 +158,6 @@ def date_with_era(value: date | None) -> str:
 
 def parse_time_of_day(text: str | None):
     """09:00, 9:00, 0900, ９時 → time."""
-    from datetime import time
-
     raw = half_width(text).strip().replace("時", ":").replace("分", "")
     match = re.fullmatch(r"(\d{1,2}):?(\d{2})?", raw.rstrip(":"))
     if not match:
@@ -190,9 +188,3 @@ def format_phone(value: str | None) -> str:
         return f"{value[:4]}-{value[4:7]}-{value[7:]}"
     return f"{value[:2]}-{value[2:6]}-{value[6:]}"
 
-
-def parse_email(text: str | None) -> str | None:
-    """Optional e-mail address; the one check lives in app/services/fields.py."""
-    from app.services.fields import clean_email
-
-    return clean_email(text)

@@ -1,11 +1,25 @@
-"""Password policy (S3): every path that sets a password calls check_password_policy."""
-from flask import g, request
+"""Password policy (S3): every path that sets a password calls check_password_policy;
+generated passwords (the first administrator, demo users) meet it."""
+import secrets
+import string
+
+from flask import current_app, g, request
 from flask_babel import gettext as _
 from wtforms import ValidationError
 
 from app.services.errors import PasswordPolicyError
 
 MIN_LENGTH = 12
+GENERATED_LENGTH = 16
+
+
+def generate_password() -> str:
+    """A random password of letters and digits that meets the policy (shown once)."""
+    alphabet = string.ascii_letters + string.digits
+    while True:
+        value = "".join(secrets.choice(alphabet) for _ in range(GENERATED_LENGTH))
+        if any(c.isdigit() for c in value) and any(c.isalpha() for c in value):
+            return value
 
 
 def password_problems(password: str, username: str | None = None) -> list[str]:
@@ -37,8 +51,6 @@ def _username_of_form() -> str | None:
     payload = request.get_json(silent=True) if request.is_json else None
     if isinstance(payload, dict) and payload.get("username"):
         return str(payload["username"])
-    from flask import current_app
-
     sm = current_app.appbuilder.sm
     if request.args.get("pk"):
         user = sm.get_user_by_id(request.args["pk"])

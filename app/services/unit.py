@@ -25,7 +25,9 @@ from functools import wraps
 from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, scoped_session
 
+from app.extensions import session as app_session
 from app.services.errors import ConcurrentChangeError
 
 _DEPTH = "unit_depth"
@@ -33,9 +35,7 @@ T = TypeVar("T")
 
 
 def _current_session():
-    from app.extensions import session
-
-    return session()
+    return app_session()
 
 
 @contextmanager
@@ -98,6 +98,4 @@ def is_contention(error: BaseException) -> bool:
 
 
 def _is_session(value) -> bool:
-    from sqlalchemy.orm import Session, scoped_session
-
     return isinstance(value, (Session, scoped_session))

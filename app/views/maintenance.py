@@ -9,12 +9,12 @@ from wtforms.validators import DataRequired, Optional
 from app import clock
 from app.extensions import session
 from app.models.maintenance import MaintenanceWindow
-from app.services.errors import DomainError
+from app.services.fields import NOTE_MAX, clean_text
 from app.services.maintenance import (end_maintenance_now, maintenance_status,
                                       start_maintenance_now)
+from app.views.feedback import refusals_flashed
 from app.views.fields import JstDateTimeField
 from app.views.formatting import jst
-from app.services.fields import NOTE_MAX, clean_text
 from app.views.validators import CleanText, EndsAfter
 
 
@@ -48,23 +48,19 @@ class MaintenanceWindowModelView(ModelView):
 
     @expose("/start-now/", methods=["POST"])
     @has_access
+    @refusals_flashed(back=".list")
     def start_now(self):
-        try:
-            message = clean_text(request.form.get("message"), NOTE_MAX, multiline=True) or ""
-            start_maintenance_now(session(), clock.now(), message, g.user.username)
-            flash(_("The residents' site is now in maintenance."), "warning")
-        except DomainError as error:
-            flash(str(error.message), "danger")
+        message = clean_text(request.form.get("message"), NOTE_MAX, multiline=True) or ""
+        start_maintenance_now(session(), clock.now(), message, g.user.username)
+        flash(_("The residents' site is now in maintenance."), "warning")
         return redirect(url_for(".list"))
 
     @expose("/end-now/", methods=["POST"])
     @has_access
+    @refusals_flashed(back=".list")
     def end_now(self):
-        try:
-            end_maintenance_now(session(), clock.now())
-            flash(_("The residents' site is open again."), "success")
-        except DomainError as error:
-            flash(str(error.message), "danger")
+        end_maintenance_now(session(), clock.now())
+        flash(_("The residents' site is open again."), "success")
         return redirect(url_for(".list"))
 
     def render_template(self, template, **kwargs):
