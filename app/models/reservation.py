@@ -96,12 +96,11 @@ class Reservation(Model):
     slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"), nullable=False, index=True)
     slot: Mapped[Slot] = relationship()
     # Copies of the slot's venue/purpose and start, kept by the engine, so that staff lists
-    # filter and sort by them.
-    offer_id: Mapped[int | None] = mapped_column(ForeignKey("venue_purpose.id"), nullable=True,
-                                                 index=True)
-    offer: Mapped[VenuePurpose | None] = relationship()
-    starts_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True,
-                                                       index=True)
+    # filter and sort by them (never empty: migration 0011).
+    offer_id: Mapped[int] = mapped_column(ForeignKey("venue_purpose.id"), nullable=False,
+                                          index=True)
+    offer: Mapped[VenuePurpose] = relationship()
+    starts_at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False, index=True)
     seats: Mapped[int] = mapped_column(Integer, nullable=False)
     state: Mapped[str] = mapped_column(String(12), nullable=False, default=BOOKED, index=True)
     checked_in_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)
