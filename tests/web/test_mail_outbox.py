@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from app import settings
 from app.models.audit import AuditLog
 from app.models.outbox import FAILED, QUEUED, SENDING, SENT, OutboxMail
 from app.models.reservation import Reservation, Slot
@@ -95,16 +96,15 @@ def test_a_booking_never_waits_for_a_dead_relay_and_its_mail_goes_out_later(
 
 def test_a_refused_change_queues_no_mail(app, db, offer, smtp):
     card = waiting_card(db)
-    with app.test_request_context():
-        slots = ensure_slots(db, offer, date(2026, 12, 8), date(2026, 12, 8))
-        db.commit()
-        reservation = booking.book(db, slots[0], None, card.birth_date,
-                                   booking.Contact(phone="09012345678", email="t@example.jp"),
-                                   cards_to_collect=[card], staff=True, notify=True)
-        booking.hold_seats(db, slots[1], 2, staff=True)  # full
-        with pytest.raises(booking.SlotFullError):
-            booking.change_slot(db, reservation, db.get(Slot, slots[1].id), staff=True,
-                                notify=True)
+    slots = ensure_slots(db, offer, date(2026, 12, 8), date(2026, 12, 8))
+    db.commit()
+    reservation = booking.book(db, slots[0], None, card.birth_date,
+                               booking.Contact(phone="09012345678", email="t@example.jp"),
+                               cards_to_collect=[card], staff=True, notify=True)
+    booking.hold_seats(db, slots[1], 2, staff=True)  # full
+    with pytest.raises(booking.SlotFullError):
+        booking.change_slot(db, reservation, db.get(Slot, slots[1].id), staff=True,
+                            notify=True)
     assert [(r.kind, r.state) for r in rows(db)] == [("booked", QUEUED)]
 
 
