@@ -19,6 +19,7 @@ from app.clock import JST
 from app.models.reservation import Hold, Reservation, Slot
 from app.models.venue import Purpose, Venue, VenuePurpose
 from app.services import unit
+from app.services.fields import parse_month  # noqa: F401 (the months' helpers, together)
 from app.settings import settings
 
 # The year-end closure, inclusive, as MM-DD (it wraps over the new year): slots are not
@@ -54,14 +55,6 @@ def add_months(month: date, count: int) -> date:
 def month_end(month: date) -> date:
     """The last day of the month of ``month``."""
     return add_months(month, 1) - timedelta(days=1)
-
-
-def parse_month(text: str | None) -> date | None:
-    """'2026-12' -> date(2026, 12, 1); None when it is not a month."""
-    try:
-        return datetime.strptime((text or "").strip(), "%Y-%m").date()
-    except ValueError:
-        return None
 
 
 def month_within(text: str | None, first: date, last: date) -> date:

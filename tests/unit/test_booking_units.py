@@ -36,6 +36,7 @@ def test_months_are_counted_in_one_place():
     assert month_start(date(2026, 2, 17)) == date(2026, 2, 1)
     assert month_end(date(2028, 2, 5)) == date(2028, 2, 29)
     assert parse_month("2026-12") == date(2026, 12, 1) and parse_month("12月") is None
+    assert parse_month("2026-13") is None
     first, last = date(2026, 12, 1), date(2027, 1, 1)
     assert month_within("2027-05", first, last) == last
     assert month_within("2026-01", first, last) == first
