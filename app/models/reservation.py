@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -25,6 +26,24 @@ HOLDING_SEATS = (BOOKED, ARRIVED, COMPLETED, NO_SHOW)  # every state but cancell
 CHANNEL_WEB = "web"
 CHANNEL_PHONE = "phone"
 CHANNEL_COUNTER = "counter"
+CHANNELS = (CHANNEL_WEB, CHANNEL_PHONE, CHANNEL_COUNTER)
+
+# The one vocabulary of bookings: every screen (staff lists, the desk, the residents'
+# pages, the API) names a state or a channel through these labels.
+STATE_LABELS = {BOOKED: _l("Booked"), ARRIVED: _l("Arrived"), COMPLETED: _l("Completed"),
+                NO_SHOW: _l("No-show"), CANCELLED: _l("Cancelled")}
+CHANNEL_LABELS = {CHANNEL_WEB: _l("Web"), CHANNEL_PHONE: _l("Phone"),
+                  CHANNEL_COUNTER: _l("Counter")}
+
+
+def state_label(state: str | None) -> str:
+    """A booking state as people read it (予約済, 来庁済 ...)."""
+    return str(STATE_LABELS.get(state, state or ""))
+
+
+def channel_label(channel: str | None) -> str:
+    """How the booking was taken (Web, 電話, 窓口)."""
+    return str(CHANNEL_LABELS.get(channel, channel or ""))
 
 
 class Slot(Model):
@@ -77,12 +96,11 @@ class Reservation(Model):
     slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"), nullable=False, index=True)
     slot: Mapped[Slot] = relationship()
     # Copies of the slot's venue/purpose and start, kept by the engine, so that staff lists
-    # filter and sort by them.
-    offer_id: Mapped[int | None] = mapped_column(ForeignKey("venue_purpose.id"), nullable=True,
-                                                 index=True)
-    offer: Mapped[VenuePurpose | None] = relationship()
-    starts_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True,
-                                                       index=True)
+    # filter and sort by them (never empty: migration 0011).
+    offer_id: Mapped[int] = mapped_column(ForeignKey("venue_purpose.id"), nullable=False,
+                                          index=True)
+    offer: Mapped[VenuePurpose] = relationship()
+    starts_at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False, index=True)
     seats: Mapped[int] = mapped_column(Integer, nullable=False)
     state: Mapped[str] = mapped_column(String(12), nullable=False, default=BOOKED, index=True)
     checked_in_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), nullable=True)

@@ -2,11 +2,20 @@
 
 The top page (purposes, notices, the maintenance banner), the booking flow (flow.py), the
 look-up, change and cancel pages (manage.py) and the JSON for scripts and tests (api.py).
+
+One error boundary (issue 11 §3): a refused operation raises a DomainError from its
+service, whose unit of work has already rolled back; :func:`refused` turns it into the
+page the resident was on, with the message. A route says which page that is with
+:func:`refusal_page` before it calls the service; without one, the booking being viewed
+(or a plain page) shows the message. Forms whose fields carry their own messages (who
+comes, the look-up) still show a refusal inline, next to the fields.
 """
 from datetime import date
+from typing import Callable
 
 import segno
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import (Blueprint, current_app, g, redirect, render_template, request, session,
+                   url_for)
 from flask_babel import format_date, get_locale
 from markupsafe import Markup
 
@@ -16,8 +25,10 @@ from app.extensions import session as db_session
 from app.models.notice import AUDIENCE_RESIDENTS
 from app.services import japanese, notice_numbers
 from app.services.availability import active_offers
+from app.services.errors import DomainError, ThrottledError
 from app.services.maintenance import maintenance_status
 from app.services.notices import current_notices
+from app.settings import settings
 
 bp = Blueprint("public", __name__, url_prefix="/reserve", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -29,7 +40,7 @@ def maintenance_gate():
     if request.endpoint in ("public.static", "public.set_language"):
         return None
     status = maintenance_status(db_session(), clock.now(),
-                                current_app.config.get("MAINTENANCE_BANNER_DAYS", 14))
+                                settings().maintenance_banner_days)
     if status.active is not None:
         return render_template("public/maintenance.html", window=status.active), 503
     request.maintenance = status
@@ -44,6 +55,26 @@ def no_store(response):
     if request.endpoint != "public.static":
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def refusal_page(render: Callable[[str], tuple]) -> None:
+    """Where a refusal of the operation this route is about to run belongs: ``render``
+    takes the message and returns the response (the page again, with its status)."""
+    g.public_refusal = render
+
+
+@bp.errorhandler(DomainError)
+def refused(error: DomainError):
+    """The residents' error boundary: the page the route named, else the booking being
+    viewed, else a plain page; nothing to roll back (the service's unit did)."""
+    render = g.pop("public_refusal", None)
+    if render is not None:
+        return render(error.message)
+    page = manage.refused_on_booking(error.message)  # the routes, imported at the end
+    if page is not None:
+        return page
+    status = 429 if isinstance(error, ThrottledError) else 409
+    return render_template("public/refused.html", error=error.message), status
 
 
 @bp.context_processor

@@ -1,5 +1,6 @@
 """JSON for the residents' booking pages (and for tests): venues and free seats."""
 from flask import jsonify, request
+from flask_babel import gettext as _
 
 from app import clock
 from app.extensions import session
@@ -27,7 +28,7 @@ def api_venues():
 def api_availability():
     venue_id = parse_id(request.args.get("venue"))
     if venue_id is None:
-        return jsonify(error="会場（venue）を数字で指定してください。"), 400
+        return jsonify(error=_("Give the venue (venue) as a number.")), 400
     try:
         offer = svc.find_offer(session(), venue_id, request.args.get("purpose", ""))
         start, end = svc.default_range(clock.now().date())

@@ -11,9 +11,9 @@ The booking itself is made by app/services/booking.py.
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime, timedelta
+from datetime import date
 
-from flask import (abort, current_app, redirect, render_template, request, session, url_for)
+from flask import abort, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
@@ -21,21 +21,20 @@ from app import clock
 from app.extensions import session as db_session
 from app.models.card import Card
 from app.models.reservation import Hold, Reservation, Slot
-from app.models.venue import Purpose, Venue, VenuePurpose
-from app.public import bp
+from app.models.venue import Purpose, VenuePurpose
+from app.public import bp, refusal_page
 from app.public import draft as sealed_draft
 from app.public.forms import check_applicant, check_contact, check_party, party_rows
-from app.services import availability, booking, mail, notice_numbers, throttle
-from app.services.calendar import bookable_between
+from app.services import availability, booking, mail, notice_numbers
+from app.services.calendar import add_months, bookable_between, month_start, month_within
 from app.services.errors import DomainError, ThrottledError
 from app.services.fields import parse_id
-from sqlalchemy import select
+from app.settings import settings
 
 # --- state ----------------------------------------------------------------------------------
 
 def _purpose(code: str) -> Purpose:
-    purpose = db_session().execute(select(Purpose).where(
-        Purpose.code == code, Purpose.active.is_(True))).scalar()
+    purpose = booking.bookable_purpose(db_session(), code)
     if purpose is None or not _offers(purpose):
         abort(404)
     return purpose
@@ -68,12 +67,8 @@ def _offer(draft: dict) -> VenuePurpose | None:
 
 
 def _held_slot(draft: dict) -> tuple[Slot, Hold] | None:
-    if not draft.get("hold_token"):
-        return None
-    hold = db_session().execute(select(Hold).where(Hold.token == draft["hold_token"])).scalar()
-    if hold is None or hold.expires_at <= clock.now():
-        return None
-    return hold.slot, hold
+    hold = booking.held(db_session(), draft.get("hold_token"), clock.now())
+    return (hold.slot, hold) if hold is not None else None
 
 
 def _release(draft: dict) -> None:
@@ -117,8 +112,8 @@ def who(code: str):
             people, checked = check_party(rows, today)
             errors = checked.errors
             if not errors:
-                try:
-                    found = booking.identify_party(db_session(), people, _ip())
+                try:  # the form shows the refusal above its fields (422)
+                    found = booking.identify_party(db_session(), people, _ip(), clock.now())
                 except DomainError as error:  # mismatch, locked, already booked
                     message = error.message
                 else:
@@ -136,8 +131,8 @@ def who(code: str):
         checked = check_applicant(request.form, today, max_party)
         values, errors = checked.raw, checked.errors
         if not errors:
-            try:
-                throttle.check(db_session(), [throttle.ip_key(_ip())], clock.now())
+            try:  # the form shows the refusal above its fields (422)
+                booking.admit_address(db_session(), _ip(), clock.now())
             except ThrottledError as error:
                 message = error.message
             else:
@@ -174,25 +169,17 @@ def venue(code: str):
                            error=error, seats=seats), 422 if error else 200
 
 
-def _month_arg(offer: VenuePurpose) -> tuple[date, date, date]:
-    first, last = availability.month_range(offer, clock.now())
-    try:
-        month = datetime.strptime(request.args.get("month", ""), "%Y-%m").date()
-    except ValueError:
-        month = first
-    return min(max(month, first), last), first, last
-
-
 def render_calendar(offer: VenuePurpose, seats: int, day_endpoint: str, month_endpoint: str,
                     endpoint_args: dict, **context):
-    month, first, last = _month_arg(offer)
+    now = clock.now()
+    first, last = availability.month_range(offer, now)
+    month = month_within(request.args.get("month"), first, last)
     days = availability.month_days(db_session(), offer, month, seats,
-                                   current_app.config.get("FEW_SEATS_SHARE", 0.3))
-    earliest, latest = bookable_between(offer, clock.now())
+                                   settings().few_seats_share)
+    earliest, latest = bookable_between(offer, now)
     return render_template("public/calendar.html", offer=offer, month=month, days=days,
                            weeks=availability.month_weeks(month), first=first, last=last,
-                           prev_month=(month - timedelta(days=1)).replace(day=1),
-                           next_month=(month + timedelta(days=32)).replace(day=1),
+                           prev_month=add_months(month, -1), next_month=add_months(month, 1),
                            bookable_from=earliest.date(), bookable_to=latest.date(),
                            seats=seats, day_endpoint=day_endpoint,
                            month_endpoint=month_endpoint, endpoint_args=endpoint_args,
@@ -224,7 +211,7 @@ def render_day(offer: VenuePurpose, day_text: str, seats: int, action: str, back
 
 def _in_window(offer: VenuePurpose, day: date) -> bool:
     first, last = availability.month_range(offer, clock.now())
-    return first <= day.replace(day=1) <= last
+    return first <= month_start(day) <= last
 
 
 @bp.route("/book/<code>/day/<day>", methods=["GET", "POST"])
@@ -235,27 +222,26 @@ def day(code: str, day: str):
     if missing:
         return missing
     offer = _offer(draft)
-    error = None
+
+    def page(error=None):
+        return render_day(offer, day, _seats(draft), url_for("public.day", code=code, day=day),
+                          url_for("public.calendar", code=code, month=day[:7]),
+                          purpose=purpose, error=error, step=4), 409 if error else 200
+
     if request.method == "POST":
         slot_id = parse_id(request.form.get("slot"))
         slot = db_session().get(Slot, slot_id) if slot_id else None
         if slot is None or slot.offer_id != offer.id:
-            error = _l("Choose a time.")
-        else:
-            try:
-                throttle.check(db_session(), [throttle.ip_key(_ip())], clock.now())
-                throttle.count(db_session(), throttle.ip_key(_ip()), clock.now())
-                _release(draft)
-                hold = booking.hold_seats(db_session(), slot, _seats(draft))
-            except DomainError as failure:
-                error = failure.message
-            else:
-                draft.update(slot_id=slot.id, hold_token=hold.token)
-                _save(draft)
-                return redirect(url_for("public.contact", code=code))
-    return render_day(offer, day, _seats(draft), url_for("public.day", code=code, day=day),
-                      url_for("public.calendar", code=code, month=day[:7]), purpose=purpose,
-                      error=error, step=4), 409 if error else 200
+            return page(_l("Choose a time."))
+        refusal_page(page)
+        replacing = draft.pop("hold_token", None)
+        draft.pop("slot_id", None)
+        hold = booking.hold_for_resident(db_session(), slot, _seats(draft), _ip(),
+                                         clock.now(), replacing=replacing)
+        draft.update(slot_id=slot.id, hold_token=hold.token)
+        _save(draft)
+        return redirect(url_for("public.contact", code=code))
+    return page()
 
 
 def _held_or_back(code: str, draft: dict):
@@ -306,23 +292,23 @@ def confirm(code: str):
     slot = held[0] if held else db_session().get(Slot, draft.get("slot_id") or 0)
     if slot is None:
         return redirect(url_for("public.calendar", code=code))
-    error = None
+
+    def page(error=None):
+        cards = [db_session().get(Card, p["card_id"]) for p in draft.get("people", [])]
+        return render_template("public/confirm.html", purpose=purpose, draft=draft, slot=slot,
+                               people=draft.get("people", []), cards=cards,
+                               held=held is not None, error=error, step=6), \
+            409 if error else 200
+
     if request.method == "POST":
         if request.form.get("key") != draft["key"]:
-            error = _l("This page is out of date. Please check the details and book again.")
-        else:
-            try:
-                reservation = _book(draft, slot)
-            except DomainError as failure:
-                error = failure.message
-            else:
-                sealed_draft.clear()
-                session["done"] = reservation.id
-                return redirect(url_for("public.done"))
-    cards = [db_session().get(Card, p["card_id"]) for p in draft.get("people", [])]
-    return render_template("public/confirm.html", purpose=purpose, draft=draft, slot=slot,
-                           people=draft.get("people", []), cards=cards,
-                           held=held is not None, error=error, step=6), 409 if error else 200
+            return page(_l("This page is out of date. Please check the details and book again."))
+        refusal_page(page)
+        reservation = _book(draft, slot)
+        sealed_draft.clear()
+        session["done"] = reservation.id
+        return redirect(url_for("public.done"))
+    return page()
 
 
 def _book(draft: dict, slot: Slot) -> Reservation:
@@ -340,7 +326,8 @@ def _book(draft: dict, slot: Slot) -> Reservation:
     reservation = booking.book(db_session(), slot, draft.get("hold_token"), birth,
                                contact_details, cards_to_collect=found or None,
                                seats=_seats(draft), idempotency_key=draft["key"],
-                               locale=str(get_locale() or "ja"), notify=True)
+                               locale=str(get_locale() or "ja"), notify=True,
+                               now=clock.now())
     return reservation
 
 

@@ -1,7 +1,8 @@
 """Look up, change and cancel a booking with its number and the birth date (F1.1).
 
 After a successful look-up the booking's id is kept in the session for a short while
-(``VIEW_MINUTES``); every page re-reads the booking, so a change made by staff shows at once.
+(the setting ``VIEW_MINUTES``); every page re-reads the booking, so a change made by staff
+shows at once.
 """
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from flask_babel import lazy_gettext as _l
 from app import clock
 from app.extensions import session as db_session
 from app.models.reservation import BOOKED, Reservation, Slot
-from app.public import bp
+from app.public import bp, refusal_page
 from app.public.flow import render_calendar, render_day
 from app.public.forms import check_lookup
 from app.services import audit, booking
 from app.services.errors import DomainError
 from app.services.fields import parse_id
+from app.settings import settings
 
 VIEWING = "viewing"
-VIEW_MINUTES = 30
 
 
 def _viewed() -> Reservation | None:
@@ -39,7 +40,8 @@ def _viewed() -> Reservation | None:
 
 def _view(reservation: Reservation) -> None:
     session[VIEWING] = {"id": reservation.id,
-                        "until": (clock.now() + timedelta(minutes=VIEW_MINUTES)).isoformat()}
+                        "until": (clock.now() + timedelta(minutes=settings().view_minutes))
+                        .isoformat()}
 
 
 @bp.route("/lookup", methods=["GET", "POST"])
@@ -52,10 +54,10 @@ def lookup():
         checked = check_lookup(request.form, clock.now().date())
         values, errors = checked.raw, checked.errors
         if not errors:
-            try:
+            try:  # the form shows the refusal above its fields (422)
                 reservation = booking.lookup_reservation(
                     db_session(), checked.clean["reservation_number"],
-                    checked.clean["birth_date"], request.remote_addr)
+                    checked.clean["birth_date"], request.remote_addr, clock.now())
             except DomainError as error:
                 message = error.message
             else:
@@ -126,6 +128,13 @@ def change_day(day: str):
                       purpose=reservation.slot.offer.purpose, changing=reservation, error=None)
 
 
+def refused_on_booking(message):
+    """The error boundary's page for a refusal while a booking is viewed (None when none
+    is): the booking with the message."""
+    reservation = _viewed()
+    return _refused(reservation, message) if reservation is not None else None
+
+
 def _refused(reservation: Reservation, message):
     return render_template("public/booking.html", r=reservation, slot=reservation.slot,
                            offer=reservation.slot.offer, error=message, can_change=message,
@@ -149,12 +158,11 @@ def change():
                                offer=reservation.slot.offer)
     if reservation.slot_id == new_slot.id:  # already there (a second click): nothing to do
         return redirect(url_for("public.booking_detail", changed=1))
-    try:
-        booking.change_slot(db_session(), reservation, new_slot, notify=True)
-    except DomainError as error:
-        return render_template("public/change_confirm.html", r=reservation,
-                               old=reservation.slot, new=new_slot,
-                               offer=reservation.slot.offer, error=error.message), 409
+    old_slot = reservation.slot
+    refusal_page(lambda message: (render_template(
+        "public/change_confirm.html", r=reservation, old=old_slot, new=new_slot,
+        offer=old_slot.offer, error=message), 409))
+    booking.change_slot(db_session(), reservation, new_slot, notify=True, now=clock.now())
     return redirect(url_for("public.booking_detail", changed=1))
 
 
@@ -169,10 +177,8 @@ def cancel():
     if refusal:
         return _refused(reservation, refusal)
     if request.method == "POST":
-        try:
-            booking.cancel(db_session(), reservation, reason="resident (web)", notify=True)
-        except DomainError as error:
-            return _refused(reservation, error.message)
+        booking.cancel(db_session(), reservation, reason="resident (web)", notify=True,
+                       now=clock.now())  # refused: the booking with the message (boundary)
         return redirect(url_for("public.booking_detail", cancelled=1))
     return render_template("public/cancel_confirm.html", r=reservation, slot=reservation.slot,
                            offer=reservation.slot.offer)

@@ -4,32 +4,39 @@ The deciding step is one conditional UPDATE that SQLite and PostgreSQL both hono
 ``UPDATE slot SET taken = taken + n WHERE id = :id AND taken + n <= seats``. ``taken``
 counts booked and held seats. A hold lapses by itself: any later attempt on the slot first
 releases expired holds, each guarded by its own conditional UPDATE of the hold's state, so
-no cron is needed and no seat is returned twice. Each operation commits once.
+no cron is needed and no seat is returned twice.
+
+Each public operation runs as one unit of work (app/services/unit.py): it commits once or
+not at all. The time (``now``) is a parameter; the entry points take it from the caller
+(``clock.now()`` at the call site) and fall back to the clock only for older callers.
 """
 from __future__ import annotations
 
 import secrets
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, inspect as sa_inspect, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import clock
 from app.clock import JST
 from app.models.card import Card
+from app.models.venue import Purpose
 from app.models.reservation import (BOOKED, CANCELLED, CHANNEL_WEB, HOLD_BOOKED, HOLD_HELD,
                                     HOLD_RELEASED, HOLDING_SEATS, Hold, Reservation,
                                     ReservationPerson, Slot)
-from app.services import audit, cards, mail, notice_numbers
-from app.services.japanese import normalize_code
+from app.services import audit, cards, mail, notice_numbers, throttle, unit
+from app.services.calendar import bookable_between, existing_slots
 from app.services.errors import (BookingWindowError, CardAlreadyBookedError,  # noqa: F401
                                  ConcurrentChangeError, InvalidTransitionError,
                                  HoldExpiredError, IdentityMismatchError,
                                  InputError, ReservationStateError, SlotFullError)
+from app.services.japanese import normalize_code
+from app.settings import settings
 
 NUMBER_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY"
 
@@ -101,9 +108,17 @@ def free_counts(session, slots: list[Slot], now: datetime) -> dict[int, int]:
             for s in slots}
 
 
-def _check_window(slot: Slot, now: datetime, staff: bool) -> None:
-    from app.services.calendar import bookable_between
+def staff_slots(session, offer, day: date, now: datetime) -> list[dict]:
+    """A day's slots for staff: every open slot not yet over, with free seats (staff may
+    book inside the residents' cut-off). A read."""
+    slots = [s for s in existing_slots(session, offer, day, day) if not s.closed
+             and s.ends_at > now]
+    free = free_counts(session, slots, now)
+    return [{"id": s.id, "start": s.starts_at, "end": s.ends_at, "seats": s.seats,
+             "free": free[s.id]} for s in slots]
 
+
+def _check_window(slot: Slot, now: datetime, staff: bool) -> None:
     if staff:
         if slot.ends_at <= now:
             raise BookingWindowError()
@@ -113,34 +128,70 @@ def _check_window(slot: Slot, now: datetime, staff: bool) -> None:
         raise BookingWindowError()
 
 
+def bookable_purpose(session, code: str) -> Purpose | None:
+    """The purpose in use with this code (the residents' links name it), or None."""
+    return session.execute(select(Purpose).where(Purpose.code == code,
+                                                 Purpose.active.is_(True))).scalar()
+
+
 # --- holds --------------------------------------------------------------------------------
 
-def hold_seats(session, slot: Slot, seats: int, staff: bool = False) -> Hold:
-    """Keep seats for HOLD_MINUTES while the resident fills in the form."""
-    now = clock.now()
-    if seats < 1 or seats > slot.offer.max_party:
-        raise InputError(_l("A booking is for 1 to %(n)d people.", n=slot.offer.max_party))
-    _check_window(slot, now, staff)
-    if not take_seats(session, slot.id, seats, now):
-        session.rollback()
-        raise SlotFullError()
-    minutes = current_app.config.get("HOLD_MINUTES", 10)
-    hold = Hold(slot_id=slot.id, seats=seats, token=secrets.token_urlsafe(24),
-                expires_at=now + timedelta(minutes=minutes), state=HOLD_HELD)
-    session.add(hold)
-    session.commit()
+def hold_seats(session, slot: Slot, seats: int, staff: bool = False,
+               now: datetime | None = None) -> Hold:
+    """Keep seats for HOLD_MINUTES while the resident fills in the form (one unit)."""
+    now = now or clock.now()
+    with unit.transaction(session):
+        if seats < 1 or seats > slot.offer.max_party:
+            raise InputError(_l("A booking is for 1 to %(n)d people.", n=slot.offer.max_party))
+        _check_window(slot, now, staff)
+        if not take_seats(session, slot.id, seats, now):
+            raise SlotFullError()
+        hold = Hold(slot_id=slot.id, seats=seats, token=secrets.token_urlsafe(24),
+                    expires_at=now + timedelta(minutes=settings().hold_minutes),
+                    state=HOLD_HELD)
+        session.add(hold)
+    return hold
+
+
+def hold_for_resident(session, slot: Slot, seats: int, ip: str | None, now: datetime,
+                      replacing: str | None = None) -> Hold:
+    """The residents' entry point for holding seats: behind the per-address guessing limit
+    (every attempt counts), the hold the resident had before (``replacing``) given back,
+    then :func:`hold_seats`. The count is kept even when the hold is refused."""
+    admit_address(session, ip, now)
+    throttle.count(session, throttle.ip_key(ip), now)
+    if replacing:
+        release_hold(session, replacing)
+    return hold_seats(session, slot, seats, now=now)
+
+
+def admit_address(session, ip: str | None, now: datetime) -> None:
+    """Refuse (ThrottledError) an address locked by the guessing limit; for the residents'
+    steps that check nothing else (申請: name and birth date only)."""
+    throttle.check(session, [throttle.ip_key(ip)], now)
+
+
+def held(session, token: str | None, now: datetime) -> Hold | None:
+    """The hold of this token while it still keeps its seats (a read)."""
+    if not token:
+        return None
+    hold = session.execute(select(Hold).where(Hold.token == token)).scalar()
+    if hold is None or hold.expires_at <= now:
+        return None
     return hold
 
 
 def release_hold(session, token: str) -> None:
-    hold = session.execute(select(Hold).where(Hold.token == token)).scalar()
-    if hold is None:
-        return
-    result = session.execute(update(Hold).where(Hold.id == hold.id, Hold.state == HOLD_HELD)
-                             .values(state=HOLD_RELEASED))
-    if result.rowcount == 1:
-        free_seats(session, hold.slot_id, hold.seats)
-    session.commit()
+    """Give the hold's seats back at once (one unit; nothing when it is gone already)."""
+    with unit.transaction(session):
+        hold = session.execute(select(Hold).where(Hold.token == token)).scalar()
+        if hold is None:
+            return
+        result = session.execute(update(Hold).where(Hold.id == hold.id,
+                                                    Hold.state == HOLD_HELD)
+                                 .values(state=HOLD_RELEASED))
+        if result.rowcount == 1:
+            free_seats(session, hold.slot_id, hold.seats)
 
 
 # --- who is booked -------------------------------------------------------------------------
@@ -176,12 +227,12 @@ def _mismatch(index: int) -> IdentityMismatchError:
     return error
 
 
-def identify_party(session, people: list[PersonInput], ip: str | None) -> list[Card]:
+def identify_party(session, people: list[PersonInput], ip: str | None,
+                   now: datetime | None = None) -> list[Card]:
     """match_cards behind the guessing limits: per IP address every attempt counts, per
-    postcard number every failure; a locked number answers the same whether it exists."""
-    from app.services import throttle
-
-    now = clock.now()
+    postcard number every failure; a locked number answers the same whether it exists.
+    A read; the counters keep their own commits (app/services/throttle.py)."""
+    now = now or clock.now()
     keys = {i: throttle.number_key(normalize_code(p.notice_number))
             for i, p in enumerate(people)}
     throttle.check(session, [throttle.ip_key(ip), *keys.values()], now)
@@ -200,11 +251,10 @@ def identify_party(session, people: list[PersonInput], ip: str | None) -> list[C
     return found
 
 
-def lookup_reservation(session, number: str, birth_date: date, ip: str | None) -> Reservation:
+def lookup_reservation(session, number: str, birth_date: date, ip: str | None,
+                       now: datetime | None = None) -> Reservation:
     """find_reservation behind the same guessing limits as the postcard numbers."""
-    from app.services import throttle
-
-    now = clock.now()
+    now = now or clock.now()
     key = throttle.number_key("R" + normalize_code(number))
     throttle.check(session, [throttle.ip_key(ip), key], now)
     throttle.count(session, throttle.ip_key(ip), now)
@@ -246,36 +296,52 @@ class Contact:
     name_kana: str | None = None
 
 
+class _AnsweredByEarlierSubmit(Exception):
+    """Inside :func:`book`: the hold was already turned into a booking by a submit of the
+    same form that raced this one; the unit is rolled back and the earlier booking is the
+    answer (not a DomainError: it never reaches a screen)."""
+
+
 def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact: Contact,
          cards_to_collect: list[Card] | None = None, seats: int | None = None,
          channel: str = CHANNEL_WEB, idempotency_key: str | None = None,
-         staff: bool = False, locale: str = "ja", notify: bool = False) -> Reservation:
-    """Turn a hold (or, for staff, fresh seats) into a booking. Submitting the same form
-    twice (same idempotency key) returns the first booking. With ``notify`` the
-    confirmation mail is queued in the same transaction (app/services/mail.py)."""
-    now = clock.now()
+         staff: bool = False, locale: str = "ja", notify: bool = False,
+         now: datetime | None = None) -> Reservation:
+    """Turn a hold (or, for staff, fresh seats) into a booking, as one unit. Submitting the
+    same form twice (same idempotency key) returns the first booking. With ``notify`` the
+    confirmation mail is queued in the same unit (app/services/mail.py).
+
+    Refused for the people, not the time (the card is booked already, or changed
+    meanwhile): the unit is rolled back, then the earlier booking of the same form is the
+    answer if there is one (a double submit that lost the race), else the held seats go
+    back at once in a unit of their own rather than when the hold lapses."""
+    now = now or clock.now()
     done = _by_key(session, idempotency_key)
     if done is not None:
         return done
     party = cards_to_collect or []
     seats = len(party) if party else (seats or 1)
+    outermost = not unit.in_transaction(session)
     try:
-        if any(_actively_booked(session, card.id) for card in party):
-            raise CardAlreadyBookedError()
-        with refuse_when_overtaken(session):
-            reservation = _book(session, slot, hold_token, birth_date, contact, party, seats,
-                                channel, idempotency_key, staff, locale, now, notify)
-    except (CardAlreadyBookedError, InvalidTransitionError) as refusal:
-        # Refused for the people, not the time: the held seats go back at once rather
-        # than when the hold lapses.
-        session.rollback()
+        with unit.transaction(session):
+            if any(_actively_booked(session, card.id) for card in party):
+                raise CardAlreadyBookedError()
+            return _book(session, slot, hold_token, birth_date, contact, party, seats,
+                         channel, idempotency_key, staff, locale, now, notify)
+    except _AnsweredByEarlierSubmit:  # a second submit raced the first: answer with it
+        done = _by_key(session, idempotency_key)
+        if done is not None:
+            return done
+        raise HoldExpiredError() from None
+    except (CardAlreadyBookedError, InvalidTransitionError):
+        if not outermost:  # part of a larger operation: its unit decides what stays
+            raise
         done = _by_key(session, idempotency_key)
         if done is not None:  # the same form, submitted twice at once: the first won
             return done
         if hold_token:
             release_hold(session, hold_token)
-        raise refusal
-    return reservation
+        raise
 
 
 def _actively_booked(session, card_id: int) -> bool:
@@ -286,6 +352,8 @@ def _actively_booked(session, card_id: int) -> bool:
 
 def _book(session, slot, hold_token, birth_date, contact, party, seats, channel,
           idempotency_key, staff, locale, now, notify) -> Reservation:
+    """The writes of :func:`book`, inside its unit; a refusal raises and the unit rolls
+    back everything written here."""
     if hold_token:
         hold = session.execute(select(Hold).where(Hold.token == hold_token)).scalar()
         if hold is None or hold.slot_id != slot.id or hold.seats != seats:
@@ -295,21 +363,15 @@ def _book(session, slot, hold_token, birth_date, contact, party, seats, channel,
                                     .values(state=HOLD_BOOKED)).rowcount == 1
         if not converted:
             state = session.execute(select(Hold.state).where(Hold.id == hold.id)).scalar()
-            session.rollback()
-            if state == HOLD_BOOKED:  # a second submit raced the first: answer with it
-                done = _by_key(session, idempotency_key)
-                if done is not None:
-                    return done
-                raise HoldExpiredError()
+            if state == HOLD_BOOKED:
+                raise _AnsweredByEarlierSubmit()
             # it lapsed and its seats went back: try to take them again
             _check_window(slot, now, staff)
             if not take_seats(session, slot.id, seats, now):
-                session.rollback()
                 raise HoldExpiredError()
     else:
         _check_window(slot, now, staff)
         if not take_seats(session, slot.id, seats, now):
-            session.rollback()
             raise SlotFullError()
     reservation = Reservation(
         number=_new_number(session), slot_id=slot.id, offer_id=slot.offer_id,
@@ -326,15 +388,14 @@ def _book(session, slot, hold_token, birth_date, contact, party, seats, channel,
         for _ in range(seats):
             reservation.people.append(ReservationPerson(card_id=None, active=True))
     try:
-        if notify:
-            session.flush()  # its id and slot, for the mail
-            mail.enqueue(session, reservation, "booked", now)
-        session.commit()
+        session.flush()  # the unique keys answer here, inside the unit; its id for the mail
     except IntegrityError as error:  # the same form submitted twice at once, or the card
         if "idempotency_key" in str(error.orig) or "uq_reservation_person" in str(error.orig) \
                 or "UNIQUE" in str(error.orig).upper():
             raise CardAlreadyBookedError() from None
         raise
+    if notify:
+        mail.enqueue(session, reservation, "booked", now)
     return reservation
 
 
@@ -367,43 +428,43 @@ def check_cancellable(reservation: Reservation, now: datetime, staff: bool = Fal
 
 
 def change_slot(session, reservation: Reservation, new_slot: Slot,
-                staff: bool = False, notify: bool = False) -> Reservation:
-    """Move the booking, take the new seats, free the old ones, in one transaction (with
+                staff: bool = False, notify: bool = False,
+                now: datetime | None = None) -> Reservation:
+    """Move the booking, take the new seats, free the old ones, as one unit (with
     ``notify``, the resident's mail is queued in it too).
 
     The booking row is claimed first by a compare-and-set on the slot and state this copy
     was loaded with, so a double click, a second tab or a cancel at the same moment moves
     or frees the seats once: the later request finds the row changed and is refused."""
-    now = clock.now()
-    check_changeable(reservation, now, staff)
-    _check_window(new_slot, now, staff)
-    old_slot_id = reservation.slot_id
-    if new_slot.id == old_slot_id:
-        return reservation
-    with refuse_when_overtaken(session):
+    now = now or clock.now()
+    with unit.transaction(session):
+        check_changeable(reservation, now, staff)
+        _check_window(new_slot, now, staff)
+        old_slot_id = reservation.slot_id
+        if new_slot.id == old_slot_id:
+            return reservation
         claim(session, reservation, {"state": BOOKED, "slot_id": old_slot_id},
               {"slot_id": new_slot.id, "offer_id": new_slot.offer_id,
                "starts_at": new_slot.starts_at})
         if not take_seats(session, new_slot.id, reservation.seats, now):
-            session.rollback()
             raise SlotFullError()
         free_seats(session, old_slot_id, reservation.seats)
         if notify:
             session.refresh(reservation)  # the new time, for the mail
             mail.enqueue(session, reservation, "changed", now)
-        session.commit()
     session.refresh(reservation)
     return reservation
 
 
 def cancel(session, reservation: Reservation, reason: str | None = None,
-           staff: bool = False, notify: bool = False) -> Reservation:
-    """Free the seats at once; cards waiting for collection go back to their state. The
-    seats freed are those of the slot the guarded update found the booking in. With
-    ``notify`` the resident's mail is queued in the same transaction."""
-    now = clock.now()
-    check_cancellable(reservation, now, staff)
-    with refuse_when_overtaken(session):
+           staff: bool = False, notify: bool = False,
+           now: datetime | None = None) -> Reservation:
+    """Free the seats at once; cards waiting for collection go back to their state (one
+    unit). The seats freed are those of the slot the guarded update found the booking in.
+    With ``notify`` the resident's mail is queued in the same unit."""
+    now = now or clock.now()
+    with unit.transaction(session):
+        check_cancellable(reservation, now, staff)
         slot_id, seats = claim(session, reservation, {"state": BOOKED},
                                {"state": CANCELLED, "cancelled_at": now,
                                 "cancel_reason": reason})
@@ -412,18 +473,17 @@ def cancel(session, reservation: Reservation, reason: str | None = None,
         release_cards(session, reservation)
         if notify:
             mail.enqueue(session, reservation, "cancelled", now)
-        session.commit()
     session.refresh(reservation)
     return reservation
 
 
 def claim(session, reservation: Reservation, expected: dict, values: dict,
           extra: dict | None = None) -> tuple[int, int]:
-    """Compare-and-set on one booking row: change ``values`` only while the row still has
-    the ``expected`` values; exactly one row or the transaction is rolled back and the
-    change refused. Returns the slot and seats the row had. Core statements are not seen
-    by the audit listener, so the change (old and new values, plus ``extra``) is recorded
-    here, in the same transaction."""
+    """Compare-and-set on one booking row, inside the caller's unit: change ``values`` only
+    while the row still has the ``expected`` values; exactly one row, or the change is
+    refused (ReservationStateError) and the caller's unit rolls back. Returns the slot and
+    seats the row had. Core statements are not seen by the audit listener, so the change
+    (old and new values, plus ``extra``) is recorded here, in the same transaction."""
     loaded = sa_inspect(reservation).dict
     detail = {name: {"old": expected.get(name, loaded.get(name)), "new": value}
               for name, value in values.items()}
@@ -434,7 +494,6 @@ def claim(session, reservation: Reservation, expected: dict, values: dict,
         .values(**values).returning(Reservation.slot_id, Reservation.seats)
         .execution_options(synchronize_session=False)).first()
     if row is None:
-        session.rollback()
         raise ReservationStateError(_l("This booking was changed at the same moment by "
                                        "someone else. Please look at it again."))
     audit.record_in_transaction(session, audit.ACTION_UPDATE, "reservation", reservation.id,
@@ -444,27 +503,23 @@ def claim(session, reservation: Reservation, expected: dict, values: dict,
 
 @contextmanager
 def refuse_when_overtaken(session):
-    """Two changes that wait for each other (a deadlock on PostgreSQL, a lock held past the
-    busy timeout on SQLite) end in a refusal the person can retry, never in a 500."""
-    try:
+    """Deprecated (issue 11): use ``unit.transaction(session)`` / ``@unit.operation``, whose
+    boundary maps contention (``unit.is_contention``) to ConcurrentChangeError. Kept, as a
+    thin alias of that unit, for app/services/desk.py until it moves to units; remove then."""
+    warnings.warn("booking.refuse_when_overtaken is deprecated: use unit.transaction",
+                  DeprecationWarning, stacklevel=3)
+    with unit.transaction(session):
         yield
-    except (OperationalError, DBAPIError) as error:
-        if isinstance(error, IntegrityError) or not _is_contention(error):
-            raise
-        session.rollback()
-        raise ConcurrentChangeError() from None
 
 
 def _is_contention(error: DBAPIError) -> bool:
-    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-    if code in ("40P01", "40001", "55P03"):  # deadlock, serialization, lock not available
-        return True
-    return "database is locked" in str(error.orig)
+    """Deprecated alias of :func:`app.services.unit.is_contention`."""
+    return unit.is_contention(error)
 
 
 def release_cards(session, reservation: Reservation) -> None:
     """The booking no longer collects its cards (cancelled, no-show): they wait again for a
-    booking (予約済 back to 交付通知書発送 or 再通知). No commit."""
+    booking (予約済 back to 交付通知書発送 or 再通知). Inside the caller's unit."""
     for person in reservation.people:
         person.active = False
         if person.card_id:

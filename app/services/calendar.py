@@ -1,7 +1,10 @@
 """Opening rules of a venue for a purpose (F1.5): weekly pattern, date exceptions,
 national holidays and the year end closed by default, booking window and cut-off.
 Slots are made from the rules ahead of time (materialise_slots: when the settings
-change and daily by cron), idempotently; pages that show them only read."""
+change and daily by cron), idempotently; pages that show them only read.
+
+Also the one definition of the year-end closure (12/29-1/3) and of month arithmetic (the
+first day of a month, months before and after, a month typed as YYYY-MM) for every screen."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,14 +12,55 @@ from datetime import date, datetime, time, timedelta
 
 import jpholiday
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app import clock
-from app.settings import settings
 from app.clock import JST
-from app.models.reservation import Slot
-from app.models.venue import VenuePurpose
+from app.models.reservation import Hold, Reservation, Slot
+from app.models.venue import Purpose, Venue, VenuePurpose
+from app.services import unit
+from app.services.fields import parse_month  # noqa: F401 (the months' helpers, together)
+from app.settings import settings
 
-YEAR_END = ((12, 29), (12, 30), (12, 31), (1, 1), (1, 2), (1, 3))
+# The year-end closure, inclusive, as MM-DD (it wraps over the new year): slots are not
+# made for it unless a date exception opens the day, and the staff site's default
+# (config STAFF_CLOSED_YEAR_END) is the same span.
+YEAR_END = ("12-29", "01-03")
+
+
+def in_year_end(day: date, span: tuple[str, str] | None = YEAR_END) -> bool:
+    """True when ``day`` falls in the span (MM-DD to MM-DD, inclusive; may wrap)."""
+    if not span:
+        return False
+    start, end = span
+    key = day.strftime("%m-%d")
+    if start <= end:
+        return start <= key <= end
+    return key >= start or key <= end  # wraps over the new year
+
+
+# --- months --------------------------------------------------------------------------------
+
+def month_start(day: date) -> date:
+    """The first day of the month of ``day``."""
+    return day.replace(day=1)
+
+
+def add_months(month: date, count: int) -> date:
+    """The first day of the month ``count`` months after (before, when negative) ``month``."""
+    index = month.year * 12 + month.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def month_end(month: date) -> date:
+    """The last day of the month of ``month``."""
+    return add_months(month, 1) - timedelta(days=1)
+
+
+def month_within(text: str | None, first: date, last: date) -> date:
+    """The month typed (YYYY-MM), kept within [first, last]; ``first`` when none is."""
+    month = parse_month(text) or first
+    return min(max(month, first), last)
 
 
 @dataclass(frozen=True)
@@ -28,7 +72,7 @@ class PlannedSlot:
 
 def closed_by_default(day: date) -> str | None:
     """National and substitute holidays, and 12/29-1/3; None when it is a working day."""
-    if (day.month, day.day) in YEAR_END:
+    if in_year_end(day):
         return "year end"
     return jpholiday.is_holiday_name(day)
 
@@ -92,32 +136,26 @@ def materialise_slots(session, today: date | None = None,
     booked, held or closed are first brought in line with the rules (removed when the rules
     no longer give them, seats and end corrected), as if they were made only now; booked
     slots keep their seats and bookings. Generated rows are not audited as anyone's action.
-    Commits; returns how many slots were made."""
-    if offers is None:
-        from app.models.venue import Purpose, Venue
-
-        offers = list(session.execute(
-            select(VenuePurpose).join(Venue).join(Purpose)
-            .where(VenuePurpose.active.is_(True), Venue.active.is_(True),
-                   Purpose.active.is_(True)).order_by(VenuePurpose.id)).scalars())
-    today = today or _today()
-    made = 0
-    try:
+    One unit; returns how many slots were made."""
+    with unit.transaction(session):
+        if offers is None:
+            offers = list(session.execute(
+                select(VenuePurpose).join(Venue).join(Purpose)
+                .where(VenuePurpose.active.is_(True), Venue.active.is_(True),
+                       Purpose.active.is_(True)).order_by(VenuePurpose.id)).scalars())
+        today = today or _today()
+        made = 0
         for offer in offers:
             last = horizon(offer, today)
             if refresh:
                 _refresh_unused(session, offer, today, last)
             made += make_missing_slots(session, offer, today, last, today=today)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return made
 
 
 def settings_changed(session, offer_id: int | None) -> int:
     """Booking settings of one offer were saved (the offer, a weekly rule or a date
-    exception): bring its slots in line with the rules at once. Commits."""
+    exception): bring its slots in line with the rules at once. One unit."""
     offer = session.get(VenuePurpose, offer_id) if offer_id is not None else None
     if offer is None:
         return 0
@@ -128,7 +166,7 @@ def settings_changed(session, offer_id: int | None) -> int:
 def offers_in_use_again(session, venue_id: int | None = None,
                         purpose_id: int | None = None) -> int:
     """A venue or purpose was saved (perhaps taken back into use): make its active offers'
-    missing slots at once rather than at the next daily run. Commits."""
+    missing slots at once rather than at the next daily run. One unit."""
     query = select(VenuePurpose).where(VenuePurpose.active.is_(True))
     if venue_id is not None:
         query = query.where(VenuePurpose.venue_id == venue_id)
@@ -140,8 +178,6 @@ def offers_in_use_again(session, venue_id: int | None = None,
 def unreferenced():
     """Slots no booking or hold (of any state) refers to: generated rows only, which go
     with their offer when it is deleted (app.services.deletion)."""
-    from app.models.reservation import Hold, Reservation
-
     return (~select(Reservation.id).where(Reservation.slot_id == Slot.id).exists(),
             ~select(Hold.id).where(Hold.slot_id == Slot.id).exists())
 
@@ -226,11 +262,8 @@ def make_missing_slots(session, offer: VenuePurpose, first: date, last: date,
 
 
 def _insert_ignoring_duplicates(session, rows: list[dict]):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(Slot).values(rows).on_conflict_do_nothing(
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(Slot).values(rows).on_conflict_do_nothing(
         index_elements=["offer_id", "starts_at"]).returning(Slot.id)  # the rows made
 
 

@@ -6,7 +6,9 @@ No request talks to the mail relay: :func:`enqueue` writes the rendered mail as 
 the outbox (app/models/outbox.py) in the same transaction as the change it announces, and
 :func:`send_outbox` (``flask --app run outbox send``, cron every minute) delivers the
 queued rows afterwards, each once, retrying later when the relay is down. A mail that
-cannot be sent never undoes the booking it is about."""
+cannot be sent never undoes the booking it is about. The sender claims and marks each mail
+in a unit of its own (app/services/unit.py), never holding a transaction open while the
+relay is called."""
 from __future__ import annotations
 
 import logging
@@ -16,7 +18,7 @@ from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from flask import current_app, render_template
+from flask import render_template
 from flask_babel import force_locale
 from sqlalchemy import select, update
 
@@ -24,8 +26,9 @@ from app import clock
 from app.clock import JST
 from app.models.outbox import FAILED, QUEUED, SENDING, SENT, OutboxMail
 from app.models.reservation import BOOKED, Reservation, Slot
-from app.services import audit
+from app.services import audit, unit
 from app.services.fields import is_single_mailbox
+from app.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ class MailError(Exception):
 
 
 def configured() -> bool:
-    return bool(current_app.config.get("MAIL_SERVER"))
+    return bool(settings().mail_server)
 
 
 def deliver(to: str, subject: str, body: str, message_id: str | None = None) -> None:
@@ -54,10 +57,10 @@ def deliver(to: str, subject: str, body: str, message_id: str | None = None) -> 
     display name) is ever handed to SMTP."""
     if not is_single_mailbox(to):
         raise MailError("the address is not a single mailbox")
-    config = current_app.config
-    domain = config["MAIL_FROM"].rpartition("@")[2] or None
+    config = settings()
+    domain = config.mail_from.rpartition("@")[2] or None
     message = EmailMessage()
-    message["From"] = config["MAIL_FROM"]
+    message["From"] = config.mail_from
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = formatdate(localtime=True)
@@ -65,12 +68,12 @@ def deliver(to: str, subject: str, body: str, message_id: str | None = None) -> 
         else make_msgid(domain=domain)
     message.set_content(body)
     try:
-        with smtplib.SMTP(config["MAIL_SERVER"], config.get("MAIL_PORT", 25),
-                          timeout=config.get("MAIL_TIMEOUT_SECONDS", 10)) as smtp:
-            if config.get("MAIL_STARTTLS"):
+        with smtplib.SMTP(config.mail_server, config.mail_port,
+                          timeout=config.mail_timeout_seconds) as smtp:
+            if config.mail_starttls:
                 smtp.starttls()
-            if config.get("MAIL_USERNAME"):
-                smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD", ""))
+            if config.mail_username:
+                smtp.login(config.mail_username, config.mail_password)
             smtp.send_message(message, to_addrs=[to])
     except (OSError, smtplib.SMTPException) as error:
         raise MailError(str(error) or error.__class__.__name__) from None
@@ -92,8 +95,7 @@ def render(reservation: Reservation, kind: str) -> tuple[str, str]:
     with force_locale(reservation.locale or "ja"):
         text = render_template("public/mail/reservation.txt", r=reservation, kind=kind,
                                slot=reservation.slot, offer=reservation.slot.offer,
-                               lookup_url=current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-                               + "/reserve/lookup")
+                               lookup_url=settings().public_base_url + "/reserve/lookup")
     subject, _, body = text.strip().partition("\n")
     return subject.strip(), body.lstrip("\n")
 
@@ -147,8 +149,8 @@ def send_outbox(session, limit: int | None = None) -> SendReport:
         .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
     if limit:
         due = due.limit(limit)
-    ids = session.execute(due).scalars().all()
-    session.commit()
+    with unit.transaction(session):  # the list only; each mail then in units of its own
+        ids = session.execute(due).scalars().all()
     for mail_id in ids:
         outcome = _send_one(session, mail_id)
         if outcome == SENT:
@@ -161,23 +163,17 @@ def send_outbox(session, limit: int | None = None) -> SendReport:
 
 
 def _send_one(session, mail_id: int) -> str | None:
+    """One mail: claimed in one unit (committed before the relay is called), delivered,
+    then marked in another unit."""
     now = clock.now()
-    claimed = session.execute(
-        update(OutboxMail).where(OutboxMail.id == mail_id,
-                                 OutboxMail.state.in_((QUEUED, SENDING)),
-                                 OutboxMail.next_attempt_at <= now,
-                                 OutboxMail.attempts < MAX_ATTEMPTS)
-        .values(state=SENDING, attempts=OutboxMail.attempts + 1, next_attempt_at=now + LEASE)
-        .returning(OutboxMail.attempts, OutboxMail.to_address, OutboxMail.subject,
-                   OutboxMail.body, OutboxMail.created_at)
-        .execution_options(synchronize_session=False)).first()
+    with unit.transaction(session):
+        claimed = _claim(session, mail_id, now)
+        if claimed is None:
+            # Taken by another sender, or a row whose sender stopped at its last attempt.
+            gave_up = _finish(session, mail_id, SENDING, None, FAILED, now,
+                              "the sender stopped while sending", stale_at=now)
     if claimed is None:
-        # Taken by another sender, or a row whose sender stopped at its last attempt.
-        gave_up = _finish(session, mail_id, SENDING, None, FAILED, now,
-                          "the sender stopped while sending", stale_at=now)
-        session.commit()
         return FAILED if gave_up else None
-    session.commit()
     stamp = claimed.created_at.astimezone(JST).strftime("%Y%m%d%H%M%S")
     try:
         deliver(claimed.to_address, claimed.subject, claimed.body,
@@ -187,13 +183,27 @@ def _send_one(session, mail_id: int) -> str | None:
                     claimed.attempts, error)
         last = claimed.attempts >= MAX_ATTEMPTS
         state = FAILED if last else QUEUED
-        _finish(session, mail_id, SENDING, claimed.attempts, state, clock.now(),
-                str(error)[:500])
-        session.commit()
+        with unit.transaction(session):
+            _finish(session, mail_id, SENDING, claimed.attempts, state, clock.now(),
+                    str(error)[:500])
         return state
-    _finish(session, mail_id, SENDING, claimed.attempts, SENT, clock.now(), None)
-    session.commit()
+    with unit.transaction(session):
+        _finish(session, mail_id, SENDING, claimed.attempts, SENT, clock.now(), None)
     return SENT
+
+
+def _claim(session, mail_id: int, now: datetime):
+    """Compare-and-set ``queued`` (or a ``sending`` row past its lease) -> ``sending``;
+    the row's attempt and content, or None when another sender has it."""
+    return session.execute(
+        update(OutboxMail).where(OutboxMail.id == mail_id,
+                                 OutboxMail.state.in_((QUEUED, SENDING)),
+                                 OutboxMail.next_attempt_at <= now,
+                                 OutboxMail.attempts < MAX_ATTEMPTS)
+        .values(state=SENDING, attempts=OutboxMail.attempts + 1, next_attempt_at=now + LEASE)
+        .returning(OutboxMail.attempts, OutboxMail.to_address, OutboxMail.subject,
+                   OutboxMail.body, OutboxMail.created_at)
+        .execution_options(synchronize_session=False)).first()
 
 
 def _finish(session, mail_id: int, expected: str, attempts: int | None, state: str,
@@ -238,18 +248,23 @@ def send_reminders(session, now: datetime | None = None) -> tuple[int, int]:
     if not configured():
         return queued, len(due)
     for reservation_id in due:
-        claimed = session.execute(update(Reservation).where(
-            Reservation.id == reservation_id, Reservation.reminded_at.is_(None))
-            .values(reminded_at=now).execution_options(synchronize_session=False)
-        ).rowcount == 1
-        if not claimed:
-            session.rollback()
-            continue
-        reservation = session.get(Reservation, reservation_id)
-        if enqueue(session, reservation, "reminder", now):
-            session.commit()
-            queued += 1
-        else:  # an address no mail can go to: not claimed, the next run looks again
-            session.rollback()
+        try:
+            with unit.transaction(session):  # each booking's claim and mail: one unit
+                claimed = session.execute(update(Reservation).where(
+                    Reservation.id == reservation_id, Reservation.reminded_at.is_(None))
+                    .values(reminded_at=now).execution_options(synchronize_session=False)
+                ).rowcount == 1
+                if not claimed:  # reminded by another run meanwhile
+                    continue
+                reservation = session.get(Reservation, reservation_id)
+                if not enqueue(session, reservation, "reminder", now):
+                    raise _NotMailable()
+        except _NotMailable:  # an address no mail can go to: not claimed, looked at again
             failed += 1
+            continue
+        queued += 1
     return queued, failed
+
+
+class _NotMailable(Exception):
+    """Inside send_reminders: roll back the claim of a booking no mail can go to."""

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from app import clock
 from app.clock import JST
 from app.models.reservation import BOOKED, HOLD_HELD, HOLDING_SEATS, Hold, Reservation, Slot
-from app.models.venue import DateException, VenuePurpose
+from app.models.venue import DateException, Purpose, Venue, VenuePurpose
+from app.services import mail, unit
 from app.services.calendar import existing_slots, make_missing_slots
 from app.services.errors import InputError
 
@@ -30,17 +31,32 @@ class SlotLoad:
         return 0 if self.slot.closed else max(self.slot.seats - self.booked - self.held, 0)
 
 
+@dataclass
+class Closed:
+    """What closing did: the bookings still to come in the closed times (to contact them)
+    and the ids of the bookings whose residents were mailed."""
+    affected: list[Reservation]
+    mailed: set[int]
+
+
+def offers(session) -> list[VenuePurpose]:
+    """Every venue and purpose, those in use first, for the calendar's chooser."""
+    return list(session.execute(
+        select(VenuePurpose).join(Venue).join(Purpose)
+        .order_by(Venue.active.desc(), Venue.name, Purpose.id)).scalars())
+
+
 def _day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     return (datetime.combine(first, time.min, JST),
             datetime.combine(last + timedelta(days=1), time.min, JST))
 
 
 def load(session, offer: VenuePurpose, first: date, last: date,
-         with_bookings: bool = False) -> dict[date, list[SlotLoad]]:
+         with_bookings: bool = False, now: datetime | None = None) -> dict[date, list[SlotLoad]]:
     """Every slot of [first, last] with its load (a pure read: slots are made ahead)."""
     slots = existing_slots(session, offer, first, last)
     start, end = _day_bounds(first, last)
-    now = clock.now()
+    now = now or clock.now()
     booked = dict(session.execute(
         select(Reservation.slot_id, func.sum(Reservation.seats))
         .join(Slot, Reservation.slot_id == Slot.id)
@@ -86,57 +102,76 @@ def _slots(session, offer: VenuePurpose, slot_ids: list[int]) -> list[Slot]:
 
 def close_slots(session, offer: VenuePurpose, slot_ids: list[int]) -> list[Reservation]:
     """No new bookings in these slots (holds already made may still turn into bookings
-    within their minutes). Returns the bookings in them."""
-    slots = _slots(session, offer, slot_ids)
-    for slot in slots:
-        slot.closed = True
-    session.commit()
+    within their minutes). Returns the bookings in them. One unit."""
+    with unit.transaction(session):
+        slots = _slots(session, offer, slot_ids)
+        for slot in slots:
+            slot.closed = True
     return bookings_of(session, [s.id for s in slots])
 
 
 def reopen_slots(session, offer: VenuePurpose, slot_ids: list[int]) -> int:
-    slots = _slots(session, offer, slot_ids)
-    days = {s.starts_at.astimezone(JST).date() for s in slots}
-    closed_days = [e for e in offer.exceptions if e.day in days and e.closed]
-    if closed_days:
-        raise InputError(_l("The whole day is closed. Reopen the day first."))
-    for slot in slots:
-        slot.closed = False
-    session.commit()
+    """Take bookings in these slots again (one unit); not inside a day closed as a whole."""
+    with unit.transaction(session):
+        slots = _slots(session, offer, slot_ids)
+        days = {s.starts_at.astimezone(JST).date() for s in slots}
+        closed_days = [e for e in offer.exceptions if e.day in days and e.closed]
+        if closed_days:
+            raise InputError(_l("The whole day is closed. Reopen the day first."))
+        for slot in slots:
+            slot.closed = False
     return len(slots)
 
 
 def close_day(session, offer: VenuePurpose, day: date, note: str | None) -> list[Reservation]:
     """Close the day by a date exception (so no slot is made for it any more) and close the
-    slots that exist already. Returns the bookings of that day."""
-    exception = next((e for e in offer.exceptions if e.day == day), None)
-    if exception is None:
-        exception = DateException(offer=offer, day=day)
-        session.add(exception)
-    exception.closed = True
-    exception.note = (note or "").strip()[:200] or exception.note
-    start, end = _day_bounds(day, day)
-    slots = list(session.execute(select(Slot).where(
-        Slot.offer_id == offer.id, Slot.starts_at >= start, Slot.starts_at < end)).scalars())
-    for slot in slots:
-        slot.closed = True
-    session.commit()
+    slots that exist already. Returns the bookings of that day. One unit."""
+    with unit.transaction(session):
+        exception = next((e for e in offer.exceptions if e.day == day), None)
+        if exception is None:
+            exception = DateException(offer=offer, day=day)
+            session.add(exception)
+        exception.closed = True
+        exception.note = (note or "").strip()[:200] or exception.note
+        start, end = _day_bounds(day, day)
+        slots = list(session.execute(select(Slot).where(
+            Slot.offer_id == offer.id, Slot.starts_at >= start,
+            Slot.starts_at < end)).scalars())
+        for slot in slots:
+            slot.closed = True
     return bookings_of(session, [s.id for s in slots]) if slots else []
 
 
 def reopen_day(session, offer: VenuePurpose, day: date) -> None:
-    """Undo close_day: the exception goes (or stops closing), the day's slots reopen."""
-    exception = next((e for e in offer.exceptions if e.day == day), None)
-    if exception is not None and exception.closed:
-        if exception.starts or exception.seats is not None:
-            exception.closed = False
+    """Undo close_day: the exception goes (or stops closing), the day's slots reopen. One
+    unit."""
+    with unit.transaction(session):
+        exception = next((e for e in offer.exceptions if e.day == day), None)
+        if exception is not None and exception.closed:
+            if exception.starts or exception.seats is not None:
+                exception.closed = False
+            else:
+                offer.exceptions.remove(exception)
+                session.delete(exception)
+        start, end = _day_bounds(day, day)
+        for slot in session.execute(select(Slot).where(
+                Slot.offer_id == offer.id, Slot.starts_at >= start,
+                Slot.starts_at < end)).scalars():
+            slot.closed = False
+        session.flush()
+        make_missing_slots(session, offer, day, day)  # a day closed ahead had no slots made
+
+
+def close(session, offer: VenuePurpose, day: date, slot_ids: list[int] | None,
+          note: str | None = None, mail_to: list[Reservation] = (),
+          now: datetime | None = None) -> Closed:
+    """The staff's close button, as one unit: the whole day (``slot_ids`` None) or the
+    chosen slots are closed and the residents of ``mail_to`` (the bookings the screen
+    listed) get their mail queued in the same unit, so a refused close mails nobody."""
+    with unit.transaction(session):
+        mailed = {r.id for r in mail_to if mail.enqueue(session, r, "slot_closed", now)}
+        if slot_ids is None:
+            affected = close_day(session, offer, day, note)
         else:
-            offer.exceptions.remove(exception)
-            session.delete(exception)
-    start, end = _day_bounds(day, day)
-    for slot in session.execute(select(Slot).where(
-            Slot.offer_id == offer.id, Slot.starts_at >= start, Slot.starts_at < end)).scalars():
-        slot.closed = False
-    session.flush()
-    make_missing_slots(session, offer, day, day)  # a day closed ahead had no slots made
-    session.commit()
+            affected = close_slots(session, offer, slot_ids)
+    return Closed(affected, mailed)

@@ -9,6 +9,14 @@ Two kinds of counters, kept in the database so that every worker process shares 
   within ``LOGIN_RATE_WINDOW_SECONDS`` the address waits until the window ends.
 A number is locked whether or not it exists, so a lock says nothing about existence. The
 counters store a keyed hash of the number, never the number.
+
+The one documented exception to the single transaction boundary (app/services/unit.py):
+:func:`count` and :func:`clear` commit on their own, at once. A failed guess must stay
+counted even though the request that made it is refused and its unit rolled back (else
+rolling back would undo the limit), and the counters must be visible to every other worker
+straight away. They are therefore called outside any unit of work, by the residents' entry
+points in app/services/booking.py (and the sign-in in app/security.py), never from inside
+an operation whose writes they would commit early.
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.models.throttle import Throttle
 from app.services.errors import ThrottledError
+from app.settings import settings
 
 
 def ip_key(address: str | None) -> str:
@@ -47,20 +56,20 @@ def check(session, keys: list[str], now: datetime) -> None:
 
 
 def _limits(kind: str) -> tuple[int, timedelta, timedelta]:
-    config = current_app.config
+    config = settings()
     if kind == "login":
-        window = timedelta(seconds=config.get("LOGIN_RATE_WINDOW_SECONDS", 60))
-        return config.get("LOGIN_RATE_LIMIT", 20), window, window
+        window = timedelta(seconds=config.login_rate_window_seconds)
+        return config.login_rate_limit, window, window
     if kind == "ip":
-        window = timedelta(minutes=config.get("IDENTITY_IP_WINDOW_MINUTES", 15))
-        return config.get("IDENTITY_IP_ATTEMPTS", 30), window, window
-    return (config.get("IDENTITY_NUMBER_FAILURES", 5),
-            timedelta(minutes=config.get("IDENTITY_LOCK_MINUTES", 30)),
-            timedelta(minutes=config.get("IDENTITY_LOCK_MINUTES", 30)))
+        window = timedelta(minutes=config.identity_ip_window_minutes)
+        return config.identity_ip_attempts, window, window
+    lock = timedelta(minutes=config.identity_lock_minutes)
+    return config.identity_number_failures, lock, lock
 
 
 def count(session, key: str, now: datetime) -> int:
-    """Count one event for the key (atomically, in its own commit); lock it past the limit.
+    """Count one event for the key (atomically, in its own commit: see the module's
+    docstring); lock it past the limit.
     Returns the count in the current window."""
     kind = key.split(":", 1)[0]
     limit, window, lock = _limits(kind if kind in ("ip", "login") else "number")
@@ -83,7 +92,7 @@ def count(session, key: str, now: datetime) -> int:
 
 
 def clear(session, key: str) -> None:
-    """A right answer forgets the earlier failures of that number."""
+    """A right answer forgets the earlier failures of that number (its own commit)."""
     session.execute(update(Throttle).where(Throttle.key == key, Throttle.locked_until.is_(None))
                     .values(count=0))
     session.commit()

@@ -4,31 +4,34 @@ bookings first lists them and asks for confirmation; afterwards the residents ar
 contact, and e-mailed when mail is set up."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from app import clock
 from app.extensions import session
-from app.models.venue import Purpose, Venue, VenuePurpose
+from app.models.venue import VenuePurpose
 from app.services import availability, fields, mail, schedule
-from app.services.calendar import closed_by_default
-from app.services.errors import DomainError, InputError
-from app.views.feedback import flash_refusal
+from app.services.calendar import (add_months, closed_by_default, month_end, month_start,
+                                   parse_month)
+from app.views.feedback import refusals_flashed
 from app.views.fields import form_ids
 
 
 def _offers() -> list[VenuePurpose]:
-    return list(session().execute(
-        select(VenuePurpose).join(Venue).join(Purpose)
-        .order_by(Venue.active.desc(), Venue.name, Purpose.id)).scalars())
+    return schedule.offers(session())
 
 
 def _month(text: str | None) -> date:
-    return fields.parse_month(text) or clock.now().date().replace(day=1)
+    return parse_month(text) or month_start(clock.now().date())
+
+
+def _back_to_day(view, *args, **kwargs) -> str:
+    """Where a refused close or reopen goes back to: the day it was asked for."""
+    return url_for(".day", offer_id=view._offer(request.form.get("offer")).id,
+                   day=fields.parse_day(request.form.get("day")).isoformat())
 
 
 def _holidays(first: date, last: date) -> dict[date, str]:
@@ -68,13 +71,13 @@ class BookingCalendarView(BaseView):
             return self.render_template("bookings/calendar.html", offers=[], offer=None)
         offer = self._offer(request.args.get("offer"))
         month = _month(request.args.get("month"))
-        last = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-        days = schedule.load(session(), offer, month, last)
+        last = month_end(month)
+        now = clock.now()
+        days = schedule.load(session(), offer, month, last, now=now)
         return self.render_template(
             "bookings/calendar.html", offers=offers, offer=offer, month=month, days=days,
-            weeks=availability.month_weeks(month), today=clock.now().date(),
-            prev_month=(month - timedelta(days=1)).replace(day=1),
-            next_month=(month + timedelta(days=32)).replace(day=1),
+            weeks=availability.month_weeks(month), today=now.date(),
+            prev_month=add_months(month, -1), next_month=add_months(month, 1),
             closed_days={e.day: e for e in offer.exceptions if e.closed},
             holidays=_holidays(month, last))
 
@@ -93,6 +96,7 @@ class BookingCalendarView(BaseView):
 
     @expose("/close", methods=["POST"])
     @has_access
+    @refusals_flashed(back=_back_to_day)
     def close(self):
         """Close the chosen slots (or the whole day). With bookings in them, the first POST
         shows those bookings and asks; the second (``confirm``) closes."""
@@ -103,11 +107,7 @@ class BookingCalendarView(BaseView):
         whole_day = request.form.get("whole_day") == "1"
         ids = form_ids(request.form.getlist("slot"))
         back = url_for(".day", offer_id=offer.id, day=the_day.isoformat())
-        try:
-            note = fields.clean_text(request.form.get("note"), 200)
-        except InputError as error:
-            flash_refusal(error)
-            return redirect(back)
+        note = fields.clean_text(request.form.get("note"), 200)
         loads = schedule.load(session(), offer, the_day, the_day, with_bookings=True)[the_day]
         chosen = loads if whole_day else [entry for entry in loads if entry.slot.id in ids]
         if not chosen and not whole_day:
@@ -119,36 +119,28 @@ class BookingCalendarView(BaseView):
                                         day=the_day, chosen=chosen, whole_day=whole_day,
                                         touched=touched, note=note or "",
                                         mail_on=mail.configured())
-        # The residents' mails are queued in the transaction that closes the slots.
-        mailed = {r.id for r in touched if mail.enqueue(session(), r, "slot_closed")}
-        try:
-            if whole_day:
-                affected = schedule.close_day(session(), offer, the_day, note)
-            else:
-                affected = schedule.close_slots(session(), offer, [e.slot.id for e in chosen])
-        except DomainError as error:
-            flash_refusal(error)
-            return redirect(back)
+        # The residents' mails are queued in the unit that closes the slots.
+        closed = schedule.close(session(), offer, the_day,
+                                None if whole_day else [e.slot.id for e in chosen], note,
+                                mail_to=touched, now=clock.now())
         flash(_("Closed. No new bookings are taken for these times."), "success")
-        if not affected:
+        if not closed.affected:
             return redirect(back)
         return self.render_template("bookings/closed_result.html", offer=offer, day=the_day,
-                                    affected=affected, mailed=mailed,
+                                    affected=closed.affected, mailed=closed.mailed,
                                     mail_on=mail.configured())
 
     @expose("/reopen", methods=["POST"])
     @has_access
+    @refusals_flashed(back=_back_to_day)
     def reopen(self):
         offer = self._offer(request.form.get("offer"))
         the_day = fields.parse_day(request.form.get("day"))
         if the_day is None:
             abort(400)
-        try:
-            if request.form.get("whole_day") == "1":
-                schedule.reopen_day(session(), offer, the_day)
-            else:
-                schedule.reopen_slots(session(), offer, form_ids(request.form.getlist("slot")))
-            flash(_("Reopened for bookings."), "success")
-        except DomainError as error:
-            flash_refusal(error)
+        if request.form.get("whole_day") == "1":
+            schedule.reopen_day(session(), offer, the_day)
+        else:
+            schedule.reopen_slots(session(), offer, form_ids(request.form.getlist("slot")))
+        flash(_("Reopened for bookings."), "success")
         return redirect(url_for(".day", offer_id=offer.id, day=the_day.isoformat()))

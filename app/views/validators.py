@@ -1,6 +1,13 @@
 """Form validators shared by the staff views."""
+from flask import request
 from flask_babel import lazy_gettext as _l
 from wtforms import ValidationError
+from wtforms.validators import StopValidation
+
+from app.extensions import session
+from app.services import fields
+from app.services.errors import InputError
+from app.services.uniqueness import value_taken
 
 
 class EndsAfter:
@@ -24,10 +31,6 @@ class Parsed:
         self.optional = optional
 
     def __call__(self, form, field):
-        from wtforms.validators import StopValidation
-
-        from app.services.errors import InputError
-
         raw = field.data
         if self.optional and (raw is None or str(raw).strip() == ""):
             field.data = None
@@ -46,21 +49,10 @@ class UniqueValue:
         self.message = message
 
     def __call__(self, form, field):
-        from flask import request
-        from sqlalchemy import select
-
-        from app.extensions import session
-
         if field.data in (None, ""):
             return
-        model = self.column.class_
-        query = select(model.id).where(self.column == field.data)
-        from app.services.fields import parse_id
-
-        pk = parse_id((request.view_args or {}).get("pk"))
-        if pk is not None:
-            query = query.where(model.id != pk)
-        if session().execute(query).first() is not None:
+        pk = fields.parse_id((request.view_args or {}).get("pk"))
+        if value_taken(session(), self.column, field.data, except_id=pk):
             raise ValidationError(self.message)
 
 
@@ -75,11 +67,6 @@ class CleanText:
         self.empty = empty  # what an empty field stores ("" for a NOT NULL column)
 
     def __call__(self, form, field):
-        from wtforms.validators import StopValidation
-
-        from app.services import fields
-        from app.services.errors import InputError
-
         if field.data is None or not isinstance(field.data, str):
             return
         try:

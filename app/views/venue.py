@@ -4,14 +4,13 @@ from flask_appbuilder import ModelView
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
-from wtforms import SelectField, StringField, ValidationError
+from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, NumberRange, Regexp
 
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
-from app.services import calendar, japanese
+from app.services import calendar, fields, japanese
 from app.views.formatting import blank_none, yes_no
-from app.services import fields
-from app.views.validators import CleanText, Parsed, UniqueValue
+from app.views.validators import CleanText, EndsAfter, Parsed, UniqueValue
 
 WEEKDAYS = [(0, _l("Monday")), (1, _l("Tuesday")), (2, _l("Wednesday")), (3, _l("Thursday")),
             (4, _l("Friday")), (5, _l("Saturday")), (6, _l("Sunday"))]
@@ -25,13 +24,6 @@ def _hhmm(value) -> str:
 def _time_field(label, optional=False):
     return StringField(label, [Parsed(japanese.parse_time_of_day, optional=optional)],
                        widget=BS3TextFieldWidget(), description=_l("For example 09:00"))
-
-
-class EndsAfterStartTime:
-    def __call__(self, form, field):
-        start = form["starts"].data
-        if field.data is not None and start is not None and field.data <= start:
-            raise ValidationError(_l("The end must be after the start."))
 
 
 class RemakesSlots:
@@ -121,7 +113,7 @@ class WeeklyRuleModelView(RemakesSlots, ModelView):
     add_form_extra_fields = edit_form_extra_fields = {
         "weekday": SelectField(_l("Weekday"), choices=WEEKDAYS, coerce=int, widget=Select2Widget()),
         "starts": _time_field(_l("Opens at")),
-        "ends": StringField(_l("Closes at"), [Parsed(japanese.parse_time_of_day), EndsAfterStartTime()],
+        "ends": StringField(_l("Closes at"), [Parsed(japanese.parse_time_of_day), EndsAfter("starts")],
                             widget=BS3TextFieldWidget()),
         "slot_minutes": SelectField(_l("Slot (minutes)"), choices=SLOT_MINUTES, coerce=int,
                                     default=30, widget=Select2Widget()),
@@ -150,7 +142,7 @@ class DateExceptionModelView(RemakesSlots, ModelView):
         "day": StringField(_l("Date"), [Parsed(japanese.parse_date)], widget=BS3TextFieldWidget()),
         "starts": _time_field(_l("Opens at"), optional=True),
         "ends": StringField(_l("Closes at"), [Parsed(japanese.parse_time_of_day, optional=True),
-                                          EndsAfterStartTime()], widget=BS3TextFieldWidget()),
+                                          EndsAfter("starts")], widget=BS3TextFieldWidget()),
     }
 
 

@@ -34,118 +34,109 @@ def _taken(db, slot_id):
 
 
 def test_hold_counts_against_seats_and_lapses_by_itself(app, db, slot, clock):
-    with app.test_request_context():
-        booking.hold_seats(db, slot, 2)
-        with pytest.raises(booking.SlotFullError):
-            booking.hold_seats(db, slot, 1)
-        clock.advance(minutes=10)  # nobody runs a cron
-        second = booking.hold_seats(db, slot, 2)
-        assert _taken(db, slot.id) == 2 and second.token
+    booking.hold_seats(db, slot, 2)
+    with pytest.raises(booking.SlotFullError):
+        booking.hold_seats(db, slot, 1)
+    clock.advance(minutes=10)  # nobody runs a cron
+    second = booking.hold_seats(db, slot, 2)
+    assert _taken(db, slot.id) == 2 and second.token
 
 
 def test_booking_from_a_hold_and_a_double_submit(app, db, slot):
-    with app.test_request_context():
-        card = _waiting_card(db)
-        hold = booking.hold_seats(db, slot, 1)
-        people = booking.match_cards(db, [booking.PersonInput(card.notice_number, card.birth_date)])
-        contact = booking.Contact(phone="090-1234-5678")
-        first = booking.book(db, slot, hold.token, card.birth_date, contact, people,
-                             idempotency_key="form-1")
-        again = booking.book(db, slot, hold.token, card.birth_date, contact, people,
-                             idempotency_key="form-1")
-        assert first.id == again.id and _taken(db, slot.id) == 1
-        db.refresh(card)
-        assert card.state == card_svc.RESERVED
-        assert booking.parse_reservation_number(first.number.lower()) == first.number
+    card = _waiting_card(db)
+    hold = booking.hold_seats(db, slot, 1)
+    people = booking.match_cards(db, [booking.PersonInput(card.notice_number, card.birth_date)])
+    contact = booking.Contact(phone="090-1234-5678")
+    first = booking.book(db, slot, hold.token, card.birth_date, contact, people,
+                         idempotency_key="form-1")
+    again = booking.book(db, slot, hold.token, card.birth_date, contact, people,
+                         idempotency_key="form-1")
+    assert first.id == again.id and _taken(db, slot.id) == 1
+    db.refresh(card)
+    assert card.state == card_svc.RESERVED
+    assert booking.parse_reservation_number(first.number.lower()) == first.number
 
 
 def test_an_expired_hold_is_taken_again_when_seats_remain(app, db, slot, clock):
-    with app.test_request_context():
-        hold = booking.hold_seats(db, slot, 1)
-        clock.advance(minutes=11)
-        done = booking.book(db, slot, hold.token, date(1980, 3, 1), booking.Contact("0312345678"),
-                            seats=1)
-        assert done.state == "booked" and _taken(db, slot.id) == 1
+    hold = booking.hold_seats(db, slot, 1)
+    clock.advance(minutes=11)
+    done = booking.book(db, slot, hold.token, date(1980, 3, 1), booking.Contact("0312345678"),
+                        seats=1)
+    assert done.state == "booked" and _taken(db, slot.id) == 1
 
 
 def test_an_expired_hold_whose_seats_went_to_others_is_refused(app, db, slot, clock):
-    with app.test_request_context():
-        hold = booking.hold_seats(db, slot, 2)
-        clock.advance(minutes=11)
-        booking.hold_seats(db, slot, 2)  # someone else takes the released seats
-        with pytest.raises(booking.HoldExpiredError):
-            booking.book(db, slot, hold.token, date(1980, 3, 1), booking.Contact("0312345678"),
-                         seats=2)
-        assert _taken(db, slot.id) == 2
+    hold = booking.hold_seats(db, slot, 2)
+    clock.advance(minutes=11)
+    booking.hold_seats(db, slot, 2)  # someone else takes the released seats
+    with pytest.raises(booking.HoldExpiredError):
+        booking.book(db, slot, hold.token, date(1980, 3, 1), booking.Contact("0312345678"),
+                     seats=2)
+    assert _taken(db, slot.id) == 2
 
 
 def test_unknown_number_and_wrong_birth_date_get_the_same_answer(app, db, slot):
-    with app.test_request_context():
-        card = _waiting_card(db)
-        with pytest.raises(booking.IdentityMismatchError) as wrong_date:
-            booking.match_cards(db, [booking.PersonInput(card.notice_number, date(1999, 1, 1))])
-        with pytest.raises(booking.IdentityMismatchError) as unknown:
-            booking.match_cards(db, [booking.PersonInput("ACD-000000", card.birth_date)])
-        assert str(wrong_date.value.message) == str(unknown.value.message)
+    card = _waiting_card(db)
+    with pytest.raises(booking.IdentityMismatchError) as wrong_date:
+        booking.match_cards(db, [booking.PersonInput(card.notice_number, date(1999, 1, 1))])
+    with pytest.raises(booking.IdentityMismatchError) as unknown:
+        booking.match_cards(db, [booking.PersonInput("ACD-000000", card.birth_date)])
+    assert str(wrong_date.value.message) == str(unknown.value.message)
 
 
 def test_a_party_takes_one_seat_each_and_a_card_is_booked_once(app, db, slot):
-    with app.test_request_context():
-        mother = _waiting_card(db)
-        child = _waiting_card(db, birth_date=date(2015, 6, 1))
-        people = booking.match_cards(db, [booking.PersonInput(mother.notice_number, mother.birth_date),
-                                          booking.PersonInput(child.notice_number, child.birth_date)])
-        party = booking.book(db, slot, None, mother.birth_date, booking.Contact("0312345678"),
-                             people, staff=True)
-        assert party.seats == 2 and _taken(db, slot.id) == 2
-        other = ensure_slots(db, slot.offer, DAY, DAY)[1]
-        with pytest.raises(booking.CardAlreadyBookedError):
-            booking.book(db, other, None, mother.birth_date, booking.Contact("0312345678"),
-                         [db.get(type(mother), mother.id)], staff=True)
+    mother = _waiting_card(db)
+    child = _waiting_card(db, birth_date=date(2015, 6, 1))
+    people = booking.match_cards(db, [booking.PersonInput(mother.notice_number, mother.birth_date),
+                                      booking.PersonInput(child.notice_number, child.birth_date)])
+    party = booking.book(db, slot, None, mother.birth_date, booking.Contact("0312345678"),
+                         people, staff=True)
+    assert party.seats == 2 and _taken(db, slot.id) == 2
+    other = ensure_slots(db, slot.offer, DAY, DAY)[1]
+    with pytest.raises(booking.CardAlreadyBookedError):
+        booking.book(db, other, None, mother.birth_date, booking.Contact("0312345678"),
+                     [db.get(type(mother), mother.id)], staff=True)
 
 
 def test_change_takes_new_seats_first_and_frees_the_old(app, db, slot):
-    with app.test_request_context():
-        slots = ensure_slots(db, slot.offer, DAY, DAY)
-        full = slots[1]
-        booking.book(db, full, None, date(1980, 1, 1), booking.Contact("1"), seats=2, staff=True)
-        mine = booking.book(db, slot, None, date(1980, 3, 1), booking.Contact("2"), seats=1,
-                            staff=True)
-        with pytest.raises(booking.SlotFullError):
-            booking.change_slot(db, mine, full)
-        db.refresh(mine)
-        assert mine.slot_id == slot.id and _taken(db, slot.id) == 1
-        booking.change_slot(db, mine, slots[2])
-        assert _taken(db, slot.id) == 0 and _taken(db, slots[2].id) == 1
+    slots = ensure_slots(db, slot.offer, DAY, DAY)
+    full = slots[1]
+    booking.book(db, full, None, date(1980, 1, 1), booking.Contact("1"), seats=2, staff=True)
+    mine = booking.book(db, slot, None, date(1980, 3, 1), booking.Contact("2"), seats=1,
+                        staff=True)
+    with pytest.raises(booking.SlotFullError):
+        booking.change_slot(db, mine, full)
+    db.refresh(mine)
+    assert mine.slot_id == slot.id and _taken(db, slot.id) == 1
+    booking.change_slot(db, mine, slots[2])
+    assert _taken(db, slot.id) == 0 and _taken(db, slots[2].id) == 1
 
 
 def test_cancel_frees_seats_at_once_and_the_card_waits_again(app, db, slot):
-    with app.test_request_context():
-        card = _waiting_card(db)
-        people = booking.match_cards(db, [booking.PersonInput(card.notice_number, card.birth_date)])
-        done = booking.book(db, slot, None, card.birth_date, booking.Contact("1"), people,
-                            staff=True)
-        booking.cancel(db, done, "都合が悪くなった")
-        assert _taken(db, slot.id) == 0
-        from app.models.audit import AuditLog
+    card = _waiting_card(db)
+    people = booking.match_cards(db, [booking.PersonInput(card.notice_number, card.birth_date)])
+    done = booking.book(db, slot, None, card.birth_date, booking.Contact("1"), people,
+                        staff=True)
+    booking.cancel(db, done, "都合が悪くなった")
+    assert _taken(db, slot.id) == 0
+    from app.models.audit import AuditLog
 
-        row = db.execute(select(AuditLog).where(AuditLog.target_table == "reservation",
-                                                AuditLog.action == "update")).scalars().all()[-1]
-        assert '"new": "cancelled"' in row.changes and "都合が悪くなった" in row.changes
-        db.refresh(card)
-        assert card.state == card_svc.NOTICE_SENT
-        with pytest.raises(booking.ReservationStateError):
-            booking.cancel(db, done)
-        again = booking.book(db, slot, None, card.birth_date, booking.Contact("1"),
-                             [db.get(type(card), card.id)], staff=True)
-        assert again.state == "booked"
+    row = db.execute(select(AuditLog).where(AuditLog.target_table == "reservation",
+                                            AuditLog.action == "update")).scalars().all()[-1]
+    assert '"new": "cancelled"' in row.changes and "都合が悪くなった" in row.changes
+    db.refresh(card)
+    assert card.state == card_svc.NOTICE_SENT
+    with pytest.raises(booking.ReservationStateError):
+        booking.cancel(db, done)
+    again = booking.book(db, slot, None, card.birth_date, booking.Contact("1"),
+                         [db.get(type(card), card.id)], staff=True)
+    assert again.state == "booked"
 
 
 def test_outside_the_window_is_refused(app, db, slot, clock):
-    with app.test_request_context():
-        clock.advance(days=6)  # the slot is now 2 days away; booking closes 3 days before
-        with pytest.raises(booking.BookingWindowError):
-            booking.hold_seats(db, slot, 1)
+    clock.advance(days=6)  # the slot is now 2 days away; booking closes 3 days before
+    with pytest.raises(booking.BookingWindowError):
+        booking.hold_seats(db, slot, 1)
 
 
 def test_threads_never_exceed_the_seats(app, db, slot):
@@ -225,29 +216,27 @@ def test_residents_cancel_until_the_visit_and_change_until_the_end_of_its_day(ap
                                                                             clock):
     from app.services.errors import ReservationStateError
 
-    with app.test_request_context():
-        reservation = booking.book(db, slot, None, date(1980, 3, 1),
-                                   booking.Contact(phone="0312345678"), seats=1, staff=True)
-        clock.set(slot.starts_at)
-        with pytest.raises(ReservationStateError):
-            booking.check_cancellable(reservation, clock())
-        booking.check_changeable(reservation, clock())  # a missed visit: same day
-        booking.check_cancellable(reservation, clock(), staff=True)
-        clock.set(slot.starts_at.replace(hour=23, minute=59))
+    reservation = booking.book(db, slot, None, date(1980, 3, 1),
+                               booking.Contact(phone="0312345678"), seats=1, staff=True)
+    clock.set(slot.starts_at)
+    with pytest.raises(ReservationStateError):
+        booking.check_cancellable(reservation, clock())
+    booking.check_changeable(reservation, clock())  # a missed visit: same day
+    booking.check_cancellable(reservation, clock(), staff=True)
+    clock.set(slot.starts_at.replace(hour=23, minute=59))
+    booking.check_changeable(reservation, clock())
+    clock.advance(minutes=1)
+    with pytest.raises(ReservationStateError):
         booking.check_changeable(reservation, clock())
-        clock.advance(minutes=1)
-        with pytest.raises(ReservationStateError):
-            booking.check_changeable(reservation, clock())
-        booking.check_changeable(reservation, clock(), staff=True)
+    booking.check_changeable(reservation, clock(), staff=True)
 
 
 def test_a_closed_slot_takes_no_seats(app, db, slot):
-    with app.test_request_context():
-        slot.closed = True
-        db.commit()
-        with pytest.raises(booking.SlotFullError):
-            booking.hold_seats(db, slot, 1, staff=True)
-        assert booking.free_count(db, slot, slot.starts_at) == 0
+    slot.closed = True
+    db.commit()
+    with pytest.raises(booking.SlotFullError):
+        booking.hold_seats(db, slot, 1, staff=True)
+    assert booking.free_count(db, slot, slot.starts_at) == 0
 
 
 def test_day_status_for_the_party_size():

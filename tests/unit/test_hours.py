@@ -5,8 +5,9 @@ import pytest
 import config
 from app.clock import JST
 from app.services.hours import is_closed_day, staff_hours_status, third_saturday
+from app.settings import build
 
-CONFIG = {k: getattr(config, k) for k in dir(config) if k.isupper()}
+CONFIG = build({k: getattr(config, k) for k in dir(config) if k.isupper()})
 
 
 def at(*args):
@@ -92,12 +93,18 @@ def test_year_end_reopens_on_january_4():
 
 
 def test_hours_and_closed_days_are_configurable():
-    custom = {**CONFIG, "STAFF_HOURS_OPEN": "08:00", "STAFF_HOURS_CLOSE": "20:00",
-              "STAFF_CLOSED_DAY_AFTER_THIRD_SATURDAY": False,
-              "STAFF_CLOSED_DATES": ["2026-12-02"]}
+    custom = build({**{k: getattr(config, k) for k in dir(config) if k.isupper()},
+                    "STAFF_HOURS_OPEN": "08:00", "STAFF_HOURS_CLOSE": "20:00",
+                    "STAFF_CLOSED_DAY_AFTER_THIRD_SATURDAY": False,
+                    "STAFF_CLOSED_DATES": ["2026-12-02"]})
     assert not staff_hours_status(at(2026, 12, 1, 7, 59), custom).is_open
     assert staff_hours_status(at(2026, 12, 1, 8, 0), custom).is_open
     assert not staff_hours_status(at(2026, 12, 1, 20, 0), custom).is_open
     assert staff_hours_status(at(2026, 11, 22, 12, 0), custom).is_open
     status = staff_hours_status(at(2026, 12, 1, 21, 0), custom)
     assert status.reopens_at == at(2026, 12, 3, 8, 0)
+
+
+def test_a_config_mapping_is_still_read():
+    raw = {k: getattr(config, k) for k in dir(config) if k.isupper()}
+    assert staff_hours_status(at(2026, 12, 29, 12, 0), raw).is_open is False

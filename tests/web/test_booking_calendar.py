@@ -24,13 +24,12 @@ def offer(db):
 @pytest.fixture
 def booked_slot(app, db, offer):
     """Tuesday 12/8 09:00 with one booking (with e-mail) and one seat held."""
-    with app.test_request_context():
-        slot = ensure_slots(db, offer, DAY, DAY)[0]
-        db.commit()
-        booking.book(db, slot, None, date(1980, 3, 1),
-                     booking.Contact(phone="09012345678", email="taro@example.jp",
-                                     name="山田　太郎"), seats=1, staff=True)
-        booking.hold_seats(db, slot, 1)
+    slot = ensure_slots(db, offer, DAY, DAY)[0]
+    db.commit()
+    booking.book(db, slot, None, date(1980, 3, 1),
+                 booking.Contact(phone="09012345678", email="taro@example.jp",
+                                 name="山田　太郎"), seats=1, staff=True)
+    booking.hold_seats(db, slot, 1)
     return slot
 
 

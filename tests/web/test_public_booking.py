@@ -236,8 +236,7 @@ def test_a_full_time_is_refused_with_a_message(client, db, offer, app):
     calendar = client.get("/reserve/book/kofu/calendar").get_data(as_text=True)
     day_url = first_day_link(calendar)
     slot_id = slot_buttons(client.get(day_url).get_data(as_text=True))[0]
-    with app.test_request_context():
-        booking.hold_seats(db, db.get(Slot, int(slot_id)), 2)  # someone else, meanwhile
+    booking.hold_seats(db, db.get(Slot, int(slot_id)), 2)  # someone else, meanwhile
     response = client.post(day_url, data={"slot": slot_id})
     assert response.status_code == 409 and "満員" in error_texts(response)[0]
     assert db.execute(select(Hold).where(Hold.slot_id == int(slot_id))).scalars().all()[0].seats == 2
@@ -259,14 +258,13 @@ def test_calendar_marks_free_few_full_and_closed_days(client, db, offer, app):
     client.post("/reserve/book/kofu/", data={"notice_number": shown(card),
                                              "birth_date": "1980-03-01"})
     client.post("/reserve/book/kofu/venue", data={"venue": offer.venue.id})
-    with app.test_request_context():
-        slots = ensure_slots(db, offer, date(2026, 12, 7), date(2026, 12, 8))
-        db.commit()
-        for slot in slots:
-            if slot.starts_at.day == 7:  # Monday the 7th: every slot full
-                booking.hold_seats(db, slot, 2)
-            elif slot.starts_at.hour >= 10:  # Tuesday the 8th: one slot left
-                booking.hold_seats(db, slot, 2)
+    slots = ensure_slots(db, offer, date(2026, 12, 7), date(2026, 12, 8))
+    db.commit()
+    for slot in slots:
+        if slot.starts_at.day == 7:  # Monday the 7th: every slot full
+            booking.hold_seats(db, slot, 2)
+        elif slot.starts_at.hour >= 10:  # Tuesday the 8th: one slot left
+            booking.hold_seats(db, slot, 2)
     html = client.get("/reserve/book/kofu/calendar?month=2026-12").get_data(as_text=True)
     cell = {d: re.search(rf'<td class="(\w+)[^"]*">\s*(?:<a[^>]*data-day="2026-12-{d:02d}"|'
                          rf'<span class="d">{d}</span>)', html)

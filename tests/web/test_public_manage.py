@@ -105,8 +105,7 @@ def test_change_to_a_full_time_is_refused(client, db, booked, app):
     slot_id = slot_buttons(client.get(day_url).get_data(as_text=True))[-1]
     from app.services import booking
 
-    with app.test_request_context():
-        booking.hold_seats(db, db.get(Slot, int(slot_id)), 2)
+    booking.hold_seats(db, db.get(Slot, int(slot_id)), 2)
     response = client.post("/reserve/booking/change", data={"slot": slot_id, "confirm": "1"})
     assert response.status_code == 409 and "満員" in error_texts(response)[0]
 
