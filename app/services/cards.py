@@ -1,12 +1,18 @@
 """The card workflow (F3.3, F3.4, F3.5): one state chart per visit mode, every change an
 event, storage places that cards take and free. Each operation checks first, then acts,
-then commits once."""
+each public operation is one unit of work (app/services/unit.py): it commits once or
+changes nothing. Steps that are part of a larger operation (``prepare_received``,
+``reserve_card``, ``hand_over_card``) join the caller's unit.
+
+The vocabulary (states, visit modes, their labels) is app/models/card_states.py; the
+names are re-exported here for the services' callers."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Iterable
+from urllib.parse import parse_qs, urlsplit
 
 from dateutil.relativedelta import relativedelta
 from flask import current_app
@@ -17,38 +23,16 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock
 from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
+from app.models.card_states import (DISCARDED, HANDED_OVER, MAILED, NOTICE_SENT,  # noqa: F401
+                                    ON_HOLD, RECEIVED, RENOTIFIED, RESERVED, RETURNED, SETUP,
+                                    STATE_LABELS, STATES, VISIT_MODE_LABELS, VISIT_MODES,
+                                    state_label, visit_mode_label)
 from app.models.storage import StoragePlace
-from app.services import audit, fields, notice_numbers
+from app.services import audit, fields, notice_numbers, unit
+from app.services.japanese import digits_only
+from app.settings import settings
 from app.services.errors import (BulkTransitionError, CardNotFoundError, InputError,
                                  InvalidTransitionError, NotPermittedError, StorageFullError)
-
-RECEIVED = "received"
-SETUP = "setup"
-NOTICE_SENT = "notice_sent"
-RESERVED = "reserved"
-RENOTIFIED = "renotified"
-RETURNED = "returned"
-MAILED = "mailed"
-ON_HOLD = "on_hold"
-HANDED_OVER = "handed_over"
-DISCARDED = "discarded"
-
-STATE_LABELS = {
-    RECEIVED: _l("Received"),
-    SETUP: _l("Set up"),
-    NOTICE_SENT: _l("Notice sent"),
-    RESERVED: _l("Reserved"),
-    RENOTIFIED: _l("Re-notified"),
-    RETURNED: _l("Returned"),
-    MAILED: _l("Mailed"),
-    ON_HOLD: _l("On hold"),
-    HANDED_OVER: _l("Handed over"),
-    DISCARDED: _l("Discarded"),
-}
-VISIT_MODE_LABELS = {
-    VISIT_AT_HANDOVER: _l("Visit to collect"),
-    VISIT_AT_APPLICATION: _l("Visited at application"),
-}
 
 # DOMAIN.md "Card lifecycle". 保留 (on hold) returns to the state it came from.
 CHARTS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -109,6 +93,12 @@ class CardActor:
 SYSTEM = CardActor("system", system=True)
 
 
+def name_of(actor: CardActor) -> str:
+    """The name written in a card's history: the person's; for the product itself, the name
+    the audit trail gives it (``cli:<os user>`` for a command, else ``system``)."""
+    return audit.current_actor().username if actor.system else actor.username
+
+
 def actor_of(user) -> CardActor:
     """The actor for a signed-in user (screen session or JWT); anyone else has no role."""
     if user is None or not getattr(user, "is_authenticated", False):
@@ -160,14 +150,6 @@ def _require_note(to_state: str, note: str | None) -> str | None:
     return note
 
 
-def state_label(state: str | None) -> str:
-    return str(STATE_LABELS.get(state, state or ""))
-
-
-def visit_mode_label(mode: str | None) -> str:
-    return str(VISIT_MODE_LABELS.get(mode, mode or ""))
-
-
 def allowed_next(card: Card) -> list[str]:
     chart = CHARTS[card.visit_mode]
     allowed = list(chart.get(card.state, ()))
@@ -196,10 +178,10 @@ def _state_now(session, card: Card) -> str | None:
 
 
 def _changed_meanwhile(session, card: Card, expected: str) -> InvalidTransitionError:
-    """The compare-and-set found the card in another state: roll back, say which."""
+    """The compare-and-set found the card in another state: say which (the unit of work
+    the error ends rolls back whatever this operation wrote)."""
     current = _state_now(session, card)
     label = f"{card.name}（{card.application_id}）"
-    session.rollback()
     if current is None:
         return InvalidTransitionError(_("No card matches."))
     return InvalidTransitionError(_(
@@ -213,7 +195,7 @@ def _apply(session, card: Card, to_state: str, note: str | None, username: str,
     """Move ``card`` from the state it was read in to ``to_state`` with one compare-and-set
     (``UPDATE card ... WHERE id = :id AND state = :expected``): exactly one row, or the
     transaction is rolled back and InvalidTransitionError names the state found. Writes
-    the CardEvent and the audit record in the same transaction; the caller commits."""
+    the CardEvent and the audit record in the caller's unit of work."""
     from_state = card.state
     if not _compare_and_set(session, card, to_state, note, username, now, extra):
         raise _changed_meanwhile(session, card, from_state)
@@ -279,8 +261,9 @@ def _extra(to_state: str, note: str | None) -> dict:
     return {"discard_reason": note} if to_state == DISCARDED else {}
 
 
+@unit.operation
 def transition_card(session, card: Card, to_state: str, note: str | None = None, *,
-                    actor: CardActor) -> Card:
+                    actor: CardActor, now: datetime | None = None) -> Card:
     """Move one card along its chart, or raise a DomainError changing nothing: the role
     (TRANSITION_ROLES), the chart, the required note, then a compare-and-set."""
     if to_state in STATE_LABELS:
@@ -290,14 +273,13 @@ def transition_card(session, card: Card, to_state: str, note: str | None = None,
         raise InvalidTransitionError(
             _("Hand cards over on the hand-over screen, with the identity check."))
     note = _require_note(to_state, note)
-    _apply(session, card, to_state, note, audit.current_actor().username, clock.now(),
+    _apply(session, card, to_state, note, name_of(actor), now or clock.now(),
            _extra(to_state, note))
-    session.commit()
     return card
 
 
 def _prepare_bulk(session, card_ids: Iterable[int], to_state: str,
-                  note: str | None, actor: CardActor) -> list[Card]:
+                  note: str | None, actor: CardActor, now: datetime | None) -> list[Card]:
     if to_state in STATE_LABELS:
         authorize_transition(actor, to_state)
     if to_state == HANDED_OVER:
@@ -318,7 +300,7 @@ def _prepare_bulk(session, card_ids: Iterable[int], to_state: str,
                      for c in cards if c.discard_hold]
     if failures:
         raise BulkTransitionError(failures)
-    username, now = audit.current_actor().username, clock.now()
+    username, now = name_of(actor), now or clock.now()
     for card in cards:
         _apply_in_bulk(session, card, to_state, note, username, now, _extra(to_state, note))
     return cards
@@ -334,36 +316,40 @@ def _apply_in_bulk(session, card: Card, to_state: str, note: str | None, usernam
         raise BulkTransitionError([(label, str(error.message))]) from None
 
 
+@unit.operation
 def bulk_transition(session, card_ids: Iterable[int], to_state: str,
-                    note: str | None = None, *, actor: CardActor) -> list[Card]:
+                    note: str | None = None, *, actor: CardActor,
+                    now: datetime | None = None) -> list[Card]:
     """All or nothing: if any card cannot move, none moves; the error lists which and why."""
-    cards = _prepare_bulk(session, card_ids, to_state, note, actor)
-    session.commit()
-    return cards
+    return _prepare_bulk(session, card_ids, to_state, note, actor, now)
 
 
 # --- the ledger's own fields ----------------------------------------------------------
 
-def prepare_received(session, card: Card) -> Card:
+def prepare_received(session, card: Card, *, actor: CardActor = SYSTEM,
+                     now: datetime | None = None) -> Card:
     """A card received from J-LIS: state 納品, its first event, and the next free shelf
-    unless one was chosen. The caller has validated the fields and commits."""
+    unless one was chosen. The caller has validated the fields; part of its unit."""
     if card.storage_place_id is None and card.storage_place is None:
         card.storage_place = allocate_places(session, 1)[0]
-    now = clock.now()
+    now = now or clock.now()
     card.state = RECEIVED
     card.received_at = now
     session.add(card)
     session.add(CardEvent(card=card, from_state=None, to_state=RECEIVED, at=now,
-                          username=audit.current_actor().username, note=None))
+                          username=name_of(actor), note=None))
     return card
 
 
-def new_card(session, fields: dict) -> Card:
-    """A new ledger row in state 納品 from validated fields (the caller commits)."""
-    return prepare_received(session, Card(**fields))
+def new_card(session, fields: dict, *, actor: CardActor = SYSTEM,
+             now: datetime | None = None) -> Card:
+    """A new ledger row in state 納品 from validated fields (part of the caller's unit)."""
+    return prepare_received(session, Card(**fields), actor=actor, now=now)
 
 
-def release_holds(session, card_ids: Iterable[int], *, actor: CardActor) -> list[Card]:
+@unit.operation
+def release_holds(session, card_ids: Iterable[int], *, actor: CardActor,
+                  now: datetime | None = None) -> list[Card]:
     """Cards on hold back to where they were, all or nothing."""
     ids = list(dict.fromkeys(int(i) for i in card_ids))
     chosen = list(session.execute(select(Card).where(Card.id.in_(ids))).scalars())
@@ -375,20 +361,15 @@ def release_holds(session, card_ids: Iterable[int], *, actor: CardActor) -> list
                  if c.state == ON_HOLD and (reason := refusal(c, c.held_from or ""))]
     if failures:
         raise BulkTransitionError(failures)
-    username, now = audit.current_actor().username, clock.now()
+    username, now = name_of(actor), now or clock.now()
     for card in chosen:
         _apply_in_bulk(session, card, card.held_from, None, username, now)
-    session.commit()
     return chosen
 
 
 def find_card(session, text: str) -> Card:
     """By 申請書ID (23 digits) or postcard number, as typed or scanned; a scan of the
     postcard's QR code types the booking URL, whose ``n`` parameter is the number."""
-    from urllib.parse import parse_qs, urlsplit
-
-    from app.services.japanese import digits_only
-
     if "n=" in (text or ""):
         text = (parse_qs(urlsplit(text.strip()).query).get("n") or [text])[0]
     raw = digits_only(text)
@@ -448,6 +429,7 @@ def _room_message(session, place: StoragePlace):
     return _l("%(place)s has room for %(free)d more cards.", place=place.code, free=free)
 
 
+@unit.operation
 def move_cards(session, card_ids: Iterable[int], place: StoragePlace, *,
                actor: CardActor) -> list[Card]:
     """Move cards to ``place`` (all or nothing): only cards still in the office, and only
@@ -475,9 +457,13 @@ def move_cards(session, card_ids: Iterable[int], place: StoragePlace, *,
                            held + len(arriving) <= capacity)
         .values(storage_place_id=place.id).execution_options(synchronize_session=False))
     if result.rowcount != len(arriving):  # filled or changed meanwhile: nothing moves
-        session.rollback()
-        if occupancy(session).get(place.id, 0) + len(arriving) > place.capacity:
-            raise StorageFullError(_room_message(session, place))
+        # (the unit rolls back the rows that did move); the place without them says which
+        held_before = session.execute(select(func.count(Card.id)).where(
+            Card.storage_place_id == place.id, Card.id.not_in(list(old)))).scalar()
+        if held_before + len(arriving) > place.capacity:
+            free = max(place.capacity - held_before, 0)
+            raise StorageFullError(_l("%(place)s has room for %(free)d more cards.",
+                                      place=place.code, free=free))
         raise InputError(_l("Some of the cards were changed by someone else just now. "
                             "Nothing was moved; check the cards and try again."))
     for card in arriving:
@@ -486,53 +472,30 @@ def move_cards(session, card_ids: Iterable[int], place: StoragePlace, *,
         audit.record_in_transaction(session, audit.ACTION_UPDATE, "card", card.id,
                                     {"storage_place_id": {"old": old[card.id],
                                                           "new": place.id}})
-    session.commit()
     return cards
 
 
-# --- hand-over (交付) ----------------------------------------------------------------
+# --- hand-over (交付): the card's part; app/services/handover.py is the operation -------
 
-ID_ONE_A = "one_a"
-ID_TWO_B = "two_b"
-PROXY_REASONS = ("hospital", "care_facility", "disability", "age_75", "pregnancy",
-                 "small_child", "posted_away")
-
-
-def hand_over(session, card: Card, check: dict, *, actor: CardActor) -> Card:
-    """Hand the card over after the identity checklist (DOMAIN.md "Identity at the
-    counter"); refuses an incomplete checklist and changes nothing."""
+def hand_over_card(session, card: Card, note: str | None, identity_check: dict, *,
+                   actor: CardActor, now: datetime | None = None) -> Card:
+    """The card leaves the office with the checklist seen at the counter (part of the
+    hand-over's unit; the checklist itself is checked by app/services/handover.py)."""
     authorize_transition(actor, HANDED_OVER)
-    note = _require_note(HANDED_OVER, check.get("note"))
-    problems = []
-    if check.get("identity") not in (ID_ONE_A, ID_TWO_B):
-        problems.append(_("Choose the identity documents seen (one A-type or two B-type)."))
-    who = check.get("collector", "self")
-    if who == "legal_representative" and not check.get("authority_proof"):
-        problems.append(_("Check the proof of legal representation."))
-    if who == "proxy":
-        if check.get("proxy_reason") not in PROXY_REASONS:
-            problems.append(_("Choose the accepted reason for a proxy."))
-        for key, message in (("reason_proof", _("Check the proof of the reason.")),
-                             ("authority_proof", _("Check the letter of delegation.")),
-                             ("proxy_identity", _("Check the proxy's identity documents."))):
-            if not check.get(key):
-                problems.append(message)
-    if not check.get("pin_set"):
-        problems.append(_("Confirm that the resident set the PINs."))
-    if problems:
-        raise InputError(" ".join(problems))
     reason = refusal(card, HANDED_OVER)
     if reason:
         raise InvalidTransitionError(reason)
-    username, now = audit.current_actor().username, clock.now()
-    _apply(session, card, HANDED_OVER, note, username, now,
+    username = name_of(actor)
+    _apply(session, card, HANDED_OVER, note, username, now or clock.now(),
            {"handed_over_by": username,
-            "identity_check": json.dumps(check, ensure_ascii=False, sort_keys=True)})
-    from app.services import desk  # the booking of this card, if any, is done
-
-    desk.after_hand_over(session, card)
-    session.commit()
+            "identity_check": json.dumps(identity_check, ensure_ascii=False,
+                                         sort_keys=True)})
     return card
+
+
+def hand_over_note(note: str | None) -> str | None:
+    """The hand-over's note, checked as every note is."""
+    return _require_note(HANDED_OVER, note)
 
 
 # --- discard candidates (廃棄) --------------------------------------------------------
@@ -545,10 +508,10 @@ class DiscardCandidate:
 
 def discard_candidates(session, today: date) -> list[DiscardCandidate]:
     """Not-yet-issued cards past the configured deadlines (DOMAIN.md)."""
-    config = current_app.config
-    after_notice = relativedelta(months=config.get("DISCARD_AFTER_NOTICE_MONTHS", 12))
-    after_renotice = relativedelta(months=config.get("DISCARD_AFTER_RENOTICE_MONTHS", 3))
-    after_return = relativedelta(months=config.get("DISCARD_AFTER_RETURN_MONTHS", 12))
+    deadlines = settings()
+    after_notice = relativedelta(months=deadlines.discard_after_notice_months)
+    after_renotice = relativedelta(months=deadlines.discard_after_renotice_months)
+    after_return = relativedelta(months=deadlines.discard_after_return_months)
     cards = session.execute(select(Card).where(Card.state.in_(NOT_YET_ISSUED))
                             .order_by(Card.storage_place_id, Card.application_id)).scalars()
     result = []
@@ -572,6 +535,7 @@ def discard_candidates(session, today: date) -> list[DiscardCandidate]:
     return result
 
 
+@unit.operation
 def set_discard_hold(session, card_ids: Iterable[int], hold: bool, reason: str | None, *,
                      actor: CardActor) -> int:
     """Hold back (or allow again) the discard of not-yet-issued cards. Only cards not yet
@@ -601,40 +565,84 @@ def set_discard_hold(session, card_ids: Iterable[int], hold: bool, reason: str |
         audit.record_in_transaction(session, audit.ACTION_UPDATE, "card", card.id,
                                     {key: {"old": old[key], "new": value}
                                      for key, value in values.items() if old[key] != value})
-    session.commit()
     return len(cards)
 
 
+@unit.operation
 def discard_cards(session, card_ids: Iterable[int], reason: str, *,
-                  actor: CardActor) -> list[Card]:
+                  actor: CardActor, now: datetime | None = None) -> list[Card]:
     """Bulk discard with a reason; held cards and cards that cannot be discarded stop the
     whole action."""
     authorize_transition(actor, DISCARDED)
     reason = (reason or "").strip()
     if not reason:
         raise InputError(_l("Write the reason for the discard."))
-    ids = list(card_ids)
-    cards = _prepare_bulk(session, ids, DISCARDED, reason, actor)  # refuses held cards
-    session.commit()
-    return cards
+    return _prepare_bulk(session, list(card_ids), DISCARDED, reason, actor,
+                         now)  # refuses held cards
 
 
-def reserve_card(session, card: Card, reservation_number: str) -> None:
-    """A booking to collect the card was made (no commit: part of the booking). When
+def reserve_card(session, card: Card, reservation_number: str, *,
+                 actor: CardActor = SYSTEM, now: datetime | None = None) -> None:
+    """A booking to collect the card was made (part of the booking's unit). When
     another booking took the card meanwhile, nothing is written here and the booking's
     commit is refused by the one-active-booking-per-card index; any other change of the
     card meanwhile rolls the booking back."""
     from_state = card.state
     if _compare_and_set(session, card, RESERVED, _("Booking %(n)s", n=reservation_number),
-                        audit.current_actor().username, clock.now()):
+                        name_of(actor), now or clock.now()):
         return
     if _state_now(session, card) == RESERVED:
         return
     raise _changed_meanwhile(session, card, from_state)
 
 
-def unreserve_card(session, card: Card, reservation_number: str) -> None:
-    """The booking was cancelled: back to waiting (no commit: part of the cancellation)."""
+def unreserve_card(session, card: Card, reservation_number: str, *,
+                   actor: CardActor = SYSTEM, now: datetime | None = None) -> None:
+    """The booking was cancelled: back to waiting (part of the cancellation's unit)."""
     back = RENOTIFIED if card.renotified_at else NOTICE_SENT
     _apply(session, card, back, _("Booking %(n)s cancelled", n=reservation_number),
-           audit.current_actor().username, clock.now())
+           name_of(actor), now or clock.now())
+
+
+# --- reads for the screens and the API ----------------------------------------------------
+
+def card_by_id(session, card_id: int | None) -> Card | None:
+    return session.get(Card, card_id) if card_id else None
+
+
+def get_card(session, card_id: int | None) -> Card:
+    """One card by id, or CardNotFoundError ("No card matches.")."""
+    card = session.get(Card, card_id) if card_id else None
+    if card is None:
+        raise CardNotFoundError(_l("No card matches."))
+    return card
+
+
+def cards_by_ids(session, card_ids: Iterable[int]) -> list[Card]:
+    """The cards chosen on a screen, in application id order (unknown ids left out)."""
+    ids = list(dict.fromkeys(int(i) for i in card_ids))
+    if not ids:
+        return []
+    return list(session.execute(select(Card).where(Card.id.in_(ids))
+                                .order_by(Card.application_id)).scalars())
+
+
+def state_counts(session, visit_mode: str | None = None) -> list[tuple[str, str, int]]:
+    """The ledger's summary bar: (state, label, how many cards) for every state, in the
+    chart's order; only the cards of ``visit_mode`` when one is given."""
+    query = select(Card.state, func.count(Card.id)).group_by(Card.state)
+    if visit_mode in VISIT_MODES:
+        query = query.where(Card.visit_mode == visit_mode)
+    counts = dict(session.execute(query).all())
+    return [(state, state_label(state), counts.get(state, 0)) for state in STATES]
+
+
+def discarded_between(session, start: datetime, end: datetime,
+                      visit_mode: str | None = None) -> list[Card]:
+    """The discard register (廃棄簿): cards discarded in [start, end], in that order."""
+    query = select(Card).where(Card.state == DISCARDED, Card.discarded_at >= start,
+                               Card.discarded_at <= end)
+    if visit_mode in VISIT_MODES:
+        query = query.where(Card.visit_mode == visit_mode)
+    return list(session.execute(query.order_by(Card.discarded_at, Card.application_id))
+                .scalars())

@@ -10,25 +10,36 @@ States of a booking::
        └──cancel──▶ 取消 cancelled
 
 遅刻 (late) is not a state: a booked visitor not checked in ``LATE_GRACE_MINUTES`` after the
-start shows as late. Each function commits once; every change is in the audit trail.
+start shows as late. Each operation is one unit of work (app/services/unit.py): a walk-in
+books and checks in at once or not at all; two changes that wait for each other end as
+ConcurrentChangeError at the unit's boundary. Every change is in the audit trail.
+
+Who acts is passed in (``actor``, a :class:`~app.services.cards.CardActor`; the product
+itself when left out) and so is the time (``now``; the app's clock when left out).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from app import clock
 from app.clock import JST
 from app.models.card import Card
-from app.models.reservation import (ARRIVED, BOOKED, CANCELLED, CHANNEL_COUNTER, COMPLETED,
-                                    NO_SHOW, Reservation, ReservationPerson, Slot)
-from app.models.venue import VenuePurpose
-from app.services import audit, booking, cards, japanese, notice_numbers
-from app.services.errors import InputError, ReservationStateError
+from app.models.reservation import (ARRIVED, BOOKED, CANCELLED, CHANNEL_COUNTER,
+                                    CHANNEL_PHONE, COMPLETED, NO_SHOW, Reservation,
+                                    ReservationPerson, Slot)
+from app.models.venue import Venue, VenuePurpose
+from app.services import audit, booking, cards, japanese, notice_numbers, party_checks, unit
+from app.services.availability import active_offers
+from app.services.calendar import existing_slots, make_missing_slots
+from app.services.cards import SYSTEM, CardActor
+from app.services.errors import DomainError, InputError, ReservationStateError
+from app.services.fields import parse_id
+from app.settings import settings
 
 STATE_LABELS = {BOOKED: _l("Booked"), ARRIVED: _l("Arrived"), COMPLETED: _l("Completed"),
                 NO_SHOW: _l("No-show"), CANCELLED: _l("Cancelled")}
@@ -45,7 +56,7 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 def grace() -> timedelta:
-    return timedelta(minutes=current_app.config.get("LATE_GRACE_MINUTES", 5))
+    return timedelta(minutes=settings().late_grace_minutes)
 
 
 def is_late(reservation: Reservation, now: datetime) -> bool:
@@ -58,6 +69,25 @@ def shown_state(reservation: Reservation, now: datetime) -> str:
 
 
 # --- the day at a venue ------------------------------------------------------------------
+
+def venues(session) -> list[Venue]:
+    """Every venue, those in use first (the desk's venue switcher)."""
+    return list(session.execute(select(Venue).order_by(Venue.active.desc(), Venue.name))
+                .scalars())
+
+
+def get_venue(session, venue_id: int | None) -> Venue | None:
+    return session.get(Venue, venue_id) if venue_id else None
+
+
+def get_reservation(session, reservation_id: int | None) -> Reservation | None:
+    return session.get(Reservation, reservation_id) if reservation_id else None
+
+
+def offers_at(session, venue_id: int) -> list[VenuePurpose]:
+    """The purposes the venue takes bookings for."""
+    return [o for o in active_offers(session) if o.venue_id == venue_id]
+
 
 def day_bookings(session, venue_id: int, day: date) -> list[Reservation]:
     """Every booking of the venue on that day (all purposes), in time order."""
@@ -127,73 +157,91 @@ def find(session, bookings: list[Reservation], query: str) -> list[Reservation]:
             or kana and kana in "".join((r.name_kana or "").split())]
 
 
+def waiting_card(reservation: Reservation) -> Card | None:
+    """The card a checked-in visitor came to collect (交付), if any: the desk goes straight
+    on to the hand-over."""
+    return next((p.card for p in reservation.people if p.card_id and p.active), None)
+
+
 # --- state changes -------------------------------------------------------------------------
 
-def check_in(session, reservation: Reservation) -> Reservation:
+@unit.operation
+def check_in(session, reservation: Reservation, *, actor: CardActor = SYSTEM,
+             now: datetime | None = None) -> Reservation:
     """来庁済, with time and clerk. Only a booking of today that is waiting; two clerks
     checking in the same visitor at once: the second is told it is already done."""
-    now = clock.now()
+    now = now or clock.now()
     if reservation.state != BOOKED:
         raise ReservationStateError(_l("Not checked in: the booking is %(state)s.",
                                        state=state_label(reservation.state)))
     if reservation.slot.starts_at.astimezone(JST).date() != now.astimezone(JST).date():
         raise ReservationStateError(_l("Not checked in: the booking is for another day."))
-    clerk = audit.current_actor().username
-    with booking.refuse_when_overtaken(session):
-        booking.claim(session, reservation, {"state": BOOKED, "slot_id": reservation.slot_id},
-                      {"state": ARRIVED, "checked_in_at": now, "checked_in_by": clerk})
-        session.commit()
+    booking.claim(session, reservation, {"state": BOOKED, "slot_id": reservation.slot_id},
+                  {"state": ARRIVED, "checked_in_at": now,
+                   "checked_in_by": cards.name_of(actor)})
     session.refresh(reservation)
     return reservation
 
 
-def undo_check_in(session, reservation: Reservation) -> Reservation:
-    now = clock.now()
+@unit.operation
+def undo_check_in(session, reservation: Reservation, *, actor: CardActor = SYSTEM,
+                  now: datetime | None = None) -> Reservation:
+    now = now or clock.now()
     if reservation.state != ARRIVED:
         raise ReservationStateError(_l("Only a checked-in booking can be undone."))
     if reservation.checked_in_at.astimezone(JST).date() != now.astimezone(JST).date():
         raise ReservationStateError(_l("A check-in can be undone only on its day."))
-    with booking.refuse_when_overtaken(session):
-        booking.claim(session, reservation, {"state": ARRIVED},
-                      {"state": BOOKED, "checked_in_at": None, "checked_in_by": None})
-        session.commit()
+    booking.claim(session, reservation, {"state": ARRIVED},
+                  {"state": BOOKED, "checked_in_at": None, "checked_in_by": None})
     session.refresh(reservation)
     return reservation
 
 
-def act(session, reservation: Reservation, action: str) -> str:
+CHECK_IN, UNDO, COMPLETE = "check_in", "undo", "complete"
+
+
+def pressed(form) -> str:
+    """Which desk button a posted form pressed: undo, complete, or (default) check in."""
+    if form.get("undo") == "1":
+        return UNDO
+    return COMPLETE if form.get("complete") == "1" else CHECK_IN
+
+
+def act(session, reservation: Reservation, action: str, *, actor: CardActor = SYSTEM,
+        now: datetime | None = None) -> str:
     """One desk button: ``check_in``, ``undo`` or ``complete``; returns what to tell."""
-    if action == "undo":
-        undo_check_in(session, reservation)
+    if action == UNDO:
+        undo_check_in(session, reservation, actor=actor, now=now)
         return str(_l("Check-in undone."))
-    if action == "complete":
-        complete(session, reservation)
+    if action == COMPLETE:
+        complete(session, reservation, now=now)
         return str(_l("The visit is completed."))
-    check_in(session, reservation)
+    check_in(session, reservation, actor=actor, now=now)
     return str(_l("Checked in: %(number)s.", number=reservation.number))
 
 
-def complete(session, reservation: Reservation) -> Reservation:
+@unit.operation
+def complete(session, reservation: Reservation, *, now: datetime | None = None) -> Reservation:
     """The visit is done (申請, 電子証明書; 交付 completes by itself at hand-over)."""
     if reservation.state != ARRIVED:
         raise ReservationStateError(_l("Only a checked-in booking can be completed."))
-    now = clock.now()
-    with booking.refuse_when_overtaken(session):
-        booking.claim(session, reservation, {"state": ARRIVED},
-                      {"state": COMPLETED, "completed_at": now})
-        session.expire(reservation)
-        for person in reservation.people:
-            person.active = False
-        session.commit()
+    now = now or clock.now()
+    booking.claim(session, reservation, {"state": ARRIVED},
+                  {"state": COMPLETED, "completed_at": now})
+    session.expire(reservation)
+    for person in reservation.people:
+        person.active = False
+    session.flush()
     session.refresh(reservation)
     return reservation
 
 
-def after_hand_over(session, card: Card) -> None:
-    """Called in the hand-over's transaction: when every card of the card's booking has
-    been handed over, the booking is 完了 (checked in on the way when it was not). The
-    booking is claimed by a compare-and-set; if it was cancelled or closed meanwhile, the
-    whole hand-over is refused and rolled back."""
+def card_collected(session, card: Card, *, actor: CardActor = SYSTEM,
+                   now: datetime | None = None) -> None:
+    """A step of the hand-over (app/services/handover.py), in its unit: when every card of
+    the card's booking has been handed over, the booking is 完了 (checked in on the way
+    when it was not). The booking is claimed by a compare-and-set; if it was cancelled or
+    closed meanwhile, the whole hand-over is refused and rolled back."""
     person = session.execute(select(ReservationPerson).where(
         ReservationPerson.card_id == card.id, ReservationPerson.active.is_(True))).scalar()
     if person is None:
@@ -203,41 +251,41 @@ def after_hand_over(session, card: Card) -> None:
     waiting = [p for p in reservation.people if p.active and p.card_id]
     if waiting or reservation.state not in (BOOKED, ARRIVED):
         return
-    now = clock.now()
+    now = now or clock.now()
     values = {"state": COMPLETED, "completed_at": now}
     if reservation.state == BOOKED:
-        values.update(checked_in_at=now, checked_in_by=audit.current_actor().username)
+        values.update(checked_in_at=now, checked_in_by=cards.name_of(actor))
     session.flush()
     booking.claim(session, reservation, {"state": reservation.state}, values)
     session.expire(reservation)
 
 
-def close_day(session, venue_id: int, day: date) -> list[Reservation]:
+@unit.operation
+def close_day(session, venue_id: int, day: date, *,
+              now: datetime | None = None) -> list[Reservation]:
     """不来庁 for the day's bookings nobody checked in; their cards wait for a new booking.
     A booking checked in while the day is being closed stays checked in."""
-    now = clock.now()
+    now = now or clock.now()
     start, end = _day_bounds(day)
     if now < start:
         raise InputError(_l("A day can be closed only once it has begun."))
     missed = []
-    with booking.refuse_when_overtaken(session):
-        for reservation in day_bookings(session, venue_id, day):
-            if reservation.state != BOOKED:
-                continue
-            row = session.execute(
-                update(Reservation).where(Reservation.id == reservation.id,
-                                          Reservation.state == BOOKED)
-                .values(state=NO_SHOW).returning(Reservation.id)
-                .execution_options(synchronize_session=False)).first()
-            if row is None:  # checked in or cancelled a moment ago
-                continue
-            audit.record_in_transaction(session, audit.ACTION_UPDATE, "reservation",
-                                        reservation.id,
-                                        {"state": {"old": BOOKED, "new": NO_SHOW}})
-            session.expire(reservation)
-            booking.release_cards(session, reservation)
-            missed.append(reservation)
-        session.commit()
+    for reservation in day_bookings(session, venue_id, day):
+        if reservation.state != BOOKED:
+            continue
+        row = session.execute(
+            update(Reservation).where(Reservation.id == reservation.id,
+                                      Reservation.state == BOOKED)
+            .values(state=NO_SHOW).returning(Reservation.id)
+            .execution_options(synchronize_session=False)).first()
+        if row is None:  # checked in or cancelled a moment ago
+            continue
+        audit.record_in_transaction(session, audit.ACTION_UPDATE, "reservation",
+                                    reservation.id,
+                                    {"state": {"old": BOOKED, "new": NO_SHOW}})
+        session.expire(reservation)
+        booking.release_cards(session, reservation)
+        missed.append(reservation)
     return missed
 
 
@@ -270,11 +318,22 @@ def staff_book(session, slot: Slot, channel: str, birth_date: date, contact: boo
                         staff=True, notify=notify)
 
 
-def walk_in_slot(session, offer: VenuePurpose, seats: int) -> Slot | None:
-    """The slot a same-day visitor goes into: the one running now or the next, with seats."""
-    from app.services.calendar import existing_slots
+def staff_slots(session, offer: VenuePurpose, day: date,
+                now: datetime | None = None) -> list[dict]:
+    """A day's slots for staff: every open slot not yet over, with free seats (staff may
+    book inside the residents' cut-off)."""
+    now = now or clock.now()
+    slots = [s for s in existing_slots(session, offer, day, day) if not s.closed
+             and s.ends_at > now]
+    free = booking.free_counts(session, slots, now)
+    return [{"id": s.id, "start": s.starts_at, "end": s.ends_at, "seats": s.seats,
+             "free": free[s.id]} for s in slots]
 
-    now = clock.now()
+
+def walk_in_slot(session, offer: VenuePurpose, seats: int,
+                 now: datetime | None = None) -> Slot | None:
+    """The slot a same-day visitor goes into: the one running now or the next, with seats."""
+    now = now or clock.now()
     today = now.astimezone(JST).date()
     slots = existing_slots(session, offer, today, today)
     free = booking.free_counts(session, slots, now)
@@ -284,30 +343,98 @@ def walk_in_slot(session, offer: VenuePurpose, seats: int) -> Slot | None:
     return None
 
 
+@unit.operation
 def walk_in(session, offer: VenuePurpose, birth_date: date, contact: booking.Contact,
-            people: list[booking.PersonInput] | None = None, seats: int = 1) -> Reservation:
-    """Register a same-day visitor into a free seat and check them in at once."""
-    from app.services.calendar import make_missing_slots
-
-    today = clock.now().astimezone(JST).date()
-    make_missing_slots(session, offer, today, today)  # in this POST's transaction
-    slot = walk_in_slot(session, offer, len(people) if people else seats)
+            people: list[booking.PersonInput] | None = None, seats: int = 1, *,
+            actor: CardActor = SYSTEM, now: datetime | None = None) -> Reservation:
+    """Register a same-day visitor into a free seat and check them in at once: one unit
+    (the day's missing slots, the booking and the check-in are kept together or not at
+    all)."""
+    now = now or clock.now()
+    today = now.astimezone(JST).date()
+    make_missing_slots(session, offer, today, today)
+    slot = walk_in_slot(session, offer, len(people) if people else seats, now)
     if slot is None:
         raise ReservationStateError(_l("No free seat is left today at this venue."))
     reservation = staff_book(session, slot, CHANNEL_COUNTER, birth_date, contact, people,
                              seats)
-    return check_in(session, reservation)
+    return check_in(session, reservation, actor=actor, now=now)
 
 
-def search_bookings(session, text: str) -> list[Reservation]:
-    """Any day: by booking number, name, kana or phone (the staff list's quick search)."""
-    value = (text or "").strip()
-    digits = japanese.digits_only(value)
-    return list(session.execute(select(Reservation).where(or_(
-        Reservation.number == japanese.normalize_code(value),
-        Reservation.name.contains(value), Reservation.name_kana.contains(
-            japanese.to_katakana(value)),
-        Reservation.phone == digits)).order_by(Reservation.starts_at.desc()).limit(50)).scalars())
+# --- the counter's booking form -------------------------------------------------------------
+
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def form_key(form) -> str | None:
+    """The form's one-time key (against double submits), as the desk's form made it;
+    anything else (tampered, too long for the column) counts as none."""
+    key = form.get("key") or ""
+    return key if FORM_KEY.fullmatch(key) else None
+
+
+@dataclass
+class CounterBooking:
+    """What became of a booking form posted at the desk: the booking, or the messages per
+    field (``errors``) or the refusal of the whole booking (``refusal``), with the rows of
+    the party as typed to show again."""
+
+    rows: list[dict]
+    reservation: Reservation | None = None
+    errors: dict = field(default_factory=dict)
+    refusal: str | None = None
+
+
+def party_form_rows(offer: VenuePurpose, form, posted: bool) -> list[dict]:
+    """The party's rows as typed (one empty row on a fresh form)."""
+    if not posted:
+        return [{"notice_number": "", "birth_date": ""}]
+    return party_checks.party_rows(form, offer.max_party)
+
+
+def book_at_counter(session, offer: VenuePurpose, form, *, same_day: bool = False,
+                    actor: CardActor = SYSTEM, now: datetime | None = None) -> CounterBooking:
+    """A booking by phone or at the counter (``channel`` phone or counter, the slot chosen
+    on the form), or with ``same_day`` a walk-in (today, checked in at once), from the desk's posted form:
+    the same checks as the residents' site (app/services/party_checks.py), then one unit of
+    work. A refused booking changes nothing and says why in ``refusal``."""
+    now = now or clock.now()
+    today = now.astimezone(JST).date()
+    result = CounterBooking(rows=party_form_rows(offer, form, posted=True))
+    contact = party_checks.check_contact(form)
+    result.errors.update(contact.errors)
+    people, seats, birth, name, kana = None, 1, None, None, None
+    if offer.purpose.needs_postcard:
+        people, party = party_checks.check_party(result.rows, today)
+        result.errors.update(party.errors)
+    else:
+        applicant = party_checks.check_applicant(form, today, offer.max_party)
+        result.errors.update(applicant.errors)
+        seats = applicant.clean.get("seats", 1)
+        birth = applicant.clean.get("birth_date")
+        name, kana = applicant.clean.get("name"), applicant.clean.get("name_kana")
+    slot = None
+    if not same_day:
+        slot = session.get(Slot, parse_id(form.get("slot")) or 0)
+        if slot is None or slot.offer_id != offer.id:
+            result.errors["slot"] = str(_l("Choose a time."))
+    if result.errors:
+        return result
+    details = booking.Contact(phone=contact.clean["phone"], email=contact.clean.get("email"),
+                              name=name, name_kana=kana)
+    try:
+        if same_day:
+            result.reservation = walk_in(session, offer, birth, details, people, seats,
+                                         actor=actor, now=now)
+        else:
+            channel = CHANNEL_PHONE if form.get("channel") == "phone" else CHANNEL_COUNTER
+            with unit.transaction(session):
+                result.reservation = staff_book(session, slot, channel, birth, details,
+                                                people, seats,
+                                                idempotency_key=form_key(form), notify=True)
+    except DomainError as error:  # the unit rolled back: say why on the form
+        result.refusal = str(error.message)
+    return result
 
 
 @dataclass

@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 import secrets
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.services.errors import InputError
 from app.services.japanese import normalize_code
+from app.settings import settings
 
 _DAMM = (
     (0, 3, 1, 7, 5, 9, 8, 6, 4, 2), (7, 0, 9, 2, 1, 5, 4, 8, 6, 3),
@@ -27,10 +27,12 @@ _DAMM = (
 )
 
 
-def _settings():
-    config = current_app.config
-    return (config.get("NOTICE_NUMBER_LETTERS", 3), config.get("NOTICE_NUMBER_DIGITS", 6),
-            config.get("NOTICE_NUMBER_ALPHABET", "ACDEFGHJKLMNPQRTUVWXY"))
+def _settings() -> tuple[int, int, str]:
+    """Letters, digits and the letters' alphabet (NOTICE_NUMBER_*; the one definition of
+    the alphabet and its default is config.py)."""
+    current = settings()
+    return (current.notice_number_letters, current.notice_number_digits,
+            current.notice_number_alphabet)
 
 
 def _digit_string(body: str, alphabet: str) -> str:

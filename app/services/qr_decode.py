@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator
 
+import pypdfium2
 from PIL import Image, ImageFilter, ImageOps
 from pyzbar.pyzbar import ZBarSymbol, decode
 
@@ -105,8 +106,6 @@ def decode_image(image: Image.Image, passes: Iterable[str] = PASSES,
 def pages_of(data: bytes, filename: str = "") -> Iterator[Image.Image]:
     """The pages of an uploaded file as images."""
     if data[:5] == b"%PDF-" or filename.lower().endswith(".pdf"):
-        import pypdfium2
-
         pdf = pypdfium2.PdfDocument(data)
         try:
             for index in range(len(pdf)):

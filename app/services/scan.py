@@ -2,13 +2,13 @@
 
 A batch collects scans (from a keyboard-wedge reader or scanned pages) on the server;
 each payload is classified at once. Registration writes every valid row as a card in
-state 納品 on its shelf, in one transaction, or writes nothing.
+state 納品 on its shelf, in one unit of work (app/services/unit.py), or writes nothing.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -19,9 +19,11 @@ from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card
 from app.models.scan import (BATCH_DISCARDED, BATCH_OPEN, BATCH_REGISTERED, ITEM_DUPLICATE,
                              ITEM_EXISTS, ITEM_INCOMPLETE, ITEM_INVALID, ITEM_OK, ScanBatch,
                              ScanItem)
-from app.services import audit, cards
+from app.services import audit, cards, unit
+from app.services.cards import SYSTEM, CardActor
 from app.services.errors import (BatchClosedError, InputError,  # noqa: F401
                                  RegistrationConflictError)
+from app.services.qr_decode import decode_file
 from app.services.qr_formats import ParsedCard, decode_bytes, parse_payload
 
 STATUS_LABELS = {
@@ -35,12 +37,28 @@ def status_label(status: str) -> str:
     return str(STATUS_LABELS.get(status, status))
 
 
-def open_batch(session, expected_count: int | None = None) -> ScanBatch:
-    batch = ScanBatch(created_at=clock.now(), created_by=audit.current_actor().username,
+@unit.operation
+def open_batch(session, expected_count: int | None = None, *, actor: CardActor = SYSTEM,
+               now: datetime | None = None) -> ScanBatch:
+    batch = ScanBatch(created_at=now or clock.now(), created_by=cards.name_of(actor),
                       status=BATCH_OPEN, expected_count=expected_count)
     session.add(batch)
-    session.commit()
     return batch
+
+
+def get_batch(session, batch_id: int | None) -> ScanBatch | None:
+    return session.get(ScanBatch, batch_id) if batch_id else None
+
+
+def get_item(session, batch_id: int, item_id: int | None) -> ScanItem | None:
+    """A scan of the batch (None when the id is another batch's)."""
+    item = session.get(ScanItem, item_id) if item_id else None
+    return item if item is not None and item.batch_id == batch_id else None
+
+
+def recent_batches(session, limit: int = 30) -> list[ScanBatch]:
+    return list(session.execute(select(ScanBatch).order_by(ScanBatch.id.desc())
+                                .limit(limit)).scalars())
 
 
 def _personal_data_for(session, application_id: str) -> dict | None:
@@ -92,9 +110,10 @@ def _taken(batch: ScanBatch) -> set[str]:
             if i.application_id and i.status in (ITEM_OK, ITEM_INCOMPLETE, ITEM_EXISTS)}
 
 
+@unit.operation
 def add_payload(session, batch: ScanBatch, payload: str | bytes,
                 source: str | None = None) -> ScanItem:
-    """Classify one scan and keep it in the batch (commits)."""
+    """Classify one scan and keep it in the batch (one unit)."""
     if batch.status != BATCH_OPEN:
         raise BatchClosedError()
     text = payload if isinstance(payload, str) else _printable(payload)
@@ -108,7 +127,7 @@ def add_payload(session, batch: ScanBatch, payload: str | bytes,
                     fields=_fields_json(parsed) if parsed and status == ITEM_OK else None,
                     source=source)
     session.add(item)
-    session.commit()
+    session.flush()
     return item
 
 
@@ -127,6 +146,7 @@ def _fields_json(parsed: ParsedCard) -> str:
     return json.dumps(fields, ensure_ascii=False, default=str)
 
 
+@unit.operation
 def remove_item(session, item: ScanItem) -> None:
     """Take a mistaken scan out of an open batch; later duplicates of it are re-checked."""
     batch = item.batch
@@ -135,7 +155,14 @@ def remove_item(session, item: ScanItem) -> None:
     session.delete(item)
     session.flush()
     _recheck(session, batch)
-    session.commit()
+
+
+@unit.operation
+def recheck(session, batch: ScanBatch) -> list[ScanItem]:
+    """Classify the open batch's rows again and keep what changed (one unit)."""
+    if batch.status != BATCH_OPEN:
+        raise BatchClosedError()
+    return _recheck(session, batch)
 
 
 def _recheck(session, batch: ScanBatch) -> list[ScanItem]:
@@ -176,48 +203,75 @@ def counts(batch: ScanBatch) -> BatchCounts:
         incomplete=sum(i.status == ITEM_INCOMPLETE for i in items))
 
 
-def register_batch(session, batch: ScanBatch) -> list[Card]:
-    """Every valid row becomes a card in 納品 with its shelf, in one transaction; K cards
-    first then S, each in scan order, so each tray fills consecutive places."""
-    if batch.status != BATCH_OPEN:
-        raise BatchClosedError()
-    changed = _recheck(session, batch)
+def register_batch(session, batch: ScanBatch, *, actor: CardActor = SYSTEM,
+                   now: datetime | None = None) -> list[Card]:
+    """Every valid row becomes a card in 納品 with its shelf, in one unit; K cards first
+    then S, each in scan order, so each tray fills consecutive places.
+
+    The rows are classified again first, as a unit of its own: when the ledger changed
+    since they were scanned (a card registered meanwhile) the corrected statuses are kept
+    for staff to see, and the registration is refused with nothing registered. Called
+    outside any other unit, so that the correction is kept."""
+    changed = recheck(session, batch)
     if changed:
-        session.commit()  # keep the corrected statuses; register nothing
         raise RegistrationConflictError(
             _l("Nothing was registered: %(n)d row(s) changed since they were scanned "
                "(for example registered meanwhile). Check the list and register again.",
                n=len(changed)))
+    return _register(session, batch, actor=actor, now=now)
+
+
+@unit.operation
+def _register(session, batch: ScanBatch, *, actor: CardActor,
+              now: datetime | None) -> list[Card]:
+    if batch.status != BATCH_OPEN:
+        raise BatchClosedError()
     rows = sorted((i for i in batch.items if i.status == ITEM_OK),
                   key=lambda i: (i.visit_mode != VISIT_AT_HANDOVER, i.seq))
     if not rows:
         raise InputError(_l("There is no valid row to register."))
+    now = now or clock.now()
     places = cards.allocate_places(session, len(rows))
     created = []
-    try:
-        for item, place in zip(rows, places):
-            fields = json.loads(item.fields)
-            fields["birth_date"] = date.fromisoformat(fields["birth_date"])
-            card = Card(**fields)
-            card.storage_place = place
-            cards.prepare_received(session, card)
-            session.flush()
-            item.card_id = card.id
-            created.append(card)
-        batch.status = BATCH_REGISTERED
-        batch.registered_at = clock.now()
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
+    for item, place in zip(rows, places):
+        fields = json.loads(item.fields)
+        fields["birth_date"] = date.fromisoformat(fields["birth_date"])
+        card = Card(**fields)
+        card.storage_place = place
+        cards.prepare_received(session, card, actor=actor, now=now)
+        session.flush()
+        item.card_id = card.id
+        created.append(card)
+    batch.status = BATCH_REGISTERED
+    batch.registered_at = now
     return created
 
 
+@unit.operation
 def discard_batch(session, batch: ScanBatch) -> None:
     if batch.status != BATCH_OPEN:
         raise BatchClosedError()
     batch.status = BATCH_DISCARDED
-    session.commit()
+
+
+@unit.operation
+def ledger_sheet(session, batch: ScanBatch) -> list[tuple[str, list[Card]]]:
+    """The registered batch's ledger sheet (カード管理簿): its cards by visit mode, each
+    group in shelf order (cards without a place last), then by application id. Printing
+    it is recorded in the audit trail."""
+    ids = [i.card_id for i in batch.items if i.card_id]
+    rows = list(session.execute(select(Card).where(Card.id.in_(ids))).scalars()) if ids else []
+
+    def shelf_order(card: Card):
+        place = card.storage_place
+        return (place is None, place.sort_key if place else 0, place.code if place else "",
+                card.application_id)
+
+    audit.record_in_transaction(session, audit.ACTION_PRINT, "scan_batch", batch.id,
+                                {"what": "ledger sheet", "cards": len(rows)})
+    return [(cards.visit_mode_label(mode), sorted((c for c in rows if c.visit_mode == mode),
+                                                  key=shelf_order))
+            for mode in (VISIT_AT_HANDOVER, VISIT_AT_APPLICATION)]
 
 
 def add_scanned_files(session, batch: ScanBatch, files: list[tuple[bytes, str]],
@@ -225,9 +279,9 @@ def add_scanned_files(session, batch: ScanBatch, files: list[tuple[bytes, str]],
     """Decode every page of the uploaded files into the batch; (file, page, codes) per page.
 
     Pages are read quickly first; when staff typed the count printed on the list and fewer
-    codes were found, every page is read again with every pass before anything is added."""
-    from app.services.qr_decode import decode_file
-
+    codes were found, every page is read again with every pass before anything is added.
+    The codes found, and the count staff typed (added to the batch's expected count), are
+    kept in one unit."""
     def read_all(thorough: bool):
         result = []
         for data, filename in files:
@@ -243,9 +297,14 @@ def add_scanned_files(session, batch: ScanBatch, files: list[tuple[bytes, str]],
                                     for p in pages) < expected:
         decoded = read_all(thorough=True)
     report = []
-    for filename, pages in decoded:
-        for page in pages:
-            for payload in page.payloads:
-                add_payload(session, batch, payload, source=f"{filename} p.{page.page}")
-            report.append((filename, page.page, len(page.payloads)))
+    with unit.transaction(session):
+        if batch.status != BATCH_OPEN:
+            raise BatchClosedError()
+        for filename, pages in decoded:
+            for page in pages:
+                for payload in page.payloads:
+                    add_payload(session, batch, payload, source=f"{filename} p.{page.page}")
+                report.append((filename, page.page, len(page.payloads)))
+        if expected is not None:
+            batch.expected_count = (batch.expected_count or 0) + expected
     return report

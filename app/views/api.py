@@ -4,6 +4,7 @@ Reading a record is audited like opening its page; a list records which rows it 
 and the filter (docs/roles.md: the API is personal data leaving the screen, so 閲覧者 have
 no API)."""
 from flask import request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_appbuilder.api import ModelRestApi, expose, safe
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -11,9 +12,10 @@ from flask_appbuilder.security.decorators import permission_name, protect
 
 from app.extensions import session
 from app.models.card import Card
+from app.models.card_states import HANDED_OVER, state_label
 from app.models.reservation import Reservation
-from app.services import audit, cards, desk, fields, japanese
-from app.services.deletion import InUseError
+from app.services import audit, cards, desk, fields, japanese, unit
+from app.services.deletion import InUseError, ensure_deletable
 from app.services.errors import DomainError, InputError, NotPermittedError
 
 CARD_FIELDS = ["id", "application_id", "shipment_number", "manufacture_number", "name",
@@ -98,13 +100,19 @@ class CheckedWrites:
 
 class _RefusesDeleteInUse:
     """DELETE follows the screens' rule (app.services.deletion): while other rows refer to
-    the record, 409 with the Japanese reason, and nothing changes."""
+    the record, 409 with the Japanese reason, and nothing changes. Checked before FAB's
+    delete, as the screens do (app/views/guard.py)."""
 
     def delete_headless(self, pk):
+        item = self.datamodel.get(pk, self._base_filters) if fields.parse_id(pk) else None
         try:
+            if item is not None:
+                ensure_deletable(session(), item)
             return super().delete_headless(pk)
         except InUseError as error:
-            session().rollback()
+            # refused by the check, or by the flush guard inside FAB's own transaction
+            # (a reference made meanwhile), which this request then ends unkept
+            unit.discard(session())
             return self.response(409, message=str(error.message))
 
 
@@ -150,7 +158,7 @@ class CardApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse, _NoCatalogu
             404: {description: no such card}
             409: {description: refused with the reason; nothing changed}
         """
-        card = session().get(Card, pk)
+        card = cards.card_by_id(session(), pk)
         if card is None:
             return self.response_404()
         payload = request.get_json(silent=True)
@@ -160,22 +168,20 @@ class CardApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse, _NoCatalogu
             return self.response_400(message=str(_l("Send a JSON object: "
                                                      "{\"to\": state, \"note\": text}.")))
         to_state = str(payload.get("to", ""))
-        if to_state == cards.HANDED_OVER:
-            return self.response(409, message="交付は交付画面で本人確認をして行ってください。")
-        try:
+        if to_state == HANDED_OVER:
+            return self.response(409, message=_("Hand cards over on the hand-over screen, "
+                                                "with the identity check."))
+        try:  # the unit of work has rolled back: each refusal is its HTTP status
             cards.transition_card(session(), card, to_state, payload.get("note"),
                                   actor=cards.actor_of(self.appbuilder.sm.current_user))
         except InputError as error:
-            session().rollback()
             return self.response_400(message=str(error.message))
         except NotPermittedError as error:
-            session().rollback()
             return self.response(403, message=str(error.message), state=card.state)
         except DomainError as error:
-            session().rollback()
             return self.response(409, message=str(error.message), state=card.state)
         return self.response(200, id=card.id, state=card.state,
-                             state_label=cards.state_label(card.state),
+                             state_label=state_label(card.state),
                              notice_number=card.notice_number)
 
 
@@ -219,13 +225,13 @@ class ReservationApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse,
             404: {description: no such booking}
             409: {description: refused with the reason (e.g. already checked in); nothing changed}
         """
-        reservation = session().get(Reservation, pk)
+        reservation = desk.get_reservation(session(), pk)
         if reservation is None:
             return self.response_404()
-        try:
-            desk.check_in(session(), reservation)
+        try:  # the unit of work has rolled back: the refusal is a 409
+            desk.check_in(session(), reservation,
+                          actor=cards.actor_of(self.appbuilder.sm.current_user))
         except DomainError as error:
-            session().rollback()
             return self.response(409, message=str(error.message))
         return self.response(200, id=reservation.id, number=reservation.number,
                              state=reservation.state,

@@ -2,11 +2,7 @@
 Japanese message at each wrong field, bulk state changes that are all or nothing."""
 from __future__ import annotations
 
-import io
-import zipfile
-
-import segno
-from flask import Response, current_app, flash, redirect, request, url_for
+from flask import Response, flash, redirect, request, url_for
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
@@ -14,15 +10,14 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import func, select
 from wtforms import SelectField, StringField
 
 from app import clock
 from app.extensions import session
-from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
-from app.services import audit, cards, fields, japanese, notice_numbers, spreadsheet
-from app.services.errors import DomainError
-from app.views.feedback import flash_refusal
+from app.models.card import Card, CardEvent
+from app.models.card_states import visit_mode_choices
+from app.services import cards, exports, fields, japanese, notice_numbers
+from app.views.feedback import refusals_flashed
 from app.views.formatting import blank_none, jst, yes_no
 from app.views.validators import CleanText, Parsed, UniqueValue
 
@@ -41,12 +36,20 @@ CARD_LABELS = {
     "discard_hold": _l("Discard held back"), "discard_hold_reason": _l("Why held back"),
     "discard_reason": _l("Discard reason"), "notes": _l("Notes"), "held_from": _l("Held from"),
 }
-VISIT_MODE_CHOICES = [(VISIT_AT_HANDOVER, cards.VISIT_MODE_LABELS[VISIT_AT_HANDOVER]),
-                      (VISIT_AT_APPLICATION, cards.VISIT_MODE_LABELS[VISIT_AT_APPLICATION])]
+VISIT_MODE_CHOICES = visit_mode_choices()
 
 
 def _today():
     return clock.now().date()
+
+
+def _back_to_list(view, *args, **kwargs) -> str:
+    """Where a bulk action goes back to: the list the person came from."""
+    return request.referrer or url_for(".list")
+
+
+def _back_to_card(view, pk) -> str:
+    return url_for(".show", pk=pk)
 
 
 def _card_form_fields():
@@ -138,42 +141,37 @@ class CardModelView(ModelView):
                           "notes": [CleanText(fields.NOTE_MAX, multiline=True)]}
 
     def pre_add(self, item: Card) -> None:
-        cards.prepare_received(session(), item)
+        cards.prepare_received(session(), item, actor=cards.actor_of(current_user))
 
     @expose("/transition/<id:pk>", methods=["POST"])
     @has_access
+    @refusals_flashed(back=_back_to_card)
     def transition(self, pk):
         """One card, from its detail page: the target state and a note."""
-        card = session().get(Card, pk)
+        card = cards.card_by_id(session(), pk)
         if card is None:
             flash(_("No card matches."), "danger")
             return redirect(url_for(".list"))
         if request.form.get("to") == cards.HANDED_OVER:
             flash(_("Hand cards over on the hand-over screen, with the identity check."), "warning")
             return redirect(url_for("HandoverView.index", q=card.application_id))
-        try:
-            cards.transition_card(session(), card, request.form.get("to", ""),
-                                  fields.clean_text(request.form.get("note"), 500,
-                                                    multiline=True),
-                                  actor=cards.actor_of(current_user))
-            flash(_("The card is now %(state)s.", state=cards.state_label(card.state)), "success")
-        except DomainError as error:
-            flash_refusal(error)
+        cards.transition_card(session(), card, request.form.get("to", ""),
+                              fields.clean_text(request.form.get("note"), 500, multiline=True),
+                              actor=cards.actor_of(current_user))
+        flash(_("The card is now %(state)s.", state=cards.state_label(card.state)), "success")
         return redirect(url_for(".show", pk=pk))
 
     # --- bulk state changes (all or nothing) ---------------------------------------------
+    @refusals_flashed(back=_back_to_list)
     def _bulk(self, items, to_state):
         items = items if isinstance(items, list) else [items]
-        try:
-            moved = cards.bulk_transition(session(), [i.id for i in items], to_state,
-                                          fields.clean_text(request.form.get("note"), 500,
-                                                            multiline=True),
-                                          actor=cards.actor_of(current_user))
-            flash(_("%(n)d card(s) are now %(state)s.", n=len(moved),
-                    state=cards.state_label(to_state)), "success")
-        except DomainError as error:
-            flash_refusal(error)
-        return redirect(request.referrer or url_for(".list"))
+        moved = cards.bulk_transition(session(), [i.id for i in items], to_state,
+                                      fields.clean_text(request.form.get("note"), 500,
+                                                        multiline=True),
+                                      actor=cards.actor_of(current_user))
+        flash(_("%(n)d card(s) are now %(state)s.", n=len(moved),
+                state=cards.state_label(to_state)), "success")
+        return redirect(_back_to_list(self))
 
     @action("to_setup", _l("Mark set up"), _l("Mark the selected cards as set up?"),
             "fa-cog", single=False)
@@ -208,15 +206,13 @@ class CardModelView(ModelView):
 
     @action("release_hold", _l("Release hold"), _l("Release the hold of the selected cards?"),
             "fa-play", single=False)
+    @refusals_flashed(back=_back_to_list)
     def release_hold(self, items):
         items = items if isinstance(items, list) else [items]
-        try:
-            moved = cards.release_holds(session(), [i.id for i in items],
-                                        actor=cards.actor_of(current_user))
-            flash(_("%(n)d card(s) released from hold.", n=len(moved)), "success")
-        except DomainError as error:
-            flash_refusal(error)
-        return redirect(request.referrer or url_for(".list"))
+        moved = cards.release_holds(session(), [i.id for i in items],
+                                    actor=cards.actor_of(current_user))
+        flash(_("%(n)d card(s) released from hold.", n=len(moved)), "success")
+        return redirect(_back_to_list(self))
 
     @action("move_storage", _l("Move to another place"), None, "fa-archive", single=False)
     def move_storage(self, items):
@@ -233,25 +229,18 @@ class CardModelView(ModelView):
     def print_data_sjis(self, items):
         return self._print_data(items, "cp932")
 
+    @refusals_flashed(back=_back_to_list)
     def _print_data(self, items, encoding):
         items = items if isinstance(items, list) else [items]
-        missing = [i.application_id for i in items if not i.notice_number]
-        if missing:
-            flash(_("These cards have no postcard number yet (send the notice first): %(ids)s",
-                    ids="、".join(missing)), "danger")
-            return redirect(request.referrer or url_for(".list"))
-        data = postcard_print_zip(sorted(items, key=lambda c: c.application_id), encoding)
-        audit.record_event(audit.ACTION_EXPORT, "card", None,
-                           {"what": "postcard print data", "rows": len(items),
-                            "encoding": encoding, "ids": [i.id for i in items]})
-        stamp = clock.now().strftime("%Y%m%d-%H%M")
+        filename, data = exports.postcard_print_data(session(), [i.id for i in items],
+                                                     encoding)
         return Response(data, mimetype="application/zip", headers={
-            "Content-Disposition": f"attachment; filename=postcards_{stamp}.zip"})
+            "Content-Disposition": f"attachment; filename={filename}"})
 
     # --- the list's summary bar -------------------------------------------------------------
     def render_template(self, template, **kwargs):
         if template == self.show_template and kwargs.get("pk") is not None:
-            card = session().get(Card, int(kwargs["pk"]))
+            card = cards.card_by_id(session(), int(kwargs["pk"]))
             kwargs["card"] = card
             actor = cards.actor_of(current_user)  # only what the service would accept
             kwargs["next_states"] = [(s, cards.state_label(s)) for s in cards.allowed_next(card)
@@ -264,42 +253,11 @@ class CardModelView(ModelView):
             kwargs["can_transition"] = self.appbuilder.sm.has_access(
                 "can_transition", self.class_permission_name)
         if template == self.list_template:
-            query = select(Card.state, func.count(Card.id)).group_by(Card.state)
-            mode = request.args.get("_flt_3_visit_mode")
-            if mode in (VISIT_AT_HANDOVER, VISIT_AT_APPLICATION):
-                query = query.where(Card.visit_mode == mode)  # counts follow the mode filter
-            counts = dict(session().execute(query).all())
+            mode = request.args.get("_flt_3_visit_mode")  # counts follow the mode filter
             kwargs["current_mode"] = mode
-            kwargs["state_counts"] = [(s, cards.state_label(s), counts.get(s, 0))
-                                      for s in cards.STATE_LABELS]
+            kwargs["state_counts"] = cards.state_counts(session(), mode)
             kwargs["visit_modes"] = VISIT_MODE_CHOICES
         return super().render_template(template, **kwargs)
-
-
-def booking_url(number: str) -> str:
-    base = current_app.config.get("PUBLIC_BASE_URL", "").rstrip("/")
-    return f"{base}/reserve/?n={notice_numbers.display(number)}"
-
-
-def postcard_print_zip(items, encoding: str) -> bytes:
-    """CSV for the print shop or mail merge, and one QR code image per card."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        text = io.StringIO()
-        writer = spreadsheet.csv_writer(text)
-        writer.writerow([_("Application ID"), _("Name"), _("Postal code"), _("Address"),
-                         _("Postcard number"), _("Booking URL"), _("QR image")])
-        for card in items:
-            url = booking_url(card.notice_number)
-            image = f"qr/{card.application_id}.png"
-            writer.writerow([card.application_id, card.name, card.postal_code or "",
-                             card.address or "", notice_numbers.display(card.notice_number),
-                             url, image])
-            png = io.BytesIO()
-            segno.make_qr(url, error="m").save(png, kind="png", scale=6, border=4)
-            archive.writestr(image, png.getvalue())
-        archive.writestr("postcards.csv", text.getvalue().encode(encoding, errors="replace"))
-    return buffer.getvalue()
 
 
 class CardEventModelView(ModelView):

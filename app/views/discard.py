@@ -5,15 +5,14 @@ from flask import flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from app import clock
 from app.clock import JST
 from app.extensions import session
-from app.models.card import Card
+from app.models.card_states import VISIT_MODE_LABELS, state_label
 from app.services import audit, cards, fields, japanese
-from app.services.errors import DomainError, InputError
-from app.views.feedback import flash_refusal
+from app.services.errors import InputError
+from app.views.feedback import flash_refusal, refusals_flashed
 from app.views.fields import form_ids
 
 
@@ -33,11 +32,11 @@ class DiscardView(BaseView):
     def candidates(self):
         found = cards.discard_candidates(session(), clock.now().date())
         mode = request.args.get("mode")
-        if mode in cards.VISIT_MODE_LABELS:
+        if mode in VISIT_MODE_LABELS:
             found = [c for c in found if c.card.visit_mode == mode]
         return self.render_template("cards/discard.html", candidates=found, mode=mode,
-                                    modes=cards.VISIT_MODE_LABELS,
-                                    state_label=cards.state_label,
+                                    modes=VISIT_MODE_LABELS,
+                                    state_label=state_label,
                                     date_with_era=japanese.date_with_era,
                                     can_execute=self.appbuilder.sm.has_access(
                                         "can_execute", self.class_permission_name),
@@ -46,28 +45,24 @@ class DiscardView(BaseView):
 
     @expose("/hold", methods=["POST"])
     @has_access
+    @refusals_flashed(back=".candidates")
     def hold(self):
-        try:
-            hold = request.form.get("hold") == "1"
-            count = cards.set_discard_hold(session(), self._ids(), hold,
-                                           fields.clean_text(request.form.get("reason"), 200),
-                                           actor=cards.actor_of(current_user))
-            flash(_("Discard held back for %(n)d card(s).", n=count) if hold
-                  else _("Hold lifted for %(n)d card(s).", n=count), "success")
-        except DomainError as error:
-            flash_refusal(error)
+        hold = request.form.get("hold") == "1"
+        count = cards.set_discard_hold(session(), self._ids(), hold,
+                                       fields.clean_text(request.form.get("reason"), 200),
+                                       actor=cards.actor_of(current_user))
+        flash(_("Discard held back for %(n)d card(s).", n=count) if hold
+              else _("Hold lifted for %(n)d card(s).", n=count), "success")
         return redirect(url_for(".candidates"))
 
     @expose("/execute", methods=["POST"])
     @has_access
+    @refusals_flashed(back=".candidates")
     def execute(self):
-        try:
-            done = cards.discard_cards(session(), self._ids(),
-                                       fields.clean_text(request.form.get("reason"), 200) or "",
-                                       actor=cards.actor_of(current_user))
-            flash(_("%(n)d card(s) discarded.", n=len(done)), "success")
-        except DomainError as error:
-            flash_refusal(error)
+        done = cards.discard_cards(session(), self._ids(),
+                                   fields.clean_text(request.form.get("reason"), 200) or "",
+                                   actor=cards.actor_of(current_user))
+        flash(_("%(n)d card(s) discarded.", n=len(done)), "success")
         return redirect(url_for(".candidates"))
 
     @expose("/register")
@@ -79,20 +74,15 @@ class DiscardView(BaseView):
             start = japanese.parse_date(request.args["from"]) if request.args.get("from") \
                 else _fiscal_year_start(today)
             end = japanese.parse_date(request.args["to"]) if request.args.get("to") else today
-        except InputError as error:
-            flash(str(error.message), "danger")
+        except InputError as error:  # a wrong date: said, and the whole year shown
+            flash_refusal(error)
             start, end = _fiscal_year_start(today), today
         mode = request.args.get("mode")
-        query = select(Card).where(Card.state == cards.DISCARDED,
-                                   Card.discarded_at >= datetime.combine(start, time.min, JST),
-                                   Card.discarded_at <= datetime.combine(end, time.max, JST))
-        if mode in cards.VISIT_MODE_LABELS:
-            query = query.where(Card.visit_mode == mode)
-        rows = list(session().execute(query.order_by(Card.discarded_at, Card.application_id))
-                    .scalars())
+        rows = cards.discarded_between(session(), datetime.combine(start, time.min, JST),
+                                       datetime.combine(end, time.max, JST), mode)
         audit.record_event(audit.ACTION_PRINT, "card", None,
                            {"what": "discard register", "from": start.isoformat(),
                             "to": end.isoformat(), "rows": len(rows), "mode": mode})
         return self.render_template("cards/discard_register.html", rows=rows, start=start,
                                     end=end, date_with_era=japanese.date_with_era,
-                                    now=clock.now(), mode=mode, modes=cards.VISIT_MODE_LABELS)
+                                    now=clock.now(), mode=mode, modes=VISIT_MODE_LABELS)

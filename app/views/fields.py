@@ -6,6 +6,8 @@ from flask_appbuilder.fieldwidgets import DateTimePickerWidget
 from flask_babel import lazy_gettext as _l
 from wtforms import DateTimeField
 
+from app.services.fields import parse_id
+
 DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M",
                     "%Y/%m/%d")
 
@@ -41,13 +43,9 @@ class JstDateTimeField(DateTimeField):
 def form_id(form, name: str) -> int:
     """A record id posted by one of our forms; 0 (no such record) for anything else, so a
     tampered or empty value is refused with the screen's message instead of an error."""
-    from app.services.fields import parse_id
-
     return parse_id(form.get(name)) or 0
 
 
 def form_ids(values) -> list[int]:
     """Several record ids (checkboxes, a comma list): the valid ones, others left out."""
-    from app.services.fields import parse_id
-
     return [i for i in (parse_id(v) for v in values) if i is not None]

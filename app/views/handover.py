@@ -6,9 +6,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.extensions import session
-from app.models.card import Card
-from app.services import cards, japanese, notice_numbers
+from app.models.card_states import state_label
+from app.services import cards, handover, japanese, notice_numbers
 from app.services.errors import CardNotFoundError, DomainError
+from app.views.feedback import flash_refusal
 
 PROXY_REASON_LABELS = [
     ("hospital", _l("In hospital")), ("care_facility", _l("In a care facility")),
@@ -16,8 +17,7 @@ PROXY_REASON_LABELS = [
     ("pregnancy", _l("Pregnancy")), ("small_child", _l("Caring for a small child")),
     ("posted_away", _l("Long posting away from home")),
 ]
-CHECKLIST_FIELDS = ("identity", "collector", "proxy_reason", "authority_proof", "reason_proof",
-                    "proxy_identity", "pin_set", "old_card_returned", "note")
+CHECKLIST_FIELDS = handover.CHECKLIST_FIELDS
 
 
 class HandoverView(BaseView):
@@ -32,28 +32,26 @@ class HandoverView(BaseView):
         if query:
             try:
                 card = cards.find_card(session(), query)
-            except CardNotFoundError as exc:
+            except CardNotFoundError as exc:  # said on the search form itself
                 error = str(exc.message)
         return self.render_template(
             "cards/handover.html", query=query, card=card, error=error,
-            proxy_reasons=PROXY_REASON_LABELS, state_label=cards.state_label,
+            proxy_reasons=PROXY_REASON_LABELS, state_label=state_label,
             date_with_era=japanese.date_with_era, display_number=notice_numbers.display,
-            can_hand_over=card is not None and cards.HANDED_OVER in cards.allowed_next(card),
-            check=request.args)
+            can_hand_over=handover.may_hand_over(card), check=request.args)
 
     @expose("/<id:pk>", methods=["POST"])
     @has_access
     def hand_over(self, pk):
-        card = session().get(Card, pk)
+        card = cards.card_by_id(session(), pk)
         if card is None:
             flash(_("No card matches."), "danger")
             return redirect(url_for(".index"))
-        check = {key: request.form.get(key) for key in CHECKLIST_FIELDS if request.form.get(key)}
+        check = handover.checklist_of(request.form)
         try:
-            cards.hand_over(session(), card, check, actor=cards.actor_of(current_user))
-        except DomainError as error:
-            session().rollback()
-            flash(str(error.message), "danger")
+            handover.hand_over(session(), card, check, actor=cards.actor_of(current_user))
+        except DomainError as error:  # back to the card with the ticks kept
+            flash_refusal(error)
             return redirect(url_for(".index", q=card.application_id, **check))
         flash(_("Handed over: %(name)s (%(id)s).", name=card.name, id=card.application_id),
               "success")

@@ -8,14 +8,17 @@ import re
 from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
-from sqlalchemy import select
+from flask_login import current_user
 
 from app import clock
 from app.extensions import session
-from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card
+from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER
+from app.models.card_states import visit_mode_label
 from app.models.scan import BATCH_OPEN, BATCH_REGISTERED, ScanBatch, ScanItem
-from app.services import audit, cards, japanese, scan
+from app.services import cards, japanese, scan
 from app.services.errors import DomainError
+from app.services.fields import parse_id
+from app.views.feedback import refusals_flashed
 from app.views.formatting import jst
 
 MAX_UPLOAD_FILES = 50
@@ -37,16 +40,20 @@ def _item_dict(item: ScanItem) -> dict:
     return {"id": item.id, "seq": item.seq, "status": item.status,
             "status_label": scan.status_label(item.status), "reason": item.reason or "",
             "application_id": item.application_id or "", "visit_mode": item.visit_mode or "",
-            "visit_mode_label": cards.visit_mode_label(item.visit_mode) if item.visit_mode else "",
+            "visit_mode_label": visit_mode_label(item.visit_mode) if item.visit_mode else "",
             "source": item.source or ""}
+
+
+def _to_batch(view, batch_id, *args, **kwargs) -> str:
+    return url_for(".batch", batch_id=batch_id)
 
 
 class ScanView(BaseView):
     route_base = "/scan"
     default_view = "index"
 
-    def _batch(self, batch_id: int, open_only: bool = False) -> ScanBatch:
-        batch = session().get(ScanBatch, batch_id)
+    def _batch(self, batch_id: int) -> ScanBatch:
+        batch = scan.get_batch(session(), batch_id)
         if batch is None:
             abort(404)
         return batch
@@ -54,15 +61,14 @@ class ScanView(BaseView):
     @expose("/")
     @has_access
     def index(self):
-        batches = list(session().execute(select(ScanBatch).order_by(ScanBatch.id.desc())
-                                         .limit(30)).scalars())
+        batches = scan.recent_batches(session())
         return self.render_template("scan/index.html", batches=batches, jst=jst,
                                     counts=scan.counts, BATCH_OPEN=BATCH_OPEN)
 
     @expose("/new", methods=["POST"])
     @has_access
     def new(self):
-        batch = scan.open_batch(session())
+        batch = scan.open_batch(session(), actor=cards.actor_of(current_user))
         return redirect(url_for(".batch", batch_id=batch.id))
 
     @expose("/<id:batch_id>")
@@ -85,8 +91,7 @@ class ScanView(BaseView):
             return redirect(url_for(".batch", batch_id=batch_id))
         try:
             item = scan.add_payload(session(), batch, payload)
-        except DomainError as error:
-            session().rollback()
+        except DomainError as error:  # the scan station reads JSON; a form, the flash
             if _wants_json():
                 return jsonify(error=str(error.message)), 409
             flash(str(error.message), "danger")
@@ -97,6 +102,7 @@ class ScanView(BaseView):
 
     @expose("/<id:batch_id>/upload", methods=["POST"])
     @has_access
+    @refusals_flashed(back=_to_batch)
     def upload(self, batch_id):
         batch = self._batch(batch_id)
         files = [f for f in request.files.getlist("files") if f and f.filename]
@@ -111,16 +117,8 @@ class ScanView(BaseView):
             flash(_("Enter the number of codes as digits."), "danger")
             return redirect(url_for(".batch", batch_id=batch_id))
         expected = int(expected_text) if expected_text else None
-        try:
-            report = scan.add_scanned_files(session(), batch,
-                                            [(f.read(), f.filename) for f in files], expected)
-        except DomainError as error:
-            session().rollback()
-            flash(str(error.message), "danger")
-            return redirect(url_for(".batch", batch_id=batch_id))
-        if expected is not None:
-            batch.expected_count = (batch.expected_count or 0) + expected
-            session().commit()
+        report = scan.add_scanned_files(session(), batch,
+                                        [(f.read(), f.filename) for f in files], expected)
         for filename, page, found in report:
             flash(_("%(file)s page %(page)d: %(n)d codes.", file=filename, page=page, n=found),
                   "info" if found else "warning")
@@ -131,37 +129,29 @@ class ScanView(BaseView):
 
     @expose("/<id:batch_id>/item/<id:item_id>/remove", methods=["POST"])
     @has_access
+    @refusals_flashed(back=_to_batch)
     def remove(self, batch_id, item_id):
-        item = session().get(ScanItem, item_id)
-        if item is None or item.batch_id != batch_id:
+        item = scan.get_item(session(), batch_id, parse_id(item_id))
+        if item is None:
             abort(404)
-        try:
-            scan.remove_item(session(), item)
-        except DomainError as error:
-            session().rollback()
-            flash(str(error.message), "danger")
+        scan.remove_item(session(), item)
         return redirect(url_for(".batch", batch_id=batch_id))
 
     @expose("/<id:batch_id>/register", methods=["POST"])
     @has_access
+    @refusals_flashed(back=_to_batch)
     def register(self, batch_id):
-        batch = self._batch(batch_id)
-        try:
-            created = scan.register_batch(session(), batch)
-        except DomainError as error:
-            flash(str(error.message), "danger")
-            return redirect(url_for(".batch", batch_id=batch_id))
+        created = scan.register_batch(session(), self._batch(batch_id),
+                                      actor=cards.actor_of(current_user))
         flash(_("%(n)d cards registered in the ledger.", n=len(created)), "success")
         return redirect(url_for(".sheet", batch_id=batch_id))
 
     @expose("/<id:batch_id>/discard", methods=["POST"])
     @has_access
+    @refusals_flashed(back=".index")
     def discard(self, batch_id):
-        try:
-            scan.discard_batch(session(), self._batch(batch_id))
-            flash(_("The batch was discarded; nothing was registered."), "info")
-        except DomainError as error:
-            flash(str(error.message), "danger")
+        scan.discard_batch(session(), self._batch(batch_id))
+        flash(_("The batch was discarded; nothing was registered."), "info")
         return redirect(url_for(".index"))
 
     @expose("/<id:batch_id>/sheet")
@@ -172,16 +162,7 @@ class ScanView(BaseView):
         if batch.status != BATCH_REGISTERED:
             flash(_("Register the batch first."), "warning")
             return redirect(url_for(".batch", batch_id=batch_id))
-        ids = [i.card_id for i in batch.items if i.card_id]
-        rows = list(session().execute(select(Card).where(Card.id.in_(ids))).scalars())
-        groups = []
-        for mode in (VISIT_AT_HANDOVER, VISIT_AT_APPLICATION):
-            chosen = [c for c in rows if c.visit_mode == mode]
-            chosen.sort(key=lambda c: ((c.storage_place.sort_key, c.storage_place.code)
-                                       if c.storage_place else (10**9, ""), c.application_id))
-            groups.append((cards.visit_mode_label(mode), chosen))
-        audit.record_event(audit.ACTION_PRINT, "scan_batch", batch.id,
-                           {"what": "ledger sheet", "cards": len(rows)})
+        groups = scan.ledger_sheet(session(), batch)
         return self.render_template("scan/sheet.html", batch=batch, groups=groups,
                                     date_with_era=japanese.date_with_era, now=clock.now(),
                                     jst=jst)

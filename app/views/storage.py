@@ -5,16 +5,16 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import select
 from wtforms.validators import DataRequired, NumberRange
 
 from app import clock
 from app.extensions import session
-from app.models.card import Card
+from app.models.card_states import VISIT_MODE_LABELS, state_label
 from app.models.storage import StoragePlace
-from app.services import audit, cards
+from app.services import cards, storage
 from app.services.errors import DomainError
 from app.services.fields import parse_id
+from app.views.feedback import flash_refusal
 from app.views.fields import form_id, form_ids
 from app.views.formatting import yes_no
 from app.views.validators import CleanText, UniqueValue
@@ -51,47 +51,32 @@ class StorageView(BaseView):
     @has_access
     def move(self):
         ids = form_ids((request.values.get("ids") or "").split(","))
-        chosen = list(session().execute(select(Card).where(Card.id.in_(ids))
-                                        .order_by(Card.application_id)).scalars())
-        places = list(session().execute(select(StoragePlace).where(StoragePlace.active.is_(True))
-                                        .order_by(StoragePlace.sort_key)).scalars())
         if request.method == "POST":
-            place = session().get(StoragePlace, form_id(request.form, "place"))
+            place = storage.get_place(session(), form_id(request.form, "place"))
             if place is None:
                 flash(_("Choose a storage place."), "danger")
             else:
                 try:
-                    cards.move_cards(session(), ids, place, actor=cards.actor_of(current_user))
-                    flash(_("%(n)d card(s) moved to %(place)s.", n=len(chosen), place=place.code),
-                          "success")
+                    moved = cards.move_cards(session(), ids, place,
+                                             actor=cards.actor_of(current_user))
+                except DomainError as error:  # shown on the move screen, with the cards
+                    flash_refusal(error)
+                else:
+                    flash(_("%(n)d card(s) moved to %(place)s.", n=len(moved),
+                            place=place.code), "success")
                     return redirect(url_for("CardModelView.list"))
-                except DomainError as error:
-                    session().rollback()
-                    flash(str(error.message), "danger")
+        chosen, places, occupancy = storage.move_screen(session(), ids)
         return self.render_template("cards/move.html", cards=chosen, places=places,
-                                    occupancy=cards.occupancy(session()),
-                                    ids=",".join(str(i) for i in ids),
-                                    state_label=cards.state_label)
+                                    occupancy=occupancy, ids=",".join(str(i) for i in ids),
+                                    state_label=state_label)
 
     @expose("/inventory")
     @has_access
     def inventory(self):
         """Stock-taking (棚卸し): every place in shelf order with the cards it holds."""
-        place_id = parse_id(request.args.get("place"))
-        query = select(StoragePlace).order_by(StoragePlace.sort_key, StoragePlace.code)
-        if place_id:
-            query = query.where(StoragePlace.id == place_id)
-        places = list(session().execute(query).scalars())
-        mode = request.args.get("mode")
-        cards_query = select(Card).where(Card.storage_place_id.is_not(None))
-        if mode in cards.VISIT_MODE_LABELS:
-            cards_query = cards_query.where(Card.visit_mode == mode)
-        held = {}
-        for card in session().execute(cards_query.order_by(Card.application_id)).scalars():
-            held.setdefault(card.storage_place_id, []).append(card)
-        audit.record_event(audit.ACTION_PRINT, "storage_place", place_id,
-                           {"what": "inventory", "places": len(places), "mode": mode,
-                            "cards": sum(len(held.get(p.id, [])) for p in places)})
-        return self.render_template("cards/inventory.html", places=places, held=held,
-                                    state_label=cards.state_label, now=clock.now(),
-                                    mode=mode, modes=cards.VISIT_MODE_LABELS)
+        listing = storage.inventory(session(), parse_id(request.args.get("place")),
+                                    request.args.get("mode"))
+        return self.render_template("cards/inventory.html", places=listing.places,
+                                    held=listing.held, state_label=state_label,
+                                    now=clock.now(), mode=request.args.get("mode"),
+                                    modes=VISIT_MODE_LABELS)

@@ -10,14 +10,15 @@ from sqlalchemy import func, select
 from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent
 from app.services import cards as svc
+from app.services import handover
 from app.services.errors import DomainError, StorageFullError
 from tests.factories import make_card, make_storage
 
-CHECKLIST = {"identity": svc.ID_ONE_A, "collector": "self", "pin_set": "1"}
+CHECKLIST = {"identity": handover.ID_ONE_A, "collector": "self", "pin_set": "1"}
 
 
 def _hand_over(session, card):
-    svc.hand_over(session, card, dict(CHECKLIST), actor=svc.SYSTEM)
+    handover.hand_over(session, card, dict(CHECKLIST), actor=svc.SYSTEM)
 
 
 def _discard(session, card):
@@ -138,7 +139,7 @@ def _process_race(database_url, instance_dir, card_ids, operation):
             card = session.get(Card, card_id)
             try:
                 if operation == "hand_over":
-                    svc.hand_over(session, card, dict(CHECKLIST), actor=svc.SYSTEM)
+                    handover.hand_over(session, card, dict(CHECKLIST), actor=svc.SYSTEM)
                 else:
                     svc.transition_card(session, card, svc.DISCARDED, "期限経過",
                                         actor=svc.SYSTEM)

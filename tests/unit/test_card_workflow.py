@@ -3,11 +3,12 @@ import pytest
 
 from app.models.card import CardEvent
 from app.services import cards as svc
+from app.services import handover
 from app.services.errors import BulkTransitionError, InvalidTransitionError
 from tests.factories import make_card, make_storage
 
 ALL_STATES = list(svc.STATE_LABELS)
-CHECKLIST = {"identity": svc.ID_ONE_A, "collector": "self", "pin_set": "1"}
+CHECKLIST = {"identity": handover.ID_ONE_A, "collector": "self", "pin_set": "1"}
 CASES = []
 for mode, chart in svc.CHARTS.items():
     for from_state in chart:
@@ -26,7 +27,7 @@ def test_transition(app, db, mode, from_state, held_from, to_state, allowed):
         events_before = db.query(CardEvent).filter_by(card_id=card.id).count()
         if allowed:
             if to_state == svc.HANDED_OVER:  # only with the identity checklist
-                svc.hand_over(db, card, dict(CHECKLIST, note="テスト"), actor=svc.SYSTEM)
+                handover.hand_over(db, card, dict(CHECKLIST, note="テスト"), actor=svc.SYSTEM)
             else:
                 svc.transition_card(db, card, to_state, note="テスト", actor=svc.SYSTEM)
             assert card.state == to_state

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent
 from app.services import cards as svc
+from app.services import handover
 from app.services.errors import InputError, NotPermittedError
 from tests.conftest import login, text_of
 from tests.factories import make_card, make_storage
@@ -151,7 +152,7 @@ OPERATIONS = {
     "renotify": lambda db, card, place, actor: svc.transition_card(db, card, svc.RENOTIFIED,
                                                                    actor=actor),
     "move": lambda db, card, place, actor: svc.move_cards(db, [card.id], place, actor=actor),
-    "hand_over": lambda db, card, place, actor: svc.hand_over(
+    "hand_over": lambda db, card, place, actor: handover.hand_over(
         db, card, {"identity": "one_a", "pin_set": "1"}, actor=actor),
 }
 SERVICE_CASES = [(role, name) for role in ROLES for name in OPERATIONS]

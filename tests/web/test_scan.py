@@ -80,11 +80,11 @@ def test_a_failed_registration_writes_nothing(login_as, db, shelves, monkeypatch
     calls = {"n": 0}
     real = svc.prepare_received
 
-    def failing(session, card):
+    def failing(session, card, **who):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("disk full")
-        return real(session, card)
+        return real(session, card, **who)
 
     monkeypatch.setattr(svc, "prepare_received", failing)
     with pytest.raises(RuntimeError):

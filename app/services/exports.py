@@ -1,0 +1,65 @@
+"""Files that take personal data out of the ledger (F3.3): the postcard print data. Every
+export is recorded in the audit trail in the same unit as it is made."""
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import datetime
+from typing import Iterable
+
+import segno
+from flask_babel import gettext as _
+
+from app import clock
+from app.models.card import Card
+from app.services import audit, cards, notice_numbers, spreadsheet, unit
+from app.services.errors import InputError
+from app.settings import settings
+
+ENCODINGS = ("utf-8-sig", "cp932")  # Excel's UTF-8 and Shift_JIS
+
+
+def booking_url(number: str) -> str:
+    """The residents' booking page with the postcard number filled in (the QR code)."""
+    return f"{settings().public_base_url}/reserve/?n={notice_numbers.display(number)}"
+
+
+def postcard_print_zip(items: Iterable[Card], encoding: str) -> bytes:
+    """CSV for the print shop or mail merge, and one QR code image per card."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        text = io.StringIO()
+        writer = spreadsheet.csv_writer(text)
+        writer.writerow([_("Application ID"), _("Name"), _("Postal code"), _("Address"),
+                         _("Postcard number"), _("Booking URL"), _("QR image")])
+        for card in items:
+            url = booking_url(card.notice_number)
+            image = f"qr/{card.application_id}.png"
+            writer.writerow([card.application_id, card.name, card.postal_code or "",
+                             card.address or "", notice_numbers.display(card.notice_number),
+                             url, image])
+            png = io.BytesIO()
+            segno.make_qr(url, error="m").save(png, kind="png", scale=6, border=4)
+            archive.writestr(image, png.getvalue())
+        archive.writestr("postcards.csv", text.getvalue().encode(encoding, errors="replace"))
+    return buffer.getvalue()
+
+
+@unit.operation
+def postcard_print_data(session, card_ids: Iterable[int], encoding: str = "utf-8-sig", *,
+                        now: datetime | None = None) -> tuple[str, bytes]:
+    """The chosen cards' postcard print data as (file name, zip): refused, exporting
+    nothing, while any of them has no postcard number yet. The export is audited."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unknown encoding {encoding!r}; one of {ENCODINGS}")
+    chosen = cards.cards_by_ids(session, card_ids)
+    missing = [c.application_id for c in chosen if not c.notice_number]
+    if missing:
+        raise InputError(_("These cards have no postcard number yet (send the notice "
+                           "first): %(ids)s", ids="、".join(missing)))
+    data = postcard_print_zip(chosen, encoding)
+    audit.record_in_transaction(session, audit.ACTION_EXPORT, "card", None,
+                                {"what": "postcard print data", "rows": len(chosen),
+                                 "encoding": encoding, "ids": [c.id for c in chosen]})
+    stamp = (now or clock.now()).strftime("%Y%m%d-%H%M")
+    return f"postcards_{stamp}.zip", data
