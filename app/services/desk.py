@@ -29,9 +29,10 @@ from sqlalchemy import select, update
 from app import clock
 from app.clock import JST
 from app.models.card import Card
-from app.models.reservation import (ARRIVED, BOOKED, CANCELLED, CHANNEL_COUNTER,
-                                    CHANNEL_PHONE, COMPLETED, NO_SHOW, Reservation,
-                                    ReservationPerson, Slot)
+from app.models.reservation import (ARRIVED, BOOKED, CANCELLED, CHANNEL_COUNTER,  # noqa: F401
+                                    CHANNEL_LABELS, CHANNEL_PHONE, COMPLETED, NO_SHOW,
+                                    STATE_LABELS, Reservation, ReservationPerson, Slot,
+                                    channel_label, state_label)
 from app.models.venue import Venue, VenuePurpose
 from app.services import audit, booking, cards, japanese, notice_numbers, party_checks, unit
 from app.services.availability import active_offers
@@ -40,15 +41,6 @@ from app.services.cards import SYSTEM, CardActor
 from app.services.errors import DomainError, InputError, ReservationStateError
 from app.services.fields import parse_id
 from app.settings import settings
-
-STATE_LABELS = {BOOKED: _l("Booked"), ARRIVED: _l("Arrived"), COMPLETED: _l("Completed"),
-                NO_SHOW: _l("No-show"), CANCELLED: _l("Cancelled")}
-CHANNEL_LABELS = {"web": _l("Web"), "phone": _l("Phone"), "counter": _l("Counter")}
-
-
-def state_label(state: str) -> str:
-    return str(STATE_LABELS.get(state, state))
-
 
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time.min, JST)
@@ -316,18 +308,6 @@ def staff_book(session, slot: Slot, channel: str, birth_date: date, contact: boo
     return booking.book(session, slot, None, birth_date, contact, cards_to_collect=found,
                         seats=seats, channel=channel, idempotency_key=idempotency_key,
                         staff=True, notify=notify)
-
-
-def staff_slots(session, offer: VenuePurpose, day: date,
-                now: datetime | None = None) -> list[dict]:
-    """A day's slots for staff: every open slot not yet over, with free seats (staff may
-    book inside the residents' cut-off)."""
-    now = now or clock.now()
-    slots = [s for s in existing_slots(session, offer, day, day) if not s.closed
-             and s.ends_at > now]
-    free = booking.free_counts(session, slots, now)
-    return [{"id": s.id, "start": s.starts_at, "end": s.ends_at, "seats": s.seats,
-             "free": free[s.id]} for s in slots]
 
 
 def walk_in_slot(session, offer: VenuePurpose, seats: int,

@@ -136,7 +136,7 @@ class DeskView(BaseView):
                 flash(_("Booked: %(number)s.", number=result.reservation.number), "success")
                 return redirect(url_for("ReservationModelView.show", pk=result.reservation.id))
             rows, errors, message = result.rows, result.errors, result.refusal
-        slots = [] if walk_in else desk.staff_slots(session(), offer, day)
+        slots = [] if walk_in else booking.staff_slots(session(), offer, day, clock.now())
         return self.render_template(
             "desk/new.html", venue=venue, offers=offers, offer=offer, walk_in=walk_in,
             day=day, slots=slots, rows=rows, values=dict(request.form), errors=errors,

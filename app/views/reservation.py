@@ -143,18 +143,5 @@ class ReservationModelView(ModelView):
     @refusals_flashed(back=lambda view, pk: url_for(".show", pk=pk))
     def check_in(self, pk):
         reservation = self._get(pk)
-        flash(desk.act(session(), reservation, desk_action(request.form)), "success")
+        flash(desk.act(session(), reservation, desk.pressed(request.form)), "success")
         return self._back(reservation)
-
-
-def desk_action(form) -> str:
-    """Which desk button was pressed: undo, complete, or (default) check in."""
-    if form.get("undo") == "1":
-        return "undo"
-    return "complete" if form.get("complete") == "1" else "check_in"
-
-
-def staff_slots(offer, day: date) -> list[dict]:
-    """Deprecated: app/views/desk.py reads a day's slots through here until it calls
-    ``booking.staff_slots`` itself (issue 11: a view never imports another view)."""
-    return booking.staff_slots(session(), offer, day, clock.now())
