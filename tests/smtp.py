@@ -8,6 +8,8 @@ from email.policy import default
 import pytest
 from aiosmtpd.controller import Controller
 
+from app import settings
+
 
 class Inbox:
     def __init__(self):
@@ -37,8 +39,8 @@ def smtp(app):
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
-    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port,
-                      MAIL_FROM="yoyaku@city.midori.lg.jp")
+    settings.configure(app, MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port,
+                       MAIL_FROM="yoyaku@city.midori.lg.jp")  # undone after the test
     yield inbox
     controller.stop()
 

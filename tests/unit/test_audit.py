@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from sqlalchemy import select, text
 
 from app.models.audit import AuditLog
@@ -104,8 +105,9 @@ def test_explicit_events_carry_actor_and_ip(app, db):
     assert json.loads(row.changes) == {"rows": 3}
 
 
+@pytest.mark.own_app  # adds a route
 def test_a_request_nobody_can_be_named_for_is_never_recorded_as_anonymous(app, db):
-    import pytest
+    from app import settings
 
     @app.route("/_test/write", methods=["POST"])
     def _write():
@@ -114,7 +116,7 @@ def test_a_request_nobody_can_be_named_for_is_never_recorded_as_anonymous(app, d
 
     with pytest.raises(audit.UnresolvedActorError):  # strict in the tests
         app.test_client().post("/_test/write")
-    app.config["AUDIT_STRICT_ACTOR"] = False  # production: written as something explicit
+    settings.configure(app, AUDIT_STRICT_ACTOR=False)  # production: written as explicit
     assert app.test_client().post("/_test/write").status_code == 200
     assert _records(db, action="export")[-1].username == "unresolved:_write"
     assert not _records(db, username="anonymous")

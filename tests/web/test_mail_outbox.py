@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from app import settings
 from app.models.audit import AuditLog
 from app.models.outbox import FAILED, QUEUED, SENDING, SENT, OutboxMail
 from app.models.reservation import Reservation, Slot
@@ -42,7 +43,7 @@ def smtp_calls(monkeypatch):
 def relay_down(app):
     """Point the app at a port nobody listens on; returns the working port to restore."""
     port = app.config["MAIL_PORT"]
-    app.config.update(MAIL_PORT=free_port(), MAIL_TIMEOUT_SECONDS=2)
+    settings.configure(app, MAIL_PORT=free_port(), MAIL_TIMEOUT_SECONDS=2)
     return port
 
 
@@ -76,7 +77,7 @@ def test_a_booking_never_waits_for_a_dead_relay_and_its_mail_goes_out_later(
     assert number in done
     # the relay is still down: the sender tries, and queues it again for later
     assert deliver_outbox(app).retried == 1 and rows(db)[0].state == QUEUED
-    app.config.update(MAIL_PORT=working)
+    settings.configure(app, MAIL_PORT=working)
     runner = app.test_cli_runner()
     assert runner.invoke(args=["outbox", "send"]).output.startswith("mails sent: 0")  # not due
     app.config["CLOCK"].advance(minutes=1)
@@ -135,7 +136,7 @@ def test_failures_are_retried_later_and_failed_after_the_last_attempt(app, db, s
     assert last.exit_code == 1 and "failed for good: 1" in last.output
     (row,) = rows(db)
     assert (row.state, row.attempts) == (FAILED, mail.MAX_ATTEMPTS)
-    app.config.update(MAIL_PORT=working)
+    settings.configure(app, MAIL_PORT=working)
     clock.advance(days=1)
     assert deliver_outbox(app).sent == 0 and smtp.messages == []  # failed stays failed
 

@@ -10,6 +10,7 @@ import jwt as pyjwt
 import pytest
 from sqlalchemy import select
 
+from app import settings
 from app.models.audit import AuditLog
 from tests.conftest import IsolatedClient, login, text_of
 
@@ -120,7 +121,7 @@ def test_each_further_lock_lasts_longer_until_a_successful_sign_in(app, client, 
 
 
 def test_the_lock_time_is_capped(app_config, app, client, users, clock):
-    app.config.update(LOGIN_LOCK_MINUTES=15, LOGIN_LOCK_MAX_MINUTES=40)
+    settings.configure(app, LOGIN_LOCK_MINUTES=15, LOGIN_LOCK_MAX_MINUTES=40)
     users.create("clerk", username="temp3")
     for _ in range(3):
         for _ in range(5):
