@@ -1,17 +1,30 @@
-"""Shared fixtures: one schema per run (built by the real migrations), a fresh app per
-test, data wiped between tests. TEST_DATABASE_URL selects PostgreSQL; else SQLite."""
+"""Shared fixtures: one schema per run (built by the real migrations), one app per worker
+shared by the tests, a clean database and the default settings for every test.
+
+- ``app``: the worker's shared app. Before each test it gets the test's clock (and the
+  settings a fixture put into ``app_config``); after each test its config and settings
+  are put back, Flask-Limiter's counts emptied, its database sessions closed, and the
+  tables that got rows are emptied (``_schema``). A test that changes the app itself (a
+  route, a setting only read when the app is built, such as PROXY_FIX_HOPS) gets its own
+  app: ``@pytest.mark.own_app``, or automatically when ``app_config`` holds such a key.
+- A test changes a setting with ``settings.configure(app, KEY=value)``; it is undone
+  after the test.
+
+TEST_DATABASE_URL selects PostgreSQL; else SQLite."""
 from __future__ import annotations
 
 import contextvars
+import copy
 import os
 import re
+from dataclasses import fields
 from datetime import datetime
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import delete
+from sqlalchemy import create_engine, delete, text
 
-from app import create_app
+from app import create_app, settings
 from app.clock import JST
 from tests.factories import FakeClock, UserFactory
 
@@ -19,6 +32,11 @@ KEEP_TABLES = {"ab_permission", "ab_view_menu", "ab_permission_view", "ab_role",
                "ab_permission_view_role", "alembic_version"}
 # A Tuesday inside the staff hours.
 DEFAULT_NOW = datetime(2026, 12, 1, 10, 0, tzinfo=JST)
+# Keys an ``app_config`` override may change on the shared app, because the app reads them
+# while it serves (the product's typed settings, Flask's exception handling); any other key
+# is read when the app is built, so a test that overrides it gets an app of its own.
+RUNTIME_KEYS = frozenset({field.name.upper() for field in fields(settings.Settings)}
+                         | {"CLOCK", "PROPAGATE_EXCEPTIONS"})
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +56,6 @@ def database_url(instance_dir, request):
     if worker_id == "master":
         yield url
         return
-    from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     base = make_url(url)
@@ -65,19 +82,64 @@ def base_config(instance_dir, database_url):
         "FAB_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast in tests only
         "RATELIMIT_STORAGE_URI": "memory://",
         "AUDIT_STRICT_ACTOR": True,  # a change nobody can be named for fails the test
+        # Slots made ahead: the tests' dates lie within four months of DEFAULT_NOW (an
+        # offer's own booking window still counts when longer). Production: 400 days.
+        "SLOTS_AHEAD_DAYS": 120,
     }
 
 
+class Wiper:
+    """Empties the data tables that hold rows (one query finds them), children first; the
+    roles and permissions made by ``init`` stay. Its own engine: it also cleans up after
+    tests that build their own app, or write from threads and other processes."""
+
+    def __init__(self, url: str):
+        from flask_appbuilder import Model
+
+        from app import models  # noqa: F401  (every table into Model.metadata)
+
+        self.engine = create_engine(url)
+        self.tables = [t for t in reversed(Model.metadata.sorted_tables)
+                       if t.name not in KEEP_TABLES]
+        quote = self.engine.dialect.identifier_preparer.quote
+        self.probe = text(" UNION ALL ".join(
+            f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM {quote(t.name)})"
+            for t in self.tables))
+
+    def __call__(self) -> list[str]:
+        with self.engine.begin() as connection:
+            filled = {name for (name,) in connection.execute(self.probe)}
+            for table in self.tables:
+                if table.name in filled:
+                    connection.execute(delete(table))
+        return sorted(filled)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
 @pytest.fixture(scope="session")
-def _schema(base_config):
-    """Build the schema once with Alembic and sync the roles, as `flask init` does."""
+def _built_schema(base_config):
+    """Build the schema once with Alembic and sync the roles, as `flask init` does; leave
+    the data tables empty."""
     from app.cli import init_database
 
     app = create_app(dict(base_config))
     with app.app_context():
         init_database()
         app.appbuilder.session.remove()
-    return True
+        app.appbuilder.session.get_bind().dispose()
+    wiper = Wiper(base_config["SQLALCHEMY_DATABASE_URI"])
+    wiper()
+    yield wiper
+    wiper.dispose()
+
+
+@pytest.fixture
+def _schema(_built_schema):
+    """The schema, and after the test a clean database (every table that got rows)."""
+    yield True
+    _built_schema()
 
 
 @pytest.fixture
@@ -99,22 +161,102 @@ class IsolatedClient(FlaskClient):
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 
-@pytest.fixture
-def app(_schema, app_config):
+class _Baseline:
+    """What a test may change on the shared app, as it was before the first test: the
+    config (put back key by key), and the app's structure (checked, never silently
+    shared: a test that adds a route or a hook needs ``@pytest.mark.own_app``)."""
+
+    def __init__(self, app):
+        self.config = copy.deepcopy(dict(app.config))
+        self.shape = self._shape(app)
+
+    @staticmethod
+    def _shape(app):
+        return (sorted(app.view_functions), sorted(app.extensions), app.wsgi_app,
+                sorted(app.jinja_env.globals),
+                {k: list(v) for k, v in app.before_request_funcs.items()},
+                {k: list(v) for k, v in app.after_request_funcs.items()},
+                sorted(app.blueprints))
+
+    def restore(self, app) -> None:
+        config = app.config
+        for key in [k for k in config if k not in self.config]:
+            del config[key]
+        for key, value in self.config.items():
+            if key not in config or config[key] is not value and config[key] != value:
+                config[key] = copy.deepcopy(value)
+        settings.load(app)
+        assert self._shape(app) == self.shape, (
+            "the test changed the shared app (a route, hook, extension or wsgi_app): "
+            "mark it @pytest.mark.own_app")
+
+
+def _close_sessions(app) -> None:
+    """Close every database session the app still holds (one per app context that did
+    not end cleanly, e.g. in a thread), so none is picked up by the next test."""
+    registry = app.appbuilder.session.registry
+    for session in list(getattr(registry, "registry", {}).values()):
+        session.close()
+    getattr(registry, "registry", {}).clear()
+
+
+@pytest.fixture(scope="session")
+def _shared(_built_schema, base_config):
+    """The worker's app, built once, and its baseline; ``app`` hands the app to each test
+    and resets it after."""
+    app = create_app(dict(base_config))
+    app.test_client_class = IsolatedClient
+    yield app, _Baseline(app)
+    _dispose(app)
+
+
+def _own_app(app_config):
     app = create_app(dict(app_config))
     app.test_client_class = IsolatedClient
-    yield app
-    with app.app_context():
-        session = app.appbuilder.session
-        session.rollback()
-        from flask_appbuilder import Model
+    return app
 
-        for table in reversed(Model.metadata.sorted_tables):
-            if table.name not in KEEP_TABLES:
-                session.execute(delete(table))
-        session.commit()
-        session.remove()
-        session.get_bind().dispose()
+
+def _dispose(app) -> None:
+    _close_sessions(app)
+    with app.app_context():
+        app.appbuilder.session.get_bind().dispose()
+
+
+@pytest.fixture
+def app(request, _schema, app_config, base_config):
+    """The app of the test: the shared one with this test's clock and settings, or its own
+    (``@pytest.mark.own_app``, or ``app_config`` changed a key read at build time)."""
+    overrides = {key: value for key, value in app_config.items()
+                 if key != "CLOCK" and (key not in base_config or base_config[key] != value)}
+    if request.node.get_closest_marker("own_app") or not set(overrides) <= RUNTIME_KEYS:
+        own = _own_app(app_config)
+        yield own
+        _dispose(own)
+        return
+    app, baseline = request.getfixturevalue("_shared")
+    app.config["CLOCK"] = app_config["CLOCK"]
+    if overrides:
+        settings.configure(app, **overrides)
+    try:
+        yield app
+    finally:
+        _close_sessions(app)
+        app.appbuilder.sm.limiter.reset()  # memory:// counts of Flask-Limiter
+        baseline.restore(app)
+
+
+@pytest.fixture
+def make_app(_schema, app_config):
+    """make_app(**config) -> an app of its own for this test, built with ``app_config`` and
+    the given keys (settings read only at build time, another database ...)."""
+    made = []
+
+    def make(**overrides):
+        made.append(_own_app({**app_config, **overrides}))
+        return made[-1]
+    yield make
+    for app in made:
+        _dispose(app)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def smtp(app):
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     settings.configure(app, MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port,
-                       MAIL_FROM="yoyaku@city.midori.lg.jp")
+                       MAIL_FROM="yoyaku@city.midori.lg.jp")  # undone after the test
     yield inbox
     controller.stop()
 

@@ -176,10 +176,12 @@ def test_mail_in_english_for_an_english_booking(app, client, db, offer, smtp):
     assert message["Subject"].endswith(")") and "Your visit is booked" in message["Subject"]
 
 
-def test_an_unreachable_mail_server_does_not_undo_the_booking(app_config, client, db, offer):
+def test_an_unreachable_mail_server_does_not_undo_the_booking(app, client, db, offer):
+    from app import settings
     from tests.smtp import free_port
 
-    app_config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port(), MAIL_TIMEOUT_SECONDS=2)
+    settings.configure(app, MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port(),
+                       MAIL_TIMEOUT_SECONDS=2)
     card = waiting_card(db)
     number = book_kofu(client, offer.venue.id, [(shown(card), "1980-03-01")],
                        email="taro@example.jp")
