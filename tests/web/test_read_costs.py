@@ -116,3 +116,31 @@ def test_availability_json_is_every_open_slot_with_its_free_seats(app, db, clock
         {"id": s.id, "start": s.starts_at.isoformat(), "end": s.ends_at.isoformat(),
          "seats": s.seats, "free": free[s.id]} for s in slots]}
     assert len(answer["slots"]) > 300
+
+
+def test_month_calendar_status_is_the_status_of_each_days_json(app, db, clock):
+    seeded(app, db, clock)
+    clock.advance(minutes=30)
+    offer = db.execute(select(VenuePurpose).join(Purpose).where(Purpose.code == "kofu")
+                       .order_by(VenuePurpose.id)).scalars().first()
+    now = clock()
+    with app.app_context():
+        first_month, last_month = availability.month_range(offer, now)
+        month = first_month
+        statuses = set()
+        while month <= last_month:
+            end = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+            json_days = {}
+            for slot in availability.availability(db, offer, month, end):
+                json_days.setdefault(slot["start"][:10], []).append(slot)
+            for seats in (1, 2, 3):
+                days = availability.month_days(db, offer, month, seats, 0.3)
+                assert sorted(days) == [month + timedelta(days=n)
+                                        for n in range((end - month).days + 1)]
+                for day, info in days.items():
+                    expected = json_days.get(day.isoformat(), [])
+                    assert info.status == availability.day_status(expected, seats, 0.3), day
+                    assert [s.id for s in info.slots] == [s["id"] for s in expected]
+                    statuses.add(info.status)
+            month = (month + timedelta(days=32)).replace(day=1)
+    assert {availability.FREE, availability.CLOSED} <= statuses
