@@ -61,25 +61,34 @@ def open_slots(session, offer: VenuePurpose, first: date, last: date,
                now: datetime) -> list[OpenSlot]:
     """The open slots of [first, last] inside the offer's booking window, in time order, with
     their free seats; one statement however many slots (a two-month range has a thousand or
-    more): plain rows, and the seats of lapsed holds summed by the database per slot.
-    Free seats as booking.free_counts gives them: seats - taken + seats of lapsed holds
-    (held, expired, not yet released), never below 0."""
+    more): plain rows, and the seats of lapsed holds summed by the database per slot."""
     earliest, latest = bookable_between(offer, now)
     first = max(first, earliest.date())
     last = min(last, latest.date())
     if last < first:
         return []
-    lapsed = (select(func.sum(Hold.seats))
-              .where(Hold.slot_id == Slot.id, Hold.state == HOLD_HELD, Hold.expires_at <= now)
-              .correlate(Slot).scalar_subquery())
     rows = session.execute(
-        select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.seats, Slot.taken, lapsed)
+        select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.seats, Slot.taken,
+               lapsed_seats(now))
         .where(Slot.offer_id == offer.id, Slot.closed.is_(False),
                Slot.starts_at >= max(earliest, datetime.combine(first, time.min, JST)),
                Slot.starts_at <= min(latest, datetime.combine(last, time.max, JST)))
         .order_by(Slot.starts_at))
-    return [OpenSlot(id_, starts_at, ends_at, seats, max(seats - taken + (held or 0), 0))
-            for id_, starts_at, ends_at, seats, taken, held in rows]
+    return [OpenSlot(id_, starts_at, ends_at, seats, free_seats(seats, taken, lapsed))
+            for id_, starts_at, ends_at, seats, taken, lapsed in rows]
+
+
+def lapsed_seats(now: datetime):
+    """A column for a statement on ``slot``: the seats of its lapsed holds (held, expired,
+    not yet released; None when there are none), summed by the database for each row."""
+    return (select(func.sum(Hold.seats))
+            .where(Hold.slot_id == Slot.id, Hold.state == HOLD_HELD, Hold.expires_at <= now)
+            .correlate(Slot).scalar_subquery())
+
+
+def free_seats(seats: int, taken: int, lapsed: int | None) -> int:
+    """Free seats of an open slot, as booking.free_counts counts them."""
+    return max(seats - taken + (lapsed or 0), 0)
 
 
 def parse_iso_day(text: str | None, default: date) -> date:

@@ -323,9 +323,12 @@ def today_figures(session, now: datetime | None = None) -> tuple[list[VenueToday
     seats; and how many cards wait for hand-over. A fixed number of queries whatever the
     venues and bookings (counted by the database, no booking loaded): the same figures as
     ``counts(day_bookings(...))`` and ``booking.free_counts`` of today's open slots."""
+    # No cycle keeps these here: they join the module's imports when its import block is
+    # next edited.
     from sqlalchemy import func
 
     from app.models.venue import Purpose, Venue
+    from app.services.availability import free_seats, lapsed_seats
 
     now = now or clock.now()
     start, end = _day_bounds(now.astimezone(JST).date())
@@ -353,19 +356,17 @@ def today_figures(session, now: datetime | None = None) -> tuple[list[VenueToday
             result.waiting += seats
             if starts_at + late_from < now:  # is_late()
                 result.late += seats
-    # today's slots of the active offers that have not ended, as plain rows
-    open_slots = session.execute(
-        select(Slot.id, Slot.seats, Slot.taken, Slot.closed, VenuePurpose.venue_id)
-        .join(VenuePurpose, Slot.offer_id == VenuePurpose.id)
-        .join(Venue, VenuePurpose.venue_id == Venue.id)
-        .join(Purpose, VenuePurpose.purpose_id == Purpose.id)
-        .where(VenuePurpose.active.is_(True), Venue.active.is_(True), Purpose.active.is_(True),
-               Slot.starts_at >= start, Slot.starts_at < end, Slot.ends_at > now,
-               Slot.closed.is_(False))).all()
-    free_by_slot = booking.free_counts(session, open_slots, now) if open_slots else {}
+    # free seats of today's slots of the active offers that have not ended
     free = dict.fromkeys(figures, 0)
-    for slot in open_slots:
-        free[slot.venue_id] += free_by_slot[slot.id]
+    for venue_id, seats, taken, lapsed in session.execute(
+            select(VenuePurpose.venue_id, Slot.seats, Slot.taken, lapsed_seats(now))
+            .join(VenuePurpose, Slot.offer_id == VenuePurpose.id)
+            .join(Venue, VenuePurpose.venue_id == Venue.id)
+            .join(Purpose, VenuePurpose.purpose_id == Purpose.id)
+            .where(VenuePurpose.active.is_(True), Venue.active.is_(True),
+                   Purpose.active.is_(True), Slot.starts_at >= start, Slot.starts_at < end,
+                   Slot.ends_at > now, Slot.closed.is_(False))):
+        free[venue_id] += free_seats(seats, taken, lapsed)
     waiting_cards = session.execute(select(func.count(Card.id)).where(Card.state.in_(
         (cards.NOTICE_SENT, cards.RENOTIFIED, cards.RESERVED)))).scalar_one()
     return [VenueToday(venue_id, name, figures[venue_id], free[venue_id])
