@@ -303,20 +303,25 @@ class Bare:
 
 
 HOME_TEMPLATE = """<nav><ul>{% for label, icon, children in menu %}<li class="dropdown">
-<a href="#"><i class="fa {{ icon }}"></i> {{ label }}</a><ul>{% for name, child, icon, href in children %}
-<li><a href="{{ href }}"><i class="fa fa-fw {{ icon }}"></i> {{ child }}</a></li>{% endfor %}</ul></li>
-{% endfor %}</ul><p>{{ user.last_name }} {{ user.first_name }}</p></nav><h3>Today <small>{{ today }}</small></h3><table>
+<a href="#"><i class="fa {{ icon }}"></i> {{ label }}</a><ul>
+{% for name, child, icon, href in children %}
+<li><a href="{{ href }}"><i class="fa fa-fw {{ icon }}"></i> {{ child }}</a></li>
+{% endfor %}</ul></li>{% endfor %}</ul><p>{{ user.last_name }} {{ user.first_name }}</p></nav>
+<h3>Today <small>{{ today }}</small></h3><table>
 {% for f in figures %}<tr><td>{{ f.name }}</td><td>{{ f.c.booked }}</td><td>{{ f.c.arrived }}</td>
 <td>{{ f.c.waiting }}{% if f.c.late %} late {{ f.c.late }}{% endif %}</td><td>{{ f.c.no_show }}</td>
 <td>{{ f.free }}</td><td><a href="/desk/day/{{ f.id }}">desk</a></td></tr>{% endfor %}</table>
 <p>Cards waiting for hand-over: {{ waiting }}</p>
 {% for n in notices %}<article class="notice importance-{{ n.importance }}"><h4>{{ n.title }}</h4>
-<div class="meta">{{ n.starts_at.strftime("%Y-%m-%d %H:%M") }}</div><div>{{ n.body }}</div></article>
+<div class="meta">{{ n.starts_at.strftime("%Y-%m-%d %H:%M") }}</div>
+<div>{{ n.body }}</div></article>
 {% endfor %}"""
 
 CALENDAR_TEMPLATE = """<h2>{{ month.year }}年{{ month.month }}月</h2><table><tbody>
 {% for week in weeks %}<tr>{% for d in week %}{% if d is none %}<td class="empty"></td>{% else %}
-<td class="{{ status[d] }}">{% if status[d] in ("free", "few") %}<a href="/reserve/book/kofu/day/{{ d.isoformat() }}" data-day="{{ d.isoformat() }}">{{ d.day }}</a>{% else %}{{ d.day }}{% endif %}</td>
+<td class="{{ status[d] }}">{% if status[d] in ("free", "few") %}
+<a href="/reserve/book/kofu/day/{{ d.isoformat() }}" data-day="{{ d.isoformat() }}">{{ d.day }}</a>
+{% else %}{{ d.day }}{% endif %}</td>
 {% endif %}{% endfor %}</tr>{% endfor %}</tbody></table>"""
 
 
@@ -386,8 +391,8 @@ def bench_reads(rows: list) -> None:
             card = session.execute(select(Card).where(
                 Card.state == cards.NOTICE_SENT, Card.id.not_in(booked_cards))
                 .order_by(Card.id)).scalars().first()
-            card = {"notice_number": notice_numbers.display(card.notice_number), "birth_date": card.birth_date,
-                    "venue_id": venue_id}
+            card = {"notice_number": notice_numbers.display(card.notice_number),
+                    "birth_date": card.birth_date, "venue_id": venue_id}
             session.remove()
         clerk = signed_in_clerk(app)
         with app.app_context():
