@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager
 
 from app import clock
 from app.clock import JST
@@ -19,8 +20,11 @@ MAX_RANGE_DAYS = 62
 
 
 def active_offers(session) -> list[VenuePurpose]:
+    """Offers residents may book, each with its venue and purpose loaded by the same query
+    (pages read ``offer.venue.name`` and ``offer.purpose.code`` of every offer)."""
     return list(session.execute(
         select(VenuePurpose).join(Venue).join(Purpose)
+        .options(contains_eager(VenuePurpose.venue), contains_eager(VenuePurpose.purpose))
         .where(VenuePurpose.active.is_(True), Venue.active.is_(True), Purpose.active.is_(True))
         .order_by(Venue.name, Purpose.id)).scalars())
 
@@ -28,6 +32,7 @@ def active_offers(session) -> list[VenuePurpose]:
 def find_offer(session, venue_id: int, purpose_code: str) -> VenuePurpose:
     offer = session.execute(
         select(VenuePurpose).join(Venue).join(Purpose)
+        .options(contains_eager(VenuePurpose.venue), contains_eager(VenuePurpose.purpose))
         .where(Venue.id == venue_id, Purpose.code == purpose_code,
                VenuePurpose.active.is_(True), Venue.active.is_(True),
                Purpose.active.is_(True))).scalar()
