@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import secrets
 
-from flask import (Flask, current_app, flash, g, jsonify, redirect, render_template, request,
-                   session)
+from flask import (Flask, abort, current_app, flash, g, jsonify, redirect, render_template,
+                   request, session)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
+from werkzeug.exceptions import NotFound
 
 from app import clock
 from app.extensions import session as db_session
 from app.services import audit, unit
+from app.services.fields import parse_id
 from app.services.hours import staff_hours_status
 
 # Blueprints and endpoints that are not the staff site (or must work when it is closed).
@@ -102,10 +106,6 @@ def refuse_malformed_request():
     routes: too large for the database, not ASCII digits) is "not found"; a NUL byte in the
     address or the query string (which PostgreSQL refuses) is a bad request. Our own routes
     use the ``<id:...>`` converter (app/services/fields.py)."""
-    from flask import abort
-
-    from app.services.fields import parse_id
-
     pk = (request.view_args or {}).get("pk")
     if pk is not None and parse_id(pk) is None:
         abort(404)
@@ -170,15 +170,12 @@ def out_of_range(error):
                                str(error).splitlines()[0][:200])
     if request.path.startswith("/api/"):
         return jsonify(message="Not found"), 404
-    from werkzeug.exceptions import NotFound
-
     return current_app.handle_http_exception(NotFound())
 
 
 def install(app: Flask) -> None:
-    from flask_wtf.csrf import CSRFError
-    from sqlalchemy.exc import DataError
-
+    # Here, not at the top: app/__init__.py imports this module, and app.views (the package
+    # of every staff screen) would then be imported while the app package is initialising.
     from app.views import guard
 
     app.register_error_handler(CSRFError, stale_form)

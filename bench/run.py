@@ -1,5 +1,5 @@
 """make bench: speed goals and race counts, printed as tables (`bench/run.py [qr] [booking]
-[races]`; all three by default).
+[races] [reads]`; all four by default).
 
 QR registration (issue 4):
 
@@ -10,6 +10,10 @@ QR registration (issue 4):
 
 Booking throughput and the last seats (bench/booking.py); booking races from two processes
 (bench/races.py): overbooked seats and ``taken`` drift, both must be 0.
+
+Read pages (bench/reads.py, issue 11 §7): the residents' availability JSON, the staff home
+and the residents' month calendar, each against the bare work (plain SQL and json.dumps or a
+minimal template) and the floor (/healthz): ``(app - floor) / bare`` at most 3.
 """
 from __future__ import annotations
 
@@ -87,7 +91,7 @@ def bench_register(rows, count=500):
 
 
 def table(rows, header):
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     print(" | ".join(h.ljust(w) for h, w in zip(header, widths)))
     print("-+-".join("-" * w for w in widths))
     for row in rows:
@@ -95,7 +99,7 @@ def table(rows, header):
 
 
 def main():
-    what = sys.argv[1:] or ["qr", "booking", "races"]
+    what = sys.argv[1:] or ["qr", "booking", "races", "reads"]
     if "qr" in what:
         rows = []
         bench_decode(rows)
@@ -115,6 +119,13 @@ def main():
         rows = []
         bench_races(rows)
         table(rows, ("what", "how", "time", "result (overbooked and drift must be 0)"))
+        print()
+    if "reads" in what:
+        from bench.reads import bench_reads
+
+        rows = []
+        bench_reads(rows)
+        table(rows[1:], rows[0])
 
 
 if __name__ == "__main__":

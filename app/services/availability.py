@@ -6,13 +6,13 @@ from typing import NamedTuple
 from datetime import date, datetime, time, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager
 
 from app import clock
 from app.clock import JST
-from app.models.reservation import Slot
+from app.models.reservation import HOLD_HELD, Hold, Slot
 from app.models.venue import Purpose, Venue, VenuePurpose
-from app.services.booking import free_counts
 from app.services.calendar import bookable_between
 from app.services.errors import InputError
 
@@ -20,8 +20,11 @@ MAX_RANGE_DAYS = 62
 
 
 def active_offers(session) -> list[VenuePurpose]:
+    """Offers residents may book, each with its venue and purpose loaded by the same query
+    (pages read ``offer.venue.name`` and ``offer.purpose.code`` of every offer)."""
     return list(session.execute(
         select(VenuePurpose).join(Venue).join(Purpose)
+        .options(contains_eager(VenuePurpose.venue), contains_eager(VenuePurpose.purpose))
         .where(VenuePurpose.active.is_(True), Venue.active.is_(True), Purpose.active.is_(True))
         .order_by(Venue.name, Purpose.id)).scalars())
 
@@ -29,6 +32,7 @@ def active_offers(session) -> list[VenuePurpose]:
 def find_offer(session, venue_id: int, purpose_code: str) -> VenuePurpose:
     offer = session.execute(
         select(VenuePurpose).join(Venue).join(Purpose)
+        .options(contains_eager(VenuePurpose.venue), contains_eager(VenuePurpose.purpose))
         .where(Venue.id == venue_id, Purpose.code == purpose_code,
                VenuePurpose.active.is_(True), Venue.active.is_(True),
                Purpose.active.is_(True))).scalar()
@@ -44,31 +48,52 @@ def availability(session, offer: VenuePurpose, first: date, last: date) -> list[
         raise InputError(_l("The end date is before the start date."))
     if (last - first).days > MAX_RANGE_DAYS:
         raise InputError(_l("Ask for at most %(n)d days at a time.", n=MAX_RANGE_DAYS))
-    now = clock.now()
+    return [{"id": s.id, "start": s.starts_at.isoformat(), "end": s.ends_at.isoformat(),
+             "seats": s.seats, "free": s.free}
+            for s in open_slots(session, offer, first, last, clock.now())]
+
+
+class OpenSlot(NamedTuple):
+    """A bookable slot as residents see it."""
+    id: int
+    starts_at: datetime
+    ends_at: datetime
+    seats: int
+    free: int
+
+
+def open_slots(session, offer: VenuePurpose, first: date, last: date,
+               now: datetime) -> list[OpenSlot]:
+    """The open slots of [first, last] inside the offer's booking window, in time order, with
+    their free seats; one statement however many slots (a two-month range has a thousand or
+    more): plain rows, and the seats of lapsed holds summed by the database per slot."""
     earliest, latest = bookable_between(offer, now)
     first = max(first, earliest.date())
     last = min(last, latest.date())
     if last < first:
         return []
-    # Plain rows, not ORM objects: a two-month range has a thousand slots or more.
-    slots = [SlotRow(*row) for row in session.execute(
-        select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.seats, Slot.taken, Slot.closed)
+    rows = session.execute(
+        select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.seats, Slot.taken,
+               lapsed_seats(now))
         .where(Slot.offer_id == offer.id, Slot.closed.is_(False),
                Slot.starts_at >= max(earliest, datetime.combine(first, time.min, JST)),
                Slot.starts_at <= min(latest, datetime.combine(last, time.max, JST)))
-        .order_by(Slot.starts_at))]
-    free = free_counts(session, slots, now)
-    return [{"id": s.id, "start": s.starts_at.isoformat(), "end": s.ends_at.isoformat(),
-             "seats": s.seats, "free": free[s.id]} for s in slots]
+        .order_by(Slot.starts_at))
+    return [OpenSlot(id_, starts_at, ends_at, seats, free_seats(seats, taken, lapsed))
+            for id_, starts_at, ends_at, seats, taken, lapsed in rows]
 
 
-class SlotRow(NamedTuple):
-    id: int
-    starts_at: datetime
-    ends_at: datetime
-    seats: int
-    taken: int
-    closed: bool
+def lapsed_seats(now: datetime):
+    """A column for a statement on ``slot``: the seats of its lapsed holds (held, expired,
+    not yet released; None when there are none), summed by the database for each row."""
+    return (select(func.sum(Hold.seats))
+            .where(Hold.slot_id == Slot.id, Hold.state == HOLD_HELD, Hold.expires_at <= now)
+            .correlate(Slot).scalar_subquery())
+
+
+def free_seats(seats: int, taken: int, lapsed: int | None) -> int:
+    """Free seats of an open slot, as booking.free_counts counts them."""
+    return max(seats - taken + (lapsed or 0), 0)
 
 
 def parse_iso_day(text: str | None, default: date) -> date:
@@ -92,7 +117,7 @@ FREE, FEW, FULL, CLOSED = "free", "few", "full", "closed"
 @dataclass
 class DaySlots:
     day: date
-    slots: list[dict]  # the bookable slots of the day, as availability() gives them
+    slots: list[OpenSlot]  # the bookable slots of the day, as open_slots() gives them
     status: str  # free / few / full / closed, for a party of `seats`
 
 
@@ -115,17 +140,18 @@ def day_status(slots: list[dict], seats: int, few_share: float) -> str:
 
 def month_days(session, offer: VenuePurpose, month: date, seats: int,
                few_share: float) -> dict[date, DaySlots]:
-    """Every day of the month with its bookable slots and status (one query for seats)."""
+    """Every day of the month with its bookable slots and status (one query)."""
     first = month.replace(day=1)
     last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-    by_day: dict[date, list[dict]] = {}
-    for slot in availability(session, offer, first, last):
-        by_day.setdefault(date.fromisoformat(slot["start"][:10]), []).append(slot)
+    by_day: dict[date, list[OpenSlot]] = {}
+    for slot in open_slots(session, offer, first, last, clock.now()):
+        by_day.setdefault(slot.starts_at.date(), []).append(slot)  # Japan time: its day
     result = {}
     day = first
     while day <= last:
         slots = by_day.get(day, [])
-        result[day] = DaySlots(day, slots, day_status(slots, seats, few_share))
+        seats_free = [{"seats": s.seats, "free": s.free} for s in slots]
+        result[day] = DaySlots(day, slots, day_status(seats_free, seats, few_share))
         day += timedelta(days=1)
     return result
 

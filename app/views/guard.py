@@ -35,10 +35,14 @@ from flask_appbuilder.api import BaseApi, ModelRestApi
 from flask_appbuilder.baseviews import BaseCRUDView
 from flask_appbuilder.models.filters import FilterRelation
 from flask_babel import gettext as _
+from flask_jwt_extended import verify_jwt_in_request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import BigInteger
 from werkzeug.security import safe_join
+
+from app.extensions import csrf
+from app.services.deletion import InUseError, ensure_deletable
 
 INT_MAX = 2**31 - 1
 BIGINT_MAX = 2**63 - 1
@@ -231,8 +235,6 @@ def guard_fab_requests():
 def _check_delete(view):
     """A record other rows still refer to: the Japanese refusal of app.services.deletion as
     an error message, before FAB's delete (which would show it as a plain note)."""
-    from app.services.deletion import InUseError, ensure_deletable
-
     permission = "can_" + view.method_permission_name.get("delete", "delete")
     if not current_app.appbuilder.sm.has_access(permission, view.class_permission_name):
         return None  # FAB refuses it
@@ -318,8 +320,6 @@ def guard_fab_api():
 
 
 def _valid_jwt() -> bool:
-    from flask_jwt_extended import verify_jwt_in_request
-
     try:
         verify_jwt_in_request()
     except Exception:  # noqa: BLE001 - expired, forged, revoked: not a JWT call
@@ -344,8 +344,6 @@ def guard_api_csrf():
     # A junk Bearer header must not skip the check: FAB would then fall back to the cookie.
     if not current_user.is_authenticated:
         return None  # no session: FAB asks for a JWT
-    from app.extensions import csrf
-
     try:
         csrf.protect()
     except CSRFError:

@@ -17,9 +17,10 @@ class HomeView(IndexView):
     def index(self):
         if g.user is None or not g.user.is_authenticated:
             return redirect(self.appbuilder.get_url_for_login)
-        notices = current_notices(session(), AUDIENCE_STAFF, clock.now())
-        figures, waiting_cards = desk.today_figures(session())
+        now = clock.now()
+        notices = current_notices(session(), AUDIENCE_STAFF, now)
+        figures, waiting_cards = desk.today_figures(session(), now)
         return self.render_template(self.index_template, appbuilder=self.appbuilder,
                                     notices=notices, figures=figures,
                                     waiting_cards=waiting_cards,
-                                    today=clock.now().astimezone(JST).date())
+                                    today=now.astimezone(JST).date())
