@@ -153,6 +153,21 @@ class AppSecurityManager(SecurityManager):
     userdbmodelview = UserDBModelView
     authdbview = AuthDBView
     resetmypasswordview = ResetMyPasswordView
+    _BUILTIN_ACCESS_MAX = 10_000
+
+    def _has_access_builtin_roles(self, role, permission_name: str, view_name: str) -> bool:
+        """FAB matches every pattern of config.FAB_ROLES for every menu item and button of
+        every page (about a quarter of the staff home's time). The roles are configuration,
+        fixed while the process runs, so each (role, permission, view) is matched once."""
+        cache = self.__dict__.setdefault("_builtin_access", {})
+        key = (role.name, permission_name, view_name)
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= self._BUILTIN_ACCESS_MAX:  # names come from code; a bound anyway
+                cache.clear()
+            found = cache[key] = super()._has_access_builtin_roles(role, permission_name,
+                                                                    view_name)
+        return found
 
     def register_views(self):
         super().register_views()

@@ -19,6 +19,7 @@ from app.extensions import session as db_session
 from app.services import audit, unit
 from app.services.fields import parse_id
 from app.services.hours import staff_hours_status
+from app.settings import settings
 
 # Blueprints and endpoints that are not the staff site (or must work when it is closed).
 NOT_STAFF_BLUEPRINTS = {"public", "static", "appbuilder", "LocaleView"}
@@ -64,12 +65,12 @@ def _is_sysadmin() -> bool:
 
 def staff_hours_gate():
     """Outside O1's hours staff pages answer 503 with when the site reopens."""
-    if not current_app.config.get("STAFF_HOURS_ENFORCED", True) or not _is_staff_request():
+    if not settings().staff_hours_enforced or not _is_staff_request():
         return None
-    status = staff_hours_status(clock.now(), current_app.config)
+    status = staff_hours_status(clock.now(), settings())
     if status.is_open:
         return None
-    if current_app.config.get("STAFF_HOURS_ADMIN_BYPASS", True) and _is_sysadmin():
+    if settings().staff_hours_admin_bypass and _is_sysadmin():
         return None
     response = current_app.make_response(
         (render_template("closed.html", reopens_at=status.reopens_at), 503))
@@ -84,7 +85,7 @@ def idle_timeout():
     if not current_user.is_authenticated or request.blueprint == "public":
         return None
     now = clock.now().timestamp()
-    limit = current_app.config.get("IDLE_TIMEOUT_MINUTES", 30) * 60
+    limit = settings().idle_timeout_minutes * 60
     last = session.get("_last_seen")
     if last is not None and now - last > limit:
         user_id, username = current_user.id, current_user.username

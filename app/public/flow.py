@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from datetime import date
 
-from flask import abort, redirect, render_template, request, session, url_for
+from flask import abort, g, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
@@ -40,8 +40,15 @@ def _purpose(code: str) -> Purpose:
     return purpose
 
 
+def _active_offers() -> list[VenuePurpose]:
+    """The offers residents can book, read once per request (several steps ask)."""
+    if "active_offers" not in g:
+        g.active_offers = availability.active_offers(db_session())
+    return g.active_offers
+
+
 def _offers(purpose: Purpose) -> list[VenuePurpose]:
-    return [o for o in availability.active_offers(db_session()) if o.purpose_id == purpose.id]
+    return [o for o in _active_offers() if o.purpose_id == purpose.id]
 
 
 def _draft(code: str) -> dict:
@@ -60,7 +67,7 @@ def _seats(draft: dict) -> int:
 def _offer(draft: dict) -> VenuePurpose | None:
     if not draft.get("venue_id"):
         return None
-    offer = next((o for o in availability.active_offers(db_session())
+    offer = next((o for o in _active_offers()
                   if o.venue_id == draft["venue_id"] and o.purpose.code == draft["purpose"]),
                  None)
     return offer

@@ -13,7 +13,8 @@ from app import clock
 from app.clock import JST
 from app.models.reservation import HOLD_HELD, Hold, Slot
 from app.models.venue import Purpose, Venue, VenuePurpose
-from app.services.calendar import bookable_between
+from app.services import booking
+from app.services.calendar import bookable_between, month_end, month_start
 from app.services.errors import InputError
 
 MAX_RANGE_DAYS = 62
@@ -74,26 +75,13 @@ def open_slots(session, offer: VenuePurpose, first: date, last: date,
         return []
     rows = session.execute(
         select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.seats, Slot.taken,
-               lapsed_seats(now))
+               booking.lapsed_seats(now))
         .where(Slot.offer_id == offer.id, Slot.closed.is_(False),
                Slot.starts_at >= max(earliest, datetime.combine(first, time.min, JST)),
                Slot.starts_at <= min(latest, datetime.combine(last, time.max, JST)))
         .order_by(Slot.starts_at))
-    return [OpenSlot(id_, starts_at, ends_at, seats, free_seats(seats, taken, lapsed))
+    return [OpenSlot(id_, starts_at, ends_at, seats, booking.free_seat_count(seats, taken, lapsed))
             for id_, starts_at, ends_at, seats, taken, lapsed in rows]
-
-
-def lapsed_seats(now: datetime):
-    """A column for a statement on ``slot``: the seats of its lapsed holds (held, expired,
-    not yet released; None when there are none), summed by the database for each row."""
-    return (select(func.sum(Hold.seats))
-            .where(Hold.slot_id == Slot.id, Hold.state == HOLD_HELD, Hold.expires_at <= now)
-            .correlate(Slot).scalar_subquery())
-
-
-def free_seats(seats: int, taken: int, lapsed: int | None) -> int:
-    """Free seats of an open slot, as booking.free_counts counts them."""
-    return max(seats - taken + (lapsed or 0), 0)
 
 
 def parse_iso_day(text: str | None, default: date) -> date:
@@ -124,7 +112,7 @@ class DaySlots:
 def month_range(offer: VenuePurpose, now: datetime) -> tuple[date, date]:
     """First days of the first and last months a resident can book in."""
     earliest, latest = bookable_between(offer, now)
-    return earliest.date().replace(day=1), latest.date().replace(day=1)
+    return month_start(earliest.date()), month_start(latest.date())
 
 
 def day_status(slots: list[dict], seats: int, few_share: float) -> str:
@@ -141,8 +129,7 @@ def day_status(slots: list[dict], seats: int, few_share: float) -> str:
 def month_days(session, offer: VenuePurpose, month: date, seats: int,
                few_share: float) -> dict[date, DaySlots]:
     """Every day of the month with its bookable slots and status (one query)."""
-    first = month.replace(day=1)
-    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    first, last = month_start(month), month_end(month)
     by_day: dict[date, list[OpenSlot]] = {}
     for slot in open_slots(session, offer, first, last, clock.now()):
         by_day.setdefault(slot.starts_at.date(), []).append(slot)  # Japan time: its day
@@ -158,8 +145,7 @@ def month_days(session, offer: VenuePurpose, month: date, seats: int,
 
 def month_weeks(month: date) -> list[list[date | None]]:
     """The month as weeks from Sunday (as Japanese calendars are printed)."""
-    first = month.replace(day=1)
-    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    first, last = month_start(month), month_end(month)
     weeks, week = [], [None] * ((first.weekday() + 1) % 7)
     day = first
     while day <= last:

@@ -13,14 +13,12 @@ not at all. The time (``now``) is a parameter; the entry points take it from the
 from __future__ import annotations
 
 import secrets
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, inspect as sa_inspect, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.clock import JST
@@ -90,6 +88,20 @@ def seat_drift(session) -> list[str]:
     return problems
 
 
+def lapsed_seats(now: datetime):
+    """A column for a statement on ``slot``: the seats of its lapsed holds (held, expired,
+    not yet released; None when there are none), summed by the database for each row."""
+    return (select(func.sum(Hold.seats))
+            .where(Hold.slot_id == Slot.id, Hold.state == HOLD_HELD, Hold.expires_at <= now)
+            .correlate(Slot).scalar_subquery())
+
+
+def free_seat_count(seats: int, taken: int, lapsed: int | None) -> int:
+    """Free seats of an open slot: its seats, less those taken, plus lapsed holds' seats
+    (they count as free before they are released). The one formula of free seats."""
+    return max(seats - taken + (lapsed or 0), 0)
+
+
 def free_count(session, slot: Slot, now: datetime) -> int:
     """Seats a resident could take now (lapsed holds count as free)."""
     return free_counts(session, [slot], now)[slot.id]
@@ -104,7 +116,7 @@ def free_counts(session, slots: list[Slot], now: datetime) -> dict[int, int]:
             select(Hold.slot_id, func.sum(Hold.seats))
             .where(Hold.slot_id.in_(ids[start:start + 500]), Hold.state == HOLD_HELD,
                    Hold.expires_at <= now).group_by(Hold.slot_id)).all())
-    return {s.id: 0 if s.closed else max(s.seats - s.taken + (lapsed.get(s.id) or 0), 0)
+    return {s.id: 0 if s.closed else free_seat_count(s.seats, s.taken, lapsed.get(s.id))
             for s in slots}
 
 
@@ -499,22 +511,6 @@ def claim(session, reservation: Reservation, expected: dict, values: dict,
     audit.record_in_transaction(session, audit.ACTION_UPDATE, "reservation", reservation.id,
                                 detail)
     return row.slot_id, row.seats
-
-
-@contextmanager
-def refuse_when_overtaken(session):
-    """Deprecated (issue 11): use ``unit.transaction(session)`` / ``@unit.operation``, whose
-    boundary maps contention (``unit.is_contention``) to ConcurrentChangeError. Kept, as a
-    thin alias of that unit, for app/services/desk.py until it moves to units; remove then."""
-    warnings.warn("booking.refuse_when_overtaken is deprecated: use unit.transaction",
-                  DeprecationWarning, stacklevel=3)
-    with unit.transaction(session):
-        yield
-
-
-def _is_contention(error: DBAPIError) -> bool:
-    """Deprecated alias of :func:`app.services.unit.is_contention`."""
-    return unit.is_contention(error)
 
 
 def release_cards(session, reservation: Reservation) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app import clock
 from app.clock import JST
@@ -33,7 +33,7 @@ from app.models.reservation import (ARRIVED, BOOKED, CANCELLED, CHANNEL_COUNTER,
                                     CHANNEL_LABELS, CHANNEL_PHONE, COMPLETED, NO_SHOW,
                                     STATE_LABELS, Reservation, ReservationPerson, Slot,
                                     channel_label, state_label)
-from app.models.venue import Venue, VenuePurpose
+from app.models.venue import Purpose, Venue, VenuePurpose
 from app.services import audit, booking, cards, japanese, notice_numbers, party_checks, unit
 from app.services.availability import active_offers
 from app.services.calendar import existing_slots, make_missing_slots
@@ -430,13 +430,6 @@ def today_figures(session, now: datetime | None = None) -> tuple[list[VenueToday
     seats; and how many cards wait for hand-over. A fixed number of queries whatever the
     venues and bookings (counted by the database, no booking loaded): the same figures as
     ``counts(day_bookings(...))`` and ``booking.free_counts`` of today's open slots."""
-    # No cycle keeps these here: they join the module's imports when its import block is
-    # next edited.
-    from sqlalchemy import func
-
-    from app.models.venue import Purpose, Venue
-    from app.services.availability import free_seats, lapsed_seats
-
     now = now or clock.now()
     start, end = _day_bounds(now.astimezone(JST).date())
     venues = session.execute(select(Venue.id, Venue.name).where(Venue.active.is_(True))
@@ -466,14 +459,14 @@ def today_figures(session, now: datetime | None = None) -> tuple[list[VenueToday
     # free seats of today's slots of the active offers that have not ended
     free = dict.fromkeys(figures, 0)
     for venue_id, seats, taken, lapsed in session.execute(
-            select(VenuePurpose.venue_id, Slot.seats, Slot.taken, lapsed_seats(now))
+            select(VenuePurpose.venue_id, Slot.seats, Slot.taken, booking.lapsed_seats(now))
             .join(VenuePurpose, Slot.offer_id == VenuePurpose.id)
             .join(Venue, VenuePurpose.venue_id == Venue.id)
             .join(Purpose, VenuePurpose.purpose_id == Purpose.id)
             .where(VenuePurpose.active.is_(True), Venue.active.is_(True),
                    Purpose.active.is_(True), Slot.starts_at >= start, Slot.starts_at < end,
                    Slot.ends_at > now, Slot.closed.is_(False))):
-        free[venue_id] += free_seats(seats, taken, lapsed)
+        free[venue_id] += booking.free_seat_count(seats, taken, lapsed)
     waiting_cards = session.execute(select(func.count(Card.id)).where(Card.state.in_(
         (cards.NOTICE_SENT, cards.RENOTIFIED, cards.RESERVED)))).scalar_one()
     return [VenueToday(venue_id, name, figures[venue_id], free[venue_id])

@@ -133,10 +133,3 @@ def test_closing_with_mail_is_one_unit(app, db, slots, clock):
     assert db.execute(select(func.count(OutboxMail.id))).scalar() == 1
     db.expire_all()
     assert db.get(Slot, slots[0].id).closed
-
-
-def test_the_old_contention_guard_is_a_thin_alias_of_the_unit(db, slots):
-    with pytest.warns(DeprecationWarning):
-        with booking.refuse_when_overtaken(db):
-            booking.hold_seats(db, slots[0], 1)
-    assert not unit.in_transaction(db)
