@@ -16,7 +16,7 @@ from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.venue import Venue
-from app.services import audit, cards, desk, fields
+from app.services import audit, booking, cards, desk, fields
 from app.views.feedback import refusals_flashed
 from app.views.fields import form_id
 
