@@ -236,3 +236,17 @@ def test_maintenance_page_speaks_the_users_language(db, client, clock, lang):
     assert response.status_code == 503
     assert {"ja": "ただいまメンテナンス中です", "en": "The site is under maintenance"}[lang] in page
     assert 'class="site-header"' in response.get_data(as_text=True)
+
+
+@pytest.mark.own_app
+def test_when_the_staff_layout_cannot_be_drawn_the_page_is_plain_but_japanese(failing, client,
+                                                                              caplog):
+    """The menu needs the database; when drawing it fails too, the 500 page still comes,
+    in the plain layout, with its reference."""
+    failing.appbuilder.base_template = "no-such-layout.html"
+    response = client.get("/test-only/boom")
+    words = text_of(response)
+    assert response.status_code == 500
+    assert "システムエラーが発生しました" in words and REFERENCE.search(words)
+    assert 'class="navbar' not in response.get_data(as_text=True)
+    assert "the staff layout failed" in caplog.text
