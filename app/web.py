@@ -234,10 +234,11 @@ def http_error(error: HTTPException):
             or error.response is not None):
         return error
     code = error.code
+    shown = code if code in ERROR_CODES else (500 if code >= 500 else 400)
     reference = None
     if code >= 500:
         unit.discard(db_session())  # whatever the failed request left open
-    if code == 500:
+    if shown == 500:
         reference = error_reference()
         cause = getattr(error, "original_exception", None)
         current_app.logger.error(
@@ -249,7 +250,6 @@ def http_error(error: HTTPException):
             body["reference"] = reference
         response = make_response(jsonify(body), code)
     else:
-        shown = code if code in ERROR_CODES else (500 if code >= 500 else 400)
         response = make_response(_render_error(shown, reference), code)
     for name, value in error.get_headers():  # Allow (405), Retry-After (429, 503)
         if name.lower() != "content-type":
