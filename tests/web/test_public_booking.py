@@ -238,7 +238,7 @@ def test_a_full_time_is_refused_with_a_message(client, db, offer, app):
     slot_id = slot_buttons(client.get(day_url).get_data(as_text=True))[0]
     booking.hold_seats(db, db.get(Slot, int(slot_id)), 2)  # someone else, meanwhile
     response = client.post(day_url, data={"slot": slot_id})
-    assert response.status_code == 409 and "満員" in error_texts(response)[0]
+    assert response.status_code == 409 and "満席" in error_texts(response)[0]
     assert db.execute(select(Hold).where(Hold.slot_id == int(slot_id))).scalars().all()[0].seats == 2
 
 
