@@ -82,8 +82,9 @@ def test_each_error_is_shown_at_its_field_in_japanese(client, db, offer):
     response = client.post("/reserve/book/kofu/", data={"notice_number": "", "birth_date": ""})
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    assert "はがきに印字された番号を入力してください" in html
+    assert "交付通知書番号を入力してください" in html and "生年月日を入力してください" in html
     assert 'aria-invalid="true"' in html and 'id="notice_number-0-error"' in html
+    assert 'id="birth_date-0-error"' in html  # every empty required field at once
     bad = client.post("/reserve/book/kofu/", data={"notice_number": "ACD-123450",
                                                    "birth_date": "2030-01-01"})
     html = bad.get_data(as_text=True)
