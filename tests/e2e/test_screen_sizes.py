@@ -190,3 +190,26 @@ def test_ledger_row_actions_and_filters_are_labelled(demo, users, live_server, p
     states = set(page.eval_on_selector_all(
         "table.table tbody tr td.col-state", "cells => cells.map(c => c.innerText.trim())"))
     assert states == {"郵送済"}, states
+
+
+def test_card_form_and_detail_at_1280(demo, users, live_server, page_factory):
+    """The add form's storage place offers the next free place in Japanese, not FAB's
+    "__None"; a card's page (with its history) fits the narrower screen."""
+    users.create("clerk", username="size_form")
+    page = page_factory(*SIZES["1280"])
+    LoginPage(page, live_server).open().sign_in("size_form", users.password)
+    page.goto(live_server + "/cardmodelview/add")
+    first = page.locator("select[name=storage_place] option").first
+    assert first.get_attribute("value") == "__None"
+    assert first.inner_text() == "（空いている保管場所に自動で割り当て）"
+    assert "__None" not in page.inner_text("body")
+    screen(page, "1280-clerk-card-add")
+
+    page.goto(live_server + "/cardmodelview/list/")
+    with page.expect_navigation():
+        page.click("table.table tbody tr:first-child a[aria-label=詳細]")
+    assert "/cardmodelview/show/" in page.url
+    layout = page.evaluate(LAYOUT_JS)
+    assert layout["scrollWidth"] <= layout["clientWidth"], layout
+    assert not ENGLISH_RE.findall(page.inner_text("body"))
+    shot(page, "1280-clerk-card-show")
