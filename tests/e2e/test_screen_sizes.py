@@ -191,6 +191,15 @@ def test_ledger_row_actions_and_filters_are_labelled(demo, users, live_server, p
         "table.table tbody tr td.col-state", "cells => cells.map(c => c.innerText.trim())"))
     assert states == {"郵送済"}, states
 
+    # The labelled delete button still deletes, after a Japanese confirmation.
+    count = page.locator("table.table tbody tr").count()
+    page.click("table.table tbody tr:first-child a[aria-label=削除]")
+    assert "削除しますか" in page.inner_text("#modal-confirm")
+    with page.expect_navigation():
+        page.click("#modal-confirm-ok")
+    page.goto(page.url)
+    assert page.locator("table.table tbody tr").count() == count - 1
+
 
 def test_card_form_and_detail_at_1280(demo, users, live_server, page_factory):
     """The add form's storage place offers the next free place in Japanese, not FAB's
