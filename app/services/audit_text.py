@@ -250,6 +250,9 @@ def _public(detail: Any) -> Any:
     return detail
 
 
+_PERSON_TABLES = {"card", "card_event", "reservation", "reservation_person", "ab_user"}
+
+
 @dataclass
 class Targets:
     """Labels of the records the page's rows point to, read in one query per kind."""
@@ -323,6 +326,11 @@ def _target(row: AuditLog, detail: Any, targets: Targets) -> str:
             return f"{kind} {starts}"
     if not table:
         return ""
+    if table not in _PERSON_TABLES:  # a place, a venue, a notice: by its code or title
+        for name in ("code", "title", "name"):
+            value = snapshot.get(name)
+            if isinstance(value, str) and value:
+                return f"{kind} {value}"
     return f"{kind} {key}" if key else kind
 
 
