@@ -297,8 +297,10 @@ def _append(connection, entries: Iterable[tuple[str, str | None, str | None, Any
     stamp = clock.now()
     endpoint = _served_endpoint()
     for action, table, target_id, changes in entries:
-        if endpoint and isinstance(changes, dict) and "_endpoint" not in changes:
-            changes = {**changes, "_endpoint": endpoint}  # where: screen, API, residents' site
+        if endpoint and changes is None:
+            changes = {"_endpoint": endpoint}  # where: screen, API, residents' site
+        elif endpoint and isinstance(changes, dict) and "_endpoint" not in changes:
+            changes = {**changes, "_endpoint": endpoint}
         row = {
             "created_at": stamp, "user_id": actor.user_id, "username": _printable(actor.username)[:100],
             "ip": actor.ip, "action": action, "target_table": table,

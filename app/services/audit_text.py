@@ -327,7 +327,7 @@ def _target(row: AuditLog, detail: Any, targets: Targets) -> str:
     if not table:
         return ""
     if table not in _PERSON_TABLES:  # a place, a venue, a notice: by its code or title
-        for name in ("code", "title", "name"):
+        for name in ("title", "name", "code"):
             value = snapshot.get(name)
             if isinstance(value, str) and value:
                 return f"{kind} {value}"

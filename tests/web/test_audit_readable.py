@@ -27,7 +27,7 @@ def _visible(response) -> str:
 def _sentences(response) -> list[str]:
     html = response.get_data(as_text=True)
     return [re.sub(r"\s+", " ", s).strip() for s in
-            re.findall(r'data-testid="audit-sentence">(.*?)</td>', html, flags=re.S)]
+            re.findall(r'data-testid="audit-sentence">(.*?)</span>', html, flags=re.S)]
 
 
 @pytest.fixture
