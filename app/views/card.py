@@ -18,7 +18,7 @@ from app import clock
 from app.extensions import session
 from app.models.card import Card, CardEvent
 from app.models.card_states import STATES, visit_mode_choices
-from app.services import cards, exports, fields, japanese, notice_numbers
+from app.services import audit_text, cards, exports, fields, japanese, notice_numbers
 from app.views.feedback import refusals_flashed
 from app.views.formatting import blank_none, jst, yes_no
 from app.views.validators import CleanText, Parsed, UniqueValue
@@ -328,6 +328,7 @@ class CardModelView(ModelView):
                                          if s in cards.NEEDS_NOTE]
             kwargs["state_label"] = cards.state_label
             kwargs["jst"] = jst
+            kwargs["actor_name"] = audit_text.actor_name  # the history's 操作者 by name
             kwargs["can_transition"] = self.appbuilder.sm.has_access(
                 "can_transition", self.class_permission_name)
         if template == self.list_template:
@@ -348,9 +349,10 @@ class CardEventModelView(ModelView):
     base_permissions = ["can_list", "can_show"]
     list_title = _l("Card history")
     label_columns = {"card": _l("Card"), "from_state": _l("From"), "to_state": _l("To"),
-                     "at": _l("When"), "username": _l("User"), "note": _l("Note")}
+                     "at": _l("When"), "username": _l("Done by"), "note": _l("Note")}
     list_columns = ["at", "card", "from_state", "to_state", "username", "note"]
     search_columns = ["at", "from_state", "to_state", "username", "note"]
     base_order = ("id", "desc")
     formatters_columns = {"from_state": cards.state_label, "to_state": cards.state_label,
-                          "at": jst, "note": blank_none}
+                          "at": jst, "note": blank_none,
+                          "username": audit_text.actor_name}
