@@ -78,13 +78,6 @@ def _msgid(message) -> str:
 # Messages another helper of issue 12 is rewriting: {msgid: owner}. Their offences are
 # checked in an xfail test until the merge; the coordinator empties these after it.
 OWNED_ELSEWHERE = {
-    # the 交付 step of the residents' booking (helper "a11y", issue 12 section 2)
-    "Postcard number and birth date": "a11y",
-    "Enter the booking number printed on the address side of the postcard (交付通知書), "
-    "and the birth date of the person on it.": "a11y",
-    "Family members can come together: each needs their own postcard (up to %(n)d people).":
-        "a11y",
-    "The postcard number is not valid. Check it against the postcard.": "a11y",
     # Flask-AppBuilder's user screens (helper "fabscreens", issue 12 section 3)
     "User Name": "fabscreens",
     "First Name": "fabscreens",

@@ -88,7 +88,7 @@ def test_each_error_is_shown_at_its_field_in_japanese(client, db, offer):
     bad = client.post("/reserve/book/kofu/", data={"notice_number": "ACD-123450",
                                                    "birth_date": "2030-01-01"})
     html = bad.get_data(as_text=True)
-    assert "はがきの番号をもう一度ご確認ください" in html and "未来の日付" in html
+    assert "はがきに印字された番号をもう一度ご確認ください" in html and "未来の日付" in html
     assert 'id="birth_date-0-error"' in html
     nonsense = client.post("/reserve/book/kofu/", data={"notice_number": "ACD-123450",
                                                         "birth_date": "三月"})
