@@ -187,7 +187,7 @@ def qr_register(files, dry_run):
     for path in files:
         with open(path, "rb") as handle:
             uploads.append((handle.read(), os.path.basename(path)))
-    for filename, page, found in scan.add_scanned_files(db, batch, uploads):
+    for filename, page, found in scan.add_scanned_files(db, batch, uploads).pages:
         click.echo(f"{filename} page {page}: {found} codes")
     counts = scan.counts(batch)
     try:
