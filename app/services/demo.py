@@ -43,20 +43,29 @@ DEMO_USERS = [
 ]
 
 DEMO_NOTICES = [
+    # title, body, audience, importance, English title and body (residents' notices)
     ("年末年始の窓口休止について",
      "12月29日から1月3日まで、マイナンバーカードの交付・申請窓口はお休みします。"
-     "1月4日から通常どおり受け付けます。", AUDIENCE_BOTH, IMPORTANCE_IMPORTANT),
+     "1月4日から通常どおり受け付けます。", AUDIENCE_BOTH, IMPORTANCE_IMPORTANT,
+     "Counters closed over the New Year holidays",
+     "The counters for collecting and applying for My Number Cards are closed from "
+     "29 December to 3 January. They open as usual from 4 January."),
     ("交付通知書（はがき）が届いた方へ",
-     "はがきに記載の予約用番号と生年月日で、来庁日時をご予約ください。"
+     "はがきに記載の交付通知書番号と生年月日で、来庁日時をご予約ください。"
      "ご本人確認書類と、お持ちの方は通知カード・住民基本台帳カードをお持ちください。",
-     AUDIENCE_RESIDENTS, IMPORTANCE_NORMAL),
+     AUDIENCE_RESIDENTS, IMPORTANCE_NORMAL,
+     "If you have received the notification postcard",
+     "Book your visit with the notice number on the postcard and your birth date. "
+     "Bring an identity document and, if you have one, your notification card or Basic "
+     "Resident Register card."),
     ("本日の窓口体制", "第2窓口は10時から研修のため閉鎖します。交付は第1・第3窓口で対応してください。",
-     AUDIENCE_STAFF, IMPORTANCE_NORMAL),
+     AUDIENCE_STAFF, IMPORTANCE_NORMAL, None, None),
     ("J-LISカード管理システムの夜間停止",
      "本日20時以降、J-LIS側システムが停止します。交付前設定は19時30分までに完了してください。",
-     AUDIENCE_STAFF, IMPORTANCE_URGENT),
+     AUDIENCE_STAFF, IMPORTANCE_URGENT, None, None),
 ]
-
+MAINTENANCE_MESSAGE = ("システム更新のため、予約サイトを停止します。",
+                       "The booking site is closed for a system update.")
 
 def seed_demo() -> list[str]:
     """Add demo users, notices and an announced maintenance window if missing."""
@@ -88,19 +97,26 @@ def seed_demo() -> list[str]:
 
 def seed_notices(db, now) -> int:
     """Notices for staff and residents, and a maintenance window announced ahead."""
-    existing = set(db.execute(select(Notice.title)).scalars())
+    existing = {n.title: n for n in db.execute(select(Notice)).scalars()}
     added = 0
-    for title, body, audience, importance in DEMO_NOTICES:
-        if title not in existing:
+    for title, body, audience, importance, title_en, body_en in DEMO_NOTICES:
+        notice = existing.get(title)
+        if notice is None:
             db.add(Notice(title=title, body=body, audience=audience, importance=importance,
+                          title_en=title_en, body_en=body_en,
                           starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=60)))
             added += 1
-    if not db.execute(select(MaintenanceWindow)).first():
+        elif not notice.title_en and title_en:  # seeded before English texts existed
+            notice.title_en, notice.body_en = title_en, body_en
+    window = db.execute(select(MaintenanceWindow)).scalars().first()
+    if window is None:
         start = (now + timedelta(days=10)).replace(hour=1, minute=0, second=0, microsecond=0)
         db.add(MaintenanceWindow(starts_at=start, ends_at=start + timedelta(hours=4),
-                                 message="システム更新のため、予約サイトを停止します。",
-                                 created_by="demo"))
+                                 message=MAINTENANCE_MESSAGE[0],
+                                 message_en=MAINTENANCE_MESSAGE[1], created_by="demo"))
         added += 1
+    elif window.message == MAINTENANCE_MESSAGE[0] and not window.message_en:
+        window.message_en = MAINTENANCE_MESSAGE[1]
     return added
 
 
@@ -191,6 +207,28 @@ DEMO_VENUES = [
 DEMO_PURPOSES = [("kofu", "マイナンバーカードの受け取り（交付）", True),
                  ("shinsei", "マイナンバーカードの申請", False),
                  ("denshi", "電子証明書の更新・新規発行", False)]
+# English name, explanation and what to bring, for residents who choose English
+PURPOSE_TEXTS_EN = {
+    "kofu": ("Collecting your My Number Card",
+             "For residents who have received the notification postcard (交付通知書) and come "
+             "to collect their card.",
+             "The notification postcard (交付通知書)\n"
+             "An identity document (one with a photo, such as a driving licence or passport, "
+             "or two others, such as a health insurance certificate and a pension book)\n"
+             "Your notification card or Basic Resident Register card (if you have one)\n"
+             "Your previous My Number Card (when it is replaced or renewed)\n"
+             "Decide your PINs before you come (4 digits, and 6 to 16 letters and digits)"),
+    "shinsei": ("Applying for a My Number Card",
+                "Apply for your card at the counter. We help you take the photo and fill in "
+                "the form.",
+                "An identity document (one with a photo, or two others)\n"
+                "Your notification card or individual number notice (if you have one)"),
+    "denshi": ("Renewing or issuing electronic certificates",
+               "Renew the electronic certificates on your My Number Card, or have them issued.",
+               "Your My Number Card\n"
+               "Your PINs (signature: 6 to 16 letters and digits; user authentication: 4 digits)\n"
+               "The expiry notice (if you have received it)"),
+}
 PURPOSE_TEXTS = {
     "kofu": ("「交付通知書」（はがき）が届いた方が、カードを受け取りに来庁する予約です。",
              "交付通知書（はがき）\n"
@@ -213,6 +251,11 @@ def seed_venues(db) -> str:
     """Venues open for 交付 on weekdays, and the other purposes; then their slots are made
     ahead (materialise_slots: a unit of its own)."""
     if db.execute(select(Venue.id)).first():
+        with unit.transaction(db):  # demo data seeded before English texts existed
+            for purpose in db.execute(select(Purpose).where(
+                    Purpose.code.in_(PURPOSE_TEXTS_EN), Purpose.name_en.is_(None))).scalars():
+                purpose.name_en, purpose.description_en, purpose.what_to_bring_en = \
+                    PURPOSE_TEXTS_EN[purpose.code]
         return f"demo venues exist; slots made ahead: {materialise_slots(db)}"
     with unit.transaction(db):
         _add_venues(db)
@@ -223,8 +266,11 @@ def _add_venues(db) -> None:
     purposes = {}
     for code, name, needs_postcard in DEMO_PURPOSES:
         description, bring = PURPOSE_TEXTS[code]
+        name_en, description_en, bring_en = PURPOSE_TEXTS_EN[code]
         purposes[code] = Purpose(code=code, name=name, needs_postcard=needs_postcard,
-                                 description=description, what_to_bring=bring)
+                                 description=description, what_to_bring=bring,
+                                 name_en=name_en, description_en=description_en,
+                                 what_to_bring_en=bring_en)
         db.add(purposes[code])
 
     def hhmm(value):
