@@ -23,11 +23,11 @@ from app.models.notice import (AUDIENCE_BOTH, AUDIENCE_RESIDENTS, AUDIENCE_STAFF
                                Notice)
 from app.models.reservation import CHANNEL_COUNTER, CHANNEL_PHONE, CHANNEL_WEB, Reservation
 from app.models.storage import StoragePlace
-from app.models.venue import Purpose, Venue, VenuePurpose, WeeklyRule
+from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 from app.services import booking, cards, desk, notice_numbers, unit
 from app.services.accounts import create_user
 from app.services.availability import active_offers
-from app.services.calendar import ensure_slots, materialise_slots
+from app.services.calendar import ensure_slots, existing_slots, materialise_slots
 from app.services.passwords import generate_password
 
 DEMO_USERS = [
@@ -40,6 +40,20 @@ DEMO_USERS = [
     ("etsuran01", "渡辺", "浩二", "ROLE_VIEWER"),
     ("etsuran02", "山本", "恵子", "ROLE_VIEWER"),
     ("sysadmin02", "中村", "大輔", "ROLE_SYSADMIN"),
+]
+
+# What each role is for, shown by `flask demo seed` and `flask demo accounts` (make run):
+# role key, role in Japanese / English, what it does in Japanese / English.
+ROLE_GUIDE = [
+    ("ROLE_MANAGER", "管理者 / manager",
+     "全業務・予約設定・お知らせ・操作ログ / every business screen, booking settings, "
+     "notices, audit trail"),
+    ("ROLE_CLERK", "窓口職員 / clerk",
+     "受付・交付・納品登録（QR読取）・予約 / desk, handing over, scanning, bookings"),
+    ("ROLE_VIEWER", "閲覧者 / viewer", "一覧の閲覧のみ / read only"),
+    ("ROLE_SYSADMIN", "システム管理者 / system administrator",
+     "ユーザー・メンテナンス・操作ログ（業務画面なし） / users, maintenance, audit trail "
+     "(no business screens)"),
 ]
 
 DEMO_NOTICES = [
@@ -81,7 +95,7 @@ def seed_demo() -> list[str]:
                             f"{username}@city.example.jp")
                 created.append(username)
     if created:
-        out.append(f"demo users: {', '.join(created)} (password: {password})")
+        out.append(f"demo users: {', '.join(created)}")
     else:
         out.append("demo users exist")
 
@@ -92,7 +106,29 @@ def seed_demo() -> list[str]:
     out.append(seed_cards(db, now))
     out.append(seed_venues(db))
     out.extend(seed_bookings(db, now))
+    out.extend(accounts_table(password if created else None))
     return out
+
+
+def accounts_table(password: str | None = None) -> list[str]:
+    """Which demo account to try for which role: one line per role, Japanese and English.
+    The password is shown when the demo users are made (demo only); afterwards it is the
+    one printed then, or DEMO_PASSWORD."""
+    password = password or os.environ.get("DEMO_PASSWORD")
+    shown = password or "デモ投入時に表示したもの / the one printed when the demo was seeded"
+    lines = ["=" * 78,
+             "デモ用アカウント / demo accounts  http://127.0.0.1:8080/  (デモ専用 / demo only)",
+             f"パスワード（全員共通） / password (all): {shown}",
+             "ロール / role: ユーザーID / user IDs"]
+    for role_key, role, does in ROLE_GUIDE:
+        users = [u for u, _, _, key in DEMO_USERS if key == role_key]
+        lines.append(f"  {role}: {', '.join(users)}")
+        lines.append(f"      {does}")
+    lines.append("  システム管理者 / system administrator: admin (ADMIN_USERNAME), "
+                 "パスワードは users ensure-admin が表示 / password printed by users ensure-admin")
+    lines.append("住民の予約サイト / residents' site: http://127.0.0.1:8080/reserve/")
+    lines.append("=" * 78)
+    return lines
 
 
 def seed_notices(db, now) -> int:
@@ -156,21 +192,31 @@ def seed_bookings(db, now) -> list[str]:
 
 
 def seed_today(db, now, spare_cards) -> int:
-    """Today's bookings at each venue in mixed states (booked, arrived, completed), so the
-    check-in desk is never empty in a demo (none once today's last slot is over)."""
+    """Today's bookings at each venue, whatever the hour the demo is seeded (issue 12, 6):
+    made beforehand, spread over the day. Of the slots already begun, visitors arrived, were
+    served (no card to hand over) or have not come (late: the desk can mark them 不来庁);
+    later ones wait. Early in the day the first visitors came early, so the desk shows each
+    state. A day the venues are closed (a weekend, a holiday) is opened at the main venue
+    for the demo by a date exception, so a newcomer never finds an empty desk."""
     today = now.astimezone(JST).date()
+    _open_today_for_demo(db, today)
     spare = list(spare_cards)
     made = 0
     for offer in active_offers(db):
         with unit.transaction(db):
-            slots = [s for s in ensure_slots(db, offer, today, today) if s.ends_at > now]
-        for index, slot in enumerate(slots[:6]):
+            slots = _spread(ensure_slots(db, offer, today, today), 8)
+        plan = [("arrive", "complete", "late")[index % 3] if slot.starts_at <= now else "wait"
+                for index, slot in enumerate(slots)]
+        if plan and "arrive" not in plan:  # early in the day: the first came early
+            plan[:2] = ["complete", "arrive"][:len(plan)]
+        for slot, action in zip(slots, plan):
             family, given = FAMILY[(made * 5) % len(FAMILY)], GIVEN[(made * 3) % len(GIVEN)]
             contact = booking.Contact(phone=f"080{made:04d}1234", name=f"{family[0]}　{given[0]}",
                                       name_kana=f"{family[1]}　{given[1]}")
-            channel = (CHANNEL_WEB, CHANNEL_PHONE, CHANNEL_COUNTER)[index % 3]
+            channel = (CHANNEL_WEB, CHANNEL_PHONE, CHANNEL_COUNTER)[made % 3]
             if offer.purpose.needs_postcard and not spare:
                 break
+            booked_at = min(now, slot.starts_at - timedelta(hours=1))
             try:
                 with unit.transaction(db):  # rolled back alone when it fails
                     if offer.purpose.needs_postcard:
@@ -178,20 +224,48 @@ def seed_today(db, now, spare_cards) -> int:
                         contact.name, contact.name_kana = card.name, card.name_kana
                         reservation = booking.book(db, slot, None, card.birth_date, contact,
                                                    cards_to_collect=[card], channel=channel,
-                                                   staff=True)
+                                                   staff=True, now=booked_at)
                     else:
                         reservation = booking.book(db, slot, None, date(1960 + made, 4, 1),
                                                    contact, seats=1, channel=channel,
-                                                   staff=True)
+                                                   staff=True, now=booked_at)
             except Exception:  # a full slot: demo data only
                 continue
             made += 1
-            if index < 2:
+            if action in ("arrive", "complete"):
+                arrived_at = min(now, slot.starts_at - timedelta(minutes=5))
                 with unit.transaction(db):
-                    desk.check_in(db, reservation)
-                    if index == 0 and not offer.purpose.needs_postcard:
-                        desk.complete(db, reservation)
+                    desk.check_in(db, reservation, now=arrived_at)
+                    if action == "complete" and not offer.purpose.needs_postcard:
+                        desk.complete(db, reservation,
+                                      now=min(now, arrived_at + timedelta(minutes=20)))
     return made
+
+
+def _spread(slots: list, count: int) -> list:
+    """``count`` slots spread over the day (all of them when there are fewer)."""
+    if len(slots) <= count:
+        return slots
+    return [slots[round(i * (len(slots) - 1) / (count - 1))] for i in range(count)]
+
+
+def _open_today_for_demo(db, today: date) -> None:
+    """When no venue opens today, open the main venue for 交付 today (09:00-17:00)."""
+    offers = active_offers(db)
+    if not offers or any(existing_slots(db, offer, today, today) for offer in offers):
+        return
+    offer = next((o for o in offers if o.purpose.code == "kofu"), offers[0])
+    with unit.transaction(db):
+        if any(e.day == today for e in offer.exceptions):
+            return
+        offer.exceptions.append(DateException(
+            day=today, closed=False, starts=time(9), ends=time(17), slot_minutes=30, seats=2,
+            note=DEMO_OPENING_NOTE))
+        db.flush()
+        ensure_slots(db, offer, today, today)
+
+
+DEMO_OPENING_NOTE = "デモ用の臨時開庁"
 
 
 # (venue, address, [(purpose code, weekdays, from, to, minutes, seats, last start)])
