@@ -1,5 +1,6 @@
 """The demo fills today's desk whatever the hour it is seeded, and says which account to
 try for which role (issue 12, 6)."""
+import re
 from datetime import datetime
 
 import pytest
@@ -71,3 +72,22 @@ def test_the_output_says_which_account_to_try_for_which_role(app, clock, monkeyp
         assert expected in table
     result = app.test_cli_runner().invoke(args=["demo", "accounts"])
     assert "madoguchi01" in result.output and "Demo-pass-2026" in result.output
+
+
+def test_the_first_calendar_of_a_resident_on_the_demo_writes_nothing(app, db, clock, client,
+                                                                      no_writes):
+    lines = _seed(app, clock, datetime(2026, 12, 1, 10, 0, tzinfo=JST))
+    tryout = next(line for line in lines if line.startswith("try /reserve/ with: "))
+    number, birth = re.search(r"postcard (\S+) / birth date (\S+);", tryout).groups()
+    assert client.post("/reserve/book/kofu/", data={
+        "notice_number": number, "birth_date": birth}).status_code == 302
+    venue = client.get("/reserve/book/kofu/venue")
+    if venue.status_code == 200:  # two venues offer 交付: choose the main office
+        venue_id = re.search(r'name="venue" value="(\d+)"', venue.get_data(as_text=True))[1]
+        assert client.post("/reserve/book/kofu/venue",
+                           data={"venue": venue_id}).status_code == 302
+    with no_writes("the demo's first month calendar"):
+        month = client.get("/reserve/book/kofu/calendar")
+        january = client.get("/reserve/book/kofu/calendar?month=2027-01")
+    assert month.status_code == 200 and january.status_code == 200
+    assert "/reserve/book/kofu/day/2026-12-" in month.get_data(as_text=True)
