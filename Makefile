@@ -44,7 +44,8 @@ translations: $(STAMP)
 
 db: install
 	$(BIN)/flask init
-	@if [ ! -f instance/.demo-seeded ]; then $(BIN)/flask demo seed && touch instance/.demo-seeded; fi
+	@if [ ! -f instance/.demo-seeded ]; then $(BIN)/flask demo seed && touch instance/.demo-seeded; \
+	else $(BIN)/flask demo accounts; fi
 	$(BIN)/flask users ensure-admin
 
 # Plain http on loopback for a local try-out; production sits behind HTTPS (README).

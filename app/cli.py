@@ -21,7 +21,7 @@ from app.models.venue import Venue
 from app.services import audit, desk, mail, scan, unit
 from app.services.accounts import create_user, unlock_user
 from app.services.calendar import materialise_slots
-from app.services.demo import seed_demo
+from app.services.demo import accounts_table, seed_demo
 from app.services.errors import DomainError, InputError
 from app.services.passwords import generate_password
 from app.services.qr_decode import decode_file
@@ -68,6 +68,12 @@ def init_command():
 def demo_seed():
     _as_cli_operator()
     for line in seed_demo():
+        click.echo(line)
+
+
+@demo_cli.command("accounts", help="Which demo account to try for which role.")
+def demo_accounts():
+    for line in accounts_table():
         click.echo(line)
 
 
@@ -187,7 +193,7 @@ def qr_register(files, dry_run):
     for path in files:
         with open(path, "rb") as handle:
             uploads.append((handle.read(), os.path.basename(path)))
-    for filename, page, found in scan.add_scanned_files(db, batch, uploads):
+    for filename, page, found in scan.add_scanned_files(db, batch, uploads).pages:
         click.echo(f"{filename} page {page}: {found} codes")
     counts = scan.counts(batch)
     try:

@@ -7,6 +7,8 @@ from flask_appbuilder import Model
 from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text, Time, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.models.texts import EnglishTexts
+
 
 class Venue(Model):
     __tablename__ = "venue"
@@ -21,7 +23,7 @@ class Venue(Model):
         return self.name
 
 
-class Purpose(Model):
+class Purpose(EnglishTexts, Model):
     """交付 (collect a card), 申請, 電子証明書 ... the list is editable."""
 
     __tablename__ = "purpose"
@@ -33,6 +35,10 @@ class Purpose(Model):
     # Shown to residents: what the visit is for, and what to bring (one item a line).
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     what_to_bring: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The same in English for residents who chose English (optional: else the Japanese).
+    name_en: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    description_en: Mapped[str | None] = mapped_column(Text, nullable=True)
+    what_to_bring_en: Mapped[str | None] = mapped_column(Text, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
 
     def __repr__(self) -> str:

@@ -93,6 +93,13 @@ def visit_time(value) -> str:
     return f"{long_date(starts.date())} {times}"
 
 
+@bp.app_template_filter("in_locale")
+def in_locale(record, field: str) -> str:
+    """A purpose's, notice's or maintenance window's text in the resident's language: the
+    English version where staff wrote one, else the Japanese (app/models/texts.py)."""
+    return (record.text_for(get_locale(), field) or "") if record is not None else ""
+
+
 @bp.app_template_filter("long_date")
 def long_date(value) -> str:
     if str(get_locale()).startswith("ja"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from flask import Response, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -227,7 +228,8 @@ def render_ics(reservation: Reservation, host: str) -> str:
     slot, offer = reservation.slot, reservation.slot.offer
     stamp = "%Y%m%dT%H%M%SZ"
     utc = timezone.utc
-    bring = (offer.purpose.what_to_bring or "").strip()
+    bring = (offer.purpose.text_for(get_locale(), "what_to_bring") or "").strip()
+    purpose_name = offer.purpose.text_for(get_locale(), "name")
     description = f"{_('Booking number')}: {reservation.number}"
     if bring:
         description += f"\n{_('What to bring')}:\n" + "\n".join(
@@ -239,7 +241,7 @@ def render_ics(reservation: Reservation, host: str) -> str:
         f"DTSTAMP:{clock.now().astimezone(utc).strftime(stamp)}",
         f"DTSTART:{slot.starts_at.astimezone(utc).strftime(stamp)}",
         f"DTEND:{slot.ends_at.astimezone(utc).strftime(stamp)}",
-        f"SUMMARY:{_ics_text(offer.purpose.name + '（' + offer.venue.name + '）')}",
+        f"SUMMARY:{_ics_text(purpose_name + '（' + offer.venue.name + '）')}",
         f"LOCATION:{_ics_text(offer.venue.name + ' ' + (offer.venue.address or ''))}",
         f"DESCRIPTION:{_ics_text(description)}",
         "END:VEVENT", "END:VCALENDAR"]

@@ -23,11 +23,11 @@ from app.models.notice import (AUDIENCE_BOTH, AUDIENCE_RESIDENTS, AUDIENCE_STAFF
                                Notice)
 from app.models.reservation import CHANNEL_COUNTER, CHANNEL_PHONE, CHANNEL_WEB, Reservation
 from app.models.storage import StoragePlace
-from app.models.venue import Purpose, Venue, VenuePurpose, WeeklyRule
+from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 from app.services import booking, cards, desk, notice_numbers, unit
 from app.services.accounts import create_user
 from app.services.availability import active_offers
-from app.services.calendar import ensure_slots, materialise_slots
+from app.services.calendar import ensure_slots, existing_slots, materialise_slots
 from app.services.passwords import generate_password
 
 DEMO_USERS = [
@@ -42,21 +42,44 @@ DEMO_USERS = [
     ("sysadmin02", "中村", "大輔", "ROLE_SYSADMIN"),
 ]
 
+# What each role is for, shown by `flask demo seed` and `flask demo accounts` (make run):
+# role key, role in Japanese / English, what it does in Japanese / English.
+ROLE_GUIDE = [
+    ("ROLE_MANAGER", "管理者 / manager",
+     "全業務・予約設定・お知らせ・操作ログ / every business screen, booking settings, "
+     "notices, audit trail"),
+    ("ROLE_CLERK", "窓口職員 / clerk",
+     "受付・交付・納品登録（QR読取）・予約 / desk, handing over, scanning, bookings"),
+    ("ROLE_VIEWER", "閲覧者 / viewer", "一覧の閲覧のみ / read only"),
+    ("ROLE_SYSADMIN", "システム管理者 / system administrator",
+     "ユーザー・メンテナンス・操作ログ（業務画面なし） / users, maintenance, audit trail "
+     "(no business screens)"),
+]
+
 DEMO_NOTICES = [
+    # title, body, audience, importance, English title and body (residents' notices)
     ("年末年始の窓口休止について",
      "12月29日から1月3日まで、マイナンバーカードの交付・申請窓口はお休みします。"
-     "1月4日から通常どおり受け付けます。", AUDIENCE_BOTH, IMPORTANCE_IMPORTANT),
+     "1月4日から通常どおり受け付けます。", AUDIENCE_BOTH, IMPORTANCE_IMPORTANT,
+     "Counters closed over the New Year holidays",
+     "The counters for collecting and applying for My Number Cards are closed from "
+     "29 December to 3 January. They open as usual from 4 January."),
     ("交付通知書（はがき）が届いた方へ",
      "はがきに記載の交付通知書番号と生年月日で、来庁日時をご予約ください。"
      "ご本人確認書類と、お持ちの方は通知カード・住民基本台帳カードをお持ちください。",
-     AUDIENCE_RESIDENTS, IMPORTANCE_NORMAL),
+     AUDIENCE_RESIDENTS, IMPORTANCE_NORMAL,
+     "If you have received the notification postcard",
+     "Book your visit with the notice number on the postcard and your birth date. "
+     "Bring an identity document and, if you have one, your notification card or Basic "
+     "Resident Register card."),
     ("本日の窓口体制", "第2窓口は10時から研修のため閉鎖します。交付は第1・第3窓口で対応してください。",
-     AUDIENCE_STAFF, IMPORTANCE_NORMAL),
+     AUDIENCE_STAFF, IMPORTANCE_NORMAL, None, None),
     ("J-LISカード管理システムの夜間停止",
      "本日20時以降、J-LIS側システムが停止します。交付前設定は19時30分までに完了してください。",
-     AUDIENCE_STAFF, IMPORTANCE_URGENT),
+     AUDIENCE_STAFF, IMPORTANCE_URGENT, None, None),
 ]
-
+MAINTENANCE_MESSAGE = ("システム更新のため、予約サイトを停止します。",
+                       "The booking site is closed for a system update.")
 
 def seed_demo() -> list[str]:
     """Add demo users, notices and an announced maintenance window if missing."""
@@ -72,7 +95,7 @@ def seed_demo() -> list[str]:
                             f"{username}@city.example.jp")
                 created.append(username)
     if created:
-        out.append(f"demo users: {', '.join(created)} (password: {password})")
+        out.append(f"demo users: {', '.join(created)}")
     else:
         out.append("demo users exist")
 
@@ -83,24 +106,53 @@ def seed_demo() -> list[str]:
     out.append(seed_cards(db, now))
     out.append(seed_venues(db))
     out.extend(seed_bookings(db, now))
+    out.extend(accounts_table(password if created else None))
     return out
+
+
+def accounts_table(password: str | None = None) -> list[str]:
+    """Which demo account to try for which role: one line per role, Japanese and English.
+    The password is shown when the demo users are made (demo only); afterwards it is the
+    one printed then, or DEMO_PASSWORD."""
+    password = password or os.environ.get("DEMO_PASSWORD")
+    shown = password or "デモ投入時に表示したもの / the one printed when the demo was seeded"
+    lines = ["=" * 78,
+             "デモ用アカウント / demo accounts  http://127.0.0.1:8080/  (デモ専用 / demo only)",
+             f"パスワード（全員共通） / password (all): {shown}",
+             "ロール / role: ユーザーID / user IDs"]
+    for role_key, role, does in ROLE_GUIDE:
+        users = [u for u, _, _, key in DEMO_USERS if key == role_key]
+        lines.append(f"  {role}: {', '.join(users)}")
+        lines.append(f"      {does}")
+    lines.append("  システム管理者 / system administrator: admin (ADMIN_USERNAME), "
+                 "パスワードは users ensure-admin が表示 / password printed by users ensure-admin")
+    lines.append("住民の予約サイト / residents' site: http://127.0.0.1:8080/reserve/")
+    lines.append("=" * 78)
+    return lines
 
 
 def seed_notices(db, now) -> int:
     """Notices for staff and residents, and a maintenance window announced ahead."""
-    existing = set(db.execute(select(Notice.title)).scalars())
+    existing = {n.title: n for n in db.execute(select(Notice)).scalars()}
     added = 0
-    for title, body, audience, importance in DEMO_NOTICES:
-        if title not in existing:
+    for title, body, audience, importance, title_en, body_en in DEMO_NOTICES:
+        notice = existing.get(title)
+        if notice is None:
             db.add(Notice(title=title, body=body, audience=audience, importance=importance,
+                          title_en=title_en, body_en=body_en,
                           starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=60)))
             added += 1
-    if not db.execute(select(MaintenanceWindow)).first():
+        elif not notice.title_en and title_en:  # seeded before English texts existed
+            notice.title_en, notice.body_en = title_en, body_en
+    window = db.execute(select(MaintenanceWindow)).scalars().first()
+    if window is None:
         start = (now + timedelta(days=10)).replace(hour=1, minute=0, second=0, microsecond=0)
         db.add(MaintenanceWindow(starts_at=start, ends_at=start + timedelta(hours=4),
-                                 message="システム更新のため、予約サイトを停止します。",
-                                 created_by="demo"))
+                                 message=MAINTENANCE_MESSAGE[0],
+                                 message_en=MAINTENANCE_MESSAGE[1], created_by="demo"))
         added += 1
+    elif window.message == MAINTENANCE_MESSAGE[0] and not window.message_en:
+        window.message_en = MAINTENANCE_MESSAGE[1]
     return added
 
 
@@ -140,21 +192,31 @@ def seed_bookings(db, now) -> list[str]:
 
 
 def seed_today(db, now, spare_cards) -> int:
-    """Today's bookings at each venue in mixed states (booked, arrived, completed), so the
-    check-in desk is never empty in a demo (none once today's last slot is over)."""
+    """Today's bookings at each venue, whatever the hour the demo is seeded (issue 12, 6):
+    made beforehand, spread over the day. Of the slots already begun, visitors arrived, were
+    served (no card to hand over) or have not come (late: the desk can mark them 不来庁);
+    later ones wait. Early in the day the first visitors came early, so the desk shows each
+    state. A day the venues are closed (a weekend, a holiday) is opened at the main venue
+    for the demo by a date exception, so a newcomer never finds an empty desk."""
     today = now.astimezone(JST).date()
+    _open_today_for_demo(db, today)
     spare = list(spare_cards)
     made = 0
     for offer in active_offers(db):
         with unit.transaction(db):
-            slots = [s for s in ensure_slots(db, offer, today, today) if s.ends_at > now]
-        for index, slot in enumerate(slots[:6]):
+            slots = _spread(ensure_slots(db, offer, today, today), 8)
+        plan = [("arrive", "complete", "late")[index % 3] if slot.starts_at <= now else "wait"
+                for index, slot in enumerate(slots)]
+        if plan and "arrive" not in plan:  # early in the day: the first came early
+            plan[:2] = ["complete", "arrive"][:len(plan)]
+        for slot, action in zip(slots, plan):
             family, given = FAMILY[(made * 5) % len(FAMILY)], GIVEN[(made * 3) % len(GIVEN)]
             contact = booking.Contact(phone=f"080{made:04d}1234", name=f"{family[0]}　{given[0]}",
                                       name_kana=f"{family[1]}　{given[1]}")
-            channel = (CHANNEL_WEB, CHANNEL_PHONE, CHANNEL_COUNTER)[index % 3]
+            channel = (CHANNEL_WEB, CHANNEL_PHONE, CHANNEL_COUNTER)[made % 3]
             if offer.purpose.needs_postcard and not spare:
                 break
+            booked_at = min(now, slot.starts_at - timedelta(hours=1))
             try:
                 with unit.transaction(db):  # rolled back alone when it fails
                     if offer.purpose.needs_postcard:
@@ -162,20 +224,48 @@ def seed_today(db, now, spare_cards) -> int:
                         contact.name, contact.name_kana = card.name, card.name_kana
                         reservation = booking.book(db, slot, None, card.birth_date, contact,
                                                    cards_to_collect=[card], channel=channel,
-                                                   staff=True)
+                                                   staff=True, now=booked_at)
                     else:
                         reservation = booking.book(db, slot, None, date(1960 + made, 4, 1),
                                                    contact, seats=1, channel=channel,
-                                                   staff=True)
+                                                   staff=True, now=booked_at)
             except Exception:  # a full slot: demo data only
                 continue
             made += 1
-            if index < 2:
+            if action in ("arrive", "complete"):
+                arrived_at = min(now, slot.starts_at - timedelta(minutes=5))
                 with unit.transaction(db):
-                    desk.check_in(db, reservation)
-                    if index == 0 and not offer.purpose.needs_postcard:
-                        desk.complete(db, reservation)
+                    desk.check_in(db, reservation, now=arrived_at)
+                    if action == "complete" and not offer.purpose.needs_postcard:
+                        desk.complete(db, reservation,
+                                      now=min(now, arrived_at + timedelta(minutes=20)))
     return made
+
+
+def _spread(slots: list, count: int) -> list:
+    """``count`` slots spread over the day (all of them when there are fewer)."""
+    if len(slots) <= count:
+        return slots
+    return [slots[round(i * (len(slots) - 1) / (count - 1))] for i in range(count)]
+
+
+def _open_today_for_demo(db, today: date) -> None:
+    """When no venue opens today, open the main venue for 交付 today (09:00-17:00)."""
+    offers = active_offers(db)
+    if not offers or any(existing_slots(db, offer, today, today) for offer in offers):
+        return
+    offer = next((o for o in offers if o.purpose.code == "kofu"), offers[0])
+    with unit.transaction(db):
+        if any(e.day == today for e in offer.exceptions):
+            return
+        offer.exceptions.append(DateException(
+            day=today, closed=False, starts=time(9), ends=time(17), slot_minutes=30, seats=2,
+            note=DEMO_OPENING_NOTE))
+        db.flush()
+        ensure_slots(db, offer, today, today)
+
+
+DEMO_OPENING_NOTE = "デモ用の臨時開庁"
 
 
 # (venue, address, [(purpose code, weekdays, from, to, minutes, seats, last start)])
@@ -191,6 +281,28 @@ DEMO_VENUES = [
 DEMO_PURPOSES = [("kofu", "マイナンバーカードの受け取り（交付）", True),
                  ("shinsei", "マイナンバーカードの申請", False),
                  ("denshi", "電子証明書の更新・新規発行", False)]
+# English name, explanation and what to bring, for residents who choose English
+PURPOSE_TEXTS_EN = {
+    "kofu": ("Collecting your My Number Card",
+             "For residents who have received the notification postcard (交付通知書) and come "
+             "to collect their card.",
+             "The notification postcard (交付通知書)\n"
+             "An identity document (one with a photo, such as a driving licence or passport, "
+             "or two others, such as a health insurance certificate and a pension book)\n"
+             "Your notification card or Basic Resident Register card (if you have one)\n"
+             "Your previous My Number Card (when it is replaced or renewed)\n"
+             "Decide your PINs before you come (4 digits, and 6 to 16 letters and digits)"),
+    "shinsei": ("Applying for a My Number Card",
+                "Apply for your card at the counter. We help you take the photo and fill in "
+                "the form.",
+                "An identity document (one with a photo, or two others)\n"
+                "Your notification card or individual number notice (if you have one)"),
+    "denshi": ("Renewing or issuing electronic certificates",
+               "Renew the electronic certificates on your My Number Card, or have them issued.",
+               "Your My Number Card\n"
+               "Your PINs (signature: 6 to 16 letters and digits; user authentication: 4 digits)\n"
+               "The expiry notice (if you have received it)"),
+}
 PURPOSE_TEXTS = {
     "kofu": ("「交付通知書」（はがき）が届いた方が、カードを受け取りに来庁する予約です。",
              "交付通知書（はがき）\n"
@@ -213,6 +325,11 @@ def seed_venues(db) -> str:
     """Venues open for 交付 on weekdays, and the other purposes; then their slots are made
     ahead (materialise_slots: a unit of its own)."""
     if db.execute(select(Venue.id)).first():
+        with unit.transaction(db):  # demo data seeded before English texts existed
+            for purpose in db.execute(select(Purpose).where(
+                    Purpose.code.in_(PURPOSE_TEXTS_EN), Purpose.name_en.is_(None))).scalars():
+                purpose.name_en, purpose.description_en, purpose.what_to_bring_en = \
+                    PURPOSE_TEXTS_EN[purpose.code]
         return f"demo venues exist; slots made ahead: {materialise_slots(db)}"
     with unit.transaction(db):
         _add_venues(db)
@@ -223,8 +340,11 @@ def _add_venues(db) -> None:
     purposes = {}
     for code, name, needs_postcard in DEMO_PURPOSES:
         description, bring = PURPOSE_TEXTS[code]
+        name_en, description_en, bring_en = PURPOSE_TEXTS_EN[code]
         purposes[code] = Purpose(code=code, name=name, needs_postcard=needs_postcard,
-                                 description=description, what_to_bring=bring)
+                                 description=description, what_to_bring=bring,
+                                 name_en=name_en, description_en=description_en,
+                                 what_to_bring_en=bring_en)
         db.add(purposes[code])
 
     def hhmm(value):

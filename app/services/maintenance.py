@@ -37,11 +37,14 @@ def maintenance_status(session, now: datetime,
 
 
 @unit.operation
-def start_maintenance_now(session, now: datetime, message: str, username: str) -> MaintenanceWindow:
-    """Put the residents' site into maintenance at once, until ended."""
+def start_maintenance_now(session, now: datetime, message: str, username: str,
+                          message_en: str | None = None) -> MaintenanceWindow:
+    """Put the residents' site into maintenance at once, until ended (``message_en``: the
+    optional English message for residents who chose English)."""
     if maintenance_status(session, now).active is not None:
         raise MaintenanceStateError(_("Maintenance is already in progress."))
-    window = MaintenanceWindow(starts_at=now, ends_at=None, message=message, created_by=username)
+    window = MaintenanceWindow(starts_at=now, ends_at=None, message=message,
+                               message_en=message_en, created_by=username)
     session.add(window)
     session.flush()
     return window

@@ -274,14 +274,34 @@ def ledger_sheet(session, batch: ScanBatch) -> list[tuple[str, list[Card]]]:
             for mode in (VISIT_AT_HANDOVER, VISIT_AT_APPLICATION)]
 
 
+@dataclass
+class UploadReport:
+    """What one upload read: (file, page, codes) per page, the codes read from these pages
+    and the count staff typed for these pages (None when not typed)."""
+    pages: list[tuple[str, int, int]]
+    found: int
+    expected: int | None
+
+    @property
+    def count_differs(self) -> bool:
+        """The count printed on the uploaded pages differs from the codes read from them.
+        Codes typed or uploaded earlier into the same batch do not count."""
+        return self.expected is not None and self.expected != self.found
+
+
+def pages_read(batch: ScanBatch) -> int:
+    """Codes of the batch read from uploaded pages (typed scans have no source)."""
+    return sum(1 for i in batch.items if i.source)
+
+
 def add_scanned_files(session, batch: ScanBatch, files: list[tuple[bytes, str]],
-                      expected: int | None = None) -> list[tuple[str, int, int]]:
-    """Decode every page of the uploaded files into the batch; (file, page, codes) per page.
+                      expected: int | None = None) -> UploadReport:
+    """Decode every page of the uploaded files into the batch.
 
     Pages are read quickly first; when staff typed the count printed on the list and fewer
     codes were found, every page is read again with every pass before anything is added.
     The codes found, and the count staff typed (added to the batch's expected count), are
-    kept in one unit."""
+    kept in one unit. The typed count is compared with the codes of THIS upload only."""
     def read_all(thorough: bool):
         result = []
         for data, filename in files:
@@ -296,7 +316,7 @@ def add_scanned_files(session, batch: ScanBatch, files: list[tuple[bytes, str]],
     if expected is not None and sum(len(p.payloads) for _, pages in decoded
                                     for p in pages) < expected:
         decoded = read_all(thorough=True)
-    report = []
+    report: list[tuple[str, int, int]] = []
     with unit.transaction(session):
         if batch.status != BATCH_OPEN:
             raise BatchClosedError()
@@ -307,4 +327,4 @@ def add_scanned_files(session, batch: ScanBatch, files: list[tuple[bytes, str]],
                 report.append((filename, page.page, len(page.payloads)))
         if expected is not None:
             batch.expected_count = (batch.expected_count or 0) + expected
-    return report
+    return UploadReport(pages=report, found=sum(n for _, _, n in report), expected=expected)

@@ -26,17 +26,20 @@ class MaintenanceWindowModelView(ModelView):
     edit_title = _l("Edit maintenance")
     list_template = "maintenance_list.html"
     label_columns = {"starts_at": _l("Starts"), "ends_at": _l("Ends"), "message": _l("Message"),
+                     "message_en": _l("Message in English (optional)"),
                      "created_by": _l("Created by")}
     description_columns = {
         "message": _l("Shown to residents in the banner and on the maintenance page."),
+        "message_en": _l("Shown to residents who chose English; when empty they read the Japanese."),
         "ends_at": _l("Leave empty to end it by hand."),
     }
     list_columns = ["starts_at", "ends_at", "message", "created_by"]
-    add_columns = edit_columns = ["starts_at", "ends_at", "message"]
-    show_columns = ["starts_at", "ends_at", "message", "created_by"]
+    add_columns = edit_columns = ["starts_at", "ends_at", "message", "message_en"]
+    show_columns = ["starts_at", "ends_at", "message", "message_en", "created_by"]
     base_order = ("starts_at", "desc")
     formatters_columns = {"starts_at": jst, "ends_at": jst}
-    validators_columns = {"message": [CleanText(NOTE_MAX, multiline=True, empty="")]}
+    validators_columns = {"message": [CleanText(NOTE_MAX, multiline=True, empty="")],
+                          "message_en": [CleanText(NOTE_MAX, multiline=True)]}
     add_form_extra_fields = edit_form_extra_fields = {
         "starts_at": JstDateTimeField(_l("Starts"), [DataRequired()]),
         "ends_at": JstDateTimeField(_l("Ends"), [Optional(), EndsAfter("starts_at")],
@@ -51,7 +54,9 @@ class MaintenanceWindowModelView(ModelView):
     @refusals_flashed(back=".list")
     def start_now(self):
         message = clean_text(request.form.get("message"), NOTE_MAX, multiline=True) or ""
-        start_maintenance_now(session(), clock.now(), message, g.user.username)
+        message_en = clean_text(request.form.get("message_en"), NOTE_MAX, multiline=True)
+        start_maintenance_now(session(), clock.now(), message, g.user.username,
+                              message_en=message_en or None)
         flash(_("The residents' site is now in maintenance."), "warning")
         return redirect(url_for(".list"))
 

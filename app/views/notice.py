@@ -34,15 +34,18 @@ class NoticeModelView(ModelView):
     label_columns = {
         "title": _l("Title"), "body": _l("Body"), "audience": _l("Audience"),
         "importance": _l("Importance"), "starts_at": _l("Shown from"),
-        "ends_at": _l("Shown until"),
+        "ends_at": _l("Shown until"), "title_en": _l("Title in English (optional)"),
+        "body_en": _l("Body in English (optional)"),
     }
     description_columns = {
         "ends_at": _l("Leave empty to show until removed."),
+        "title_en": _l("Shown to residents who chose English; when empty they read the Japanese."),
     }
     list_columns = ["title", "audience", "importance", "starts_at", "ends_at"]
-    show_columns = ["title", "body", "audience", "importance", "starts_at", "ends_at"]
-    add_columns = edit_columns = ["title", "body", "audience", "importance", "starts_at",
-                                  "ends_at"]
+    show_columns = ["title", "body", "title_en", "body_en", "audience", "importance",
+                    "starts_at", "ends_at"]
+    add_columns = edit_columns = ["title", "body", "title_en", "body_en", "audience",
+                                  "importance", "starts_at", "ends_at"]
     search_columns = ["title", "body", "audience", "importance", "starts_at", "ends_at"]
     base_order = ("starts_at", "desc")
     formatters_columns = {
@@ -52,6 +55,8 @@ class NoticeModelView(ModelView):
         "ends_at": jst,
     }
     validators_columns = {"title": [DataRequired(), CleanText(200)],
-                          "body": [CleanText(NOTE_MAX, multiline=True)]}
+                          "body": [CleanText(NOTE_MAX, multiline=True)],
+                          "title_en": [CleanText(200)],
+                          "body_en": [CleanText(NOTE_MAX, multiline=True)]}
     add_form_extra_fields = _choice_fields()
     edit_form_extra_fields = _choice_fields()

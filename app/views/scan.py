@@ -33,7 +33,7 @@ def _counts_dict(batch: ScanBatch) -> dict:
     return {"total": c.total, "ok": c.ok, "ok_k": c.ok_by_mode[VISIT_AT_HANDOVER],
             "ok_s": c.ok_by_mode[VISIT_AT_APPLICATION], "duplicate": c.duplicate,
             "exists": c.exists, "invalid": c.invalid, "incomplete": c.incomplete,
-            "expected": batch.expected_count}
+            "expected": batch.expected_count, "from_pages": scan.pages_read(batch)}
 
 
 def _item_dict(item: ScanItem) -> dict:
@@ -119,12 +119,12 @@ class ScanView(BaseView):
         expected = int(expected_text) if expected_text else None
         report = scan.add_scanned_files(session(), batch,
                                         [(f.read(), f.filename) for f in files], expected)
-        for filename, page, found in report:
+        for filename, page, found in report.pages:
             flash(_("%(file)s page %(page)d: %(n)d codes.", file=filename, page=page, n=found),
                   "info" if found else "warning")
-        if batch.expected_count is not None and batch.expected_count != len(batch.items):
+        if report.count_differs:
             flash(_("The list says %(expected)d codes but %(found)d were read. Check the pages.",
-                    expected=batch.expected_count, found=len(batch.items)), "warning")
+                    expected=report.expected, found=report.found), "warning")
         return redirect(url_for(".batch", batch_id=batch_id))
 
     @expose("/<id:batch_id>/item/<id:item_id>/remove", methods=["POST"])

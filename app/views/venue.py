@@ -78,13 +78,18 @@ class PurposeModelView(RemakesSlotsOfAll, ModelView):
     label_columns = {"code": _l("Code"), "name": _l("Name of the item"),
                      "needs_postcard": _l("Postcard number required"), "active": _l("In use"),
                      "description": _l("Explanation for residents"),
-                     "what_to_bring": _l("What to bring")}
+                     "what_to_bring": _l("What to bring"),
+                     "name_en": _l("Name in English (optional)"),
+                     "description_en": _l("Explanation in English (optional)"),
+                     "what_to_bring_en": _l("What to bring in English (optional)")}
     description_columns = {"code": _l("Lower-case letters, used in links (kofu, shinsei ...)."),
                            "needs_postcard": _l("Collecting a card: residents give the postcard number and birth date."),
-                           "what_to_bring": _l("One item a line; shown on the booking pages and in e-mails.")}
+                           "what_to_bring": _l("One item a line; shown on the booking pages and in e-mails."),
+                           "name_en": _l("Shown to residents who chose English; when empty they read the Japanese.")}
     list_columns = ["code", "name", "needs_postcard", "active"]
     add_columns = edit_columns = show_columns = ["code", "name", "needs_postcard", "description",
-                                                 "what_to_bring", "active"]
+                                                 "what_to_bring", "name_en", "description_en",
+                                                 "what_to_bring_en", "active"]
     formatters_columns = {"needs_postcard": yes_no, "active": yes_no}
     validators_columns = {
         "code": [DataRequired(), Regexp(r"^[a-z][a-z_]{1,19}$",
@@ -93,6 +98,9 @@ class PurposeModelView(RemakesSlotsOfAll, ModelView):
         "name": [DataRequired(), CleanText(100)],
         "description": [CleanText(fields.NOTE_MAX, multiline=True)],
         "what_to_bring": [CleanText(fields.NOTE_MAX, multiline=True)],
+        "name_en": [CleanText(100)],
+        "description_en": [CleanText(fields.NOTE_MAX, multiline=True)],
+        "what_to_bring_en": [CleanText(fields.NOTE_MAX, multiline=True)],
     }
 
 
