@@ -21,6 +21,8 @@ from app.services import cards as card_svc, notice_numbers
 from tests.e2e.conftest import shot
 from tests.factories import make_card, make_notice, make_offer
 
+pytestmark = pytest.mark.layout  # how pages look: on SQLite only (pytest.ini)
+
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 SIZES = {"phone": (390, 844), "desktop": (1366, 768)}
 AXE_OPTIONS = {"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"],

@@ -18,6 +18,8 @@ from flask import g
 from tests.e2e.conftest import SCREENSHOTS, shot
 from tests.e2e.pages import LoginPage
 
+pytestmark = pytest.mark.layout  # how pages look: on SQLite only (pytest.ini)
+
 SIZES = {"1366": (1366, 768), "1280": (1280, 720)}
 # The role with the most screens at both sizes, the others at the laptops' size (time).
 ROLE_SIZES = {"manager": ("1366", "1280"), "clerk": ("1366",), "viewer": ("1366",),
