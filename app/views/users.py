@@ -406,10 +406,14 @@ class RoleModelView(FabRoleModelView):
     FAB's, so the system administrator's permissions (RoleModelView) stay."""
 
     base_permissions = ["can_list", "can_show"]
-    list_title = _l("Roles")
+    list_title = _l("Role list")
     show_title = _l("Role")
     label_columns = {"name": _l("Role name"), "permissions": _l("Permissions")}
     search_columns = ["name"]
+
+    def copy_role(self, items):
+        """FAB's "copy role" action, gone: without the decorator it is no action at all."""
+        abort(404)
 
     def _page(self, roles, title, single=None):
         sm = self.appbuilder.sm
