@@ -93,8 +93,9 @@ class ResetMyPasswordView(FabResetMyPasswordView):
         flash(str(self.message), "info")
 
 
-# FAB's security screens a city does not use: groups (roles are given to people directly),
-# and the login statistics chart (FAB_ADD_SECURITY_*_VIEW in config.py drop the others).
+# FAB's security screens a city does not use: groups (roles are given to people directly).
+# The statistics chart is off (userstatschartview = None), and FAB_ADD_SECURITY_*_VIEW in
+# config.py drop the permission lists.
 UNUSED_SECURITY_VIEWS = frozenset({"List Groups"})
 
 
