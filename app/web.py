@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import secrets
 
-from flask import (Flask, abort, current_app, flash, g, jsonify, redirect, render_template,
-                   request, session)
+from flask import (Flask, abort, current_app, flash, g, jsonify, make_response, redirect,
+                   render_template, request, session)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 from sqlalchemy.exc import DataError
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import RoutingException
 
 from app import clock
 from app.extensions import session as db_session
@@ -174,18 +175,103 @@ def out_of_range(error):
     return current_app.handle_http_exception(NotFound())
 
 
+# The error pages (templates error.html, public/error.html): what a clerk or a resident
+# reads for each status, instead of Werkzeug's English pages.
+ERROR_CODES = (400, 403, 404, 405, 429, 500, 503)
+
+
+def _public_prefix() -> str:
+    blueprint = current_app.blueprints.get("public")
+    return (blueprint.url_prefix if blueprint is not None else None) or "/reserve"
+
+
+def is_public_request() -> bool:
+    """The residents' site: its blueprint, or an address under its prefix (a 404 or 405
+    found while routing has no blueprint yet)."""
+    if request.blueprint == "public":
+        return True
+    prefix = _public_prefix()
+    return request.path == prefix or request.path.startswith(prefix + "/")
+
+
+def is_api_request() -> bool:
+    """Scripts' addresses answer JSON: the staff REST API and the residents' JSON."""
+    return (request.path.startswith("/api/")
+            or request.path.startswith(_public_prefix() + "/api/"))
+
+
+def error_reference() -> str:
+    """A short reference a clerk can read out on the phone: E-20261127-1A2B3C."""
+    return f"E-{clock.now().strftime('%Y%m%d')}-{secrets.token_hex(3).upper()}"
+
+
+def _back_link() -> str | None:
+    """The previous screen, when it is on this site."""
+    target = request.referrer or ""
+    if target.startswith(request.host_url) and target != request.url:
+        return target
+    return None
+
+
+def _render_error(code: int, reference: str | None) -> str:
+    if is_public_request():
+        return render_template("public/error.html", code=code, reference=reference)
+    context = {"code": code, "reference": reference, "back": _back_link()}
+    try:
+        return render_template("error.html", layout="appbuilder/base.html",
+                               base_template=current_app.appbuilder.base_template,
+                               appbuilder=current_app.appbuilder, **context)
+    except Exception:  # the menu itself failed (the database, when it is the cause)
+        current_app.logger.exception("error page: the staff layout failed; plain page")
+        unit.discard(db_session())
+        return render_template("error.html", layout="plain_base.html", **context)
+
+
+def http_error(error: HTTPException):
+    """Every HTTP error (abort(), routing, FAB's refusals) as a page of its site in the
+    user's language; the APIs answer JSON. Redirects and prepared responses pass."""
+    if (isinstance(error, RoutingException) or error.code is None or error.code < 400
+            or error.response is not None):
+        return error
+    code = error.code
+    shown = code if code in ERROR_CODES else (500 if code >= 500 else 400)
+    reference = None
+    if code >= 500:
+        unit.discard(db_session())  # whatever the failed request left open
+    if shown == 500:
+        reference = error_reference()
+        cause = getattr(error, "original_exception", None)
+        current_app.logger.error(
+            "Error reference %s: %s %s", reference, request.method, request.path,
+            exc_info=(type(cause), cause, cause.__traceback__) if cause else None)
+    if is_api_request():
+        body = {"message": error.name}
+        if reference:
+            body["reference"] = reference
+        response = make_response(jsonify(body), code)
+    else:
+        response = make_response(_render_error(shown, reference), code)
+    for name, value in error.get_headers():  # Allow (405), Retry-After (429, 503)
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
 def install(app: Flask) -> None:
     # Here, not at the top: app/__init__.py imports this module, and app.views (the package
     # of every staff screen) would then be imported while the app package is initialising.
     from app.views import guard
+    from app.views.access import can_open
 
     app.register_error_handler(CSRFError, stale_form)
     app.register_error_handler(OverflowError, out_of_range)
     app.register_error_handler(DataError, out_of_range)
+    app.register_error_handler(HTTPException, http_error)  # CSRFError (a 400) keeps its own
     guard.install(app)  # FAB's own CRUD endpoints: unknown actions, downloads, list arguments
     # A global, not a context processor: FAB's widgets render without the request context.
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.globals["can_open"] = can_open
     app.before_request(refuse_malformed_request)
     app.before_request(staff_hours_gate)
     app.before_request(idle_timeout)

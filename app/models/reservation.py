@@ -32,7 +32,7 @@ CHANNELS = (CHANNEL_WEB, CHANNEL_PHONE, CHANNEL_COUNTER)
 # pages, the API) names a state or a channel through these labels.
 STATE_LABELS = {BOOKED: _l("Booked"), ARRIVED: _l("Arrived"), COMPLETED: _l("Completed"),
                 NO_SHOW: _l("No-show"), CANCELLED: _l("Cancelled")}
-CHANNEL_LABELS = {CHANNEL_WEB: _l("Web"), CHANNEL_PHONE: _l("Phone"),
+CHANNEL_LABELS = {CHANNEL_WEB: _l("Web"), CHANNEL_PHONE: _l("By phone"),
                   CHANNEL_COUNTER: _l("Counter")}
 
 

@@ -132,7 +132,8 @@ def who(code: str):
                     return redirect(url_for("public.venue", code=code))
         status = 422 if errors or message else 200
         return render_template("public/who_postcard.html", purpose=purpose, rows=rows,
-                               errors=errors, message=message, max_party=max_party), status
+                               errors=errors, message=message, max_party=max_party,
+                               added="add_person" in request.form), status
     values = dict(draft.get("person") or {}, seats=draft.get("seats", 1))
     if request.method == "POST":
         checked = check_applicant(request.form, today, max_party)

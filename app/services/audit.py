@@ -272,6 +272,15 @@ def _key() -> bytes:
     return current_app.config["AUDIT_HMAC_KEY"].encode("ascii")
 
 
+def _served_endpoint() -> str | None:
+    """The endpoint of the request being served (``CardModelView.edit``, ``CardApi.put``,
+    ``public.confirm``), kept in a record's detail as ``_endpoint`` so the list can say on
+    which screen or entry point it happened; None outside a served request."""
+    if not has_request_context() or not g.get("audit_serving"):
+        return None
+    return (request.endpoint or request.path or "")[:100] or None
+
+
 def _append(connection, entries: Iterable[tuple[str, str | None, str | None, Any]],
             actor: Actor | None = None) -> None:
     """Append entries (action, table, id, changes) to the chain on this connection."""
@@ -286,7 +295,12 @@ def _append(connection, entries: Iterable[tuple[str, str | None, str | None, Any
     ).scalar() or GENESIS
     key = _key()
     stamp = clock.now()
+    endpoint = _served_endpoint()
     for action, table, target_id, changes in entries:
+        if endpoint and changes is None:
+            changes = {"_endpoint": endpoint}  # where: screen, API, residents' site
+        elif endpoint and isinstance(changes, dict) and "_endpoint" not in changes:
+            changes = {**changes, "_endpoint": endpoint}
         row = {
             "created_at": stamp, "user_id": actor.user_id, "username": _printable(actor.username)[:100],
             "ip": actor.ip, "action": action, "target_table": table,

@@ -59,12 +59,13 @@ def check_party(rows: list[dict], today: date) -> tuple[list[PersonInput], Check
     people = []
     filled = [(i, r) for i, r in enumerate(rows)
               if (r["notice_number"] or "").strip() or (r["birth_date"] or "").strip()]
-    if not filled:
-        checked.errors["notice_number-0"] = _l("Enter the number printed on the postcard.")
+    if not filled:  # every empty required field is flagged at once
+        checked.errors["notice_number-0"] = _l("Enter the postcard number.")
+        checked.errors["birth_date-0"] = _l("Enter the birth date.")
         return [], checked
     for i, row in filled:
         number = checked.check(f"notice_number-{i}", row["notice_number"], notice_numbers.parse,
-                               _l("Enter the number printed on the postcard."))
+                               _l("Enter the postcard number."))
         birth = checked.check(f"birth_date-{i}", row["birth_date"],
                               lambda v: japanese.parse_birth_date(v, today),
                               _l("Enter the birth date."))

@@ -33,3 +33,16 @@ document.addEventListener("change", function (event) {
     });
   }
 });
+/* Choice filters above a list (the card ledger's state and visit mode): picking one sends
+   the list's search form; an empty choice ("all") is left out instead of filtering on "". */
+document.addEventListener("change", function (event) {
+  var target = event.target;
+  if (target.hasAttribute && target.hasAttribute("data-autosubmit") && target.form) {
+    if (target.form.requestSubmit) { target.form.requestSubmit(); } else { target.form.submit(); }
+  }
+});
+document.addEventListener("submit", function (event) {
+  event.target.querySelectorAll && document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+    if (select.form === event.target && !select.value) { select.disabled = true; }
+  });
+}, true);

@@ -1,18 +1,22 @@
-"""The audit trail for supervisors (F5.2): search, read, export. Never edit or delete."""
+"""The audit trail for supervisors (F5.2): search, read, export. Never edit or delete.
+
+The list reads each record as a Japanese sentence (who, what, where: app/services/
+audit_text.py), with the stored record behind a <details> on each row."""
 import io
 import json
+import re
+from datetime import date
 
 from flask import Response, current_app, request
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from flask_appbuilder.urltools import get_filter_args
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app import clock
 from app.extensions import session
 from app.models.audit import AuditLog
-from app.services import audit, spreadsheet
+from app.services import audit, audit_text, spreadsheet
 from app.views.formatting import blank_none, jst, table_label
 
 ACTION_LABELS = {
@@ -32,6 +36,41 @@ ACTION_LABELS = {
 }
 CSV_COLUMNS = ["id", "created_at", "username", "ip", "action", "target_table", "target_id",
                "changes"]
+# The sentence's parts follow the stored columns in the export (kept in their places).
+CSV_READABLE = [_l("Done by"), _l("Role"), _l("Where"), _l("What happened")]
+_LEGACY_FILTER = re.compile(r"^_flt_\d+_(username|action|target_table|target_id)$")
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat((value or "").strip()) if value else None
+    except ValueError:
+        return None
+
+
+def criteria_from(args) -> tuple[audit_text.Criteria, list[str]]:
+    """The list's filters from the query string (and FAB's ``_flt_<n>_<column>`` of older
+    links); bad dates are named, never a 500."""
+    problems = []
+    criteria = audit_text.Criteria(
+        person=(args.get("person") or "").strip() or None,
+        kind=(args.get("kind") or "").strip() or None,
+        record_id=(args.get("record_id") or "").strip()[:80] or None,
+        action=(args.get("action") or "").strip() or None,
+        generated=args.get("generated") == "1")
+    for name in ("date_from", "date_to"):
+        raw = args.get(name)
+        setattr(criteria, name, _day(raw))
+        if raw and getattr(criteria, name) is None:
+            problems.append(_("Write the date as YYYY-MM-DD: %(value)s", value=raw[:20]))
+    for key, value in args.items():
+        match = _LEGACY_FILTER.match(key)
+        if match and value:
+            column = match.group(1)
+            target = {"username": "person", "target_table": "kind",
+                      "target_id": "record_id"}.get(column, column)
+            setattr(criteria, target, value)
+    return criteria, problems
 
 
 def action_label(value: str) -> str:
@@ -58,6 +97,7 @@ class AuditLogModelView(ModelView):
         "id": _l("No."), "created_at": _l("When"), "username": _l("User"), "ip": _l("IP address"),
         "action": _l("Action"), "target_table": _l("Target table"), "target_id": _l("Target ID"),
         "changes": _l("Details"), "prev_hash": _l("Previous hash"), "row_hash": _l("Hash"),
+        "user_id": _l("User number"),
     }
     list_columns = ["id", "created_at", "username", "ip", "action", "target_table", "target_id"]
     show_columns = ["id", "created_at", "username", "user_id", "ip", "action", "target_table",
@@ -66,24 +106,47 @@ class AuditLogModelView(ModelView):
     base_order = ("id", "desc")
     page_size = 50
     formatters_columns = {"created_at": jst, "action": action_label, "changes": _changes,
+                          "username": audit_text.actor_name,
                           "target_table": table_label, "ip": blank_none,
                           "target_id": blank_none}
+
+    @expose("/list/")
+    @has_access
+    def list(self):
+        """The records as sentences, newest first, 50 a page, with the filters."""
+        criteria, problems = criteria_from(request.args)
+        try:
+            page = max(int(request.args.get("page", 0)), 0)
+        except ValueError:
+            page = 0
+        count, rows = audit_text.search(session(), criteria, page, self.page_size)
+        lines = audit_text.render_all(session(), rows)
+        args = {k: v for k, v in request.args.items() if k != "page"}
+        pages = max((count + self.page_size - 1) // self.page_size, 1)
+        return self.render_template(
+            "audit_list.html", lines=lines, count=count, page=page, pages=pages,
+            page_size=self.page_size, args=args, criteria=criteria, problems=problems,
+            people=audit_text.person_choices(session()), kinds=audit_text.kind_choices(),
+            actions=[(k, str(v)) for k, v in ACTION_LABELS.items()],
+            action_label=action_label, title=self.list_title, appbuilder=self.appbuilder)
 
     @expose("/export/")
     @has_access
     def export(self):
         """The records matching the list's current search, as CSV for Excel."""
-        get_filter_args(self._filters)
-        _, items = self.datamodel.query(self._filters, order_column="id",
-                                        order_direction="asc")
+        criteria, _problems = criteria_from(request.args)
+        _count, items = audit_text.search(session(), criteria, page_size=0,
+                                          newest_first=False)
+        lines = audit_text.render_all(session(), items)
         encoding = "cp932" if request.args.get("encoding") == "cp932" else "utf-8-sig"
         buffer = io.StringIO()
         writer = spreadsheet.csv_writer(buffer)
-        writer.writerow([str(self.label_columns[c]) for c in CSV_COLUMNS])
-        for item in items:
+        writer.writerow([str(self.label_columns[c]) for c in CSV_COLUMNS]
+                        + [str(c) for c in CSV_READABLE])
+        for item, line in zip(items, lines):
             writer.writerow([item.id, jst(item.created_at), item.username, item.ip or "",
                              item.action, item.target_table or "", item.target_id or "",
-                             item.changes or ""])
+                             item.changes or "", line.who, line.role, line.where, line.what])
         audit.record_event(audit.ACTION_EXPORT, "audit_log", None,
                            {"rows": len(items), "filters": request.args.to_dict(),
                             "encoding": encoding})

@@ -3,10 +3,12 @@ Japanese message at each wrong field, bulk state changes that are all or nothing
 from __future__ import annotations
 
 from flask import Response, flash, redirect, request, url_for
+from markupsafe import Markup, escape
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.widgets import FormWidget, ListWidget, SearchWidget
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -15,8 +17,8 @@ from wtforms import SelectField, StringField
 from app import clock
 from app.extensions import session
 from app.models.card import Card, CardEvent
-from app.models.card_states import visit_mode_choices
-from app.services import cards, exports, fields, japanese, notice_numbers
+from app.models.card_states import STATES, visit_mode_choices
+from app.services import audit_text, cards, exports, fields, japanese, notice_numbers
 from app.views.feedback import refusals_flashed
 from app.views.formatting import blank_none, jst, yes_no
 from app.views.validators import CleanText, Parsed, UniqueValue
@@ -41,6 +43,75 @@ VISIT_MODE_CHOICES = visit_mode_choices()
 
 def _today():
     return clock.now().date()
+
+
+# The ledger at a staff PC's size (issue 12): one card per line. FAB's filter operators
+# (〜から開始 ...) make no sense for a state or a visit mode: those two are choices above
+# the list, sent as FAB's "equal to" filter (index 3 of a string column).
+CHOICE_FILTERS = ("state", "visit_mode")
+EQUAL = 3
+
+
+def filter_arg(column: str) -> str:
+    return f"_flt_{EQUAL}_{column}"
+
+
+def short_date(value) -> str:
+    """A date or timestamp in a list: 11/24 within this year, 2025/11/24 before; the full
+    Japan time as the tooltip."""
+    if value is None:
+        return ""
+    local = clock.to_jst(value) if hasattr(value, "hour") else value
+    shown = local.strftime("%m/%d") if local.year == _today().year else local.strftime("%Y/%m/%d")
+    full = jst(value) if hasattr(value, "hour") else local.isoformat()
+    return Markup('<span title="{}">{}</span>').format(full, shown)
+
+
+def birth_date_short(value) -> str:
+    """1952/07/06, the era form (昭和27年7月6日) as the tooltip."""
+    if value is None:
+        return ""
+    return Markup('<span title="{}">{}</span>').format(japanese.era_label(value),
+                                                      value.strftime("%Y/%m/%d"))
+
+
+def name_with_kana(name: str | None, kana: str | None) -> Markup:
+    """山田　恵子（ヤマダ　ケイコ）in one cell, cut with … when narrow, whole as the tooltip."""
+    text = f"{name or ''}（{kana}）" if kana else (name or "")
+    return Markup('<span class="clip" title="{0}">{0}</span>').format(text)
+
+
+class CardListWidget(ListWidget):
+    """The ledger's table: the kana joins the name in one cell, short dates."""
+
+    formatters = {"birth_date": birth_date_short, "received_at": short_date}
+
+    def __init__(self, **kwargs):
+        columns = kwargs.get("include_columns") or []
+        formatters = {**(kwargs.get("formatters_columns") or {}), **self.formatters}
+        if "name" in columns and "name_kana" in columns:
+            kwargs["value_columns"] = list(kwargs.get("value_columns") or [])  # a generator
+            for row in kwargs["value_columns"]:
+                row["name"] = name_with_kana(row.get("name"), row.get("name_kana"))
+            kwargs["include_columns"] = [c for c in columns if c != "name_kana"]
+            formatters.pop("name", None)
+        kwargs["formatters_columns"] = formatters
+        super().__init__(**kwargs)
+
+
+class CardSearchWidget(SearchWidget):
+    """FAB's search panel without the state and visit mode (they are choices above)."""
+
+    def __call__(self, **kwargs):
+        include = [c for c in self.template_args["include_cols"] if c not in CHOICE_FILTERS]
+        self.template_args["include_cols"] = include
+        form, searchable = self.template_args["form"], self.filters.get_search_filters()
+        kwargs["label_columns"] = {c: str(form[c].label.text) for c in include}
+        kwargs["form_fields"] = {c: form[c]() for c in include}
+        kwargs["search_filters"] = {c: [str(f.name) for f in searchable[c]] for c in include}
+        kwargs["active_filters"] = [f for f in self.filters.get_filters_values_tojson()
+                                    if f[0] not in CHOICE_FILTERS]
+        return FormWidget.__call__(self, **kwargs)
 
 
 def _back_to_list(view, *args, **kwargs) -> str:
@@ -96,6 +167,8 @@ class CardModelView(ModelView):
     audit_show = True
     show_template = "cards/show.html"
     label_columns = dict(CARD_LABELS)
+    list_widget = CardListWidget
+    search_widget = CardSearchWidget
     list_columns = ["application_id", "name", "name_kana", "birth_date", "visit_mode", "state",
                     "storage_place", "notice_number", "received_at"]
     search_columns = ["application_id", "name", "name_kana", "birth_date", "state",
@@ -139,6 +212,11 @@ class CardModelView(ModelView):
     description_columns = {"storage_place": _l("Leave empty to use the next free place.")}
     validators_columns = {"address": [CleanText(fields.ADDRESS_MAX)],
                           "notes": [CleanText(fields.NOTE_MAX, multiline=True)]}
+
+    def _init_forms(self):
+        super()._init_forms()
+        # Empty means the next free place (cards.prepare_received), not FAB's "__None".
+        self.add_form.storage_place.kwargs["blank_text"] = _l("(the next free place)")
 
     def pre_add(self, item: Card) -> None:
         cards.prepare_received(session(), item, actor=cards.actor_of(current_user))
@@ -250,13 +328,17 @@ class CardModelView(ModelView):
                                          if s in cards.NEEDS_NOTE]
             kwargs["state_label"] = cards.state_label
             kwargs["jst"] = jst
+            kwargs["actor_name"] = audit_text.actor_name  # the history's 操作者 by name
             kwargs["can_transition"] = self.appbuilder.sm.has_access(
                 "can_transition", self.class_permission_name)
         if template == self.list_template:
-            mode = request.args.get("_flt_3_visit_mode")  # counts follow the mode filter
+            mode = request.args.get(filter_arg("visit_mode"))  # counts follow the mode filter
             kwargs["current_mode"] = mode
+            kwargs["current_state"] = request.args.get(filter_arg("state"))
             kwargs["state_counts"] = cards.state_counts(session(), mode)
             kwargs["visit_modes"] = VISIT_MODE_CHOICES
+            kwargs["state_choices"] = [(s, cards.state_label(s)) for s in STATES]
+            kwargs["filter_arg"] = filter_arg
         return super().render_template(template, **kwargs)
 
 
@@ -267,9 +349,10 @@ class CardEventModelView(ModelView):
     base_permissions = ["can_list", "can_show"]
     list_title = _l("Card history")
     label_columns = {"card": _l("Card"), "from_state": _l("From"), "to_state": _l("To"),
-                     "at": _l("When"), "username": _l("User"), "note": _l("Note")}
+                     "at": _l("When"), "username": _l("Done by"), "note": _l("Note")}
     list_columns = ["at", "card", "from_state", "to_state", "username", "note"]
     search_columns = ["at", "from_state", "to_state", "username", "note"]
     base_order = ("id", "desc")
     formatters_columns = {"from_state": cards.state_label, "to_state": cards.state_label,
-                          "at": jst}
+                          "at": jst, "note": blank_none,
+                          "username": audit_text.actor_name}

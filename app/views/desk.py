@@ -16,7 +16,7 @@ from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.venue import Venue
-from app.services import audit, booking, cards, desk, fields
+from app.services import audit, audit_text, booking, cards, desk, fields
 from app.views.feedback import refusals_flashed
 from app.views.fields import form_id
 
@@ -70,7 +70,7 @@ class DeskView(BaseView):
             all_count=len(bookings), query=query, now=now, desk=desk,
             counts=desk.counts(bookings, now), offers=offers,
             today=now.astimezone(JST).date(), last_end=last_end,
-            can_write=self._can("can_check_in"))
+            can_write=self._can("can_check_in"), actor_name=audit_text.actor_name)
 
     @expose("/<id:venue_id>/counts")
     @has_access

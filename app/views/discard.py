@@ -10,7 +10,7 @@ from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.card_states import VISIT_MODE_LABELS, state_label
-from app.services import audit, cards, fields, japanese
+from app.services import audit, audit_text, cards, fields, japanese
 from app.services.errors import InputError
 from app.views.feedback import flash_refusal, refusals_flashed
 from app.views.fields import form_ids
@@ -85,4 +85,5 @@ class DiscardView(BaseView):
                             "to": end.isoformat(), "rows": len(rows), "mode": mode})
         return self.render_template("cards/discard_register.html", rows=rows, start=start,
                                     end=end, date_with_era=japanese.date_with_era,
-                                    now=clock.now(), mode=mode, modes=VISIT_MODE_LABELS)
+                                    now=clock.now(), mode=mode, modes=VISIT_MODE_LABELS,
+                                    actor_name=audit_text.actor_name)

@@ -16,7 +16,7 @@ from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.reservation import Reservation, Slot, channel_label, state_label
-from app.services import audit, booking, desk, fields, japanese, mail
+from app.services import audit, audit_text, booking, desk, fields, japanese, mail
 from app.views.feedback import refusals_flashed
 from app.views.fields import form_id
 from app.views.formatting import blank_none, jst
@@ -55,7 +55,7 @@ class ReservationModelView(ModelView):
         "completed_at": jst, "state": state_label, "channel": channel_label,
         "phone": japanese.format_phone, "birth_date": japanese.date_with_era,
         "email": blank_none, "note": blank_none, "name_kana": blank_none, "name": blank_none,
-        "cancel_reason": blank_none, "checked_in_by": blank_none}
+        "cancel_reason": blank_none, "checked_in_by": audit_text.actor_name}  # the person's name
     edit_form_extra_fields = {
         "phone": StringField(_l("Phone"), [Parsed(fields.clean_phone)]),
         "email": StringField(_l("E-mail"), [Parsed(fields.clean_email, optional=True)]),

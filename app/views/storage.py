@@ -16,7 +16,7 @@ from app.services.errors import DomainError
 from app.services.fields import parse_id
 from app.views.feedback import flash_refusal
 from app.views.fields import form_id, form_ids
-from app.views.formatting import yes_no
+from app.views.formatting import blank_none, yes_no
 from app.views.validators import CleanText, UniqueValue
 
 
@@ -34,7 +34,7 @@ class StoragePlaceModelView(ModelView):
     add_columns = edit_columns = ["code", "capacity", "sort_key", "active", "note"]
     search_columns = ["code", "active"]
     base_order = ("sort_key", "asc")
-    formatters_columns = {"active": yes_no}
+    formatters_columns = {"active": yes_no, "note": blank_none}
     validators_columns = {
         "code": [DataRequired(), CleanText(40), UniqueValue(StoragePlace.code, _l("This place already exists."))],
         "capacity": [DataRequired(), NumberRange(min=1, max=100000)],

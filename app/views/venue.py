@@ -75,7 +75,7 @@ class PurposeModelView(RemakesSlotsOfAll, ModelView):
     owner = "purpose_id"
     list_title = _l("Purposes of a visit")
     show_title = add_title = edit_title = _l("Purpose")
-    label_columns = {"code": _l("Code"), "name": _l("Name"),
+    label_columns = {"code": _l("Code"), "name": _l("Name of the item"),
                      "needs_postcard": _l("Postcard number required"), "active": _l("In use"),
                      "description": _l("Explanation for residents"),
                      "what_to_bring": _l("What to bring")}

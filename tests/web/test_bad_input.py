@@ -80,7 +80,7 @@ APPLICANT = {"name": "山田　太郎", "name_kana": "やまだ たろう", "bir
     ("name", "😀", PICTOGRAPH),
     ("name_kana", "ヤ" * 201, TOO_LONG),
     ("name_kana", "やまだ\x00", CONTROL),
-    ("name_kana", "ﾔﾏﾀﾞ😀", "氏名カナはカタカナ"),
+    ("name_kana", "ﾔﾏﾀﾞ😀", "フリガナはカタカナ"),
     ("birth_date", "1980-03-01\x00", "のように入力してください"),
     ("seats", HUGE, "1人から"),
     ("seats", "²", "1人から"),

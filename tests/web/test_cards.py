@@ -50,7 +50,7 @@ def test_add_normalises_japanese_input_and_shelves_the_card(login_as, db, place)
 
 @pytest.mark.parametrize("field,value,message", [
     ("application_id", "1234", "申請書IDは23桁の数字で入力してください"),
-    ("name_kana", "山田花子", "氏名カナはカタカナ"),
+    ("name_kana", "山田花子", "フリガナはカタカナ"),
     ("birth_date", "1980-02-30", "存在しない日付です"),
     ("birth_date", "2030-01-01", "生年月日が未来の日付です"),
     ("birth_date", "H31.5.1", "平成は終わっています"),
@@ -70,7 +70,7 @@ def test_each_invalid_field_gets_a_japanese_message_and_nothing_is_saved(
 def test_duplicate_application_id_is_refused(login_as, db, place):
     make_card(db, application_id="12345678901234567890123")
     response = login_as("clerk").post("/cardmodelview/add", data=_form())
-    assert "この申請書IDのカードは既に管理簿にあります" in text_of(response)
+    assert "この申請書IDのカードは既にカード管理簿にあります" in text_of(response)
     assert db.query(Card).count() == 1
 
 

@@ -61,7 +61,7 @@ def test_a_venue_or_purpose_with_offers_is_not_deleted(login_as, db):
     venue_id, purpose_id = offer.venue_id, offer.purpose_id
     client = login_as("manager")
     page = _delete(client, f"/venuemodelview/delete/{venue_id}")
-    assert "会場ごとの予約設定" in page and "削除できません" in page and "使用中" in page
+    assert "予約受付の設定（会場別）" in page and "削除できません" in page and "使用中" in page
     page = _delete(client, f"/purposemodelview/delete/{purpose_id}")
     assert "削除できません" in page
     db.expire_all()
@@ -178,7 +178,7 @@ def test_a_user_named_by_the_audit_trail_is_deactivated_not_deleted(app, users, 
     login(app.test_client(), "acted1", users.password)
     client = login_as("sysadmin")
     page = _delete(client, f"/users/delete/{acted.id}")
-    assert "監査ログ" in page and "削除できません" in page and "無効" in page
+    assert "操作ログ" in page and "削除できません" in page and "無効" in page
     _delete(client, f"/users/delete/{never.id}")
     db.expire_all()
     assert db.get(StaffUser, acted.id) is not None

@@ -89,7 +89,7 @@ def test_move_through_the_engine_and_mail(login_as, app, db, offer, smtp):
         booking.hold_seats(db, target, 2, staff=True)  # full now
     full = clerk.post(f"/reservationmodelview/move/{reservation.id}",
                       data={"day": "2026-12-09", "slot": target.id}, follow_redirects=True)
-    assert "満員" in text_of(full)
+    assert "満席" in text_of(full)
     other = ensure_slots(db, offer, date(2026, 12, 9), date(2026, 12, 9))[3]
     clerk.post(f"/reservationmodelview/move/{reservation.id}",
                data={"day": "2026-12-09", "slot": other.id})

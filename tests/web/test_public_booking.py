@@ -82,8 +82,9 @@ def test_each_error_is_shown_at_its_field_in_japanese(client, db, offer):
     response = client.post("/reserve/book/kofu/", data={"notice_number": "", "birth_date": ""})
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    assert "はがきに印字された番号を入力してください" in html
+    assert "交付通知書番号を入力してください" in html and "生年月日を入力してください" in html
     assert 'aria-invalid="true"' in html and 'id="notice_number-0-error"' in html
+    assert 'id="birth_date-0-error"' in html  # every empty required field at once
     bad = client.post("/reserve/book/kofu/", data={"notice_number": "ACD-123450",
                                                    "birth_date": "2030-01-01"})
     html = bad.get_data(as_text=True)
@@ -238,7 +239,7 @@ def test_a_full_time_is_refused_with_a_message(client, db, offer, app):
     slot_id = slot_buttons(client.get(day_url).get_data(as_text=True))[0]
     booking.hold_seats(db, db.get(Slot, int(slot_id)), 2)  # someone else, meanwhile
     response = client.post(day_url, data={"slot": slot_id})
-    assert response.status_code == 409 and "満員" in error_texts(response)[0]
+    assert response.status_code == 409 and "満席" in error_texts(response)[0]
     assert db.execute(select(Hold).where(Hold.slot_id == int(slot_id))).scalars().all()[0].seats == 2
 
 

@@ -107,7 +107,7 @@ def test_change_to_a_full_time_is_refused(client, db, booked, app):
 
     booking.hold_seats(db, db.get(Slot, int(slot_id)), 2)
     response = client.post("/reserve/booking/change", data={"slot": slot_id, "confirm": "1"})
-    assert response.status_code == 409 and "満員" in error_texts(response)[0]
+    assert response.status_code == 409 and "満席" in error_texts(response)[0]
 
 
 def test_cancel_frees_the_seat_and_the_card_waits_again(app, client, db, booked, smtp):

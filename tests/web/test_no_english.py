@@ -1,0 +1,258 @@
+"""No English left on Japanese staff pages (issue 12, 2): the main staff screens rendered
+in Japanese, as each role sees them, show none of Flask-AppBuilder's or Werkzeug's
+English leftovers; and the words of docs/glossary.md are the ones on the screens
+(受付経路 電話, 名称 for things, ログイン, the language menu).
+
+Cases that fail because of a screen another helper is fixing are marked xfail
+(strict=False) with the owner in the reason; the coordinator removes the mark after the
+merge."""
+import re
+from datetime import date
+from html.parser import HTMLParser
+
+import pytest
+
+from app.models.reservation import CHANNEL_PHONE
+from app.services import booking
+from app.services.calendar import ensure_slots
+from tests.conftest import login
+from tests.factories import make_card, make_notice, make_offer, make_storage
+from tests.unit.test_catalogue import glossary_offences
+
+TODAY = date(2026, 12, 1)  # the test clock (tests/conftest.py DEFAULT_NOW), a Tuesday
+
+# Words a Japanese page must not show: Flask-AppBuilder's and Werkzeug's English,
+# and Python's None leaking from an empty column or a select's empty choice.
+DENYLIST = ["Forbidden", "Not Found", "Method Not Allowed", "Internal Server Error",
+            "You don't have the permission", "Search", "Add Filter", "Record Count",
+            "Actions", "Sign in", "Sign In", "Is Active", "First Name", "Last Name",
+            "User Name", "Username", "Password", "Login", "Logout", "List Users",
+            "List Roles", "Refresh", "Save", "Back", "None", "__None", "No records found",
+            "Edit record", "Show record", "Delete record", "Add a new record", "Select Value",
+            "Contains", "Starts with", "Equal to", "Greater than", "Smaller than",
+            "Permissions", "Created on", "Changed on", "Last login", "Login count",
+            "Failed login count", "Email", "Role", "Roles", "Active", "Statistics"]
+
+VISIBLE_ATTRIBUTES = ("title", "alt", "placeholder", "aria-label")
+
+
+class _Visible(HTMLParser):
+    """The text a person reads (or hears): text nodes outside <script>/<style>, the
+    labels in attributes, and the words on buttons."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.hidden = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style", "template"):
+            self.hidden += 1
+        values = dict(attrs)
+        for name in VISIBLE_ATTRIBUTES:
+            if values.get(name):
+                self.parts.append(values[name])
+        if tag == "input" and values.get("type") in ("submit", "button") and values.get("value"):
+            self.parts.append(values["value"])
+        if tag == "option" and values.get("value") == "__None":
+            self.parts.append("__None")  # shows as an empty choice only if its label is ""
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style", "template") and self.hidden:
+            self.hidden -= 1
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    parser = _Visible()
+    parser.feed(html)
+    return re.sub(r"\s+", " ", " ".join(parser.parts))
+
+
+def english_leftovers(html: str) -> list[str]:
+    text = visible_text(html)
+    return [word for word in DENYLIST
+            if re.search(r"(?<![A-Za-z_])" + re.escape(word) + r"(?![A-Za-z_])", text)]
+
+
+def test_the_check_finds_english_in_a_page():
+    page = ('<html><script>var s = "Search";</script><body><button title="Actions">x</button>'
+            '<td>None</td><p>予約</p></body></html>')
+    assert english_leftovers(page) == ["Actions", "None"]
+    assert english_leftovers("<p>予約一覧</p><option value='__None'>Select Value</option>") == [
+        "__None", "Select Value"]
+
+
+@pytest.fixture
+def world(app, db, clock):
+    """One of each thing the pages list: a venue offering 交付 and 申請, a phone booking
+    today, a storage place with no note, cards, a notice."""
+    make_notice(db, clock())
+    make_storage(db)  # note: None
+    card = make_card(db)
+    offer = make_offer(db)
+    make_offer(db, purpose_code="shinsei")
+    with app.test_request_context():
+        slot = ensure_slots(db, offer, TODAY, TODAY)[4]
+        db.commit()
+        reservation = booking.book(db, slot, None, date(1980, 3, 1),
+                                   booking.Contact(phone="0312345678", name="山田　花子",
+                                                   name_kana="ヤマダ　ハナコ"),
+                                   seats=1, staff=True, channel=CHANNEL_PHONE)
+    return {"card": card.id, "offer": offer.id, "venue": offer.venue_id,
+            "reservation": reservation.id, "day": TODAY.isoformat()}
+
+
+ERRORS = "errors (Japanese error pages, issue 12 section 1)"
+FABSCREENS = "fabscreens (Flask-AppBuilder's user and role screens, issue 12 section 3)"
+AUDIT = "audit (the readable audit trail and card history, issue 12 sections 2 and 4)"
+LEDGER = "ledger (the card ledger and its add form, issue 12 sections 2 and 5)"
+
+
+def _owned(owner: str):
+    return pytest.mark.xfail(strict=False, reason=f"fixed by helper {owner}")
+
+
+PAGES = [
+    # (role, url, owner whose work makes it pass, or None)
+    ("clerk", "/", None),
+    ("clerk", "/reservationmodelview/list/", None),
+    ("clerk", "/reservationmodelview/show/{reservation}", None),
+    ("clerk", "/desk/{venue}?day={day}", None),
+    ("clerk", "/desk/{venue}/new", None),
+    ("clerk", "/desk/{venue}/print", None),
+    ("clerk", "/booking-calendar/", None),
+    ("clerk", "/venuepurposemodelview/list/", None),
+    ("clerk", "/venuemodelview/list/", None),
+    ("clerk", "/purposemodelview/list/", None),
+    ("clerk", "/weeklyrulemodelview/list/", None),
+    ("clerk", "/dateexceptionmodelview/list/", None),
+    ("clerk", "/cardmodelview/list/", None),
+    ("clerk", "/cardmodelview/show/{card}", None),
+    ("clerk", "/cardmodelview/add", LEDGER),  # the storage choice shows __None
+    ("clerk", "/cardeventmodelview/list/", AUDIT),  # the first event's "from" is None
+    ("clerk", "/storageplacemodelview/list/", None),
+    ("clerk", "/storage/inventory", None),
+    ("clerk", "/discard/", None),
+    ("clerk", "/discard/register", None),
+    ("clerk", "/scan/", None),
+    ("clerk", "/handover/", None),
+    ("clerk", "/noticemodelview/list/", None),
+    ("clerk", "/users/userinfo/", FABSCREENS),  # 名前(名), ユーザー名
+    ("clerk", "/resetmypassword/form", None),
+    ("clerk", "/logout/", None),
+    ("clerk", "/auditlogmodelview/list/", ERRORS),  # a 403 for a clerk
+    ("manager", "/purposemodelview/add", None),
+    ("manager", "/venuemodelview/add", None),
+    ("manager", "/storageplacemodelview/add", None),
+    ("manager", "/auditlogmodelview/list/", None),
+    ("sysadmin", "/", None),
+    ("sysadmin", "/users/list/", FABSCREENS),  # 名前(名), ユーザー名
+    ("sysadmin", "/users/add", FABSCREENS),  # 名前(名), ユーザー名
+    ("sysadmin", "/roles/list/", FABSCREENS),  # raw permission names
+    ("sysadmin", "/roles/add", FABSCREENS),  # raw permission names
+    ("sysadmin", "/userstatschartview/chart/", FABSCREENS),  # English buttons
+    ("sysadmin", "/maintenancewindowmodelview/list/", None),
+    ("sysadmin", "/maintenancewindowmodelview/add", None),
+    ("sysadmin", "/noticemodelview/list/", None),
+    ("sysadmin", "/auditlogmodelview/list/", None),
+    ("sysadmin", "/cardmodelview/list/", ERRORS),  # a 403 for the system administrator
+    ("sysadmin", "/no-such-page", ERRORS),  # 404
+    (None, "/login/", None),
+    (None, "/no-such-page", ERRORS),
+]
+
+
+@pytest.mark.parametrize("role,url", [
+    pytest.param(role, url, marks=[_owned(owner)] if owner else [], id=f"{role}:{url}")
+    for role, url, owner in PAGES])
+def test_japanese_staff_pages_show_no_english(role, url, app, users, client, world):
+    if role:
+        user = users.create(role)
+        assert login(client, user.username, users.password).status_code == 302
+    response = client.get(url.format(**world))
+    assert response.status_code in (200, 403, 404), (url, response.status_code)
+    html = response.get_data(as_text=True)
+    leftovers = english_leftovers(html)
+    assert not leftovers, f"{url} as {role}: English on a Japanese page: {leftovers}"
+    words = glossary_offences(visible_text(html))
+    assert not words, f"{url} as {role}: words docs/glossary.md says not to use: {words}"
+
+
+def _cells_of_column(html: str, header: str) -> list[str]:
+    """The texts of one column of the first list table that has ``header``."""
+    table = html[html.index(header) - 2000 if html.index(header) > 2000 else 0:]
+    heads = re.findall(r"<th[^>]*>(.*?)</th>", table, re.S)
+    index = next(i for i, h in enumerate(heads) if header in h)
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
+    cells = []
+    for row in rows:
+        tds = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        if len(tds) == len(heads):
+            cells.append(re.sub(r"<[^>]+>|\s+", "", tds[index]))
+    return cells
+
+
+def test_a_phone_booking_is_taken_by_phone_not_phone_number(login_as, world):
+    client = login_as("clerk")
+    listing = client.get("/reservationmodelview/list/").get_data(as_text=True)
+    assert "受付経路" in listing
+    assert _cells_of_column(listing, "受付経路") == ["電話"]
+    shown = visible_text(client.get(
+        "/reservationmodelview/show/{reservation}".format(**world)).get_data(as_text=True))
+    assert re.search(r"受付経路 電話(?!番号)", shown), shown
+    assert "電話番号 03" in shown or "電話番号 0312345678" in shown  # the field keeps its word
+    desk = client.get("/desk/{venue}?day={day}".format(**world)).get_data(as_text=True)
+    assert _cells_of_column(desk, "受付経路") == ["電話"]
+    form = client.get("/desk/{venue}/new".format(**world)).get_data(as_text=True)
+    options = re.search(r'<select id="channel".*?</select>', form, re.S).group(0)
+    assert re.findall(r"<option[^>]*>(.*?)</option>", options) == ["電話", "窓口"]
+    assert "電話番号" in visible_text(form)  # the phone number field
+
+
+def test_things_are_named_with_meisho_and_persons_with_shimei(login_as, world):
+    client = login_as("clerk")
+    purposes = visible_text(client.get("/purposemodelview/list/").get_data(as_text=True))
+    assert "名称" in purposes and "氏名" not in purposes
+    bookings = visible_text(client.get("/reservationmodelview/list/").get_data(as_text=True))
+    assert "氏名" in bookings and "名称" not in bookings
+
+
+@_owned(FABSCREENS)
+def test_the_role_list_names_roles_with_meisho(login_as):
+    client = login_as("sysadmin")
+    roles = visible_text(client.get("/roles/list/").get_data(as_text=True))
+    assert "名称" in roles and "氏名" not in roles
+
+
+def test_an_empty_storage_note_is_blank(login_as, world):
+    client = login_as("clerk")
+    listing = client.get("/storageplacemodelview/list/").get_data(as_text=True)
+    assert _cells_of_column(listing, "備考") == [""]
+    assert "None" not in visible_text(listing)
+
+
+def test_the_language_menu_names_each_language_and_marks_the_current_one(login_as, world):
+    client = login_as("clerk")
+    page = client.get("/").get_data(as_text=True)
+    menu = re.search(r'<li class="dropdown language-menu">.*?</ul>', page, re.S).group(0)
+    assert "- English" not in visible_text(menu) and "-English" not in visible_text(menu)
+    items = re.findall(r"<li([^>]*)><a[^>]*>(.*?)</a></li>", menu, re.S)
+    names = [re.sub(r"<[^>]+>|\s+", "", text) for _, text in items]
+    assert names == ["日本語", "English"]
+    assert ['class="active"' in attrs for attrs, _ in items] == [True, False]
+    assert 'aria-current="true"' in menu and 'lang="en"' in menu
+    client.get("/lang/en")
+    english = client.get("/").get_data(as_text=True)
+    menu = re.search(r'<li class="dropdown language-menu">.*?</ul>', english, re.S).group(0)
+    items = re.findall(r"<li([^>]*)><a[^>]*>(.*?)</a></li>", menu, re.S)
+    assert ['class="active"' in attrs for attrs, _ in items] == [False, True]
+
+
+def test_the_login_page_says_login_never_sign_in(client):
+    page = visible_text(client.get("/login/").get_data(as_text=True))
+    assert "ログイン" in page and "ユーザーID" in page
+    assert "サインイン" not in page and "ユーザー名" not in page
