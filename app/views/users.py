@@ -255,7 +255,7 @@ def _settings(*permissions: str) -> tuple[tuple[str, str], ...]:
 ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
     (_l("Everyone"), [
         Ability("ホーム (staff notices)", _l("Home (notices to staff)"), ()),
-        Ability("own profile, own password", _l("Own account: name, password"),
+        Ability("own profile, own password", _l("Own account and password"),
                 _on("UserDBModelView", "can_userinfo", "userinfoedit")
                 + _on("UserInfoEditView", "can_this_form_get", "can_this_form_post")
                 + _on("ResetMyPasswordView", "can_this_form_get", "can_this_form_post")),

@@ -85,11 +85,6 @@ OWNED_ELSEWHERE = {
     "Family members can come together: each needs their own postcard (up to %(n)d people).":
         "a11y",
     "The postcard number is not valid. Check it against the postcard.": "a11y",
-    # Flask-AppBuilder's user screens (helper "fabscreens", issue 12 section 3)
-    "User Name": "fabscreens",
-    "First Name": "fabscreens",
-    "Write the user first name or names": "fabscreens",
-    "Username valid for authentication on DB or LDAP, unused for OID auth": "fabscreens",
 }
 
 
