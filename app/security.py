@@ -9,14 +9,12 @@ import os
 from datetime import timedelta
 
 from flask import current_app, flash, g, redirect, request, session
-from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
 from flask_appbuilder.security.forms import LoginForm_db, ResetPasswordForm
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.utils import is_null_password
 from flask_appbuilder.security.views import AuthDBView as FabAuthDBView
 from flask_appbuilder.security.views import ResetMyPasswordView as FabResetMyPasswordView
-from flask_appbuilder.security.views import UserDBModelView as FabUserDBModelView
 from flask_appbuilder.validators import PasswordComplexityValidator
 from flask_appbuilder.views import expose
 from flask_babel import lazy_gettext as _l
@@ -30,7 +28,8 @@ from app.models.user import StaffUser
 from app.services import accounts, audit, throttle
 from app.services.errors import PasswordPolicyError, ThrottledError
 from app.services.passwords import password_problems
-from app.views.formatting import jst, yes_no
+from app.views.users import (ResetPasswordView, RoleModelView, UserDBModelView,
+                             UserInfoEditView)
 
 SESSION_GENERATION_KEY = "_session_generation"
 JWT_GENERATION_CLAIM = "gen"
@@ -40,60 +39,6 @@ LOGIN_ENDPOINTS = {"AuthDBView.login", "SecurityApi.login"}
 SIGN_IN_FAILED = _l("Sign-in failed. Check your user ID and password. After repeated failures "
                     "an account is locked for a while; if you cannot sign in, ask a system "
                     "administrator.")
-
-
-class UserDBModelView(FabUserDBModelView):
-    """The user list shows locked accounts; an administrator locks and unlocks them."""
-
-    list_columns = ["username", "get_full_name", "roles", "active", "locked_at", "lock_state",
-                    "last_login"]
-    search_columns = ["username", "first_name", "last_name", "email", "roles", "active",
-                      "locked_at"]
-    show_fieldsets = [
-        (_l("User info"), {"fields": ["username", "active", "locked_at", "locked_until",
-                                      "roles", "login_count", "fail_login_count"]}),
-        (_l("Personal Info"), {"fields": ["first_name", "last_name", "email"],
-                               "expanded": True}),
-        (_l("Audit Info"), {"fields": ["last_login", "created_on", "created_by",
-                                       "changed_on", "changed_by"], "expanded": False}),
-    ]
-    label_columns = {**FabUserDBModelView.label_columns, "locked_at": _l("Locked at"),
-                     "locked_until": _l("Locked until"), "lock_state": _l("Lock")}
-    formatters_columns = {"locked_at": jst, "locked_until": jst, "last_login": jst,
-                          "created_on": jst, "changed_on": jst, "active": yes_no}
-    edit_columns = ["first_name", "last_name", "username", "active", "email", "roles"]
-    audit_show = True  # a person's detail page: opening it is audited
-
-    @action("unlock", _l("Unlock"), _l("Unlock the selected accounts?"), "fa-unlock")
-    def unlock(self, items):
-        items = items if isinstance(items, list) else [items]
-        session_ = self.datamodel.session
-        count = 0
-        for user in items:
-            if user.locked_at is not None or (user.fail_login_count or 0) > 0:
-                accounts.unlock_user(session_, user)
-                count += 1
-        flash(str(_l("Unlocked %(n)d account(s).", n=count)), "success")
-        self.update_redirect()
-        return redirect(self.get_redirect())
-
-    @action("lock", _l("Lock"), _l("Lock the selected accounts until they are unlocked? "
-                                   "Their sessions end at once."), "fa-lock")
-    def lock(self, items):
-        items = items if isinstance(items, list) else [items]
-        session_ = self.datamodel.session
-        count = 0
-        for user in items:
-            if user.id == current_user.id:
-                flash(str(_l("You cannot lock your own account.")), "danger")
-                continue
-            if user.locked_at is not None and user.locked_until is None:
-                continue  # already locked by an administrator
-            accounts.lock_user(session_, user, clock.now())
-            count += 1
-        flash(str(_l("Locked %(n)d account(s).", n=count)), "success")
-        self.update_redirect()
-        return redirect(self.get_redirect())
 
 
 class AuthDBView(FabAuthDBView):
@@ -148,9 +93,19 @@ class ResetMyPasswordView(FabResetMyPasswordView):
         flash(str(self.message), "info")
 
 
+# FAB's security screens a city does not use: groups (roles are given to people directly).
+# The statistics chart is off (userstatschartview = None), and FAB_ADD_SECURITY_*_VIEW in
+# config.py drop the permission lists.
+UNUSED_SECURITY_VIEWS = frozenset({"List Groups"})
+
+
 class AppSecurityManager(SecurityManager):
     user_model = StaffUser
     userdbmodelview = UserDBModelView
+    rolemodelview = RoleModelView
+    userinfoeditview = UserInfoEditView
+    resetpasswordview = ResetPasswordView
+    userstatschartview = None
     authdbview = AuthDBView
     resetmypasswordview = ResetMyPasswordView
     _BUILTIN_ACCESS_MAX = 10_000
@@ -169,8 +124,26 @@ class AppSecurityManager(SecurityManager):
                                                                     view_name)
         return found
 
+    def role_grants(self, role, permission_name: str, view_name: str) -> bool:
+        """Whether the role alone grants the permission, by the check every page makes:
+        a role declared in code by its patterns, any other by its rows in the database."""
+        if role.name in self.builtin_roles:
+            return self._has_access_builtin_roles(role, permission_name, view_name)
+        return bool(self.exist_permission_on_roles(view_name, permission_name, [role.id]))
+
     def register_views(self):
-        super().register_views()
+        add_view = self.appbuilder.add_view
+
+        def add_used_view(baseview, name, *args, **kwargs):
+            if name in UNUSED_SECURITY_VIEWS:
+                return None
+            return add_view(baseview, name, *args, **kwargs)
+
+        self.appbuilder.add_view = add_used_view  # only while FAB registers its views
+        try:
+            super().register_views()
+        finally:
+            del self.appbuilder.add_view
         app = current_app._get_current_object()
         app.before_request(self._sign_in_limit)
         # Flask-Limiter is an optional extra (AUTH_RATE_LIMITED): FAB rate-limits only the

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import time
-import warnings
 from unittest.mock import patch
 from urllib.parse import urlsplit
 
@@ -34,14 +33,6 @@ ENGLISH = ["Add Filter", "Search", "Record Count", "Actions", "Back", "Save", "R
            "Smaller than", "Relation", "Chart", "User Statistics", "Select All", "Clear",
            "Active", "First Name", "Last Name", "User Name", "User Id", "Password",
            "Profile", "Logout", "Login", "Home", "Security", "Please", "None", "__None"]
-# Found on screens of other parts of issue 12 (section 2: 保管場所's 備考 shows None;
-# section 3: FAB's role list and user statistics, which also loads Google Charts from
-# outside). Reported as warnings until those land; then this list is emptied.
-KNOWN = (
-    re.compile(r"sysadmin /roles/list/: English"),
-    re.compile(r"sysadmin /userstatschartview/chart/: English"),
-    re.compile(r"sysadmin: loads https://www.gstatic.com/"),
-)
 ENGLISH_RE = re.compile(r"(?<![A-Za-z_])(" + "|".join(re.escape(w) for w in ENGLISH)
                         + r")(?![A-Za-z])")
 
@@ -154,10 +145,7 @@ def test_every_staff_screen_fits_a_staff_pc(demo, users, live_server, page_facto
     for role in ("manager", "clerk", "viewer"):
         assert "cardmodelview-list" in seen[(role, "1366")], seen[(role, "1366")]
     assert "cardmodelview-list" not in seen[("sysadmin", "1366")]
-    known = [p for p in problems if any(k.search(p) for k in KNOWN)]
-    for problem in known:
-        warnings.warn(f"known, another part of issue 12: {problem}")
-    assert not [p for p in problems if p not in known], "\n".join(problems)
+    assert not problems, "\n".join(problems)
 
 
 def test_ledger_row_actions_and_filters_are_labelled(demo, users, live_server, page_factory):

@@ -75,17 +75,6 @@ def _msgid(message) -> str:
     return message.id if isinstance(message.id, str) else message.id[0]
 
 
-# Messages another helper of issue 12 is rewriting: {msgid: owner}. Their offences are
-# checked in an xfail test until the merge; the coordinator empties these after it.
-OWNED_ELSEWHERE = {
-    # Flask-AppBuilder's user screens (helper "fabscreens", issue 12 section 3)
-    "User Name": "fabscreens",
-    "First Name": "fabscreens",
-    "Write the user first name or names": "fabscreens",
-    "Username valid for authentication on DB or LDAP, unused for OID auth": "fabscreens",
-}
-
-
 def _offences():
     """(msgid, offences) of every Japanese message a screen can show: ours, and
     Flask-AppBuilder's own where we do not override it (Flask-Babel merges the two
@@ -111,18 +100,9 @@ def test_the_glossary_table_is_read():
 
 
 def test_japanese_messages_use_the_glossary_words():
-    offences = [(i, bad) for i, bad in _offences() if i not in OWNED_ELSEWHERE]
+    offences = [(i, bad) for i, bad in _offences()]
     assert not offences, ("Japanese messages with a word docs/glossary.md says not to use "
                           f"(fix the msgstr, or append an entry for a FAB msgid): {offences}")
-
-
-@pytest.mark.parametrize("owner", [
-    pytest.param(owner, marks=pytest.mark.xfail(
-        strict=False, reason=f"helper {owner} rewrites these messages (issue 12)"))
-    for owner in sorted(set(OWNED_ELSEWHERE.values()))])
-def test_japanese_messages_owned_elsewhere_use_the_glossary_words(owner):
-    offences = [(i, bad) for i, bad in _offences() if OWNED_ELSEWHERE.get(i) == owner]
-    assert not offences, offences
 
 
 def test_one_word_per_thing_where_english_shares_a_word():

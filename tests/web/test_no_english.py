@@ -1,11 +1,7 @@
 """No English left on Japanese staff pages (issue 12, 2): the main staff screens rendered
 in Japanese, as each role sees them, show none of Flask-AppBuilder's or Werkzeug's
 English leftovers; and the words of docs/glossary.md are the ones on the screens
-(受付経路 電話, 名称 for things, ログイン, the language menu).
-
-Cases that fail because of a screen another helper is fixing are marked xfail
-(strict=False) with the owner in the reason; the coordinator removes the mark after the
-merge."""
+(受付経路 電話, 名称 for things, ログイン, the language menu)."""
 import re
 from datetime import date
 from html.parser import HTMLParser
@@ -112,69 +108,58 @@ def world(app, db, clock):
             "reservation": reservation.id, "day": TODAY.isoformat()}
 
 
-ERRORS = "errors (Japanese error pages, issue 12 section 1)"
-FABSCREENS = "fabscreens (Flask-AppBuilder's user and role screens, issue 12 section 3)"
-AUDIT = "audit (the readable audit trail and card history, issue 12 sections 2 and 4)"
-LEDGER = "ledger (the card ledger and its add form, issue 12 sections 2 and 5)"
-
-
-def _owned(owner: str):
-    return pytest.mark.xfail(strict=False, reason=f"fixed by helper {owner}")
-
-
 PAGES = [
-    # (role, url, owner whose work makes it pass, or None)
-    ("clerk", "/", None),
-    ("clerk", "/reservationmodelview/list/", None),
-    ("clerk", "/reservationmodelview/show/{reservation}", None),
-    ("clerk", "/desk/{venue}?day={day}", None),
-    ("clerk", "/desk/{venue}/new", None),
-    ("clerk", "/desk/{venue}/print", None),
-    ("clerk", "/booking-calendar/", None),
-    ("clerk", "/venuepurposemodelview/list/", None),
-    ("clerk", "/venuemodelview/list/", None),
-    ("clerk", "/purposemodelview/list/", None),
-    ("clerk", "/weeklyrulemodelview/list/", None),
-    ("clerk", "/dateexceptionmodelview/list/", None),
-    ("clerk", "/cardmodelview/list/", None),
-    ("clerk", "/cardmodelview/show/{card}", None),
-    ("clerk", "/cardmodelview/add", None),  # the storage choice shows __None
-    ("clerk", "/cardeventmodelview/list/", None),  # the first event's "from" is None
-    ("clerk", "/storageplacemodelview/list/", None),
-    ("clerk", "/storage/inventory", None),
-    ("clerk", "/discard/", None),
-    ("clerk", "/discard/register", None),
-    ("clerk", "/scan/", None),
-    ("clerk", "/handover/", None),
-    ("clerk", "/noticemodelview/list/", None),
-    ("clerk", "/users/userinfo/", FABSCREENS),  # 名前(名), ユーザー名
-    ("clerk", "/resetmypassword/form", None),
-    ("clerk", "/logout/", None),
-    ("clerk", "/auditlogmodelview/list/", None),  # a 403 for a clerk
-    ("manager", "/purposemodelview/add", None),
-    ("manager", "/venuemodelview/add", None),
-    ("manager", "/storageplacemodelview/add", None),
-    ("manager", "/auditlogmodelview/list/", None),
-    ("sysadmin", "/", None),
-    ("sysadmin", "/users/list/", FABSCREENS),  # 名前(名), ユーザー名
-    ("sysadmin", "/users/add", FABSCREENS),  # 名前(名), ユーザー名
-    ("sysadmin", "/roles/list/", FABSCREENS),  # raw permission names
-    ("sysadmin", "/roles/add", FABSCREENS),  # raw permission names
-    ("sysadmin", "/userstatschartview/chart/", FABSCREENS),  # English buttons
-    ("sysadmin", "/maintenancewindowmodelview/list/", None),
-    ("sysadmin", "/maintenancewindowmodelview/add", None),
-    ("sysadmin", "/noticemodelview/list/", None),
-    ("sysadmin", "/auditlogmodelview/list/", None),
-    ("sysadmin", "/cardmodelview/list/", None),  # a 403 for the system administrator
-    ("sysadmin", "/no-such-page", None),  # 404
-    (None, "/login/", None),
-    (None, "/no-such-page", None),
+    # (role, url); role None: signed out
+    ("clerk", "/"),
+    ("clerk", "/reservationmodelview/list/"),
+    ("clerk", "/reservationmodelview/show/{reservation}"),
+    ("clerk", "/desk/{venue}?day={day}"),
+    ("clerk", "/desk/{venue}/new"),
+    ("clerk", "/desk/{venue}/print"),
+    ("clerk", "/booking-calendar/"),
+    ("clerk", "/venuepurposemodelview/list/"),
+    ("clerk", "/venuemodelview/list/"),
+    ("clerk", "/purposemodelview/list/"),
+    ("clerk", "/weeklyrulemodelview/list/"),
+    ("clerk", "/dateexceptionmodelview/list/"),
+    ("clerk", "/cardmodelview/list/"),
+    ("clerk", "/cardmodelview/show/{card}"),
+    ("clerk", "/cardmodelview/add"),  # the storage choice shows __None
+    ("clerk", "/cardeventmodelview/list/"),  # the first event's "from" is None
+    ("clerk", "/storageplacemodelview/list/"),
+    ("clerk", "/storage/inventory"),
+    ("clerk", "/discard/"),
+    ("clerk", "/discard/register"),
+    ("clerk", "/scan/"),
+    ("clerk", "/handover/"),
+    ("clerk", "/noticemodelview/list/"),
+    ("clerk", "/users/userinfo/"),
+    ("clerk", "/resetmypassword/form"),
+    ("clerk", "/logout/"),
+    ("clerk", "/auditlogmodelview/list/"),  # a 403 for a clerk
+    ("manager", "/purposemodelview/add"),
+    ("manager", "/venuemodelview/add"),
+    ("manager", "/storageplacemodelview/add"),
+    ("manager", "/auditlogmodelview/list/"),
+    ("sysadmin", "/"),
+    ("sysadmin", "/users/list/"),
+    ("sysadmin", "/users/add"),
+    ("sysadmin", "/roles/list/"),
+    ("sysadmin", "/roles/add"),
+    ("sysadmin", "/userstatschartview/chart/"),
+    ("sysadmin", "/maintenancewindowmodelview/list/"),
+    ("sysadmin", "/maintenancewindowmodelview/add"),
+    ("sysadmin", "/noticemodelview/list/"),
+    ("sysadmin", "/auditlogmodelview/list/"),
+    ("sysadmin", "/cardmodelview/list/"),  # a 403 for the system administrator
+    ("sysadmin", "/no-such-page"),  # 404
+    (None, "/login/"),
+    (None, "/no-such-page"),
 ]
 
 
 @pytest.mark.parametrize("role,url", [
-    pytest.param(role, url, marks=[_owned(owner)] if owner else [], id=f"{role}:{url}")
-    for role, url, owner in PAGES])
+    pytest.param(role, url, id=f"{role}:{url}") for role, url in PAGES])
 def test_japanese_staff_pages_show_no_english(role, url, app, users, client, world):
     if role:
         user = users.create(role)
@@ -227,7 +212,6 @@ def test_things_are_named_with_meisho_and_persons_with_shimei(login_as, world):
     assert "氏名" in bookings and "名称" not in bookings
 
 
-@_owned(FABSCREENS)
 def test_the_role_list_names_roles_with_meisho(login_as):
     client = login_as("sysadmin")
     roles = visible_text(client.get("/roles/list/").get_data(as_text=True))
