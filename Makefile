@@ -45,7 +45,7 @@ translations: $(STAMP)
 db: install
 	$(BIN)/flask init
 	@if [ ! -f instance/.demo-seeded ]; then $(BIN)/flask demo seed && touch instance/.demo-seeded; \
-	else $(BIN)/flask demo accounts; fi
+	else $(BIN)/flask demo seed; fi  # again: it skips what exists and books today's desk
 	$(BIN)/flask users ensure-admin
 
 # Plain http on loopback for a local try-out; production sits behind HTTPS (README).

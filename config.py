@@ -243,6 +243,11 @@ IDENTITY_LOCK_MINUTES = _env_int("IDENTITY_LOCK_MINUTES", 30)
 FEW_SEATS_SHARE = float(os.environ.get("FEW_SEATS_SHARE", "0.3"))
 # Where residents call when they cannot book online (shown on the site and in e-mails).
 CITY_CONTACT = os.environ.get("CITY_CONTACT", "市民課 マイナンバーカード係 0120-000-000（平日 8:30〜17:15）")
+# The same two in English for residents who chose English (empty: the Japanese is shown).
+CITY_NAME_EN = os.environ.get("CITY_NAME_EN", "Midori City")
+CITY_CONTACT_EN = os.environ.get(
+    "CITY_CONTACT_EN", "Citizens Division, My Number Card desk, 0120-000-000 "
+    "(weekdays 8:30–17:15)")
 LATE_GRACE_MINUTES = _env_int("LATE_GRACE_MINUTES", 5)  # a booked visitor shows 遅刻 after this
 # A resident who looked up a booking may change or cancel it for this long without typing
 # the number and birth date again.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from flask import (Flask, abort, current_app, flash, g, jsonify, make_response, redirect,
-                   render_template, request, session)
+                   render_template, request, session, url_for)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
@@ -215,7 +215,15 @@ def _back_link() -> str | None:
 
 def _render_error(code: int, reference: str | None) -> str:
     if is_public_request():
-        return render_template("public/error.html", code=code, reference=reference)
+        try:
+            return render_template("public/error.html", code=code, reference=reference)
+        except Exception:  # its layout reads notices and maintenance from the database
+            current_app.logger.exception("error page: the residents' layout failed; plain page")
+            unit.discard(db_session())
+            return render_template(
+                "error.html", layout="plain_base.html", code=code, reference=reference,
+                back=None, home_url=url_for("public.index"),
+                home_label=_("Back to the top page of the booking site"))
     context = {"code": code, "reference": reference, "back": _back_link()}
     try:
         return render_template("error.html", layout="appbuilder/base.html",

@@ -93,6 +93,18 @@ def visit_time(value) -> str:
     return f"{long_date(starts.date())} {times}"
 
 
+@bp.app_context_processor
+def city_texts() -> dict:
+    """The city's name and contact line in the resident's language (CITY_NAME_EN and
+    CITY_CONTACT_EN when English was chosen and they are set, else the Japanese)."""
+    english = str(get_locale() or "").startswith("en")
+    config = current_app.config
+
+    def pick(key: str) -> str:
+        return (english and config.get(f"{key}_EN")) or config.get(key, "")
+    return {"city_name": pick("CITY_NAME"), "city_contact": pick("CITY_CONTACT")}
+
+
 @bp.app_template_filter("in_locale")
 def in_locale(record, field: str) -> str:
     """A purpose's, notice's or maintenance window's text in the resident's language: the

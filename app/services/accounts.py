@@ -24,6 +24,12 @@ from app.services.passwords import check_password_policy
 from app.settings import settings
 
 
+def city_role_names() -> list[str]:
+    """The roles a city gives to its staff: those declared in code (config.FAB_ROLES),
+    never FAB's "Public" or a role someone added by hand."""
+    return list(current_app.appbuilder.sm.builtin_roles)
+
+
 def create_user(username: str, password: str, role_names: list[str], first_name: str,
                 last_name: str, email: str) -> StaffUser:
     """Create a staff account; the password policy applies (FAB's CLI path skips it)."""
@@ -34,7 +40,7 @@ def create_user(username: str, password: str, role_names: list[str], first_name:
         raise UserExistsError()
     roles = []
     for name in role_names:
-        role = sm.find_role(name)
+        role = sm.find_role(name) if name in city_role_names() else None
         if role is None:
             raise UnknownRoleError()
         roles.append(role)

@@ -49,7 +49,7 @@ KIND_LABELS = {
     "weekly_rule": _l("Weekly opening hours"),
     "date_exception": _l("Date exception"),
     "scan_batch": _l("Scan batch"),
-    "scan_item": _l("Scanned page"),
+    "scan_item": _l("Scanned code"),
     "outbox": _l("Mail to a resident"),
 }
 
@@ -299,7 +299,7 @@ def load_targets(session, rows: list[AuditLog]) -> Targets:
 
 
 def _target(row: AuditLog, detail: Any, targets: Targets) -> str:
-    """カード 申請書ID 1234…, 予約 J9PRT6H5, ユーザー tanaka, 予約枠 12/1 10:00, お知らせ 3."""
+    """カード 申請書ID 1234…, 予約 J9PRT6H5, ユーザー tanaka, 時間枠 12/1 10:00, お知らせ 3."""
     table, key = row.target_table, row.target_id
     kind = str(KIND_LABELS.get(table, table or ""))
     snapshot = detail if isinstance(detail, dict) else {}
@@ -446,9 +446,27 @@ class Line:
     automatic: bool
 
 
+def _typed_at_sign_in(row: AuditLog, detail: Any) -> bool:
+    """A failed sign-in at the login page names no account: its actor is whatever was
+    typed (kept in the detail as ``username``; the sign-in rule's own refusals have none)."""
+    return (row.action == audit.ACTION_LOGIN_FAILED and row.user_id is None
+            and isinstance(detail, dict) and "username" in detail)
+
+
+def _typed_clause():
+    """The same in SQL, for the person filters."""
+    return and_(AuditLog.action == audit.ACTION_LOGIN_FAILED, AuditLog.user_id.is_(None),
+                AuditLog.changes.like('%"username"%'))
+
+
 def render(row: AuditLog, targets: Targets) -> Line:
     detail = _load_json(row.changes)
-    who = _who(row.username, targets.staff)
+    if _typed_at_sign_in(row, detail) and (row.username or "") not in targets.staff:
+        # what someone typed as a user ID at the login page: shown as typed, never read as
+        # コマンド操作, 自動処理 or a resident however it begins
+        who = Who(_("Typed user ID: %(typed)s", typed=row.username or ""), kind="typed")
+    else:
+        who = _who(row.username, targets.staff)
     if who.kind == "unnamed" and row.user_id is None and row.action not in _SIGN_IN_ACTIONS:
         # nobody named: an old version's placeholder (a user ID is only ever recorded
         # without its account number on a sign-in attempt)
@@ -489,12 +507,15 @@ def _conditions(criteria: Criteria) -> list:
     name = AuditLog.username
     where = []
     person = criteria.person
+    # A failed sign-in's "actor" is what was typed (``cli:root``, ``system``...): never a
+    # command, a job or a resident.
+    typed = _typed_clause()
     if person == PEOPLE_RESIDENTS:
-        where.append(or_(name == audit.RESIDENT, name.like(audit.RESIDENT + ":%")))
+        where += [or_(name == audit.RESIDENT, name.like(audit.RESIDENT + ":%")), not_(typed)]
     elif person == PEOPLE_COMMANDS:
-        where.append(name.like("cli:%"))
+        where += [name.like("cli:%"), not_(typed)]
     elif person == PEOPLE_AUTOMATIC:
-        where.append(or_(_automatic_clause(), _generated_clause()))
+        where += [or_(_automatic_clause(), _generated_clause()), not_(typed)]
     elif person:
         where.append(name == person)
     if not criteria.generated and person != PEOPLE_AUTOMATIC:

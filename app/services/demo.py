@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import random
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from flask import current_app
 from sqlalchemy import select
@@ -21,7 +21,8 @@ from app.models.maintenance import MaintenanceWindow
 from app.models.notice import (AUDIENCE_BOTH, AUDIENCE_RESIDENTS, AUDIENCE_STAFF,
                                IMPORTANCE_IMPORTANT, IMPORTANCE_NORMAL, IMPORTANCE_URGENT,
                                Notice)
-from app.models.reservation import CHANNEL_COUNTER, CHANNEL_PHONE, CHANNEL_WEB, Reservation
+from app.models.reservation import (CHANNEL_COUNTER, CHANNEL_PHONE, CHANNEL_WEB, Reservation,
+                                    Slot)
 from app.models.storage import StoragePlace
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 from app.services import booking, cards, desk, notice_numbers, unit
@@ -164,7 +165,10 @@ def seed_bookings(db, now) -> list[str]:
     tryout = [f"postcard {notice_numbers.display(c.notice_number)} / birth date "
               f"{c.birth_date.isoformat()}" for c in waiting[:2]]
     if db.execute(select(Reservation.id)).first():
-        return ["demo bookings exist", "try /reserve/ with: " + "; ".join(tryout)]
+        # seeded on an earlier day (`make run` again): today's desk gets its bookings too
+        today = 0 if _booked_today(db, now) else seed_today(db, now, waiting[2:22])
+        return [f"demo bookings exist; {today} added today",
+                "try /reserve/ with: " + "; ".join(tryout)]
     offer = next((o for o in active_offers(db) if o.purpose.code == "kofu"), None)
     if offer is None:
         return ["no venue for demo bookings"]
@@ -189,6 +193,13 @@ def seed_bookings(db, now) -> list[str]:
     today = seed_today(db, now, waiting[20:40])
     return [f"demo bookings: {made} in the coming two weeks, {today} today",
             "try /reserve/ with: " + "; ".join(tryout)]
+
+
+def _booked_today(db, now) -> bool:
+    start = datetime.combine(now.astimezone(JST).date(), time.min, JST)
+    return db.execute(select(Reservation.id).join(Slot, Reservation.slot_id == Slot.id)
+                      .where(Slot.starts_at >= start,
+                             Slot.starts_at < start + timedelta(days=1))).first() is not None
 
 
 def seed_today(db, now, spare_cards) -> int:

@@ -48,6 +48,9 @@ def _day(value: str | None) -> date | None:
         return None
 
 
+FILTER_ARGS = ("person", "kind", "record_id", "action", "generated", "date_from", "date_to")
+
+
 def criteria_from(args) -> tuple[audit_text.Criteria, list[str]]:
     """The list's filters from the query string (and FAB's ``_flt_<n>_<column>`` of older
     links); bad dates are named, never a 500."""
@@ -121,7 +124,10 @@ class AuditLogModelView(ModelView):
             page = 0
         count, rows = audit_text.search(session(), criteria, page, self.page_size)
         lines = audit_text.render_all(session(), rows)
-        args = {k: v for k, v in request.args.items() if k != "page"}
+        # Only the list's own filters travel into its links (an unknown name such as
+        # ``encoding`` or ``endpoint`` would collide with url_for's own arguments).
+        args = {k: v for k, v in request.args.items()
+                if k in FILTER_ARGS or _LEGACY_FILTER.match(k)}
         pages = max((count + self.page_size - 1) // self.page_size, 1)
         return self.render_template(
             "audit_list.html", lines=lines, count=count, page=page, pages=pages,

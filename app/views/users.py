@@ -77,8 +77,8 @@ def person(user) -> str:
 
 
 def used_role_names() -> list[str]:
-    """The roles a city gives to its staff: those declared in code (config.FAB_ROLES)."""
-    return list(current_app.appbuilder.sm.builtin_roles)
+    """The roles a city gives to its staff (one rule, in the accounts service)."""
+    return accounts.city_role_names()
 
 
 class UserDBModelView(FabUserDBModelView):

@@ -93,8 +93,8 @@ def test_a_nameless_record_of_an_old_version_is_never_shown_as_its_placeholder(j
     slot = _row("create", "slot", "4", {"starts_at": "2026-12-01T01:00:00+00:00"},
                 username=placeholder)
     line = _line(slot)
-    assert line.who == "自動処理（予約枠の作成）" and line.automatic
-    assert line.what == "予約枠 12/1 10:00 を登録"
+    assert line.who == "自動処理（時間枠の作成）" and line.automatic
+    assert line.what == "時間枠 12/1 10:00 を登録"
     other = _line(_row("update", "card", "1", {"notes": {"old": "", "new": "x"}},
                        username=placeholder))
     assert other.who == "記録なし（旧記録）" and placeholder not in other.what
@@ -105,7 +105,8 @@ def test_sign_in_events(ja):
     failed = _row("login_failed", "ab_user", "2", {"username": "tanaka",
                                                     "reason": "wrong password"}, username="tanaka")
     assert _line(failed).what == "tanaka でログイン失敗（パスワード誤り）"
-    assert _line(failed).who == "tanaka"  # the user ID as typed, even without an account
+    # the user ID as typed, never read as a command, a job or a resident
+    assert _line(failed).who == "入力されたID：tanaka"
     locked = _row("account_locked", "ab_user", "2",
                   {"username": "tanaka", "until": "2026-12-01T01:30:00+00:00"})
     assert _line(locked, users={"2": "tanaka"}).what == "ユーザー tanaka をロック（12/1 10:30 まで）"

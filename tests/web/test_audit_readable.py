@@ -87,9 +87,9 @@ def test_generated_slots_are_hidden_unless_asked(app, login_as, db):
         audit.act_as(audit.SYSTEM)
         audit.record_event("create", "slot", 4242, {"starts_at": "2026-12-01T01:00:00+00:00"})
     manager = login_as("manager", username="kanri_g")
-    assert not any("予約枠" in s for s in _sentences(manager.get("/auditlogmodelview/list/")))
+    assert not any("時間枠" in s for s in _sentences(manager.get("/auditlogmodelview/list/")))
     shown = _sentences(manager.get("/auditlogmodelview/list/?generated=1"))
-    assert "予約枠 12/1 10:00 を登録" in shown
+    assert "時間枠 12/1 10:00 を登録" in shown
 
 
 def test_the_raw_record_is_behind_each_row_and_on_its_page(login_as, card_moved, db):
@@ -138,3 +138,28 @@ def test_checked_in_by_and_card_history_show_the_name(app, login_as, card_moved,
     assert "試験 太郎" in history and "madoguchi_r" not in history
     card_page = text_of(manager.get(f"/cardmodelview/show/{card.id}"))
     assert "試験 太郎" in card_page and "madoguchi_r" not in card_page
+
+
+def test_a_typed_user_id_at_a_failed_sign_in_is_shown_as_typed(app, login_as, client):
+    """Someone at the login page cannot pose as a command, a job or a resident: what they
+    typed as the user ID is shown as typed, and the person filters leave it out."""
+    for typed in ("cli:root", "system", "住民:J9PRT6H5"):
+        client.post("/login/", data={"username": typed, "password": "wrong-password-1"})
+    manager = login_as("manager", username="kanri_typed")
+    page = manager.get("/auditlogmodelview/list/?action=login_failed")
+    visible = _visible(page)
+    for typed in ("cli:root", "system", "住民:J9PRT6H5"):
+        assert f"入力されたID：{typed}" in visible, typed
+    assert "コマンド操作" not in visible and "住民（Web）" not in visible
+    for person in ("@commands", "@automatic", "@residents"):
+        listed = _visible(manager.get(f"/auditlogmodelview/list/?action=login_failed"
+                                      f"&person={person}"))
+        assert "入力されたID" not in listed and "0件" in listed, person
+
+
+@pytest.mark.parametrize("extra", ["encoding=x", "endpoint=x", "_method=x", "_anchor=x"])
+def test_unknown_query_arguments_do_not_break_the_list(login_as, extra):
+    manager = login_as("manager", username="kanri_args")
+    page = manager.get(f"/auditlogmodelview/list/?{extra}&kind=card")
+    assert page.status_code == 200
+    assert "kind=card" in page.get_data(as_text=True)  # the filters still travel

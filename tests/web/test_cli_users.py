@@ -3,6 +3,7 @@
 CLI operator; a second run changes nothing."""
 import re
 
+import pytest
 from sqlalchemy import select
 
 from app.models.audit import AuditLog
@@ -32,3 +33,24 @@ def test_ensure_admin_generates_a_password_that_meets_the_policy(app, db, monkey
 
     again = runner.invoke(args=["users", "ensure-admin"])
     assert again.exit_code == 0 and "exists" in again.output and password not in again.output
+
+
+def test_a_role_the_city_does_not_use_is_refused_at_every_entry_point(app, db):
+    """FAB's "Public" (visitors who are not signed in) is no staff role: the accounts
+    service refuses it, so the CLI refuses it as the user screen does."""
+    from app.services import accounts
+    from app.services.errors import UnknownRoleError
+
+    with app.app_context():
+        assert "Public" not in accounts.city_role_names()
+        with pytest.raises(UnknownRoleError):
+            accounts.create_user("public01", "Kofu-Desk-2026!x", ["Public"], "太郎", "試験",
+                                 "public01@example.jp")
+        assert app.appbuilder.sm.find_user(username="public01") is None
+    result = app.test_cli_runner().invoke(args=[
+        "users", "create", "--username", "public02", "--role", "Public",
+        "--email", "public02@example.jp", "--first-name", "太郎", "--last-name", "試験"],
+        input="Kofu-Desk-2026!x\nKofu-Desk-2026!x\n")
+    assert result.exit_code != 0
+    with app.app_context():
+        assert app.appbuilder.sm.find_user(username="public02") is None

@@ -91,7 +91,7 @@ def test_an_offer_goes_with_its_pattern_but_not_while_it_has_slots(app, login_as
         booking.hold_seats(db, ensure_slots(db, offer, date(2026, 12, 2), date(2026, 12, 2))[0],
                            1, staff=True)
     page = _delete(client, f"/venuepurposemodelview/delete/{offer.id}")
-    assert "予約枠" in page and "削除できません" in page
+    assert "時間枠" in page and "削除できません" in page
     db.expire_all()
     assert db.get(VenuePurpose, offer.id) is not None
     # Another offer with only its weekly pattern: deleted together with the pattern.

@@ -55,6 +55,23 @@ def test_seeding_on_a_sunday_opens_the_main_venue_for_the_demo(app, db, clock):
     assert db.execute(select(DateException).where(DateException.day == sunday.date())).first()
 
 
+def test_make_run_again_on_a_later_day_fills_that_days_desk(app, db, clock):
+    """`make run` seeds once; run again another day, the seed adds that day's bookings
+    (and only once)."""
+    first = datetime(2026, 12, 1, 9, 0, tzinfo=JST)
+    _seed(app, clock, first)
+    later = datetime(2026, 12, 21, 15, 0, tzinfo=JST)  # past the two weeks first booked
+    before = len(_today(db, later.date()))
+    assert before == 0
+    lines = _seed(app, clock, later)
+    added = len(_today(db, later.date())) - before
+    assert added >= 4 and any(line.endswith(f"{added} added today") for line in lines)
+    states = {r.state for r in _today(db, later.date())}
+    assert {ARRIVED, BOOKED} <= states
+    again = _seed(app, clock, later.replace(hour=16))
+    assert any(line.endswith("0 added today") for line in again)
+
+
 def test_seeding_early_in_the_morning_shows_arrivals_and_waiting_visitors(app, db, clock):
     morning = datetime(2026, 12, 1, 7, 30, tzinfo=JST)
     _seed(app, clock, morning)

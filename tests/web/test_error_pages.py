@@ -250,3 +250,28 @@ def test_when_the_staff_layout_cannot_be_drawn_the_page_is_plain_but_japanese(fa
     assert "システムエラーが発生しました" in words and REFERENCE.search(words)
     assert 'class="navbar' not in response.get_data(as_text=True)
     assert "the staff layout failed" in caplog.text
+
+
+@pytest.mark.own_app
+def test_when_the_residents_layout_cannot_be_drawn_the_page_is_plain_but_japanese(
+        failing, client, caplog, monkeypatch):
+    """The residents' layout reads notices and maintenance from the database; when it
+    fails too, the 500 page still comes, plain, with its reference and the way back to the
+    booking site's top."""
+    from app import web
+
+    real = web.render_template
+
+    def broken_layout(name, **context):
+        if name == "public/error.html":
+            raise RuntimeError("the residents' layout is broken")
+        return real(name, **context)
+
+    monkeypatch.setattr(web, "render_template", broken_layout)
+    response = client.get("/reserve/test-only/boom")
+    words = text_of(response)
+    assert response.status_code == 500
+    assert "システムエラーが発生しました" in words and REFERENCE.search(words)
+    assert "予約サイトのトップへ戻る" in words and 'href="/reserve/"' in response.get_data(
+        as_text=True)
+    assert "the residents' layout failed" in caplog.text
