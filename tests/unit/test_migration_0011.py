@@ -22,35 +22,26 @@ def _reservation(number, offer_id="NULL", starts_at="NULL"):
             "'0312345678', '2026-11-27 00:00:00', 'ja')")
 
 
-def test_copies_are_filled_made_not_null_and_the_downgrade_undoes_it(tmp_path, base_config):
-    if not base_config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        pytest.skip("SQLite only (a throwaway database file of its own)")
+def test_copies_are_filled_made_not_null_and_the_downgrade_undoes_it(migration_app):
     from flask_migrate import downgrade, upgrade
 
-    from app import create_app
-
-    app = create_app({**base_config, "SQLALCHEMY_DATABASE_URI":
-                      f"sqlite:///{tmp_path}/migrate.db", "INSTANCE_DIR": str(tmp_path)})
-    with app.app_context():
-        session = app.appbuilder.session
-        upgrade(revision="0010")
-        for statement in (*SETUP, _reservation("AAAAAAA1")):
-            session.execute(text(statement))
-        session.commit()
-        upgrade(revision="0011")
-        row = session.execute(text("SELECT offer_id, starts_at FROM reservation "
-                                   "WHERE number = 'AAAAAAA1'")).one()
-        assert row.offer_id == 1 and str(row.starts_at).startswith("2026-12-01 00:00")
-        with pytest.raises(IntegrityError):
-            session.execute(text(_reservation("AAAAAAA2")))
-        session.rollback()
-        downgrade(revision="0010")
-        session.execute(text(_reservation("AAAAAAA3")))  # nullable again
-        session.commit()
-        assert session.execute(text("SELECT COUNT(*) FROM reservation WHERE offer_id IS NULL")
-                               ).scalar() == 1
-        session.execute(text("DELETE FROM reservation WHERE number = 'AAAAAAA3'"))
-        session.commit()
-        upgrade()
-        session.remove()
-        session.get_bind().dispose()
+    session = migration_app.appbuilder.session
+    upgrade(revision="0010")
+    for statement in (*SETUP, _reservation("AAAAAAA1")):
+        session.execute(text(statement))
+    session.commit()
+    upgrade(revision="0011")
+    row = session.execute(text("SELECT offer_id, starts_at FROM reservation "
+                               "WHERE number = 'AAAAAAA1'")).one()
+    assert row.offer_id == 1 and str(row.starts_at).startswith("2026-12-01 00:00")
+    with pytest.raises(IntegrityError):
+        session.execute(text(_reservation("AAAAAAA2")))
+    session.rollback()
+    downgrade(revision="0010")
+    session.execute(text(_reservation("AAAAAAA3")))  # nullable again
+    session.commit()
+    assert session.execute(text("SELECT COUNT(*) FROM reservation WHERE offer_id IS NULL")
+                           ).scalar() == 1
+    session.execute(text("DELETE FROM reservation WHERE number = 'AAAAAAA3'"))
+    session.commit()
+    upgrade()
