@@ -20,19 +20,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.reads import build_app, fixed_now, resident_at_calendar  # noqa: E402
+from bench.reads import (build_app, fixed_now, resident_at_calendar,  # noqa: E402
+                         waiting_resident)
 
 WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
 def main() -> None:
-    from sqlalchemy import event, select
+    from sqlalchemy import event
     from sqlalchemy.engine import Engine
-
-    from app.models.card import Card
-    from app.models.reservation import ReservationPerson
-    from app.models.venue import Purpose, Venue, VenuePurpose
-    from app.services import cards, notice_numbers
 
     instance = tempfile.mkdtemp(prefix="mnc-first-calendar-")
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance}/bench.db"
@@ -42,19 +38,7 @@ def main() -> None:
         build_app(instance, url, now)  # seeds the demo (slots made ahead, as `make run`)
         print(f"demo seeded in {time.perf_counter() - start:.1f} s; clock {now:%Y-%m-%d %H:%M}")
         app = build_app(instance, url, now, seeded=True)  # a new app: nothing warmed up
-        with app.app_context():
-            session = app.appbuilder.session
-            venue_id = session.execute(
-                select(Venue.id).join(VenuePurpose).join(Purpose)
-                .where(Purpose.code == "kofu").order_by(Venue.id)).scalars().first()
-            booked = select(ReservationPerson.card_id).where(
-                ReservationPerson.card_id.is_not(None))
-            card = session.execute(select(Card).where(
-                Card.state == cards.NOTICE_SENT, Card.id.not_in(booked))
-                .order_by(Card.id)).scalars().first()
-            card = {"notice_number": notice_numbers.display(card.notice_number),
-                    "birth_date": card.birth_date, "venue_id": venue_id}
-            session.remove()
+        card = waiting_resident(app)
         resident = resident_at_calendar(app, card)
         writes: list[str] = []
 

@@ -89,6 +89,30 @@ def signed_in_clerk(app):
     return client
 
 
+def waiting_resident(app) -> dict:
+    """A resident of the demo whose card waits unbooked: postcard number, birth date and
+    the 交付 venue, as they would type and choose them."""
+    from sqlalchemy import select
+
+    from app.models.card import Card
+    from app.models.reservation import ReservationPerson
+    from app.models.venue import Purpose, Venue, VenuePurpose
+    from app.services import cards, notice_numbers
+
+    with app.app_context():
+        session = app.appbuilder.session
+        venue_id = session.execute(
+            select(Venue.id).join(VenuePurpose).join(Purpose)
+            .where(Purpose.code == "kofu").order_by(Venue.id)).scalars().first()
+        booked = select(ReservationPerson.card_id).where(ReservationPerson.card_id.is_not(None))
+        card = session.execute(select(Card).where(
+            Card.state == cards.NOTICE_SENT, Card.id.not_in(booked))
+            .order_by(Card.id)).scalars().first()
+        session.remove()
+        return {"notice_number": notice_numbers.display(card.notice_number),
+                "birth_date": card.birth_date, "venue_id": venue_id}
+
+
 def resident_at_calendar(app, card) -> str:
     """A resident's client through the postcard step and the venue step; the calendar's
     path."""
@@ -365,13 +389,6 @@ def profile(title: str, call, repeat: int = 100, top: int = 25) -> None:
 
 
 def bench_reads(rows: list) -> None:
-    from sqlalchemy import select
-
-    from app.models.card import Card
-    from app.models.reservation import ReservationPerson
-    from app.models.venue import Purpose, Venue, VenuePurpose
-    from app.services import cards, notice_numbers
-
     # BENCH_READS_KEEP=<folder>: keep the seeded SQLite database there and reuse it (the same
     # day), to profile again without seeding again.
     keep = os.environ.get("BENCH_READS_KEEP")
@@ -381,19 +398,8 @@ def bench_reads(rows: list) -> None:
     now = fixed_now()
     try:
         app = build_app(instance, url, now, seeded)
-        with app.app_context():
-            session = app.appbuilder.session
-            venue_id = session.execute(
-                select(Venue.id).join(VenuePurpose).join(Purpose)
-                .where(Purpose.code == "kofu").order_by(Venue.id)).scalars().first()
-            booked_cards = select(ReservationPerson.card_id).where(
-                ReservationPerson.card_id.is_not(None))
-            card = session.execute(select(Card).where(
-                Card.state == cards.NOTICE_SENT, Card.id.not_in(booked_cards))
-                .order_by(Card.id)).scalars().first()
-            card = {"notice_number": notice_numbers.display(card.notice_number),
-                    "birth_date": card.birth_date, "venue_id": venue_id}
-            session.remove()
+        card = waiting_resident(app)
+        venue_id = card["venue_id"]
         clerk = signed_in_clerk(app)
         with app.app_context():
             clerk_id = app.appbuilder.sm.find_user(username="benchclerk").id

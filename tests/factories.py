@@ -138,3 +138,20 @@ def make_offer(session, venue="市役所本庁舎 1階 市民課", purpose_code=
 
     materialise_slots(session, offers=[offer])  # as saving the settings screen does
     return offer
+
+
+def make_staff_booking(app, session, day=None, slot_index=3):
+    """A one-seat 申請 booking taken by staff (no postcard) on 2026-12-01 10:30 by default:
+    its venue and purpose made by make_offer."""
+    from datetime import date
+
+    from app.services import booking
+    from app.services.calendar import ensure_slots
+
+    day = day or date(2026, 12, 1)
+    offer = make_offer(session, purpose_code="shinsei", seats=2)
+    with app.test_request_context():
+        slot = ensure_slots(session, offer, day, day)[slot_index]
+        session.commit()
+        return booking.book(session, slot, None, date(1980, 3, 1),
+                            booking.Contact(phone="0312345678"), seats=1, staff=True)

@@ -13,7 +13,7 @@ from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent
 from app.models.reservation import Reservation
 from app.services import cards as card_svc
-from tests.factories import make_card, make_offer, make_storage
+from tests.factories import make_card, make_offer, make_staff_booking, make_storage
 from tests.public_flow import book_kofu
 from tests.web.test_public_booking import shown, waiting_card
 
@@ -67,18 +67,8 @@ def test_jwt_put_and_transition_are_signed_by_the_jwt_user(app, users, db, place
 
 
 def test_jwt_check_in_names_the_jwt_user(app, users, db):
-    from datetime import date
-
-    from app.services import booking
-    from app.services.calendar import ensure_slots
-
     users.create("clerk", username="api_desk_clerk")
-    offer = make_offer(db, purpose_code="shinsei", seats=2)
-    with app.test_request_context():
-        slot = ensure_slots(db, offer, date(2026, 12, 1), date(2026, 12, 1))[3]
-        db.commit()
-        reservation = booking.book(db, slot, None, date(1980, 3, 1),
-                                   booking.Contact(phone="0312345678"), seats=1, staff=True)
+    reservation = make_staff_booking(app, db)
     client = app.test_client()
     headers = _token(client, "api_desk_clerk", users.password)
     response = client.post(f"/api/v1/reservation/{reservation.id}/check-in", headers=headers)
@@ -164,17 +154,7 @@ def test_a_resident_booking_without_a_postcard_names_its_number(client, db):
 
 
 def test_the_close_day_job_is_signed_system(app, db, clock):
-    from datetime import date
-
-    from app.services import booking
-    from app.services.calendar import ensure_slots
-
-    offer = make_offer(db, purpose_code="shinsei", seats=2)
-    with app.test_request_context():
-        slot = ensure_slots(db, offer, date(2026, 12, 1), date(2026, 12, 1))[3]
-        db.commit()
-        reservation = booking.book(db, slot, None, date(1980, 3, 1),
-                                   booking.Contact(phone="0312345678"), seats=1, staff=True)
+    reservation = make_staff_booking(app, db)
     clock.set(clock().replace(hour=17, minute=10))
     result = app.test_cli_runner().invoke(args=["reservations", "close-day"])
     assert "1 no-show" in result.output

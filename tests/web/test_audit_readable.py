@@ -2,7 +2,6 @@
 filters by person, kind, record and period and the stored record behind a link; 受付者
 and the card history name the person, not the user ID."""
 import re
-from datetime import date
 
 import pytest
 from sqlalchemy import select
@@ -10,7 +9,7 @@ from sqlalchemy import select
 from app.models.audit import AuditLog
 from app.services import audit
 from tests.conftest import DEFAULT_NOW, text_of
-from tests.factories import make_card, make_offer, make_storage
+from tests.factories import make_card, make_staff_booking, make_storage
 
 RAW_TABLES = ["card", "card_event", "reservation", "slot", "ab_user", "notice"]
 
@@ -118,16 +117,8 @@ def test_new_records_keep_where_they_were_made(card_moved, db):
 
 
 def test_checked_in_by_and_card_history_show_the_name(app, login_as, card_moved, db):
-    from app.services import booking
-    from app.services.calendar import ensure_slots
-
     card, _clerk = card_moved
-    offer = make_offer(db, purpose_code="shinsei", seats=2)
-    with app.test_request_context():
-        slot = ensure_slots(db, offer, date(2026, 12, 1), date(2026, 12, 1))[3]
-        db.commit()
-        reservation = booking.book(db, slot, None, date(1980, 3, 1),
-                                   booking.Contact(phone="0312345678"), seats=1, staff=True)
+    reservation = make_staff_booking(app, db)
     reservation.checked_in_by = "madoguchi_r"  # as the desk records it
     db.commit()
     manager = login_as("manager", username="kanri_h")
