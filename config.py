@@ -143,6 +143,9 @@ _BOOKING_MENUS = (r"(Reservations|Check-in Desk|Bookings|Booking Calendar|Bookin
                   r"|Venues|Purposes"
                   r"|Weekly Pattern|Date Exceptions)$")
 _WRITE = r"(can_list|can_show|can_add|can_edit|can_delete)$"
+# Intake and fees (issue 13). Menu items of the 申請受付 category.
+_INTAKE_MENUS = (r"(Intake|Applications|Outreach Sessions|Daily Fees|Monthly Fees"
+                 r"|Fee Table)$")
 
 FAB_ROLES = {
     ROLE_SYSADMIN: [
@@ -167,6 +170,10 @@ FAB_ROLES = {
         (r"NoticeModelView$", _WRITE),
         (r"AuditLogModelView$", r"(can_list|can_show|can_export)$"),
         (r"(Security|Notices|Audit Log)$", r"menu_access$"),
+        # Intake, fees and scanned papers: everything, incl. the fee table and refunds.
+        (r"(IntakeModelView|OutreachSessionModelView|FeeScheduleModelView|FeeView"
+         r"|DocumentView)$", r".*"),
+        (_INTAKE_MENUS, r"menu_access$"),
     ],
     ROLE_CLERK: [
         *_SELF_SERVICE,
@@ -186,6 +193,13 @@ FAB_ROLES = {
          r"menu_access$"),
         (r"NoticeModelView$", _READ),
         (r"(Security|Notices)$", r"menu_access$"),
+        # Intake: take and edit applications (never delete: withdraw with a reason),
+        # collect fees (a refund is the supervisor's), scan and read papers.
+        (r"(IntakeModelView|OutreachSessionModelView)$", r"(?!can_delete$)\w+$"),
+        (r"FeeScheduleModelView$", _READ),
+        (r"FeeView$", r"(?!can_refund$)\w+$"),
+        (r"DocumentView$", r"(?!can_delete$)\w+$"),
+        (_INTAKE_MENUS, r"menu_access$"),
     ],
     ROLE_VIEWER: [
         *_SELF_SERVICE,
@@ -200,6 +214,11 @@ FAB_ROLES = {
         (r"(Cards|Card Ledger|Storage Places|Discard|Card History)$", r"menu_access$"),
         (r"NoticeModelView$", _READ),
         (r"(Security|Notices)$", r"menu_access$"),
+        # Intakes and the day's figures on screen; no scanned papers, no receipts, no
+        # printed lists or downloads (personal data leaving the screen).
+        (r"(IntakeModelView|OutreachSessionModelView|FeeScheduleModelView)$", _READ),
+        (r"FeeView$", r"can_(daily|monthly)$"),
+        (_INTAKE_MENUS, r"menu_access$"),
     ],
 }
 

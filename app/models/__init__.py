@@ -1,6 +1,9 @@
 """All models, imported so that Model.metadata (Alembic's target) knows every table."""
 from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent
+from app.models.document import DocumentBlob, IntakeDocument
+from app.models.fee import DailyClose, FeeEntry, FeeSchedule, ReceiptCounter
+from app.models.intake import Intake, OutreachSession
 from app.models.maintenance import MaintenanceWindow
 from app.models.notice import Notice
 from app.models.outbox import OutboxMail
@@ -11,7 +14,8 @@ from app.models.throttle import Throttle
 from app.models.user import StaffUser
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 
-__all__ = ["AuditLog", "Card", "CardEvent", "DateException", "Hold", "MaintenanceWindow",
-           "Notice", "OutboxMail", "Purpose", "Reservation", "ReservationPerson", "ScanBatch",
-           "ScanItem", "Slot", "StaffUser", "StoragePlace", "Throttle", "Venue", "VenuePurpose",
-           "WeeklyRule"]
+__all__ = ["AuditLog", "Card", "CardEvent", "DailyClose", "DateException", "DocumentBlob",
+           "FeeEntry", "FeeSchedule", "Hold", "Intake", "IntakeDocument", "MaintenanceWindow",
+           "Notice", "OutboxMail", "OutreachSession", "Purpose", "ReceiptCounter",
+           "Reservation", "ReservationPerson", "ScanBatch", "ScanItem", "Slot", "StaffUser",
+           "StoragePlace", "Throttle", "Venue", "VenuePurpose", "WeeklyRule"]

@@ -1,0 +1,1 @@
+"""Issue 13: filled in by its own change."""
