@@ -155,3 +155,34 @@ def make_staff_booking(app, session, day=None, slot_index=3):
         session.commit()
         return booking.book(session, slot, None, date(1980, 3, 1),
                             booking.Contact(phone="0312345678"), seats=1, staff=True)
+
+
+_intake_seq = itertools.count(1)
+
+
+def make_intake(session, venue=None, **overrides):
+    """An application taken at the counter (申請受付), straight into the table (test set-up
+    only: the intake service checks what a clerk types). Its 申請書ID starts with 9 so it
+    never meets a card_fields() ID unless a test gives both the same one."""
+    from datetime import date, datetime
+
+    from app.clock import JST
+    from app.models.intake import Intake
+    from app.models.venue import Venue
+
+    if venue is None:
+        venue = session.query(Venue).filter_by(name="市役所本庁舎 1階 市民課").first() or Venue(
+            name="市役所本庁舎 1階 市民課", address="みどり市中央1-1-1")
+    n = next(_intake_seq)
+    values = dict(application_id=f"9{n:022d}", method="counter", kind="new",
+                  visit_mode="K", name="佐藤　花子", name_kana="サトウ　ハナコ",
+                  birth_date=date(1985, 6, 15), postal_code="123-4567",
+                  address="みどり市中央2-3-4", phone="090-1234-5678", wants_sign_cert=True,
+                  wants_auth_cert=True, clerk="clerk", venue=venue,
+                  taken_at=datetime(2026, 12, 1, 10, 0, tzinfo=JST), state="accepted",
+                  fee_state="none")
+    values.update(overrides)
+    intake = Intake(**values)
+    session.add(intake)
+    session.commit()
+    return intake
