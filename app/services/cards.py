@@ -15,7 +15,6 @@ from typing import Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from dateutil.relativedelta import relativedelta
-from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, inspect, select, update
@@ -28,11 +27,11 @@ from app.models.card_states import (DISCARDED, HANDED_OVER, MAILED, NOTICE_SENT,
                                     STATE_LABELS, STATES, VISIT_MODE_LABELS, VISIT_MODES,
                                     state_label, visit_mode_label)
 from app.models.storage import StoragePlace
-from app.services import audit, fields, notice_numbers, unit
+from app.services import actors, audit, fields, notice_numbers, unit
 from app.services.japanese import digits_only
 from app.settings import settings
 from app.services.errors import (BulkTransitionError, CardNotFoundError, InputError,
-                                 InvalidTransitionError, NotPermittedError, StorageFullError)
+                                 InvalidTransitionError, StorageFullError)
 
 # DOMAIN.md "Card lifecycle". 保留 (on hold) returns to the state it came from.
 CHARTS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -80,40 +79,10 @@ OPERATION_ROLES: dict[str, tuple[str, ...]] = {MOVE: STAFF, DISCARD_HOLD: SUPERV
 NEEDS_NOTE = {DISCARDED: _l("Write the reason for the discard.")}
 
 
-@dataclass(frozen=True)
-class CardActor:
-    """Who asks for a change, with the names of their roles. ``SYSTEM`` is the product
-    itself (booking engine, CLI, demo data, tests), which the role table does not limit."""
-
-    username: str
-    roles: frozenset = frozenset()
-    system: bool = False
-
-
-SYSTEM = CardActor("system", system=True)
-
-
-def name_of(actor: CardActor) -> str:
-    """The name written in a card's history: the person's; for the product itself, the name
-    the audit trail gives it (``cli:<os user>`` for a command, else ``system``)."""
-    return audit.current_actor().username if actor.system else actor.username
-
-
-def actor_of(user) -> CardActor:
-    """The actor for a signed-in user (screen session or JWT); anyone else has no role."""
-    if user is None or not getattr(user, "is_authenticated", False):
-        return CardActor("")  # nobody signed in: no role allows anything
-    return CardActor(user.username, frozenset(role.name for role in (user.roles or [])))
-
-
-def _role_names(keys: tuple[str, ...]) -> list[str]:
-    return [current_app.config[key] for key in keys]
-
-
-def _check_roles(actor: CardActor, keys: tuple[str, ...], message) -> None:
-    if actor.system or actor.roles & set(_role_names(keys)):
-        return
-    raise NotPermittedError(message)
+# Who asks (app/services/actors.py, shared with the intake): re-exported for callers.
+CardActor, SYSTEM, name_of, actor_of = (actors.CardActor, actors.SYSTEM, actors.name_of,
+                                        actors.actor_of)
+_role_names, _check_roles = actors.role_names, actors.check_roles
 
 
 def may_transition(actor: CardActor, to_state: str) -> bool:

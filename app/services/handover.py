@@ -9,47 +9,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask_babel import gettext as _
-
 from app import clock
 from app.models.card import Card
-from app.services import cards, desk, unit
+from app.services import cards, desk, identity, unit
 from app.services.cards import HANDED_OVER, CardActor
 from app.services.errors import InputError
 
-ID_ONE_A = "one_a"  # one document with a photo (A)
-ID_TWO_B = "two_b"  # two documents without (B)
-COLLECTORS = ("self", "legal_representative", "proxy")
-PROXY_REASONS = ("hospital", "care_facility", "disability", "age_75", "pregnancy",
-                 "small_child", "posted_away")
-CHECKLIST_FIELDS = ("identity", "collector", "proxy_reason", "authority_proof", "reason_proof",
-                    "proxy_identity", "pin_set", "old_card_returned", "note")
-
-
-def checklist_of(form) -> dict:
-    """The checklist as ticked on the hand-over screen (its filled fields only)."""
-    return {key: form.get(key) for key in CHECKLIST_FIELDS if form.get(key)}
-
-
-def checklist_problems(check: dict) -> list[str]:
-    """What the checklist still lacks (DOMAIN.md "Identity at the counter")."""
-    problems = []
-    if check.get("identity") not in (ID_ONE_A, ID_TWO_B):
-        problems.append(_("Choose the identity documents seen (one A-type or two B-type)."))
-    who = check.get("collector", "self")
-    if who == "legal_representative" and not check.get("authority_proof"):
-        problems.append(_("Check the proof of legal representation."))
-    if who == "proxy":
-        if check.get("proxy_reason") not in PROXY_REASONS:
-            problems.append(_("Choose the accepted reason for a proxy."))
-        for key, message in (("reason_proof", _("Check the proof of the reason.")),
-                             ("authority_proof", _("Check the letter of delegation.")),
-                             ("proxy_identity", _("Check the proxy's identity documents."))):
-            if not check.get(key):
-                problems.append(message)
-    if not check.get("pin_set"):
-        problems.append(_("Confirm that the resident set the PINs."))
-    return problems
+# The checklist lives in app/services/identity.py (the intake ticks it too); its names
+# stay importable from here.
+ID_ONE_A, ID_TWO_B = identity.ID_ONE_A, identity.ID_TWO_B
+COLLECTORS, PROXY_REASONS = identity.COLLECTORS, identity.PROXY_REASONS
+CHECKLIST_FIELDS = identity.CHECKLIST_FIELDS
+checklist_of = identity.checklist_of
+checklist_problems = identity.checklist_problems
 
 
 def may_hand_over(card: Card | None) -> bool:

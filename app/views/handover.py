@@ -2,21 +2,15 @@
 from flask import flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.extensions import session
 from app.models.card_states import state_label
-from app.services import cards, handover, japanese, notice_numbers
+from app.services import cards, handover, identity, japanese, notice_numbers
 from app.services.errors import CardNotFoundError, DomainError
 from app.views.feedback import flash_refusal
 
-PROXY_REASON_LABELS = [
-    ("hospital", _l("In hospital")), ("care_facility", _l("In a care facility")),
-    ("disability", _l("Disability")), ("age_75", _l("Aged 75 or over")),
-    ("pregnancy", _l("Pregnancy")), ("small_child", _l("Caring for a small child")),
-    ("posted_away", _l("Long posting away from home")),
-]
+PROXY_REASON_LABELS = identity.PROXY_REASON_LABELS
 CHECKLIST_FIELDS = handover.CHECKLIST_FIELDS
 
 
