@@ -27,7 +27,7 @@ from app.models.card_states import (DISCARDED, HANDED_OVER, MAILED, NOTICE_SENT,
                                     STATE_LABELS, STATES, VISIT_MODE_LABELS, VISIT_MODES,
                                     state_label, visit_mode_label)
 from app.models.storage import StoragePlace
-from app.services import actors, audit, fields, notice_numbers, unit
+from app.services import actors, audit, fields, intake, notice_numbers, unit
 from app.services.japanese import digits_only
 from app.settings import settings
 from app.services.errors import (BulkTransitionError, CardNotFoundError, InputError,
@@ -307,6 +307,7 @@ def prepare_received(session, card: Card, *, actor: CardActor = SYSTEM,
     session.add(card)
     session.add(CardEvent(card=card, from_state=None, to_state=RECEIVED, at=now,
                           username=name_of(actor), note=None))
+    intake.card_arrived(session, card.application_id, now)  # its application: 送付済
     return card
 
 
@@ -459,6 +460,7 @@ def hand_over_card(session, card: Card, note: str | None, identity_check: dict, 
            {"handed_over_by": username,
             "identity_check": json.dumps(identity_check, ensure_ascii=False,
                                          sort_keys=True)})
+    intake.card_handed_over(session, card.application_id, card.handed_over_at)  # 交付済
     return card
 
 

@@ -19,7 +19,7 @@ from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card
 from app.models.scan import (BATCH_DISCARDED, BATCH_OPEN, BATCH_REGISTERED, ITEM_DUPLICATE,
                              ITEM_EXISTS, ITEM_INCOMPLETE, ITEM_INVALID, ITEM_OK, ScanBatch,
                              ScanItem)
-from app.services import audit, cards, unit
+from app.services import audit, cards, intake, unit
 from app.services.cards import SYSTEM, CardActor
 from app.services.errors import (BatchClosedError, InputError,  # noqa: F401
                                  RegistrationConflictError)
@@ -62,10 +62,10 @@ def recent_batches(session, limit: int = 30) -> list[ScanBatch]:
 
 
 def _personal_data_for(session, application_id: str) -> dict | None:
-    """Personal data for a short-form code, from the application with the same 申請書ID.
-    No such source exists until application intake (F2) is built, so a short code is
-    flagged for staff; a ledger row with the ID means the card exists (checked before)."""
-    return None
+    """Personal data for a short-form code, from the application with the same 申請書ID
+    (app/services/intake.py); None when no application was taken for it (or it was
+    withdrawn): then staff enter the card by hand."""
+    return intake.personal_data_for(session, application_id)
 
 
 def _classify(session, batch: ScanBatch, payload: str | bytes, today: date,
