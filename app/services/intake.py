@@ -80,7 +80,8 @@ def site_label(value: str | None) -> str:
 
 
 def choices(labels: dict) -> list[tuple[str, str]]:
-    return [(code, str(text)) for code, text in labels.items()]
+    """(code, label) pairs for a choice; the labels stay lazy (translated when shown)."""
+    return list(labels.items())
 
 
 # --- checking what a clerk typed -----------------------------------------------------------
@@ -220,7 +221,8 @@ def check(session, values: dict, *, intake_id: int | None = None,
 
 
 def cleaned(session, values: dict, *, intake_id: int | None = None) -> dict:
-    clean, problems = check(session, values, intake_id=intake_id)
+    with session.no_autoflush:  # a screen's half-filled row waits until it is clean
+        clean, problems = check(session, values, intake_id=intake_id)
     if problems:
         raise IntakeInputError(problems)
     return clean
@@ -509,6 +511,12 @@ def create_session(session, values: dict, *, actor: CardActor) -> OutreachSessio
 def update_session(session, outreach: OutreachSession, values: dict, *,
                    actor: CardActor) -> OutreachSession:
     return fill_session(session, outreach, values, actor=actor)
+
+
+def recent_sessions(session, limit: int = 200) -> list[OutreachSession]:
+    """The sessions a new application may belong to, the latest first."""
+    return list(session.execute(select(OutreachSession).order_by(
+        OutreachSession.day.desc(), OutreachSession.id.desc()).limit(limit)).scalars())
 
 
 def get_session(session, session_id) -> OutreachSession | None:

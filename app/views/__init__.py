@@ -9,6 +9,7 @@ from app.views.reservation import ReservationModelView
 from app.views.card import CardEventModelView, CardModelView
 from app.views.discard import DiscardView
 from app.views.handover import HandoverView
+from app.views.intake import IntakeModelView, OutreachSessionModelView
 from app.views.maintenance import MaintenanceWindowModelView
 from app.views.notice import NoticeModelView
 from app.views.scan import ScanView
@@ -43,6 +44,12 @@ def register_views(appbuilder) -> None:
                         label=_l("Weekly opening pattern"), **bookings)
     appbuilder.add_view(DateExceptionModelView, "Date Exceptions", icon="fa-calendar-times-o",
                         label=_l("Date exceptions"), **bookings)
+    intakes = dict(category=CATEGORY_INTAKE, category_icon="fa-file-text-o",
+                   category_label=_l("Application intake"))
+    appbuilder.add_view(IntakeModelView, "Applications", icon="fa-list",
+                        label=_l("Application list"), **intakes)
+    appbuilder.add_view(OutreachSessionModelView, "Outreach Sessions", icon="fa-car",
+                        label=_l("Outreach applications"), **intakes)
     cards = dict(category=CATEGORY_CARDS, category_icon="fa-id-card",
                  category_label=_l("Cards"))
     appbuilder.add_view(CardModelView, "Card Ledger", icon="fa-book", label=_l("Card ledger"),

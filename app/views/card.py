@@ -18,7 +18,8 @@ from app import clock
 from app.extensions import session
 from app.models.card import Card, CardEvent
 from app.models.card_states import STATES, visit_mode_choices
-from app.services import audit_text, cards, exports, fields, japanese, notice_numbers
+from app.services import (audit_text, cards, exports, fields, intake, japanese,
+                          notice_numbers)
 from app.views.feedback import refusals_flashed
 from app.views.formatting import blank_none, jst, yes_no
 from app.views.validators import CleanText, Parsed, UniqueValue
@@ -102,15 +103,18 @@ class CardListWidget(ListWidget):
 class CardSearchWidget(SearchWidget):
     """FAB's search panel without the state and visit mode (they are choices above)."""
 
+    choice_filters = CHOICE_FILTERS  # shown as choices above the list instead
+
     def __call__(self, **kwargs):
-        include = [c for c in self.template_args["include_cols"] if c not in CHOICE_FILTERS]
+        include = [c for c in self.template_args["include_cols"]
+                   if c not in self.choice_filters]
         self.template_args["include_cols"] = include
         form, searchable = self.template_args["form"], self.filters.get_search_filters()
         kwargs["label_columns"] = {c: str(form[c].label.text) for c in include}
         kwargs["form_fields"] = {c: form[c]() for c in include}
         kwargs["search_filters"] = {c: [str(f.name) for f in searchable[c]] for c in include}
         kwargs["active_filters"] = [f for f in self.filters.get_filters_values_tojson()
-                                    if f[0] not in CHOICE_FILTERS]
+                                    if f[0] not in self.choice_filters]
         return FormWidget.__call__(self, **kwargs)
 
 
@@ -331,6 +335,9 @@ class CardModelView(ModelView):
             kwargs["actor_name"] = audit_text.actor_name  # the history's 操作者 by name
             kwargs["can_transition"] = self.appbuilder.sm.has_access(
                 "can_transition", self.class_permission_name)
+            kwargs["intake"] = intake.intake_for_application(  # its application (申請受付)
+                session(), card.application_id if card else None)
+            kwargs["intake_labels"] = intake
         if template == self.list_template:
             mode = request.args.get(filter_arg("visit_mode"))  # counts follow the mode filter
             kwargs["current_mode"] = mode
