@@ -16,7 +16,7 @@ from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.venue import Venue
-from app.services import audit, audit_text, booking, cards, desk, fields
+from app.services import audit, audit_text, booking, cards, desk, fields, intake
 from app.views.feedback import refusals_flashed
 from app.views.fields import form_id
 
@@ -70,7 +70,8 @@ class DeskView(BaseView):
             all_count=len(bookings), query=query, now=now, desk=desk,
             counts=desk.counts(bookings, now), offers=offers,
             today=now.astimezone(JST).date(), last_end=last_end,
-            can_write=self._can("can_check_in"), actor_name=audit_text.actor_name)
+            can_write=self._can("can_check_in"), actor_name=audit_text.actor_name,
+            can_take_application=self.appbuilder.sm.has_access("can_add", "IntakeModelView"))
 
     @expose("/<id:venue_id>/counts")
     @has_access
@@ -107,11 +108,14 @@ class DeskView(BaseView):
         flash(desk.act(session(), reservation, action, actor=cards.actor_of(current_user)),
               "success")
         card = desk.waiting_card(reservation)
+        back = url_for(".day", venue_id=venue_id, day=request.form.get("day"))
         if action == desk.CHECK_IN and card is not None:
             # 交付: straight on to the hand-over, then back here
-            return redirect(url_for("HandoverView.index", q=card.application_id,
-                                    next=url_for(".day", venue_id=venue_id,
-                                                 day=request.form.get("day"))))
+            return redirect(url_for("HandoverView.index", q=card.application_id, next=back))
+        if action == desk.CHECK_IN and intake.leads_to_intake(reservation):
+            # 申請, 電子証明書: straight on to a new application from the booking, then back
+            return redirect(url_for("IntakeModelView.add", reservation=reservation.id,
+                                    next=back))
         return redirect(_to_day(self, venue_id))
 
     @expose("/<id:venue_id>/new", methods=["GET", "POST"])
