@@ -54,5 +54,9 @@ def test_the_desk_offers_a_walk_in_application(login_as, app, db):
     page = login_as("clerk").get(f"/desk/{venue.id}").get_data(as_text=True)
     assert "予約なしの申請を受け付ける" in page
     assert f"/intakemodelview/add?venue={venue.id}&amp;method=counter&amp;next=/desk/{venue.id}" in page
+
+
+def test_a_viewer_gets_no_application_button(login_as, app, db):
+    venue = make_staff_booking(app, db).offer.venue
     viewer = login_as("viewer").get(f"/desk/{venue.id}").get_data(as_text=True)
     assert "予約なしの申請を受け付ける" not in viewer
