@@ -104,8 +104,21 @@ def world(app, db, clock):
                                    booking.Contact(phone="0312345678", name="山田　花子",
                                                    name_kana="ヤマダ　ハナコ"),
                                    seats=1, staff=True, channel=CHANNEL_PHONE)
+    from app.models.intake import OutreachSession
+    from tests.factories import make_intake
+
+    outreach = OutreachSession(day=TODAY, site_kind="school", site_name="第一小学校",
+                               address="みどり市北野1-1", staff="佐藤")
+    db.add(outreach)
+    db.commit()
+    application = make_intake(db, venue=offer.venue, reissue_reason=None)
+    make_intake(db, method="outreach", venue=None, outreach_session_id=outreach.id,
+                kind="reissue", reissue_reason="lost",
+                identity_check='{"collector": "proxy", "identity": "one_a", '
+                               '"proxy_reason": "hospital", "reason_proof": "1"}')
     return {"card": card.id, "offer": offer.id, "venue": offer.venue_id,
-            "reservation": reservation.id, "day": TODAY.isoformat()}
+            "reservation": reservation.id, "day": TODAY.isoformat(),
+            "intake": application.id, "outreach": outreach.id}
 
 
 PAGES = [
@@ -132,6 +145,17 @@ PAGES = [
     ("clerk", "/discard/register"),
     ("clerk", "/scan/"),
     ("clerk", "/handover/"),
+    # Application intake (issue 13, intake helper)
+    ("clerk", "/intakemodelview/list/"),
+    ("clerk", "/intakemodelview/show/{intake}"),
+    ("clerk", "/intakemodelview/add"),
+    ("clerk", "/intakemodelview/add?reservation={reservation}&next=/desk/{venue}"),
+    ("clerk", "/intakemodelview/edit/{intake}"),
+    ("clerk", "/outreachsessionmodelview/list/"),
+    ("clerk", "/outreachsessionmodelview/show/{outreach}"),
+    ("clerk", "/outreachsessionmodelview/add"),
+    ("clerk", "/outreachsessionmodelview/print/{outreach}"),
+    ("viewer", "/intakemodelview/show/{intake}"),
     ("clerk", "/noticemodelview/list/"),
     ("clerk", "/users/userinfo/"),
     ("clerk", "/resetmypassword/form"),

@@ -87,6 +87,21 @@ MATRIX = [
     ("GET", "/desk/{venue}/new", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("GET", "/desk/{venue}/print", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("POST", "/desk/{venue}/close-day", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    # --- Application intake (申請受付, issue 13: intake helper) ---------------------------
+    # Read by every business role; taken, changed, withdrawn and sent by staff; never
+    # deleted (withdrawn with a reason instead); the printed session list is not for 閲覧者.
+    ("GET", "/intakemodelview/list/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/intakemodelview/show/{intake}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/intakemodelview/add", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/intakemodelview/edit/{intake}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/intakemodelview/withdraw/{intake}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/intakemodelview/delete/{intake}", dict(sysadmin=N, manager=N, clerk=N, viewer=N)),
+    ("GET", "/outreachsessionmodelview/list/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/outreachsessionmodelview/show/{outreach}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/outreachsessionmodelview/add", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/outreachsessionmodelview/edit/{outreach}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/outreachsessionmodelview/print/{outreach}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/outreachsessionmodelview/delete/{outreach}", dict(sysadmin=N, manager=N, clerk=N, viewer=N)),
 ]
 
 # Actions on the ledger list (FAB checks them in action_post): {action: roles allowed}
@@ -120,10 +135,17 @@ def targets(app, db, clock, users):
         slot = ensure_slots(db, offer, date(2026, 12, 8), date(2026, 12, 8))[0]
         reservation = booking.book(db, slot, None, date(1980, 3, 1),
                                    booking.Contact(phone="0312345678"), seats=1, staff=True)
+    from app.models.intake import OutreachSession
+    from tests.factories import make_intake
+
+    outreach = OutreachSession(day=date(2026, 12, 8), site_kind="school", site_name="第一小学校")
+    db.add(outreach)
+    db.commit()
+    application = make_intake(db)
     audit_id = db.query(AuditLog.id).order_by(AuditLog.id.desc()).first()[0]
     return {"notice": notice.id, "window": window.id, "user": other.id, "audit": audit_id,
             "card": card.id, "offer": offer.id, "venue": offer.venue_id,
-            "reservation": reservation.id,
+            "reservation": reservation.id, "intake": application.id, "outreach": outreach.id,
             "role": app.appbuilder.sm.find_role(app.config["ROLE_VIEWER"]).id}
 
 
