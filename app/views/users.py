@@ -345,6 +345,19 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
                 _on("DeskView", "can_check_in", "can_new", "can_close_day", "can_print_day")
                 + _on("ReservationModelView", "can_check_in")),
     ]),
+    (_l("Application intake"), [
+        Ability("申請受付一覧, 出張申請: list, detail (with the card's state, the booking, the "
+                "session)", _l("Applications and outreach sessions: list, detail"),
+                _on("IntakeModelView", "can_list", "can_show")
+                + _on("OutreachSessionModelView", "can_list", "can_show")),
+        Ability("申請受付: take (add, also from the desk's check-in), edit, 送付済にする (bulk), "
+                "取下げ with a reason",
+                _l("Applications: take, edit, mark as sent, withdraw with a reason"),
+                _on("IntakeModelView", "can_add", "can_edit", "mark_sent", "can_withdraw")),
+        Ability("出張申請: add, edit; print a session's list (A4, names and birth dates)",
+                _l("Outreach sessions: add, edit, print a session's list"),
+                _on("OutreachSessionModelView", "can_add", "can_edit", "can_print_list")),
+    ]),
     (_l("REST API"), [
         Ability("API `/api/v1/reservation/`: read", _l("API of bookings: read"),
                 _on("ReservationApi", "can_get", "can_info")),
