@@ -302,7 +302,8 @@ def _set_state(session, intake_ids: list[int], expected: tuple[str, ...], values
         .execution_options(autoflush=False))}
     result = session.execute(update(Intake).where(Intake.id.in_(intake_ids),
                                                   Intake.state.in_(expected))
-                             .values(**values).execution_options(synchronize_session=False))
+                             .values(**values).execution_options(synchronize_session=False,
+                                                                 autoflush=False))
     for pk in intake_ids:
         if pk in olds and olds[pk].state in expected:
             audit.record_in_transaction(session, audit.ACTION_UPDATE, "intake", pk, {
