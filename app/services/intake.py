@@ -269,9 +269,16 @@ def fill_update(session, intake: Intake, values: dict, *, actor: CardActor) -> I
     application is no longer changed; its state and clerk are not fields."""
     authorize(actor)
     if intake.id is not None:
-        current = session.execute(select(Intake.state).where(Intake.id == intake.id)
-                                  .execution_options(autoflush=False)).scalar()
-        if current in (WITHDRAWN, HANDED_OVER):
+        # Compare-and-set on the state it may be edited in: the row stays locked until this
+        # unit commits (PostgreSQL), so a withdrawal or hand-over cannot slip in between.
+        kept = session.execute(update(Intake).where(Intake.id == intake.id,
+                                                    Intake.state.in_((ACCEPTED, SENT)))
+                               .values(state=Intake.state)
+                               .execution_options(synchronize_session=False,
+                                                  autoflush=False)).rowcount
+        if kept != 1:
+            current = session.execute(select(Intake.state).where(Intake.id == intake.id)
+                                      .execution_options(autoflush=False)).scalar()
             raise InvalidTransitionError(_("This application is %(state)s and can no longer "
                                            "be changed.", state=state_label(current)))
     clean = cleaned(session, values, intake_id=intake.id)
