@@ -8,6 +8,7 @@ from app.views.desk import DeskView
 from app.views.reservation import ReservationModelView
 from app.views.card import CardEventModelView, CardModelView
 from app.views.discard import DiscardView
+from app.views.fees import FeeScheduleModelView, FeeView, fee_panel
 from app.views.handover import HandoverView
 from app.views.maintenance import MaintenanceWindowModelView
 from app.views.notice import NoticeModelView
@@ -43,6 +44,16 @@ def register_views(appbuilder) -> None:
                         label=_l("Weekly opening pattern"), **bookings)
     appbuilder.add_view(DateExceptionModelView, "Date Exceptions", icon="fa-calendar-times-o",
                         label=_l("Date exceptions"), **bookings)
+    # Fees (issue 13 §2): the same category arguments as the intake screens.
+    intake = dict(category=CATEGORY_INTAKE, category_icon="fa-file-text-o",
+                  category_label=_l("Application intake"))
+    appbuilder.add_view(FeeView, "Daily Fees", icon="fa-jpy", label=_l("Daily fees"),
+                        **intake)
+    appbuilder.add_link("Monthly Fees", href="FeeView.monthly", icon="fa-calendar-o",
+                        label=_l("Monthly fees"), **intake)
+    appbuilder.add_view(FeeScheduleModelView, "Fee Table", icon="fa-table",
+                        label=_l("Fee table"), **intake)
+    appbuilder.app.jinja_env.globals["fee_panel"] = fee_panel
     cards = dict(category=CATEGORY_CARDS, category_icon="fa-id-card",
                  category_label=_l("Cards"))
     appbuilder.add_view(CardModelView, "Card Ledger", icon="fa-book", label=_l("Card ledger"),
