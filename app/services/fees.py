@@ -289,7 +289,13 @@ def _next_valid_from(session, kind: str, after: date, except_id=None) -> date | 
     return session.execute(query.execution_options(autoflush=False)).scalar()
 
 
-def _check_new_row_values(session, kind, valid_from, today, except_id=None) -> None:
+def check_row_values(session, kind, valid_from, today, except_id=None) -> None:
+    """The kind and valid-from of a new row (or of row ``except_id`` being edited, which
+    must not be locked itself)."""
+    if except_id is not None:
+        stored = session.get(FeeSchedule, except_id)
+        if stored is not None and row_locked(session, stored, today):
+            raise FeeTableLockedError()
     if kind not in CHARGED_KINDS:
         raise FeeFieldError("kind", _l("Only a reissue and an express issue have a fee."))
     if not isinstance(valid_from, date):
@@ -314,7 +320,7 @@ def check_new_row(session, *, kind, valid_from, card_amount, cert_amount, actor,
     _check_roles(actor, SUPERVISORS)
     parse_yen(card_amount, "card_amount")
     parse_yen(cert_amount, "cert_amount")
-    _check_new_row_values(session, kind, valid_from, today)
+    check_row_values(session, kind, valid_from, today)
 
 
 def _stored_row(session, row_id: int):
@@ -344,7 +350,7 @@ def check_row_change(session, row: FeeSchedule, *, actor, today: date,
     if not deleting:
         parse_yen(row.card_amount, "card_amount")
         parse_yen(row.cert_amount, "cert_amount")
-        _check_new_row_values(session, row.kind, row.valid_from, today, except_id=row.id)
+        check_row_values(session, row.kind, row.valid_from, today, except_id=row.id)
 
 
 @unit.operation

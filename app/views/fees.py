@@ -27,7 +27,7 @@ from app.extensions import session
 from app.models.fee import CHARGED_KINDS, ENTRY_LABELS, PAYMENT_METHOD_LABELS, FeeSchedule
 from app.models.intake import KIND_LABELS, label
 from app.services import audit, audit_text, cards, fees, fields, japanese
-from app.services.errors import InputError
+from app.services.errors import DomainError, InputError
 from app.views.feedback import refusals_flashed
 from app.views.validators import CleanText, Parsed
 
@@ -305,7 +305,7 @@ class FreeValidFrom:
         try:
             fees.check_row_values(session(), form.kind.data, field.data, _today(),
                                   except_id=pk)
-        except InputError as error:
+        except DomainError as error:
             raise StopValidation(str(error.message)) from None
 
 
