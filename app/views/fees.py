@@ -98,7 +98,7 @@ class FeeView(BaseView):
             operation()
         except fees.FeeFieldError as error:
             return self._panel_page(intake, {error.field: str(error.message)},
-                                    request.form.to_dict(), 400)
+                                    request.form.to_dict())
         flash(success, "success")
         return redirect(_back_to_panel(self, intake.id))
 
@@ -144,14 +144,15 @@ class FeeView(BaseView):
             venue_id=self._venue_id(intake), now=clock.now(),
             reason=request.form.get("reason")), _("The fee was waived."))
 
-    @expose("/intake/<id:pk>/refund", methods=["POST"])
+    @expose("/refund/<id:entry_id>", methods=["POST"])
     @has_access
-    @refusals_flashed(back=_back_to_panel)
-    def refund(self, pk):
-        intake = self._intake(pk)
-        payment = fees.get_entry(session(), fields.parse_id(request.form.get("entry")))
-        if payment is None or payment.intake_id != intake.id:
+    @refusals_flashed()
+    def refund(self, entry_id):
+        """還付 of a payment (管理者): a new negative entry, with its reason."""
+        payment = fees.get_entry(session(), entry_id)
+        if payment is None:
             abort(404)
+        intake = payment.intake
         return self._act(intake, lambda: fees.refund(
             session(), payment, actor=cards.actor_of(current_user),
             venue_id=self._venue_id(intake), now=clock.now(),
@@ -219,9 +220,7 @@ class FeeView(BaseView):
     @refusals_flashed(back=_back_to_daily)
     def close_day(self):
         venue_id = fields.parse_id(request.form.get("venue"))
-        day = fields.parse_day(request.form.get("day"))
-        if day is None:
-            abort(404)
+        day = fields.parse_day(request.form.get("day")) or _today()
         clerk = request.form.get("clerk") or current_user.username
         try:
             fees.close_day(session(), venue_id=venue_id, clerk=clerk, day=day,
@@ -229,9 +228,11 @@ class FeeView(BaseView):
                            explanation=request.form.get("explanation"),
                            actor=cards.actor_of(current_user), now=clock.now())
         except fees.FeeFieldError as error:
+            if error.field not in ("counted_cash", "explanation"):
+                raise DomainError(error.message) from None  # flashed: no field of its own
             values = request.form.to_dict()
             return self._daily_page(request.form, {(clerk, error.field): str(error.message)},
-                                    values, 400)
+                                    values)
         flash(_("The day was closed."), "success")
         return redirect(_back_to_daily(self))
 

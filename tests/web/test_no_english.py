@@ -104,8 +104,22 @@ def world(app, db, clock):
                                    booking.Contact(phone="0312345678", name="山田　花子",
                                                    name_kana="ヤマダ　ハナコ"),
                                    seats=1, staff=True, channel=CHANNEL_PHONE)
+    # fees (issue 13 §2): a paid reissue (fee panel, 日計表, 月計表)
+    from datetime import datetime
+
+    from app.clock import JST
+    from app.services import fees
+    from app.services.cards import SYSTEM
+    from tests.factories import make_intake
+    from tests.unit.test_fees import seed_fees
+
+    seed_fees(db)
+    intake = make_intake(db, kind="reissue", reissue_reason="lost", venue=offer.venue)
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=JST)
+    fees.charge(db, intake, actor=SYSTEM, venue_id=offer.venue_id, now=now)
+    fees.pay(db, intake, actor=SYSTEM, venue_id=offer.venue_id, now=now, tendered=5000)
     return {"card": card.id, "offer": offer.id, "venue": offer.venue_id,
-            "reservation": reservation.id, "day": TODAY.isoformat()}
+            "reservation": reservation.id, "day": TODAY.isoformat(), "intake": intake.id}
 
 
 PAGES = [
@@ -137,6 +151,14 @@ PAGES = [
     ("clerk", "/resetmypassword/form"),
     ("clerk", "/logout/"),
     ("clerk", "/auditlogmodelview/list/"),  # a 403 for a clerk
+    # fees (issue 13 §2)
+    ("clerk", "/fees/intake/{intake}"),
+    ("manager", "/fees/intake/{intake}"),
+    ("clerk", "/fees/daily?venue={venue}&day={day}"),
+    ("viewer", "/fees/daily?venue={venue}&day={day}"),
+    ("clerk", "/fees/monthly?venue={venue}&month=2026-12"),
+    ("clerk", "/feeschedulemodelview/list/"),
+    ("manager", "/feeschedulemodelview/add"),
     ("manager", "/purposemodelview/add"),
     ("manager", "/venuemodelview/add"),
     ("manager", "/storageplacemodelview/add"),
