@@ -8,6 +8,7 @@ from app.views.desk import DeskView
 from app.views.reservation import ReservationModelView
 from app.views.card import CardEventModelView, CardModelView
 from app.views.discard import DiscardView
+from app.views.fees import FeeScheduleModelView, FeeView, fee_panel
 from app.views.handover import HandoverView
 from app.views.intake import IntakeModelView, OutreachSessionModelView
 from app.views.maintenance import MaintenanceWindowModelView
@@ -50,6 +51,14 @@ def register_views(appbuilder) -> None:
                         label=_l("Application list"), **intakes)
     appbuilder.add_view(OutreachSessionModelView, "Outreach Sessions", icon="fa-car",
                         label=_l("Outreach applications"), **intakes)
+    # Fees (issue 13 §2): the same category arguments as the intake screens.
+    appbuilder.add_view(FeeView, "Daily Fees", icon="fa-jpy", label=_l("Daily fees"),
+                        **intakes)
+    appbuilder.add_link("Monthly Fees", href="FeeView.monthly", icon="fa-calendar-o",
+                        label=_l("Monthly fees"), **intakes)
+    appbuilder.add_view(FeeScheduleModelView, "Fee Table", icon="fa-table",
+                        label=_l("Fee table"), **intakes)
+    appbuilder.app.jinja_env.globals["fee_panel"] = fee_panel
     cards = dict(category=CATEGORY_CARDS, category_icon="fa-id-card",
                  category_label=_l("Cards"))
     appbuilder.add_view(CardModelView, "Card Ledger", icon="fa-book", label=_l("Card ledger"),

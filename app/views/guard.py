@@ -236,8 +236,9 @@ def _check_delete(view):
     """A record other rows still refer to: the Japanese refusal of app.services.deletion as
     an error message, before FAB's delete (which would show it as a plain note)."""
     permission = "can_" + view.method_permission_name.get("delete", "delete")
-    if not current_app.appbuilder.sm.has_access(permission, view.class_permission_name):
-        return None  # FAB refuses it
+    if permission not in view.base_permissions or \
+            not current_app.appbuilder.sm.has_access(permission, view.class_permission_name):
+        return None  # FAB refuses it (a view without delete: 403 for every role)
     item = view.datamodel.get(_pk(request.view_args["pk"], view.datamodel.obj),
                               view._base_filters)
     if item is None:

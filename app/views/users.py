@@ -357,6 +357,26 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
         Ability("出張申請: add, edit; print a session's list (A4, names and birth dates)",
                 _l("Outreach sessions: add, edit, print a session's list"),
                 _on("OutreachSessionModelView", "can_add", "can_edit", "can_print_list")),
+        # fees (issue 13 §2)
+        Ability("手数料: an application's fee panel, 調定, 収納, 免除, print the 領収書 (再発行)",
+                _l("Fees: an application's fee panel, charge, payment, waiver, receipt "
+                   "(and its reissue)"),
+                _on("FeeView", "can_intake", "can_charge", "can_pay", "can_waive",
+                    "can_print_receipt")),
+        Ability("手数料: 還付 (refund)", _l("Fees: refund"), _on("FeeView", "can_refund")),
+        Ability("日計表, 月計表: on screen (no resident's name on them)",
+                _l("Daily and monthly fees: on screen (no resident's name on them)"),
+                _on("FeeView", "can_daily", "can_monthly")),
+        Ability("日計表: close the day with the counted cash (窓口職員 their own, 管理者 anyone's)",
+                _l("Daily fees: close the day with the counted cash (a clerk their own, a "
+                   "supervisor anyone's)"), _on("FeeView", "can_close_day")),
+        Ability("日計表, 月計表: download (XLSX)", _l("Daily and monthly fees: download (XLSX)"),
+                _on("FeeView", "can_daily_xlsx", "can_monthly_xlsx")),
+        Ability("手数料表: list, detail", _l("Fee table: list, detail"),
+                _on("FeeScheduleModelView", "can_list", "can_show")),
+        Ability("手数料表: add, edit, delete (a fee already applied: never)",
+                _l("Fee table: add, edit, delete (a fee already applied: never)"),
+                _on("FeeScheduleModelView", "can_add", "can_edit", "can_delete")),
     ]),
     (_l("REST API"), [
         Ability("API `/api/v1/reservation/`: read", _l("API of bookings: read"),

@@ -104,14 +104,25 @@ def world(app, db, clock):
                                    booking.Contact(phone="0312345678", name="山田　花子",
                                                    name_kana="ヤマダ　ハナコ"),
                                    seats=1, staff=True, channel=CHANNEL_PHONE)
+    from datetime import datetime
+
+    from app.clock import JST
     from app.models.intake import OutreachSession
+    from app.services import fees
+    from app.services.cards import SYSTEM
     from tests.factories import make_intake
+    from tests.unit.test_fees import seed_fees
 
     outreach = OutreachSession(day=TODAY, site_kind="school", site_name="第一小学校",
                                address="みどり市北野1-1", staff="佐藤")
     db.add(outreach)
     db.commit()
-    application = make_intake(db, venue=offer.venue, reissue_reason=None)
+    # a paid reissue (the application's page, its fee panel, 日計表, 月計表)
+    seed_fees(db)
+    application = make_intake(db, venue=offer.venue, kind="reissue", reissue_reason="lost")
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=JST)
+    fees.charge(db, application, actor=SYSTEM, venue_id=offer.venue_id, now=now)
+    fees.pay(db, application, actor=SYSTEM, venue_id=offer.venue_id, now=now, tendered=5000)
     make_intake(db, method="outreach", venue=None, outreach_session_id=outreach.id,
                 kind="reissue", reissue_reason="lost",
                 identity_check='{"collector": "proxy", "identity": "one_a", '
@@ -161,6 +172,14 @@ PAGES = [
     ("clerk", "/resetmypassword/form"),
     ("clerk", "/logout/"),
     ("clerk", "/auditlogmodelview/list/"),  # a 403 for a clerk
+    # fees (issue 13 §2)
+    ("clerk", "/fees/intake/{intake}"),
+    ("manager", "/fees/intake/{intake}"),
+    ("clerk", "/fees/daily?venue={venue}&day={day}"),
+    ("viewer", "/fees/daily?venue={venue}&day={day}"),
+    ("clerk", "/fees/monthly?venue={venue}&month=2026-12"),
+    ("clerk", "/feeschedulemodelview/list/"),
+    ("manager", "/feeschedulemodelview/add"),
     ("manager", "/purposemodelview/add"),
     ("manager", "/venuemodelview/add"),
     ("manager", "/storageplacemodelview/add"),

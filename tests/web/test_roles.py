@@ -102,6 +102,23 @@ MATRIX = [
     ("GET", "/outreachsessionmodelview/edit/{outreach}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("GET", "/outreachsessionmodelview/print/{outreach}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("POST", "/outreachsessionmodelview/delete/{outreach}", dict(sysadmin=N, manager=N, clerk=N, viewer=N)),
+    # --- fees (issue 13 §2): the panel and money for staff, refunds for supervisors; the
+    # day's and month's sheets on screen for 閲覧者 too, downloads not.
+    ("GET", "/fees/intake/{intake}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/fees/intake/{intake}/charge", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/fees/intake/{intake}/pay", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/fees/intake/{intake}/waive", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/fees/refund/{payment}", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    ("POST", "/fees/receipt/{payment}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/fees/daily", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("POST", "/fees/daily/close", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/fees/daily.xlsx", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/fees/monthly", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/fees/monthly.xlsx", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/feeschedulemodelview/list/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/feeschedulemodelview/add", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    ("GET", "/feeschedulemodelview/edit/{fee_row}", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    ("POST", "/feeschedulemodelview/delete/{fee_row}", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
 ]
 
 # Actions on the ledger list (FAB checks them in action_post): {action: roles allowed}
@@ -136,14 +153,24 @@ def targets(app, db, clock, users):
         reservation = booking.book(db, slot, None, date(1980, 3, 1),
                                    booking.Contact(phone="0312345678"), seats=1, staff=True)
     from app.models.intake import OutreachSession
+    from app.services import fees
+    from app.services.cards import SYSTEM
     from tests.factories import make_intake
+    from tests.unit.test_fees import seed_fees
 
     outreach = OutreachSession(day=date(2026, 12, 8), site_kind="school", site_name="第一小学校")
     db.add(outreach)
     db.commit()
-    application = make_intake(db)
+    # a paid reissue and a fee-table row (fees, issue 13 §2)
+    seed_fees(db)
+    application = make_intake(db, kind="reissue", reissue_reason="lost", venue=offer.venue)
+    fees.charge(db, application, actor=SYSTEM, venue_id=offer.venue_id, now=clock())
+    payment = fees.pay(db, application, actor=SYSTEM, venue_id=offer.venue_id, now=clock(),
+                       tendered=1000)
+    fee_row = fees.schedule_row(db, "express", clock().date())
     audit_id = db.query(AuditLog.id).order_by(AuditLog.id.desc()).first()[0]
-    return {"notice": notice.id, "window": window.id, "user": other.id, "audit": audit_id,
+    return {"payment": payment.id, "fee_row": fee_row.id,
+            "notice": notice.id, "window": window.id, "user": other.id, "audit": audit_id,
             "card": card.id, "offer": offer.id, "venue": offer.venue_id,
             "reservation": reservation.id, "intake": application.id, "outreach": outreach.id,
             "role": app.appbuilder.sm.find_role(app.config["ROLE_VIEWER"]).id}
