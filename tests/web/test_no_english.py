@@ -104,8 +104,18 @@ def world(app, db, clock):
                                    booking.Contact(phone="0312345678", name="山田　花子",
                                                    name_kana="ヤマダ　ハナコ"),
                                    seats=1, staff=True, channel=CHANNEL_PHONE)
+    # scanned documents (issue 13 §3)
+    from app.services import documents
+    from tests.document_files import make_pdf
+    from tests.factories import make_intake
+
+    intake = make_intake(db)
+    with app.test_request_context():
+        document = documents.upload(db, intake.id, "application_form",
+                                    [("申請書.pdf", make_pdf(2))])[0]
     return {"card": card.id, "offer": offer.id, "venue": offer.venue_id,
-            "reservation": reservation.id, "day": TODAY.isoformat()}
+            "reservation": reservation.id, "day": TODAY.isoformat(),
+            "doc_intake": intake.id, "document": document.id}
 
 
 PAGES = [
@@ -137,6 +147,11 @@ PAGES = [
     ("clerk", "/resetmypassword/form"),
     ("clerk", "/logout/"),
     ("clerk", "/auditlogmodelview/list/"),  # a 403 for a clerk
+    # scanned documents (issue 13 §3)
+    ("clerk", "/documents/intake/{doc_intake}"),
+    ("clerk", "/documents/{document}?page=2"),
+    ("manager", "/documents/{document}"),
+    ("viewer", "/documents/{document}"),  # a 403
     ("manager", "/purposemodelview/add"),
     ("manager", "/venuemodelview/add"),
     ("manager", "/storageplacemodelview/add"),

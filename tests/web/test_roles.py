@@ -87,6 +87,14 @@ MATRIX = [
     ("GET", "/desk/{venue}/new", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("GET", "/desk/{venue}/print", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("POST", "/desk/{venue}/close-day", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    # --- scanned documents of an intake (issue 13 §3): 閲覧者 never see them ---
+    ("GET", "/documents/intake/{doc_intake}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/documents/intake/{doc_intake}/upload", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/documents/{document}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/documents/{document}/page/1", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/documents/{document}/thumbnail", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/documents/{document}/download", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/documents/{document}/delete", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
 ]
 
 # Actions on the ledger list (FAB checks them in action_post): {action: roles allowed}
@@ -120,8 +128,16 @@ def targets(app, db, clock, users):
         slot = ensure_slots(db, offer, date(2026, 12, 8), date(2026, 12, 8))[0]
         reservation = booking.book(db, slot, None, date(1980, 3, 1),
                                    booking.Contact(phone="0312345678"), seats=1, staff=True)
+    # scanned documents (issue 13 §3): an intake with one stored document
+    from app.services import documents as document_svc
+    from tests.document_files import make_png
+    from tests.factories import make_intake
+
+    doc_intake = make_intake(db)
+    with app.test_request_context():
+        document = document_svc.upload(db, doc_intake.id, "other", [("a.png", make_png())])[0]
     audit_id = db.query(AuditLog.id).order_by(AuditLog.id.desc()).first()[0]
-    return {"notice": notice.id, "window": window.id, "user": other.id, "audit": audit_id,
+    return {"doc_intake": doc_intake.id, "document": document.id,"notice": notice.id, "window": window.id, "user": other.id, "audit": audit_id,
             "card": card.id, "offer": offer.id, "venue": offer.venue_id,
             "reservation": reservation.id,
             "role": app.appbuilder.sm.find_role(app.config["ROLE_VIEWER"]).id}
