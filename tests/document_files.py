@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 A4_INCHES = (8.27, 11.69)
 
 
-def page_image(number: int, dpi: int = 100, text: str = "申請書") -> Image.Image:
+def page_image(number: int, dpi: int = 100, text: str = "APPLICATION FORM") -> Image.Image:
     """An A4 page with a frame, ruled lines, boxes and the page number."""
     width, height = int(A4_INCHES[0] * dpi), int(A4_INCHES[1] * dpi)
     image = Image.new("RGB", (width, height), "white")
@@ -25,7 +25,7 @@ def page_image(number: int, dpi: int = 100, text: str = "申請書") -> Image.Im
                        outline=(0, 0, 120))
     draw.ellipse([width - unit * 30, unit * 8, width - unit * 10, unit * 28], outline="red",
                  width=max(1, dpi // 40))
-    label = f"PAGE {number} {text.encode('ascii', 'replace').decode()}"
+    label = f"PAGE {number} {text}"
     for repeat in range(6):
         draw.text((unit * 10, unit * (14 + repeat * 16)), label, fill="black")
     return image

@@ -27,7 +27,7 @@ from app.views.access import can_open
 from app.views.feedback import refusals_flashed
 from app.views.formatting import jst
 
-ZOOMS = (50, 75, 100, 150, 200)
+ZOOMS = (0, 50, 75, 100, 150, 200)  # 0: the whole page in the window
 NO_STORE = {"Cache-Control": "no-store, max-age=0", "Pragma": "no-cache"}
 
 
@@ -142,8 +142,8 @@ class DocumentView(BaseView):
         is decrypted and its SHA-256 checked before anything is shown."""
         document = self._document(document_id)
         page = min(max(request.args.get("page", 1, type=int) or 1, 1), document.pages)
-        zoom = request.args.get("zoom", 100, type=int)
-        zoom = zoom if zoom in ZOOMS else 100  # per cent of the screen's width (100: fit)
+        zoom = request.args.get("zoom", 0, type=int)
+        zoom = zoom if zoom in ZOOMS else 0  # per cent of the screen's width; 0: whole page
         error = None
         try:
             documents.plaintext_of(session(), document)
