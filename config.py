@@ -271,3 +271,22 @@ LATE_GRACE_MINUTES = _env_int("LATE_GRACE_MINUTES", 5)  # a booked visitor shows
 # A resident who looked up a booking may change or cancel it for this long without typing
 # the number and birth date again.
 VIEW_MINUTES = _env_int("VIEW_MINUTES", 30)
+
+# --- scanned papers of an intake (issue 13 §3, app/services/documents.py) -----------------
+# Each file at most DOCUMENT_MAX_BYTES and DOCUMENT_MAX_PAGES pages; at most
+# DOCUMENT_MAX_FILES files in one upload. The whole request is limited by Flask's
+# MAX_CONTENT_LENGTH (default: four files of the largest size, and the form around them);
+# a larger request gets the error page 413.
+DOCUMENT_MAX_BYTES = _env_int("DOCUMENT_MAX_BYTES", 30 * 1024 * 1024)
+DOCUMENT_MAX_FILES = _env_int("DOCUMENT_MAX_FILES", 10)
+DOCUMENT_MAX_PAGES = _env_int("DOCUMENT_MAX_PAGES", 200)
+MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 4 * DOCUMENT_MAX_BYTES + 1024 * 1024)
+# Documents are removed by `flask documents purge` this many years after the card's
+# hand-over or the application's withdrawal.
+DOCUMENT_RETENTION_YEARS = _env_int("DOCUMENT_RETENTION_YEARS", 5)
+# The AES-256-GCM keys (docs/documents.md). Empty: a key ring generated into
+# instance/document_keys on first use (mode 0600) and extended by `documents rotate-key`.
+# Or from the environment (several app servers): "id1:base64,id2:base64" and the id of the
+# key new files are encrypted with.
+DOCUMENT_KEYS = os.environ.get("DOCUMENT_KEYS", "")
+DOCUMENT_KEY_CURRENT = os.environ.get("DOCUMENT_KEY_CURRENT", "")

@@ -18,7 +18,7 @@ from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.venue import Venue
-from app.services import audit, desk, mail, scan, unit
+from app.services import audit, desk, documents, mail, scan, unit
 from app.services.accounts import create_user, unlock_user
 from app.services.calendar import materialise_slots
 from app.services.demo import accounts_table, seed_demo
@@ -34,6 +34,7 @@ qr_cli = AppGroup("qr", help="QR codes of the card issuance list.")
 reservations_cli = AppGroup("reservations", help="Visit bookings.")
 outbox_cli = AppGroup("outbox", help="Mails to residents, queued with their changes.")
 slots_cli = AppGroup("slots", help="Bookable time slots.")
+documents_cli = AppGroup("documents", help="Scanned papers of intakes (encrypted at rest).")
 
 
 def _as_cli_operator():
@@ -263,7 +264,74 @@ def slots_materialise():
     click.echo(f"slots made: {materialise_slots(session())}")
 
 
+@documents_cli.command("rotate-key", help="Add a new key, make it current and re-encrypt every "
+                                          "document under it, one row at a time, while the "
+                                          "app keeps serving.")
+@click.option("--drop-old", is_flag=True,
+              help="Afterwards remove old keys no document uses any more from the key ring.")
+def documents_rotate_key(drop_old):
+    _as_cli_operator()
+    try:
+        report = documents.rotate_key(session())
+    except DomainError as error:
+        click.echo(f"error: {error.message}", err=True)
+        sys.exit(2)
+    if report.added:
+        click.echo(f"new key {report.current} added to the key ring and made current")
+    else:
+        click.echo(f"keys from DOCUMENT_KEYS: re-encrypting under DOCUMENT_KEY_CURRENT "
+                   f"{report.current} (put a new key there first to rotate)")
+    click.echo(f"re-encrypted: {report.reencrypted}, skipped (changed meanwhile): "
+               f"{report.skipped}, failed: {len(report.failed)}")
+    for document_id, why in report.failed:
+        click.echo(f"  document {document_id}: {why}", err=True)
+    if drop_old:
+        dropped = documents.drop_unused_keys(report)
+        click.echo("old keys removed: " + (", ".join(dropped) or "none"))
+    elif report.unused_keys:
+        click.echo("old keys no document uses (remove with --drop-old): "
+                   + ", ".join(report.unused_keys))
+    if report.failed:
+        sys.exit(1)
+
+
+@documents_cli.command("verify", help="Decrypt every document and compare its SHA-256; exit 1 "
+                                      "naming each one that fails.")
+def documents_verify():
+    try:
+        report = documents.verify_all(session())
+    except DomainError as error:
+        click.echo(f"error: {error.message}", err=True)
+        sys.exit(2)
+    for document_id, why in report.failed:
+        click.echo(f"document {document_id}: {why}", err=True)
+    click.echo(f"documents checked: {report.checked}, failed: {len(report.failed)}")
+    if report.failed:
+        sys.exit(1)
+
+
+@documents_cli.command("purge", help="Remove documents past the retention rule "
+                                     "(DOCUMENT_RETENTION_YEARS after the card's hand-over or "
+                                     "the application's withdrawal), listing each.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+def documents_purge(dry_run):
+    _as_cli_operator()
+    items = documents.purge_candidates(session())
+    for item in items:
+        ended = "handed over" if item.ended_by == "handed_over" else "withdrawn"
+        click.echo(f"intake {item.intake_id} application {item.application_id}: document "
+                   f"{item.document_id} {item.filename!r} uploaded "
+                   f"{item.uploaded_at.astimezone(JST):%Y-%m-%d}, {ended} "
+                   f"{item.ended_at.astimezone(JST):%Y-%m-%d}")
+    if dry_run:
+        click.echo(f"dry run: {len(items)} document(s) would be removed; nothing removed")
+        return
+    removed = documents.purge(session(), items)
+    click.echo(f"removed: {removed} document(s)")
+
+
 def register_cli(app: Flask) -> None:
+    app.cli.add_command(documents_cli)
     app.cli.add_command(slots_cli)
     app.cli.add_command(qr_cli)
     app.cli.add_command(reservations_cli)

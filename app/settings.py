@@ -99,6 +99,13 @@ class Settings:
     late_grace_minutes: int
     # audit
     audit_strict_actor: bool
+    # scanned papers of an intake
+    document_max_bytes: int
+    document_max_files: int
+    document_max_pages: int
+    document_retention_years: int
+    document_keys: str
+    document_key_current: str
 
 
 _POSITIVE = {"login_rate_limit", "login_rate_window_seconds", "login_lock_threshold",
@@ -106,7 +113,8 @@ _POSITIVE = {"login_rate_limit", "login_rate_window_seconds", "login_lock_thresh
              "mail_port", "mail_timeout_seconds", "notice_number_letters",
              "notice_number_digits", "slots_ahead_days", "hold_minutes", "view_minutes", "identity_ip_attempts",
              "identity_ip_window_minutes", "identity_number_failures",
-             "identity_lock_minutes"}
+             "identity_lock_minutes", "document_max_bytes", "document_max_files",
+             "document_max_pages", "document_retention_years"}
 _NOT_NEGATIVE = {"maintenance_banner_days", "discard_after_notice_months",
                  "discard_after_renotice_months", "discard_after_return_months",
                  "late_grace_minutes"}
@@ -140,6 +148,41 @@ def _value(config, name: str, kind):
     return raw
 
 
+def parse_document_keys(text: str) -> dict[str, bytes]:
+    """DOCUMENT_KEYS "id1:base64,id2:base64" -> {id: 32-byte key}."""
+    import base64
+    import binascii
+
+    keys = {}
+    for part in (p.strip() for p in str(text or "").split(",")):
+        if not part:
+            continue
+        key_id, _, encoded = part.partition(":")
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key_id.strip() or len(key_id.strip()) > 40 or len(key) != 32:
+            raise ValueError("DOCUMENT_KEYS must be id:base64 pairs of 32-byte keys, "
+                             "separated by commas")
+        keys[key_id.strip()] = key
+    return keys
+
+
+def _check_document_keys(values: dict, config) -> None:
+    for name in ("document_keys", "document_key_current"):
+        values[name] = str(values[name] or "").strip()
+    keys = parse_document_keys(values["document_keys"])
+    if keys and values["document_key_current"] not in keys:
+        raise ValueError("DOCUMENT_KEY_CURRENT must name one of the keys in DOCUMENT_KEYS")
+    if not keys and values["document_key_current"]:
+        raise ValueError("DOCUMENT_KEY_CURRENT is set but DOCUMENT_KEYS is empty")
+    limit = config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and int(limit) < values["document_max_bytes"]:
+        raise ValueError("MAX_CONTENT_LENGTH must allow at least one file of "
+                         "DOCUMENT_MAX_BYTES")
+
+
 def build(config) -> Settings:
     """Check and type every setting of ``config`` (a mapping such as ``app.config``)."""
     values = {}
@@ -155,6 +198,7 @@ def build(config) -> Settings:
     values["public_base_url"] = values["public_base_url"].rstrip("/")
     if not 0 <= values["few_seats_share"] <= 1:
         raise ValueError("FEW_SEATS_SHARE must be between 0 and 1")
+    _check_document_keys(values, config)
     if len(set(values["notice_number_alphabet"])) < 2:
         raise ValueError("NOTICE_NUMBER_ALPHABET needs at least two letters")
     return Settings(**values)

@@ -177,7 +177,7 @@ def out_of_range(error):
 
 # The error pages (templates error.html, public/error.html): what a clerk or a resident
 # reads for each status, instead of Werkzeug's English pages.
-ERROR_CODES = (400, 403, 404, 405, 429, 500, 503)
+ERROR_CODES = (400, 403, 404, 405, 413, 429, 500, 503)
 
 
 def _public_prefix() -> str:

@@ -1,5 +1,5 @@
 """make bench: speed goals and race counts, printed as tables (`bench/run.py [qr] [booking]
-[races] [reads]`; all four by default).
+[races] [reads] [documents]`; all five by default).
 
 QR registration (issue 4):
 
@@ -14,6 +14,9 @@ Booking throughput and the last seats (bench/booking.py); booking races from two
 Read pages (bench/reads.py, issue 11 §7): the residents' availability JSON, the staff home
 and the residents' month calendar, each against the bare work (plain SQL and json.dumps or a
 minimal template) and the floor (/healthz): ``(app - floor) / bare`` at most 3.
+
+Scanned documents (bench/documents.py, issue 13 §5): uploading and encrypting a 20-page
+300 dpi PDF against writing it plainly to disk, and the viewer's first page.
 """
 from __future__ import annotations
 
@@ -99,7 +102,7 @@ def table(rows, header):
 
 
 def main():
-    what = sys.argv[1:] or ["qr", "booking", "races", "reads"]
+    what = sys.argv[1:] or ["qr", "booking", "races", "reads", "documents"]
     if "qr" in what:
         rows = []
         bench_decode(rows)
@@ -125,6 +128,13 @@ def main():
 
         rows = []
         bench_reads(rows)
+        table(rows[1:], rows[0])
+        print()
+    if "documents" in what:
+        from bench.documents import bench_documents
+
+        rows = []
+        bench_documents(rows)
         table(rows[1:], rows[0])
 
 

@@ -1,1 +1,696 @@
-"""Issue 13: filled in by its own change."""
+"""Scanned papers of an intake (F2.4, S2): accept, encrypt, show, rotate keys, purge.
+
+Accepting a file: its type is read from its content (PDF, JPEG, PNG, TIFF by their first
+bytes), never from its name or the browser's claim, and the file is then really opened
+(Pillow decodes every frame of an image; pdfium opens the PDF and loads every page). An
+empty file, another type, a damaged file, a PDF with JavaScript or a password, a file over
+DOCUMENT_MAX_BYTES or DOCUMENT_MAX_PAGES is refused with a Japanese message per file;
+several files of one upload are stored all together or none.
+
+Encryption at rest (docs/documents.md): AES-256-GCM, a fresh 12-byte nonce per file, the
+associated data ``intake_document:<id>:<key id>`` binding the ciphertext to its row and key.
+The keys live outside the database and the repository: a key ring in the instance folder
+(app/secrets.py, mode 0600, made on first use) or DOCUMENT_KEYS in the environment. Each row
+keeps its key id; a missing or wrong key, a damaged ciphertext or a plaintext whose SHA-256
+is not the row's raises :class:`DocumentKeyError` / :class:`DocumentIntegrityError`: never
+garbage. ``rotate_key`` re-encrypts row by row (compare-and-set on the key id) while the
+app serves; ``purge`` removes what the retention rule no longer allows to keep.
+
+Who: 管理者 and 窓口職員 upload and read, only 管理者 delete (with a reason), 閲覧者 never
+(docs/roles.md); every page shown, thumbnail and download is an audit event.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import threading
+import unicodedata
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pypdfium2
+import pypdfium2.raw as pdfium_c
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from dateutil.relativedelta import relativedelta
+from flask import current_app
+from flask_babel import gettext as _
+from PIL import Image
+from sqlalchemy import func, or_, select, update
+
+from app import clock
+from app import secrets as app_secrets
+from app.models.card import Card
+from app.models.document import CATEGORIES, CATEGORY_LABELS, DocumentBlob, IntakeDocument
+from app.models.intake import Intake
+from app.services import audit, unit
+from app.services.errors import DomainError, InputError, NotPermittedError
+from app.settings import parse_document_keys, settings
+
+PDF, JPEG, PNG, TIFF = "application/pdf", "image/jpeg", "image/png", "image/tiff"
+PIL_FORMATS = {JPEG: "JPEG", PNG: "PNG", TIFF: "TIFF"}
+KEY_RING_FILE = "document_keys"
+NONCE_BYTES = 12
+SCREEN_DPI = 130  # the viewer's pages: sharp at 100 %, readable zoomed to 200 %
+SCREEN_WIDTH = int(8.27 * SCREEN_DPI)  # an A4 width at that resolution (images scaled to it)
+THUMBNAIL_SIZE = (180, 255)
+OBJECT_STREAM_CAP = 16 * 1024 * 1024  # at most this much of one object stream is unpacked
+_PDFIUM = threading.Lock()  # pdfium is not thread-safe
+
+# --- who may do what (docs/roles.md "Scanned papers") -------------------------------------
+STAFF = ("ROLE_MANAGER", "ROLE_CLERK")
+SUPERVISORS = ("ROLE_MANAGER",)
+
+
+class DocumentsRefusedError(InputError):
+    """Some files of an upload cannot be accepted; none was stored. ``failures`` lists
+    (file name, why) for each."""
+
+    def __init__(self, failures: list[tuple[str, str]]):
+        super().__init__(_("Nothing was stored: %(n)d of the files cannot be accepted.",
+                           n=len(failures)))
+        self.failures = failures
+
+
+class DocumentKeyError(DomainError):
+    """The key a document was encrypted with is not available (or the ring is unreadable)."""
+
+
+class DocumentIntegrityError(DomainError):
+    """The stored bytes do not decrypt with the key, or not to the file that was stored."""
+
+
+@dataclass(frozen=True)
+class DocumentActor:
+    """Who asks, with the names of their roles; ``SYSTEM`` is the product itself (CLI,
+    bench, tests), which the role table does not limit."""
+
+    username: str
+    roles: frozenset = frozenset()
+    system: bool = False
+
+
+SYSTEM = DocumentActor("system", system=True)
+
+
+def actor_of(user) -> DocumentActor:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return DocumentActor("")
+    return DocumentActor(user.username, frozenset(r.name for r in (user.roles or [])))
+
+
+def _allowed(actor: DocumentActor, keys: tuple[str, ...]) -> bool:
+    return actor.system or bool(actor.roles & {current_app.config[k] for k in keys})
+
+
+def may_read(actor: DocumentActor) -> bool:
+    return _allowed(actor, STAFF)
+
+
+def may_delete(actor: DocumentActor) -> bool:
+    return _allowed(actor, SUPERVISORS)
+
+
+def _require(actor: DocumentActor, keys: tuple[str, ...]) -> None:
+    if not _allowed(actor, keys):
+        raise NotPermittedError(_("Your role does not allow this operation on scanned "
+                                  "documents."))
+
+
+def _name_of(actor: DocumentActor) -> str:
+    return audit.current_actor().username if actor.system else actor.username
+
+
+# --- reading ------------------------------------------------------------------------------
+
+def get_intake(session, intake_id: int | None) -> Intake | None:
+    return session.get(Intake, intake_id) if intake_id else None
+
+
+def get_document(session, document_id: int | None) -> IntakeDocument | None:
+    return session.get(IntakeDocument, document_id) if document_id else None
+
+
+def documents_of(session, intake_id: int) -> list[IntakeDocument]:
+    """The papers of an intake, oldest first (the encrypted bytes are not loaded)."""
+    return list(session.execute(select(IntakeDocument).where(
+        IntakeDocument.intake_id == intake_id).order_by(IntakeDocument.id)).scalars())
+
+
+# --- checking a file by its content ---------------------------------------------------------
+
+def sniff(data: bytes) -> str | None:
+    """The type by the first bytes: PDF, JPEG, PNG or TIFF; anything else None."""
+    if data.startswith(b"%PDF-"):
+        return PDF
+    if data.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if data.startswith(b"II*\x00") or data.startswith(b"MM\x00*"):
+        return TIFF
+    return None
+
+
+@dataclass(frozen=True)
+class Checked:
+    media_type: str
+    pages: int
+
+
+_NAME = re.compile(rb"/([^\s/<>\[\]()\{\}%]+)")
+_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
+_STREAM = re.compile(rb"(?<!end)stream\r?\n")
+ACTIVE_NAMES = {"JavaScript", "JS"}
+
+
+def _names(data: bytes) -> set[str]:
+    """Every PDF name in ``data``, with #-escapes decoded (``/J#61vaScript`` is JavaScript)."""
+    found = set()
+    for match in _NAME.finditer(data):
+        raw = match.group(1)
+        if b"#" in raw:
+            raw = _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+        found.add(raw.decode("latin-1"))
+    return found
+
+
+def pdf_names(data: bytes) -> set[str]:
+    """The names of the file and of its compressed object streams (where a JavaScript
+    action can hide from a plain scan of the bytes)."""
+    found = _names(data)
+    for match in _STREAM.finditer(data):
+        start = match.start()
+        header = data[max(0, data.rfind(b"obj", max(0, start - 4096), start)):start]
+        names = _names(header)
+        if "ObjStm" not in names or "FlateDecode" not in names:
+            continue
+        try:
+            unpacked = zlib.decompressobj().decompress(
+                data[match.end():match.end() + OBJECT_STREAM_CAP], OBJECT_STREAM_CAP)
+        except zlib.error:
+            continue
+        found |= _names(unpacked)
+    return found
+
+
+def _refuse(message: str) -> None:
+    raise InputError(message)
+
+
+def _check_pdf(data: bytes) -> int:
+    damaged = _("The PDF file is damaged or incomplete and cannot be opened.")
+    if b"%%EOF" not in data[-2048:]:
+        _refuse(damaged)  # cut off (an interrupted transfer or scan)
+    names = pdf_names(data)
+    if names & ACTIVE_NAMES:
+        _refuse(_("The PDF file contains JavaScript (a program), so it cannot be stored. "
+                  "Scan the paper again or save it as a plain PDF."))
+    if "Encrypt" in names:
+        _refuse(_("The PDF file is protected by a password or encrypted, so it cannot be "
+                  "stored. Save it without protection."))
+    with _PDFIUM:
+        try:
+            pdf = pypdfium2.PdfDocument(data)
+        except pypdfium2.PdfiumError as error:
+            if getattr(error, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD:
+                _refuse(_("The PDF file is protected by a password or encrypted, so it "
+                          "cannot be stored. Save it without protection."))
+            _refuse(damaged)
+        try:
+            if pdfium_c.FPDF_GetSecurityHandlerRevision(pdf.raw) != -1:
+                _refuse(_("The PDF file is protected by a password or encrypted, so it "
+                          "cannot be stored. Save it without protection."))
+            if pdfium_c.FPDFDoc_GetJavaScriptActionCount(pdf.raw) > 0:
+                _refuse(_("The PDF file contains JavaScript (a program), so it cannot be "
+                          "stored. Scan the paper again or save it as a plain PDF."))
+            pages = len(pdf)
+            if pages < 1:
+                _refuse(damaged)
+            if pages > settings().document_max_pages:
+                return pages
+            for index in range(pages):
+                page = pdf[index]
+                width, height = page.get_size()
+                page.close()
+                if width <= 0 or height <= 0:
+                    _refuse(damaged)
+        except pypdfium2.PdfiumError:
+            _refuse(damaged)
+        finally:
+            pdf.close()
+    return pages
+
+
+def _check_image(data: bytes, media_type: str) -> int:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[media_type]]) as image:
+                frames = getattr(image, "n_frames", 1)
+                if frames > settings().document_max_pages:
+                    return frames
+                for index in range(frames):
+                    image.seek(index)
+                    image.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        _refuse(_("The image is too large (too many pixels) to be shown safely."))
+    except Exception:  # noqa: BLE001 - any decoding failure of a file from outside
+        _refuse(_("The image file is damaged or incomplete and cannot be opened."))
+    return frames
+
+
+def inspect_file(data: bytes) -> Checked:
+    """What the file is, by its content, after opening it; InputError says why not."""
+    limit = settings().document_max_bytes
+    if not data:
+        _refuse(_("The file is empty."))
+    if len(data) > limit:
+        _refuse(_("The file is larger than %(mb)s MB, the limit for one file.",
+                  mb=_megabytes(limit)))
+    media_type = sniff(data)
+    if media_type is None:
+        _refuse(_("This is not a PDF, JPEG, PNG or TIFF file (checked by its content, not "
+                  "its name). Only scanned papers in these formats can be stored."))
+    pages = _check_pdf(data) if media_type == PDF else _check_image(data, media_type)
+    if pages > settings().document_max_pages:
+        _refuse(_("The file has %(pages)d pages; at most %(max)d pages per file.",
+                  pages=pages, max=settings().document_max_pages))
+    return Checked(media_type, pages)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:g}"
+
+
+def clean_filename(name: str | None) -> str:
+    """The name as uploaded, without folders or control characters, at most 255."""
+    name = str(name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name)
+                   if unicodedata.category(ch) not in ("Cc", "Cf", "Cs")).strip()
+    if len(name) > 255:
+        stem, dot, extension = name.rpartition(".")
+        name = (stem[:250 - len(extension)] + dot + extension) if dot else name[:255]
+    return name or "scan"
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KeyRing:
+    current: str
+    keys: dict[str, bytes]
+    source: str  # "environment" or the ring file's path
+
+    @property
+    def from_environment(self) -> bool:
+        return self.source == "environment"
+
+
+_RING_CACHE: dict[str, tuple[float, tuple[str, dict[str, bytes]]]] = {}
+
+
+def ring_path() -> str:
+    return os.path.join(current_app.instance_path, KEY_RING_FILE)
+
+
+def key_ring(create: bool = False) -> KeyRing:
+    """The keys: DOCUMENT_KEYS from the environment, else the ring file (read again when
+    it changed, so a rotation by the CLI reaches every running worker at once)."""
+    config = settings()
+    if config.document_keys:
+        return KeyRing(config.document_key_current, parse_document_keys(config.document_keys),
+                       "environment")
+    path = ring_path()
+    if create and not os.path.exists(path):
+        app_secrets.ensure_key_ring(path, app_secrets.new_key_id(clock.now()))
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        raise DocumentKeyError(_("The document key ring is missing, so no scanned document "
+                                 "can be opened. Ask the system administrator.")) from None
+    cached = _RING_CACHE.get(path)
+    if cached is None or cached[0] != mtime:
+        try:
+            ring = app_secrets.read_key_ring(path)
+        except (ValueError, KeyError, TypeError) as error:
+            current_app.logger.error("document key ring %s unreadable: %s", path, error)
+            raise DocumentKeyError(_("The document key ring cannot be read, so no scanned "
+                                     "document can be opened. Ask the system "
+                                     "administrator.")) from None
+        if ring is None:
+            raise DocumentKeyError(_("The document key ring is missing, so no scanned "
+                                     "document can be opened. Ask the system "
+                                     "administrator."))
+        cached = _RING_CACHE[path] = (mtime, ring)
+    return KeyRing(cached[1][0], cached[1][1], path)
+
+
+def associated_data(document_id: int, key_id: str) -> bytes:
+    """What the ciphertext is bound to: its row and its key (a blob copied onto another
+    row, or a row's key id changed, no longer decrypts)."""
+    return f"intake_document:{document_id}:{key_id}".encode("ascii")
+
+
+def _seal(ring: KeyRing, document_id: int, plaintext: bytes) -> tuple[str, bytes, bytes]:
+    nonce = os.urandom(NONCE_BYTES)
+    key_id = ring.current
+    ciphertext = AESGCM(ring.keys[key_id]).encrypt(nonce, plaintext,
+                                                     associated_data(document_id, key_id))
+    return key_id, nonce, ciphertext
+
+
+def _unseal(ring: KeyRing, document_id: int, key_id: str, nonce: bytes, ciphertext: bytes,
+            sha256: str) -> bytes:
+    key = ring.keys.get(key_id)
+    if key is None:
+        raise DocumentKeyError(_("The key %(key)s this document was encrypted with is not "
+                                 "available on this server, so it cannot be opened. Ask the "
+                                 "system administrator.", key=key_id))
+    try:
+        plaintext = AESGCM(key).decrypt(nonce, ciphertext, associated_data(document_id, key_id))
+    except (InvalidTag, ValueError):
+        raise DocumentIntegrityError(_("This document could not be decrypted: the key does "
+                                       "not fit or the stored data is damaged. Nothing is "
+                                       "shown; ask the system administrator.")) from None
+    if hashlib.sha256(plaintext).hexdigest() != sha256:
+        raise DocumentIntegrityError(_("This document does not match the file that was "
+                                       "stored (its checksum differs). Nothing is shown; ask "
+                                       "the system administrator."))
+    return plaintext
+
+
+def _stored(session, document_id: int):
+    """The row's key id, hash and its encrypted bytes, read in one statement (so a
+    rotation committing in between cannot pair an old key id with a new ciphertext)."""
+    return session.execute(
+        select(IntakeDocument.key_id, IntakeDocument.sha256, DocumentBlob.nonce,
+               DocumentBlob.ciphertext)
+        .join(DocumentBlob, DocumentBlob.document_id == IntakeDocument.id)
+        .where(IntakeDocument.id == document_id)).one_or_none()
+
+
+def plaintext_of(session, document: IntakeDocument) -> bytes:
+    """The document's file, decrypted and checked against its SHA-256."""
+    row = _stored(session, document.id)
+    if row is None:
+        raise DocumentIntegrityError(_("The stored data of this document is missing."))
+    return _unseal(key_ring(), document.id, row.key_id, row.nonce, row.ciphertext, row.sha256)
+
+
+# --- uploading ----------------------------------------------------------------------------
+
+@unit.operation
+def upload(session, intake_id: int, category: str, files: list[tuple[str, bytes]], *,
+           actor: DocumentActor = SYSTEM) -> list[IntakeDocument]:
+    """Store the files of one upload under the intake, encrypted; all or none."""
+    _require(actor, STAFF)
+    intake = get_intake(session, intake_id)
+    if intake is None:
+        raise InputError(_("This application does not exist."))
+    if category not in CATEGORIES:
+        raise InputError(_("Choose what kind of papers these are."))
+    if not files:
+        raise InputError(_("Choose one or more scanned files."))
+    if len(files) > settings().document_max_files:
+        raise InputError(_("At most %(n)d files at a time.", n=settings().document_max_files))
+    accepted, failures = [], []
+    for name, data in files:
+        filename = clean_filename(name)
+        try:
+            accepted.append((filename, data, inspect_file(data)))
+        except InputError as error:
+            failures.append((filename, str(error.message)))
+    if failures:
+        raise DocumentsRefusedError(failures)
+    ring = key_ring(create=True)
+    now, uploader = clock.now(), _name_of(actor)
+    stored = []
+    for filename, data, checked in accepted:
+        document = IntakeDocument(
+            intake_id=intake.id, category=category, filename=filename,
+            media_type=checked.media_type, size=len(data), pages=checked.pages,
+            sha256=hashlib.sha256(data).hexdigest(), key_id=ring.current,
+            uploaded_at=now, uploaded_by=uploader)
+        session.add(document)
+        session.flush()  # its id goes into the associated data
+        key_id, nonce, ciphertext = _seal(ring, document.id, data)
+        session.add(DocumentBlob(document_id=document.id, nonce=nonce, ciphertext=ciphertext))
+        stored.append(document)
+    session.flush()
+    return stored
+
+
+# --- showing ------------------------------------------------------------------------------
+
+def _pil_page(data: bytes, media_type: str, page: int, dpi: int) -> Image.Image:
+    if media_type == PDF:
+        with _PDFIUM:
+            pdf = pypdfium2.PdfDocument(data)
+            try:
+                rendered = pdf[page - 1].render(scale=dpi / 72).to_pil()
+            finally:
+                pdf.close()
+        return rendered
+    image = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[media_type]])
+    image.seek(page - 1)
+    image.load()
+    resolution = image.info.get("dpi", (300, 300))[0] or 300
+    width = min(int(image.width * dpi / resolution), int(8.27 * dpi * 1.5))
+    frame = image.convert("L" if image.mode in ("1", "L", "I;16") else "RGB")
+    if frame.width > width > 0:
+        frame = frame.resize((width, max(1, round(frame.height * width / frame.width))),
+                             Image.Resampling.LANCZOS)
+    return frame
+
+
+def render_png(data: bytes, media_type: str, page: int, *, dpi: int = SCREEN_DPI,
+               box: tuple[int, int] | None = None) -> bytes:
+    """Page ``page`` (1-based) as PNG, for any browser: PDF pages by pdfium, TIFF frames
+    and images by Pillow; ``box`` fits it into a thumbnail."""
+    image = _pil_page(data, media_type, page, dpi)
+    if box:
+        image.thumbnail(box, Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=3)
+    return out.getvalue()
+
+
+def _audit_read(action: str, document: IntakeDocument, **detail) -> None:
+    audit.record_event(action, "intake_document", document.id,
+                       {"intake": document.intake_id, "filename": document.filename, **detail})
+
+
+def page_png(session, document: IntakeDocument, page: int, *,
+             actor: DocumentActor = SYSTEM) -> bytes:
+    """A page for the viewer (audited: who saw which page of which paper)."""
+    _require(actor, STAFF)
+    if not 1 <= page <= document.pages:
+        raise InputError(_("This page does not exist."))
+    png = render_png(plaintext_of(session, document), document.media_type, page)
+    _audit_read(audit.ACTION_VIEW, document, page=page)
+    return png
+
+
+def thumbnail_png(session, document: IntakeDocument, *,
+                  actor: DocumentActor = SYSTEM) -> bytes:
+    """The first page, small (audited as a view of page 1)."""
+    _require(actor, STAFF)
+    png = render_png(plaintext_of(session, document), document.media_type, 1, dpi=40,
+                     box=THUMBNAIL_SIZE)
+    _audit_read(audit.ACTION_VIEW, document, page=1, thumbnail=True)
+    return png
+
+
+def original(session, document: IntakeDocument, *, actor: DocumentActor = SYSTEM) -> bytes:
+    """The file as it was uploaded (audited download)."""
+    _require(actor, STAFF)
+    data = plaintext_of(session, document)
+    _audit_read(audit.ACTION_DOWNLOAD, document)
+    return data
+
+
+# --- deleting -----------------------------------------------------------------------------
+
+@unit.operation
+def delete(session, document_id: int, reason: str | None, *,
+           actor: DocumentActor = SYSTEM) -> IntakeDocument:
+    """A supervisor removes a document (a wrong upload), saying why (in the audit trail)."""
+    _require(actor, SUPERVISORS)
+    reason = " ".join(str(reason or "").split())
+    if not reason:
+        raise InputError(_("Write the reason for deleting this document."))
+    if len(reason) > 200:
+        raise InputError(_("Enter at most %(n)d characters (you entered %(given)d).",
+                           n=200, given=len(reason)))
+    document = get_document(session, document_id)
+    if document is None:
+        raise InputError(_("This document no longer exists."))
+    audit.record_in_transaction(session, audit.ACTION_DELETE, "intake_document", document.id,
+                                {"reason": reason, "intake": document.intake_id,
+                                 "filename": document.filename})
+    session.delete(document)
+    session.flush()
+    return document
+
+
+# --- key rotation ---------------------------------------------------------------------------
+
+@dataclass
+class RotationReport:
+    current: str
+    added: bool
+    reencrypted: int = 0
+    skipped: int = 0  # changed by someone else meanwhile (deleted, or rotated by another run)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    unused_keys: list[str] = field(default_factory=list)
+
+
+def rotate_key(session, *, add_key: bool = True) -> RotationReport:
+    """Make a new key current (ring file) and re-encrypt every document under it, one row
+    per short transaction, while the app keeps serving. With DOCUMENT_KEYS the operator
+    puts the new key into the environment first; this re-encrypts under its current key."""
+    ring = key_ring(create=True)
+    added = False
+    if add_key and not ring.from_environment:
+        app_secrets.add_ring_key(ring.source, app_secrets.new_key_id(clock.now()))
+        ring, added = key_ring(), True
+    report = RotationReport(ring.current, added)
+    for _pass in range(3):  # uploads made meanwhile with the previous key: caught up again
+        ids = list(session.execute(select(IntakeDocument.id).where(
+            IntakeDocument.key_id != ring.current).order_by(IntakeDocument.id)).scalars())
+        if not ids:
+            break
+        for document_id in ids:
+            _reencrypt_one(session, ring, document_id, report)
+    used = set(session.execute(select(IntakeDocument.key_id).distinct()).scalars())
+    report.unused_keys = sorted(k for k in ring.keys if k != ring.current and k not in used)
+    return report
+
+
+def _reencrypt_one(session, ring: KeyRing, document_id: int, report: RotationReport) -> None:
+    try:
+        with unit.transaction(session):
+            row = _stored(session, document_id)
+            if row is None or row.key_id == ring.current:
+                report.skipped += 1
+                return
+            plaintext = _unseal(ring, document_id, row.key_id, row.nonce, row.ciphertext,
+                                row.sha256)
+            key_id, nonce, ciphertext = _seal(ring, document_id, plaintext)
+            changed = session.execute(
+                update(IntakeDocument).where(IntakeDocument.id == document_id,
+                                             IntakeDocument.key_id == row.key_id)
+                .values(key_id=key_id)).rowcount
+            if changed != 1:  # someone else got there first: leave it to them
+                report.skipped += 1
+                raise _Skip()  # rolls this row's unit back
+            session.execute(update(DocumentBlob).where(DocumentBlob.document_id == document_id)
+                            .values(nonce=nonce, ciphertext=ciphertext))
+            audit.record_in_transaction(session, audit.ACTION_UPDATE, "intake_document",
+                                        document_id, {"key_id": [row.key_id, key_id]})
+        report.reencrypted += 1
+    except _Skip:
+        pass
+    except DomainError as error:
+        report.failed.append((document_id, str(error.message)))
+
+
+class _Skip(Exception):
+    """Leave this row (rolled back): another process changed it first."""
+
+
+def drop_unused_keys(report: RotationReport) -> list[str]:
+    """Remove from the ring file the old keys no document uses any more."""
+    ring = key_ring()
+    if ring.from_environment or not report.unused_keys:
+        return []
+    app_secrets.drop_ring_keys(ring.source, set(report.unused_keys))
+    return report.unused_keys
+
+
+# --- checking everything ----------------------------------------------------------------------
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+
+def verify_all(session) -> VerifyReport:
+    """Decrypt every document and compare its SHA-256 (nothing is written)."""
+    report = VerifyReport()
+    ring = key_ring()
+    ids = list(session.execute(select(IntakeDocument.id).order_by(IntakeDocument.id)).scalars())
+    for document_id in ids:
+        row = _stored(session, document_id)
+        report.checked += 1
+        try:
+            if row is None:
+                raise DocumentIntegrityError(_("The stored data of this document is missing."))
+            _unseal(ring, document_id, row.key_id, row.nonce, row.ciphertext, row.sha256)
+        except DomainError as error:
+            report.failed.append((document_id, str(error.message)))
+    return report
+
+
+# --- retention ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PurgeItem:
+    document_id: int
+    intake_id: int
+    application_id: str
+    filename: str
+    uploaded_at: datetime
+    ended_at: datetime  # hand-over or withdrawal
+    ended_by: str  # "handed_over" or "withdrawn"
+
+
+def purge_candidates(session, now: datetime | None = None) -> list[PurgeItem]:
+    """Documents whose intake ended (its card handed over, or the application withdrawn)
+    more than DOCUMENT_RETENTION_YEARS ago."""
+    now = now or clock.now()
+    cutoff = now - relativedelta(years=settings().document_retention_years)
+    handed = func.coalesce(Card.handed_over_at, Intake.handed_over_at)
+    rows = session.execute(
+        select(IntakeDocument.id, IntakeDocument.intake_id, Intake.application_id,
+               IntakeDocument.filename, IntakeDocument.uploaded_at, handed.label("handed"),
+               Intake.withdrawn_at)
+        .join(Intake, Intake.id == IntakeDocument.intake_id)
+        .outerjoin(Card, Card.application_id == Intake.application_id)
+        .where(or_(handed < cutoff, Intake.withdrawn_at < cutoff))
+        .order_by(IntakeDocument.id))
+    items = []
+    for row in rows:
+        ended_by, ended_at = (("handed_over", row.handed) if row.handed is not None
+                              and row.handed < cutoff else ("withdrawn", row.withdrawn_at))
+        items.append(PurgeItem(row.id, row.intake_id, row.application_id, row.filename,
+                               row.uploaded_at, ended_at, ended_by))
+    return items
+
+
+@unit.operation
+def purge(session, items: list[PurgeItem]) -> int:
+    """Remove the listed documents (and their encrypted bytes); audited as deletes."""
+    removed = 0
+    for item in items:
+        document = session.get(IntakeDocument, item.document_id)
+        if document is None:
+            continue
+        audit.record_in_transaction(session, audit.ACTION_DELETE, "intake_document",
+                                    document.id, {"reason": "retention", "intake":
+                                                  document.intake_id,
+                                                  "filename": document.filename})
+        session.delete(document)
+        removed += 1
+    session.flush()
+    return removed
+
+
+def category_choices() -> list[tuple[str, str]]:
+    return [(code, str(label)) for code, label in CATEGORY_LABELS.items()]

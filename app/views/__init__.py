@@ -1,4 +1,5 @@
 """The one place that registers the staff screens and APIs (nothing registers at import)."""
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from app.views.api import CardApi, ReservationApi
@@ -8,6 +9,7 @@ from app.views.desk import DeskView
 from app.views.reservation import ReservationModelView
 from app.views.card import CardEventModelView, CardModelView
 from app.views.discard import DiscardView
+from app.views.documents import DocumentView, document_panel
 from app.views.fees import FeeScheduleModelView, FeeView, fee_panel
 from app.views.handover import HandoverView
 from app.views.intake import IntakeModelView, OutreachSessionModelView
@@ -74,6 +76,10 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(CardEventModelView, "Card History", icon="fa-history",
                         label=_l("Card history"), **cards)
     appbuilder.add_view_no_menu(StorageView)
+    # Scanned papers of an intake: reached from the intake's page, whose template includes
+    # documents/_intake_panel.html (data from the global ``document_panel(intake)``).
+    appbuilder.add_view_no_menu(DocumentView)
+    current_app.jinja_env.globals["document_panel"] = document_panel
     appbuilder.add_api(CardApi)
     appbuilder.add_api(ReservationApi)
     appbuilder.add_view(NoticeModelView, "Notices", icon="fa-bullhorn", label=_l("Notices"),

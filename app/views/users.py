@@ -377,6 +377,19 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
         Ability("手数料表: add, edit, delete (a fee already applied: never)",
                 _l("Fee table: add, edit, delete (a fee already applied: never)"),
                 _on("FeeScheduleModelView", "can_add", "can_edit", "can_delete")),
+        # scanned documents (issue 13 §3)
+        Ability("スキャンした書類 (`/documents/`): the panel of an intake (thumbnails), page "
+                "viewer, page images", _l("Scanned documents: an application's panel, viewer, "
+                                          "page images"),
+                _on("DocumentView", "can_intake", "can_view", "can_page", "can_thumbnail")),
+        Ability("スキャンした書類: 取り込む (upload, several files at once)",
+                _l("Scanned documents: upload"), _on("DocumentView", "can_upload")),
+        Ability("スキャンした書類: download the original file",
+                _l("Scanned documents: download the original file"),
+                _on("DocumentView", "can_download")),
+        Ability("スキャンした書類: delete one (with a reason, in the audit trail)",
+                _l("Scanned documents: delete one (with a reason)"),
+                _on("DocumentView", "can_delete")),
     ]),
     (_l("REST API"), [
         Ability("API `/api/v1/reservation/`: read", _l("API of bookings: read"),

@@ -127,9 +127,18 @@ def world(app, db, clock):
                 kind="reissue", reissue_reason="lost",
                 identity_check='{"collector": "proxy", "identity": "one_a", '
                                '"proxy_reason": "hospital", "reason_proof": "1"}')
+    # scanned documents (issue 13 §3)
+    from app.services import documents
+    from tests.document_files import make_pdf
+
+    intake = make_intake(db)
+    with app.test_request_context():
+        document = documents.upload(db, intake.id, "application_form",
+                                    [("申請書.pdf", make_pdf(2))])[0]
     return {"card": card.id, "offer": offer.id, "venue": offer.venue_id,
             "reservation": reservation.id, "day": TODAY.isoformat(),
-            "intake": application.id, "outreach": outreach.id}
+            "intake": application.id, "outreach": outreach.id,
+            "doc_intake": intake.id, "document": document.id}
 
 
 PAGES = [
@@ -180,6 +189,11 @@ PAGES = [
     ("clerk", "/fees/monthly?venue={venue}&month=2026-12"),
     ("clerk", "/feeschedulemodelview/list/"),
     ("manager", "/feeschedulemodelview/add"),
+    # scanned documents (issue 13 §3)
+    ("clerk", "/documents/intake/{doc_intake}"),
+    ("clerk", "/documents/{document}?page=2"),
+    ("manager", "/documents/{document}"),
+    ("viewer", "/documents/{document}"),  # a 403
     ("manager", "/purposemodelview/add"),
     ("manager", "/venuemodelview/add"),
     ("manager", "/storageplacemodelview/add"),

@@ -119,6 +119,14 @@ MATRIX = [
     ("GET", "/feeschedulemodelview/add", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
     ("GET", "/feeschedulemodelview/edit/{fee_row}", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
     ("POST", "/feeschedulemodelview/delete/{fee_row}", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    # --- scanned documents of an intake (issue 13 §3): 閲覧者 never see them ---
+    ("GET", "/documents/intake/{doc_intake}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/documents/intake/{doc_intake}/upload", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/documents/{document}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/documents/{document}/page/1", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/documents/{document}/thumbnail", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/documents/{document}/download", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/documents/{document}/delete", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
 ]
 
 # Actions on the ledger list (FAB checks them in action_post): {action: roles allowed}
@@ -168,8 +176,16 @@ def targets(app, db, clock, users):
     payment = fees.pay(db, application, actor=SYSTEM, venue_id=offer.venue_id, now=clock(),
                        tendered=1000)
     fee_row = fees.schedule_row(db, "express", clock().date())
+    # scanned documents (issue 13 §3): an intake with one stored document
+    from app.services import documents as document_svc
+    from tests.document_files import make_png
+
+    doc_intake = make_intake(db)
+    with app.test_request_context():
+        document = document_svc.upload(db, doc_intake.id, "other", [("a.png", make_png())])[0]
     audit_id = db.query(AuditLog.id).order_by(AuditLog.id.desc()).first()[0]
     return {"payment": payment.id, "fee_row": fee_row.id,
+            "doc_intake": doc_intake.id, "document": document.id,
             "notice": notice.id, "window": window.id, "user": other.id, "audit": audit_id,
             "card": card.id, "offer": offer.id, "venue": offer.venue_id,
             "reservation": reservation.id, "intake": application.id, "outreach": outreach.id,

@@ -1,0 +1,280 @@
+"""Scanned documents at rest (issue 13 §3, S2): what the database holds is ciphertext bound
+to its row and key; a damaged byte, a wrong or missing key, a swapped blob or a changed hash
+is refused loudly; key rotation re-encrypts everything and old documents still open; the
+retention rule removes exactly what is past it (and --dry-run nothing)."""
+import base64
+import os
+import shutil
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from app import settings
+from app.clock import JST
+from app.models.audit import AuditLog
+from app.models.document import DocumentBlob, IntakeDocument
+from app.services import documents
+from app.services.errors import InputError, NotPermittedError
+from tests import document_files as files
+from tests.factories import make_card, make_intake
+
+SNIPPET = b"Application form"  # drawn as text in plain_pdf()
+
+
+@pytest.fixture
+def intake(db):
+    return make_intake(db)
+
+
+def _store(db, intake, content=None, name="申請書.pdf"):
+    content = content if content is not None else files.plain_pdf()
+    return documents.upload(db, intake.id, "application_form", [(name, content)])[0]
+
+
+def _blob(db, document):
+    db.expire_all()
+    return db.get(DocumentBlob, document.id)
+
+
+def test_the_database_holds_ciphertext_not_the_file(app, db, intake):
+    content = files.plain_pdf()
+    assert SNIPPET in content
+    document = _store(db, intake, content)
+    blob = _blob(db, document)
+    assert SNIPPET not in blob.ciphertext and content not in blob.ciphertext
+    assert len(blob.nonce) == 12 and len(blob.ciphertext) == len(content) + 16  # GCM tag
+    assert documents.plaintext_of(db, document) == content
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///"):  # the whole database file, not only the column
+        db.close()
+        with open(uri[len("sqlite:///"):], "rb") as handle:
+            assert SNIPPET not in handle.read()
+
+
+def test_every_file_gets_its_own_nonce(db, intake):
+    first, second = _store(db, intake), _store(db, intake)
+    assert first.sha256 == second.sha256
+    one, two = _blob(db, first), _blob(db, second)
+    assert one.nonce != two.nonce and one.ciphertext != two.ciphertext
+
+
+def test_a_flipped_ciphertext_byte_is_refused(db, intake):
+    document = _store(db, intake)
+    blob = _blob(db, document)
+    damaged = bytearray(blob.ciphertext)
+    damaged[len(damaged) // 2] ^= 0x80
+    blob.ciphertext = bytes(damaged)
+    db.commit()
+    with pytest.raises(documents.DocumentIntegrityError):
+        documents.plaintext_of(db, document)
+
+
+def test_a_blob_moved_to_another_row_is_refused(db, intake):
+    first, second = _store(db, intake), _store(db, intake, files.make_png(), "写真.png")
+    one, two = _blob(db, first), _blob(db, second)
+    one.nonce, one.ciphertext, two.nonce, two.ciphertext = (two.nonce, two.ciphertext,
+                                                            one.nonce, one.ciphertext)
+    db.commit()
+    for document in (first, second):
+        with pytest.raises(documents.DocumentIntegrityError):
+            documents.plaintext_of(db, document)
+
+
+def test_a_changed_hash_is_refused(db, intake):
+    document = _store(db, intake)
+    document.sha256 = "0" * 64
+    db.commit()
+    with pytest.raises(documents.DocumentIntegrityError, match="チェックサム"):
+        documents.plaintext_of(db, document)
+
+
+def _other_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def test_a_wrong_key_is_refused(app, db, intake):
+    document = _store(db, intake)
+    settings.configure(app, DOCUMENT_KEYS=f"{document.key_id}:{_other_key()}",
+                       DOCUMENT_KEY_CURRENT=document.key_id)
+    with pytest.raises(documents.DocumentIntegrityError):
+        documents.plaintext_of(db, document)
+
+
+def test_a_missing_key_is_refused(app, db, intake):
+    document = _store(db, intake)
+    settings.configure(app, DOCUMENT_KEYS=f"kother:{_other_key()}", DOCUMENT_KEY_CURRENT="kother")
+    with pytest.raises(documents.DocumentKeyError, match=document.key_id):
+        documents.plaintext_of(db, document)
+
+
+def test_a_missing_key_ring_is_refused(app, db, intake):
+    document = _store(db, intake)
+    with app.app_context():
+        path = documents.ring_path()
+    shutil.move(path, path + ".away")
+    try:
+        with pytest.raises(documents.DocumentKeyError):
+            documents.plaintext_of(db, document)
+    finally:
+        shutil.move(path + ".away", path)
+    assert documents.plaintext_of(db, document) == files.plain_pdf()
+
+
+def test_the_key_ring_file_is_private(app, db, intake):
+    _store(db, intake)
+    assert os.stat(documents.ring_path()).st_mode & 0o077 == 0
+
+
+def test_environment_keys_encrypt_and_decrypt(app, db, intake):
+    settings.configure(app, DOCUMENT_KEYS=f"kenv1:{_other_key()},kenv2:{_other_key()}",
+                       DOCUMENT_KEY_CURRENT="kenv2")
+    document = _store(db, intake)
+    assert document.key_id == "kenv2"
+    assert documents.plaintext_of(db, document) == files.plain_pdf()
+
+
+def test_roles_are_checked_in_the_service(app, db, intake):
+    viewer = documents.DocumentActor("v", frozenset({app.config["ROLE_VIEWER"]}))
+    clerk = documents.DocumentActor("c", frozenset({app.config["ROLE_CLERK"]}))
+    with app.test_request_context():
+        with pytest.raises(NotPermittedError):
+            documents.upload(db, intake.id, "other", [("a.png", files.make_png())], actor=viewer)
+        document = documents.upload(db, intake.id, "other", [("a.png", files.make_png())],
+                                    actor=clerk)[0]
+        with pytest.raises(NotPermittedError):
+            documents.page_png(db, document, 1, actor=viewer)
+        with pytest.raises(NotPermittedError):
+            documents.delete(db, document.id, "誤り", actor=clerk)
+    assert db.get(IntakeDocument, document.id) is not None
+
+
+def test_one_bad_file_stores_none_of_the_upload(db, intake):
+    with pytest.raises(InputError) as refused:
+        documents.upload(db, intake.id, "identity", [("a.pdf", files.make_pdf(2)),
+                                                     ("b.exe", files.renamed_exe()),
+                                                     ("c.png", b"")])
+    assert [name for name, _ in refused.value.failures] == ["b.exe", "c.png"]
+    assert db.execute(select(IntakeDocument)).first() is None
+
+
+def test_pdf_names_find_escaped_and_packed_javascript():
+    assert "JavaScript" in documents.pdf_names(files.js_escaped_names_pdf())
+    packed = files.js_page_aa_in_object_stream_pdf()
+    assert "JavaScript" not in documents._names(packed)  # invisible to a plain scan
+    assert "JavaScript" in documents.pdf_names(packed)
+    assert not documents.pdf_names(files.plain_pdf()) & documents.ACTIVE_NAMES
+
+
+def _cli(app, *args):
+    result = app.test_cli_runner().invoke(args=["documents", *args])
+    return result
+
+
+def test_rotate_key_reencrypts_everything_and_old_documents_still_open(app, db, intake,
+                                                                       monkeypatch):
+    import getpass
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "operator7")
+    stored = [_store(db, intake, files.make_pdf(2)), _store(db, intake, files.make_tiff(2), "b.tif"),
+              _store(db, intake, files.make_jpeg(), "c.jpg")]
+    old_key = stored[0].key_id
+    before = {d.id: _blob(db, d).ciphertext for d in stored}
+    result = _cli(app, "rotate-key")
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted: 3" in result.output
+    with app.app_context():
+        ring = documents.key_ring()
+    assert ring.current != old_key and old_key in ring.keys
+    db.expire_all()
+    for document in stored:
+        row = db.get(IntakeDocument, document.id)
+        assert row.key_id == ring.current
+        assert _blob(db, row).ciphertext != before[row.id]
+        assert documents.hashlib.sha256(documents.plaintext_of(db, row)).hexdigest() == row.sha256
+    updates = db.execute(select(AuditLog).where(AuditLog.action == "update",
+                                                AuditLog.target_table == "intake_document")
+                         ).scalars().all()
+    assert len(updates) == 3 and {u.username for u in updates} == {"cli:operator7"}
+    dropped = _cli(app, "rotate-key", "--drop-old")
+    assert dropped.exit_code == 0 and old_key in dropped.output
+    with app.app_context():
+        assert old_key not in documents.key_ring().keys
+    assert _cli(app, "verify").output.strip().endswith("failed: 0")
+
+
+def test_rotation_leaves_a_row_someone_else_changed_meanwhile(app, db, intake, monkeypatch):
+    document = _store(db, intake)
+    stale = documents._stored(db, document.id)
+    assert _cli(app, "rotate-key").exit_code == 0  # another run re-encrypted it first
+    db.expire_all()
+    current = db.get(IntakeDocument, document.id).key_id
+    blob_before = _blob(db, document).ciphertext
+    with app.app_context():
+        documents.app_secrets.add_ring_key(documents.ring_path(), "kthird-000001")
+        ring = documents.key_ring()
+        monkeypatch.setattr(documents, "_stored", lambda session, document_id: stale)
+        report = documents.RotationReport(ring.current, True)
+        documents._reencrypt_one(db, ring, document.id, report)
+    assert report.skipped == 1 and report.reencrypted == 0
+    db.expire_all()
+    assert db.get(IntakeDocument, document.id).key_id == current
+    assert _blob(db, document).ciphertext == blob_before
+
+
+def test_verify_names_a_damaged_document(app, db, intake):
+    good, bad = _store(db, intake), _store(db, intake)
+    blob = _blob(db, bad)
+    blob.ciphertext = blob.ciphertext[:-1] + bytes([blob.ciphertext[-1] ^ 1])
+    db.commit()
+    result = _cli(app, "verify")
+    assert result.exit_code == 1 and f"document {bad.id}:" in result.output
+    assert f"document {good.id}:" not in result.output
+
+
+def test_purge_removes_only_documents_past_retention(app, db, monkeypatch):
+    import getpass
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "operator8")
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=JST)
+    six_years = datetime(2020, 11, 30, 10, 0, tzinfo=JST)
+    four_years = datetime(2022, 12, 1, 10, 0, tzinfo=JST)
+    card_old = make_intake(db)  # its card handed over six years ago (on the card)
+    card = make_card(db, application_id=card_old.application_id)
+    card.handed_over_at = six_years
+    withdrawn_old = make_intake(db, state="withdrawn", withdrawn_at=six_years,
+                                withdraw_reason="本人の申出")
+    intake_old = make_intake(db, state="handed_over", handed_over_at=six_years)
+    recent = make_intake(db, state="handed_over", handed_over_at=four_years)
+    open_one = make_intake(db)
+    db.commit()
+    docs = {name: _store(db, i, name=f"{name}.pdf") for name, i in [
+        ("card_old", card_old), ("withdrawn_old", withdrawn_old), ("intake_old", intake_old),
+        ("recent", recent), ("open", open_one)]}
+    assert now == app.config["CLOCK"]()
+
+    dry = _cli(app, "purge", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "3 document(s) would be removed" in dry.output
+    for name in ("card_old", "withdrawn_old", "intake_old"):
+        assert f"{name}.pdf" in dry.output
+    assert card_old.application_id in dry.output and "2020-11-30" in dry.output
+    assert "recent.pdf" not in dry.output and "open.pdf" not in dry.output
+    db.expire_all()
+    assert len(db.execute(select(IntakeDocument)).all()) == 5
+
+    result = _cli(app, "purge")
+    assert result.exit_code == 0 and "removed: 3" in result.output, result.output
+    db.expire_all()
+    left = {d.filename for d in db.execute(select(IntakeDocument)).scalars()}
+    assert left == {"recent.pdf", "open.pdf"}
+    assert len(db.execute(select(DocumentBlob)).all()) == 2
+    deletes = db.execute(select(AuditLog).where(AuditLog.action == "delete",
+                                                AuditLog.target_table == "intake_document")
+                         ).scalars().all()
+    assert {str(docs[n].id) for n in ("card_old", "withdrawn_old", "intake_old")} <= {
+        d.target_id for d in deletes}
+    assert {d.username for d in deletes} == {"cli:operator8"}
+
+    settings.configure(app, DOCUMENT_RETENTION_YEARS=3)  # configurable: now 4 years is past it
+    assert "1 document(s) would be removed" in _cli(app, "purge", "--dry-run").output
