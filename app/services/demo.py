@@ -47,10 +47,11 @@ DEMO_USERS = [
 # role key, role in Japanese / English, what it does in Japanese / English.
 ROLE_GUIDE = [
     ("ROLE_MANAGER", "管理者 / manager",
-     "全業務・予約設定・お知らせ・操作ログ / every business screen, booking settings, "
-     "notices, audit trail"),
+     "全業務・予約設定・手数料表・還付・お知らせ・操作ログ / every business screen, booking "
+     "settings, fee table, refunds, notices, audit trail"),
     ("ROLE_CLERK", "窓口職員 / clerk",
-     "受付・交付・納品登録（QR読取）・予約 / desk, handing over, scanning, bookings"),
+     "受付・申請受付・手数料の収納・交付・納品登録（QR読取）・予約 / desk, applications, fees, "
+     "handing over, scanning, bookings"),
     ("ROLE_VIEWER", "閲覧者 / viewer", "一覧の閲覧のみ / read only"),
     ("ROLE_SYSADMIN", "システム管理者 / system administrator",
      "ユーザー・メンテナンス・操作ログ（業務画面なし） / users, maintenance, audit trail "
@@ -107,6 +108,7 @@ def seed_demo() -> list[str]:
     out.append(seed_cards(db, now))
     out.append(seed_venues(db))
     out.extend(seed_bookings(db, now))
+    out.append(seed_intakes(db, now))
     out.extend(accounts_table(password if created else None))
     return out
 
@@ -455,3 +457,102 @@ def _add_cards(db, now) -> int:
                 card.discard_reason = "保管期限経過"
             db.flush()
     return serial
+
+
+# --- applications, fees and a scanned form (issue 13) ------------------------------------
+DEMO_CLERK = "madoguchi01"
+# (kind, reissue reason, method, name, kana, birth date, what happens to the fee)
+DEMO_INTAKES = [
+    ("new", None, "counter", "中村　大輔", "ナカムラ　ダイスケ", date(1990, 5, 12), None),
+    ("reissue", "lost", "counter", "小林　真由美", "コバヤシ　マユミ", date(1975, 11, 3), "paid"),
+    ("express", None, "counter", "加藤　健太", "カトウ　ケンタ", date(2001, 2, 28), "charged"),
+    ("reissue", "disaster", "support", "吉田　幸子", "ヨシダ　サチコ", date(1948, 8, 20), "free"),
+    ("cert_renewal", None, "counter", "山口　誠", "ヤマグチ　マコト", date(1969, 1, 9), None),
+]
+DEMO_OUTREACH = [("outreach", "吉川　春子", "ヨシカワ　ハルコ", date(1938, 4, 2)),
+                 ("outreach", "森　正夫", "モリ　マサオ", date(1935, 10, 15))]
+
+
+def _demo_form_pdf(name: str) -> bytes:
+    """A two-page scanned application form for the demo (drawn, not a real form)."""
+    from io import BytesIO
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.truetype("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 40)
+    except OSError:
+        font = ImageFont.load_default()
+    pages = []
+    for number, title in enumerate(("個人番号カード交付申請書（デモ）", "本人確認書類の写し（デモ）"), 1):
+        page = Image.new("L", (1240, 1754), 255)
+        draw = ImageDraw.Draw(page)
+        draw.rectangle((60, 60, 1180, 1694), outline=0, width=4)
+        draw.text((100, 100), title, fill=0, font=font)
+        draw.text((100, 220), f"氏名　{name}", fill=0, font=font)
+        for line in range(8):
+            draw.line((100, 360 + line * 140, 1140, 360 + line * 140), fill=120, width=2)
+        draw.text((1000, 1620), f"{number} / 2", fill=0, font=font)
+        pages.append(page)
+    out = BytesIO()
+    pages[0].save(out, format="PDF", save_all=True, append_images=pages[1:], resolution=150)
+    return out.getvalue()
+
+
+def seed_intakes(db, now) -> str:
+    """Today's applications at the main venue (one paid reissue, one express fee still due,
+    one free reissue after a disaster), an outreach session at a school with its two
+    applications, one application whose card is already in the ledger, and a scanned form.
+    Skipped when any application exists."""
+    from app.models.intake import Intake
+    from app.services import documents, fees, intake
+
+    if db.execute(select(Intake.id).limit(1)).first():
+        return "demo applications exist"
+    venue = db.execute(select(Venue).where(Venue.active.is_(True))
+                       .order_by(Venue.id)).scalars().first()
+    if venue is None:
+        return "demo applications: no venue"
+    clerk = cards.CardActor(DEMO_CLERK, frozenset({current_app.config["ROLE_CLERK"]}))
+    identity_ok = {"identity": "one_a", "collector": "self"}
+    serial = 70000
+    taken = []
+    for index, (kind, reason, method, name, kana, birth, fee) in enumerate(DEMO_INTAKES):
+        serial += 1
+        values = dict(application_id=f"{serial:023d}", method=method, kind=kind,
+                      reissue_reason=reason, visit_mode="K", name=name, name_kana=kana,
+                      birth_date=birth.isoformat(), postal_code="123-4567",
+                      address=f"みどり市中央{index + 1}-2-3", phone=f"090{index:04d}5678",
+                      wants_sign_cert="1", wants_auth_cert="1", photo="taken",
+                      venue_id=venue.id, identity_check=identity_ok,
+                      taken_at=now - timedelta(minutes=30 * (len(DEMO_INTAKES) - index)))
+        application = intake.create_intake(db, values, actor=clerk, now=values["taken_at"])
+        taken.append(application)
+        if fee:
+            fees.charge(db, application, actor=clerk, venue_id=venue.id, now=now)
+        if fee == "paid":
+            fees.pay(db, application, actor=clerk, venue_id=venue.id, now=now, tendered=5000)
+    outreach = intake.create_session(db, dict(
+        day=(now.astimezone(JST).date() - timedelta(days=1)).isoformat(), site_kind="school",
+        site_name="みどり市立第一小学校（保護者会）", address="みどり市北野1-1",
+        staff="高橋　由美、田中　翔太"), actor=clerk)
+    for method, name, kana, birth in DEMO_OUTREACH:
+        serial += 1
+        intake.create_intake(db, dict(
+            application_id=f"{serial:023d}", method=method, outreach_session_id=outreach.id,
+            kind="new", visit_mode="S", name=name, name_kana=kana,
+            birth_date=birth.isoformat(), address="みどり市北野2-5", wants_sign_cert="",
+            wants_auth_cert="1", photo="taken", identity_check=identity_ok,
+            taken_at=now - timedelta(days=1)), actor=clerk, now=now - timedelta(days=1))
+    card = db.execute(select(Card).order_by(Card.id)).scalars().first()
+    if card is not None:  # an application typed in after its card arrived: linked by ID
+        intake.create_intake(db, dict(
+            application_id=card.application_id, method="counter", kind="new",
+            visit_mode=card.visit_mode, name=card.name, name_kana=card.name_kana,
+            birth_date=card.birth_date.isoformat(), venue_id=venue.id,
+            wants_sign_cert="1", wants_auth_cert="1", photo="brought",
+            identity_check=identity_ok), actor=clerk, now=now - timedelta(days=40))
+    with unit.transaction(db):
+        documents.upload(db, taken[1].id, "application_form",
+                         [("申請書_スキャン.pdf", _demo_form_pdf(taken[1].name))], actor=clerk)
+    return f"demo applications: {len(taken) + len(DEMO_OUTREACH) + (card is not None)}"

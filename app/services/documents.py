@@ -47,8 +47,8 @@ from app import secrets as app_secrets
 from app.models.card import Card
 from app.models.document import CATEGORIES, CATEGORY_LABELS, DocumentBlob, IntakeDocument
 from app.models.intake import Intake
-from app.services import audit, unit
-from app.services.errors import DomainError, InputError, NotPermittedError
+from app.services import actors, audit, unit
+from app.services.errors import DomainError, InputError
 from app.settings import parse_document_keys, settings
 
 PDF, JPEG, PNG, TIFF = "application/pdf", "image/jpeg", "image/png", "image/tiff"
@@ -84,45 +84,25 @@ class DocumentIntegrityError(DomainError):
     """The stored bytes do not decrypt with the key, or not to the file that was stored."""
 
 
-@dataclass(frozen=True)
-class DocumentActor:
-    """Who asks, with the names of their roles; ``SYSTEM`` is the product itself (CLI,
-    bench, tests), which the role table does not limit."""
-
-    username: str
-    roles: frozenset = frozenset()
-    system: bool = False
-
-
-SYSTEM = DocumentActor("system", system=True)
-
-
-def actor_of(user) -> DocumentActor:
-    if user is None or not getattr(user, "is_authenticated", False):
-        return DocumentActor("")
-    return DocumentActor(user.username, frozenset(r.name for r in (user.roles or [])))
-
-
-def _allowed(actor: DocumentActor, keys: tuple[str, ...]) -> bool:
-    return actor.system or bool(actor.roles & {current_app.config[k] for k in keys})
+# Who asks: the one actor of every service (app/services/actors.py).
+DocumentActor = actors.CardActor
+SYSTEM = actors.SYSTEM
+actor_of = actors.actor_of
+_name_of = actors.name_of
 
 
 def may_read(actor: DocumentActor) -> bool:
-    return _allowed(actor, STAFF)
+    return actors.has_role(actor, STAFF)
 
 
 def may_delete(actor: DocumentActor) -> bool:
-    return _allowed(actor, SUPERVISORS)
+    return actors.has_role(actor, SUPERVISORS)
 
 
 def _require(actor: DocumentActor, keys: tuple[str, ...]) -> None:
-    if not _allowed(actor, keys):
-        raise NotPermittedError(_("Your role does not allow this operation on scanned "
-                                  "documents."))
+    actors.check_roles(actor, keys, _("Your role does not allow this operation on scanned "
+                                      "documents."))
 
-
-def _name_of(actor: DocumentActor) -> str:
-    return audit.current_actor().username if actor.system else actor.username
 
 
 # --- reading ------------------------------------------------------------------------------

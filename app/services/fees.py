@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from dateutil.relativedelta import relativedelta
-from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, exists, func, select, update
@@ -38,12 +37,12 @@ from app.models.fee import (CHARGED_KINDS, ENTRY_CHARGE, ENTRY_LABELS, ENTRY_PAY
                             PAYMENT_METHOD_LABELS, PAYMENT_METHODS, DailyClose, FeeEntry,
                             FeeSchedule, ReceiptCounter)
 from app.models.intake import (FEE_CHARGED, FEE_NONE, FEE_PAID, FEE_REFUNDED,
-                               FEE_STATE_LABELS, FEE_WAIVED, KIND_CERT_RENEWAL, KIND_EXPRESS,
+                               FEE_STATE_LABELS, FEE_WAIVED, KIND_CERT_RENEWAL,
                                KIND_LABELS, KIND_NEW, KIND_RENEWAL, KIND_REISSUE,
                                REASON_DISASTER, REASON_NO_SPACE, REASON_STOLEN,
                                REISSUE_REASON_LABELS, Intake, label)
 from app.models.venue import Venue
-from app.services import audit, fields, japanese, spreadsheet, unit
+from app.services import actors, audit, fields, japanese, spreadsheet, unit
 from app.services.errors import DomainError, InputError, NotPermittedError
 
 STAFF = ("ROLE_MANAGER", "ROLE_CLERK")
@@ -101,27 +100,21 @@ class FeeTableLockedError(DomainError):
 
 # --- who ------------------------------------------------------------------------------------
 
-def _role_names(keys) -> set[str]:
-    return {current_app.config[key] for key in keys}
-
-
 def may(actor, keys) -> bool:
-    return bool(getattr(actor, "system", False) or set(actor.roles) & _role_names(keys))
+    return actors.has_role(actor, keys)
 
 
 def _check_roles(actor, keys) -> None:
-    if not may(actor, keys):
-        names = "、".join(current_app.config[key] for key in keys)
-        raise NotPermittedError(_("Your role does not allow this operation. Only %(roles)s "
-                                  "may do this.", roles=names))
+    actors.check_roles(actor, keys, _(
+        "Your role does not allow this operation. Only %(roles)s may do this.",
+        roles="、".join(actors.role_names(keys))))
 
 
 def may_refund(actor) -> bool:
     return may(actor, SUPERVISORS)
 
 
-def _name_of(actor) -> str:
-    return audit.current_actor().username if getattr(actor, "system", False) else actor.username
+_name_of = actors.name_of
 
 
 # --- amounts --------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.notice import AUDIENCE_STAFF
-from app.services import desk
+from app.services import desk, fees, intake
 from app.services.notices import current_notices
 from app.views.access import can_open
 
@@ -24,11 +24,29 @@ class HomeView(IndexView):
         # administrator has no business screens: docs/roles.md); every link on the page
         # is offered only to a role that can open it.
         can = {endpoint: can_open(endpoint) for endpoint in
-               ("DeskView.day", "HandoverView.index", "CardModelView.list")}
+               ("DeskView.day", "HandoverView.index", "CardModelView.list",
+                "IntakeModelView.list", "FeeView.daily")}
         figures, waiting_cards = ([], 0)
         if can["DeskView.day"] or can["CardModelView.list"]:
             figures, waiting_cards = desk.today_figures(session(), now)
+        today = now.astimezone(JST).date()
+        counter = (intake_and_fees(today, fees_too=can["FeeView.daily"])
+                   if can["IntakeModelView.list"] else [])
         return self.render_template(self.index_template, appbuilder=self.appbuilder,
                                     notices=notices, figures=figures,
-                                    waiting_cards=waiting_cards, can=can,
-                                    today=now.astimezone(JST).date())
+                                    waiting_cards=waiting_cards, can=can, today=today,
+                                    counter=counter, yen=fees.yen)
+
+
+def intake_and_fees(day, fees_too: bool) -> list[dict]:
+    """Today's applications and fees per venue (off-site applications under their site):
+    one row a place, with the venue's id where the 日計表 can be opened."""
+    rows: dict[str, dict] = {}
+    for name, count in intake.intakes_today(session(), day).items():
+        rows[name] = {"name": name, "intakes": count, "payments": 0, "amount": 0,
+                      "venue_id": None}
+    if fees_too:
+        for venue in fees.fees_today(session(), day):
+            row = rows.setdefault(venue.venue_name, {"name": venue.venue_name, "intakes": 0})
+            row.update(payments=venue.payments, amount=venue.amount, venue_id=venue.venue_id)
+    return sorted(rows.values(), key=lambda row: row["name"])

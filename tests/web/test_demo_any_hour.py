@@ -108,3 +108,29 @@ def test_the_first_calendar_of_a_resident_on_the_demo_writes_nothing(app, db, cl
         january = client.get("/reserve/book/kofu/calendar?month=2027-01")
     assert month.status_code == 200 and january.status_code == 200
     assert "/reserve/book/kofu/day/2026-12-" in month.get_data(as_text=True)
+
+
+def test_the_demo_has_applications_fees_and_a_scanned_form(app, db, clock, login_as):
+    from app.models.document import IntakeDocument
+    from app.models.fee import FeeEntry
+    from app.models.intake import Intake
+    from app.services import documents
+
+    from tests.unit.test_fees import seed_fees
+
+    seed_fees(db)  # as migration 0013 seeds it (the test database starts empty)
+    when = datetime(2026, 12, 1, 14, 0, tzinfo=JST)
+    lines = _seed(app, clock, when)
+    assert any(line.startswith("demo applications: 8") for line in lines)
+    intakes = db.execute(select(Intake)).scalars().all()
+    assert {i.fee_state for i in intakes} >= {"paid", "charged", "waived", "none"}
+    assert any(i.card is not None for i in intakes)  # typed in after its card arrived
+    assert any(e.receipt_number for e in db.execute(select(FeeEntry)).scalars())
+    form = db.execute(select(IntakeDocument)).scalars().one()
+    assert form.pages == 2
+    with app.test_request_context():
+        assert documents.plaintext_of(db, form)[:5] == b"%PDF-"
+    home = login_as("clerk").get("/").get_data(as_text=True)
+    assert 'data-testid="today-intake"' in home and "1,000円" in home
+    assert "demo applications exist" in _seed(app, clock, when)  # nothing added twice
+    assert len(db.execute(select(Intake)).scalars().all()) == 8
