@@ -514,6 +514,13 @@ def seed_intakes(db, now) -> str:
     if venue is None:
         return "demo applications: no venue"
     clerk = cards.CardActor(DEMO_CLERK, frozenset({current_app.config["ROLE_CLERK"]}))
+    today = now.astimezone(JST).date()
+    for kind, valid_from, card_part in (("reissue", date(2016, 1, 1), 800),
+                                        ("express", date(2024, 12, 2), 1800)):
+        if fees.schedule_row(db, kind, today) is None:  # as migration 0013 seeds it
+            with unit.transaction(db):
+                fees.add_row(db, kind=kind, valid_from=valid_from, card_amount=card_part,
+                             cert_amount=200, actor=cards.SYSTEM, today=today)
     identity_ok = {"identity": "one_a", "collector": "self"}
     serial = 70000
     taken = []

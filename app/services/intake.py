@@ -10,7 +10,7 @@ Each change of an intake's state is a compare-and-set on the state it expects.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Iterable
 
 from flask_babel import gettext as _
@@ -46,7 +46,7 @@ PURPOSE_KINDS = {"shinsei": KIND_NEW, "denshi": KIND_CERT_RENEWAL}
 FIELDS = ("application_id", "method", "outreach_session_id", "kind", "reissue_reason",
           "old_card_expires_on", "holder_not_at_fault", "official_error", "visit_mode", "name",
           "name_kana", "birth_date", "postal_code", "address", "phone", "wants_sign_cert",
-          "wants_auth_cert", "photo", "venue_id", "reservation_id", "notes")
+          "wants_auth_cert", "photo", "venue_id", "reservation_id", "notes", "taken_at")
 
 
 def authorize(actor: CardActor) -> None:
@@ -163,7 +163,32 @@ def _field_parsers(session) -> dict:
         "reservation_id": lambda v: _existing(session, Reservation, _id_of(v),
                                               _l("No such booking.")),
         "notes": lambda v: fields.clean_text(v, fields.NOTE_MAX, multiline=True),
+        "taken_at": lambda v: _optional(v, _taken_at),
     }
+
+
+TAKEN_AT_PAST_DAYS = 366  # an application typed in later: at most a year back
+
+
+def _taken_at(value) -> datetime:
+    """When the application was taken, for one typed in later (an outreach session's):
+    ``2026-12-01 10:30`` (full-width digits fine), Japan time; not in the future, at most
+    a year back. Empty means now (the caller's)."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = japanese.half_width(str(value)).strip().replace("/", "-")
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise InputError(_l("Enter the date and time as 2026-12-01 10:30.")) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=JST)
+    now = clock.now()
+    if moment > now + timedelta(minutes=5) or moment < now - timedelta(days=TAKEN_AT_PAST_DAYS):
+        raise InputError(_l("The time taken must be within the past year and not in the "
+                            "future."))
+    return moment
 
 
 def _existing(session, model, pk: int | None, message) -> int | None:
@@ -247,7 +272,7 @@ def fill_new(session, intake: Intake, values: dict, *, actor: CardActor,
     for key, value in clean.items():
         setattr(intake, key, value)
     intake.clerk = actors.name_of(actor)
-    intake.taken_at = values.get("taken_at") or now
+    intake.taken_at = clean.get("taken_at") or now
     intake.state = _state_of_its_card(session, clean["application_id"])
     if intake.state != ACCEPTED:
         intake.sent_at = now
@@ -282,6 +307,10 @@ def fill_update(session, intake: Intake, values: dict, *, actor: CardActor) -> I
             raise InvalidTransitionError(_("This application is %(state)s and can no longer "
                                            "be changed.", state=state_label(current)))
     clean = cleaned(session, values, intake_id=intake.id)
+    if clean.get("taken_at") is None:  # left empty: stays when it was taken
+        clean["taken_at"] = session.execute(
+            select(Intake.taken_at).where(Intake.id == intake.id)
+            .execution_options(autoflush=False)).scalar() if intake.id else None
     for key, value in clean.items():
         if getattr(intake, key) != value:
             setattr(intake, key, value)

@@ -19,6 +19,7 @@ from flask_login import current_user
 from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField
 
 from app import clock
+from app.clock import JST
 from app.extensions import session
 from app.models.card_states import visit_mode_choices
 from app.models.intake import (FEE_STATE_LABELS, KIND_LABELS, METHOD_LABELS, METHOD_OUTREACH, PHOTO_LABELS,
@@ -147,6 +148,10 @@ def _intake_form_fields() -> dict:
         "notes": StringField(INTAKE_LABELS["notes"],
                              [CleanText(fields.NOTE_MAX, multiline=True)],
                              widget=BS3TextAreaFieldWidget()),
+        "taken_at": StringField(INTAKE_LABELS["taken_at"], widget=text,
+                                description=_l("Leave empty for now. For an application typed "
+                                               "in later (an outreach session's), when it was "
+                                               "taken: 2026-12-01 10:30.")),
         "reservation_id": HiddenField(),
         "next": HiddenField(),
     }
@@ -259,7 +264,7 @@ class IntakeModelView(ModelView):
     _form = ["application_id", "method", "outreach_session_id", "venue_id", "kind",
              "reissue_reason", "old_card_expires_on", "holder_not_at_fault", "official_error",
              "visit_mode", "name", "name_kana", "birth_date", "postal_code", "address", "phone",
-             "wants_sign_cert", "wants_auth_cert", "photo", *CHECKLIST, "notes",
+             "wants_sign_cert", "wants_auth_cert", "photo", *CHECKLIST, "taken_at", "notes",
              "reservation_id", "next"]
     add_columns = _form
     edit_columns = _form
@@ -272,7 +277,7 @@ class IntakeModelView(ModelView):
         (_l("Resident"), {"fields": ["name", "name_kana", "birth_date", "postal_code",
                                      "address", "phone"]}),
         (_l("Identity check"), {"fields": list(CHECKLIST)}),
-        (_l("Notes"), {"fields": ["notes", "reservation_id", "next"]}),
+        (_l("Notes"), {"fields": ["taken_at", "notes", "reservation_id", "next"]}),
     ]
     base_order = ("taken_at", "desc")
     page_size = 50
@@ -301,6 +306,8 @@ class IntakeModelView(ModelView):
         check = identity.from_json(item.identity_check if item else None)
         for key in CHECKLIST:
             form[key].data = check.get(key) or form[key].default
+        if item is not None and item.taken_at is not None:
+            form.taken_at.data = item.taken_at.astimezone(JST).strftime("%Y-%m-%d %H:%M")
 
     def pre_add(self, item: Intake) -> None:
         intake.fill_new(session(), item, _values_of_item(item),

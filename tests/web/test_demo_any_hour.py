@@ -116,9 +116,6 @@ def test_the_demo_has_applications_fees_and_a_scanned_form(app, db, clock, login
     from app.models.intake import Intake
     from app.services import documents
 
-    from tests.unit.test_fees import seed_fees
-
-    seed_fees(db)  # as migration 0013 seeds it (the test database starts empty)
     when = datetime(2026, 12, 1, 14, 0, tzinfo=JST)
     lines = _seed(app, clock, when)
     assert any(line.startswith("demo applications: 8") for line in lines)

@@ -5,6 +5,7 @@ intake and back, audit records naming the clerk, GETs that never write."""
 import pytest
 from sqlalchemy import select
 
+from app.clock import JST
 from app.models.audit import AuditLog
 from app.models.intake import Intake, OutreachSession
 from app.models.venue import Venue
@@ -63,6 +64,8 @@ def test_add_normalises_input_and_names_the_clerk(login_as, db, venue):
     ("identity", "", "本人確認書類"),
     ("collector", "proxy", "代理人"),
     ("method", "bogus", "申請方法を選んでください"),
+    ("taken_at", "昨日", "2026-12-01 10:30 のように"),
+    ("taken_at", "2026-12-24 10:00", "未来の日時にはできません"),
 ])
 def test_each_wrong_field_gets_its_message_and_nothing_is_saved(
         login_as, db, venue, field, value, message):
@@ -195,3 +198,24 @@ def test_edit_keeps_the_checklist_and_refuses_a_withdrawn_application(login_as, 
     client.post(f"/intakemodelview/edit/{item.id}", data=_form(venue, address="別の住所"))
     db.refresh(item)
     assert item.address == "みどり市本町9-9"
+
+
+def test_an_application_typed_in_later_keeps_when_it_was_taken(login_as, db, venue):
+    """An outreach application typed in the next day: the time it was taken, not the time
+    it was saved; an edit that leaves the field empty keeps it."""
+    client = login_as("clerk", username="madoguchi_t")
+    form = _form(venue)
+    form["taken_at"] = "２０２６-１１-３０ １４:１５"  # full-width, as typed
+    response = client.post("/intakemodelview/add", data=form)
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    saved = db.query(Intake).filter_by(application_id=APP_ID).one()
+    assert saved.taken_at.astimezone(JST).strftime("%Y-%m-%d %H:%M") == "2026-11-30 14:15"
+    edit = client.get(f"/intakemodelview/edit/{saved.id}").get_data(as_text=True)
+    assert 'value="2026-11-30 14:15"' in edit
+    form["taken_at"] = ""
+    form["notes"] = "後日入力"
+    assert client.post(f"/intakemodelview/edit/{saved.id}", data=form).status_code == 302
+    db.expire_all()
+    saved = db.get(Intake, saved.id)
+    assert saved.notes == "後日入力"
+    assert saved.taken_at.astimezone(JST).strftime("%Y-%m-%d %H:%M") == "2026-11-30 14:15"
