@@ -89,7 +89,7 @@ FEE_CHARGED = "charged"  # 調定済: charged, not yet paid
 FEE_PAID = "paid"  # 収納済
 FEE_WAIVED = "waived"  # 免除
 FEE_REFUNDED = "refunded"  # 還付済 (the payment was refunded)
-FEE_STATE_LABELS = {FEE_NONE: _l("No fee"), FEE_CHARGED: _l("Charged"), FEE_PAID: _l("Paid"),
+FEE_STATE_LABELS = {FEE_NONE: _l("Not charged yet"), FEE_CHARGED: _l("Charged"), FEE_PAID: _l("Paid"),
                     FEE_WAIVED: _l("Waived"), FEE_REFUNDED: _l("Refunded")}
 FEE_STATES = tuple(FEE_STATE_LABELS)
 

@@ -20,7 +20,7 @@ from flask_login import current_user
 from app.extensions import session
 from app.models.document import CATEGORY_LABELS
 from app.models.intake import label
-from app.services import documents
+from app.services import audit_text, documents
 from app.services.errors import DomainError
 from app.settings import settings
 from app.views.access import can_open
@@ -68,7 +68,8 @@ def document_panel(intake) -> Panel | None:
     if intake is None or not can_open("DocumentView.view"):
         return None
     rows = [PanelRow(d.id, label(CATEGORY_LABELS, d.category), d.filename, d.pages,
-                     _size_text(d.size), d.uploaded_by, jst(d.uploaded_at), d.media_type)
+                     _size_text(d.size), audit_text.actor_name(d.uploaded_by),
+                     jst(d.uploaded_at), d.media_type)
             for d in documents.documents_of(session(), intake.id)]
     return Panel(intake.id, rows, documents.category_choices(), True,
                  can_open("DocumentView.upload"), settings().document_max_files,
@@ -154,6 +155,7 @@ class DocumentView(BaseView):
             "documents/viewer.html", document=document, page=page, zoom=zoom, zooms=ZOOMS,
             error=error, category=label(CATEGORY_LABELS, document.category),
             uploaded_at=jst(document.uploaded_at), size=_size_text(document.size),
+            uploaded_by=audit_text.actor_name(document.uploaded_by),
             intake_url=intake_page_url(document.intake_id),
             can_delete=documents.may_delete(actor) and can_open("DocumentView.delete"),
             can_download=can_open("DocumentView.download"))

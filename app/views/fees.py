@@ -55,6 +55,14 @@ def _method_label(value) -> str:
     return label(PAYMENT_METHOD_LABELS, value) if value else ""
 
 
+def _paid_message(entry) -> str:
+    """After a payment: the change to hand back, where the clerk looks first."""
+    if entry is not None and entry.tendered and entry.change_due is not None:
+        return _("The payment was received. Received %(given)s, change %(change)s.",
+                 given=fees.yen(entry.tendered), change=fees.yen(entry.change_due))
+    return _("The payment was received.")
+
+
 def _today() -> date:
     return clock.now().astimezone(JST).date()
 
@@ -95,11 +103,11 @@ class FeeView(BaseView):
         """Run an operation of the panel: a refused value comes back at its field on the
         panel's page; other refusals are flashed by ``refusals_flashed``."""
         try:
-            operation()
+            result = operation()
         except fees.FeeFieldError as error:
             return self._panel_page(intake, {error.field: str(error.message)},
                                     request.form.to_dict())
-        flash(success, "success")
+        flash(success(result) if callable(success) else success, "success")
         return redirect(_back_to_panel(self, intake.id))
 
     def _venue_id(self, intake):
@@ -132,7 +140,7 @@ class FeeView(BaseView):
             session(), intake, actor=cards.actor_of(current_user),
             venue_id=self._venue_id(intake), now=clock.now(),
             tendered=request.form.get("tendered"), method=request.form.get("method", "")),
-            _("The payment was received."))
+            _paid_message)
 
     @expose("/intake/<id:pk>/waive", methods=["POST"])
     @has_access

@@ -16,6 +16,7 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField
 
 from app import clock
@@ -25,7 +26,7 @@ from app.models.card_states import visit_mode_choices
 from app.models.intake import (FEE_STATE_LABELS, KIND_LABELS, METHOD_LABELS, METHOD_OUTREACH, PHOTO_LABELS,
                                REISSUE_REASON_LABELS, SITE_LABELS, STATE_LABELS, Intake,
                                OutreachSession, label)
-from app.services import actors, cards, desk, fields, identity, intake, japanese
+from app.services import actors, audit_text, cards, desk, fields, identity, intake, japanese
 from app.views.card import (CardListWidget, CardSearchWidget, birth_date_short, filter_arg,
                             short_date)
 from app.views.feedback import refusals_flashed
@@ -292,6 +293,7 @@ class IntakeModelView(ModelView):
         "venue": blank_none, "outreach_session": blank_none, "notes": blank_none,
         "withdraw_reason": blank_none, "identity_check": lambda v: checklist_text(v),
         "taken_at": jst, "sent_at": jst, "handed_over_at": jst, "withdrawn_at": jst,
+        "clerk": audit_text.actor_name,
     }
     add_form_extra_fields = _intake_form_fields()
     edit_form_extra_fields = _intake_form_fields()
@@ -315,6 +317,17 @@ class IntakeModelView(ModelView):
 
     def post_add(self, item: Intake) -> None:
         g.intake_saved = item.id
+        taken = _("Application %(id)s taken.", id=item.application_id)
+        if _desk_next(request.form.get("next")):  # back to the desk: a way on to the fee
+            taken = Markup('{} <a class="alert-link" href="{}" data-testid="intake-saved-link">'
+                           '{}</a>').format(taken, url_for(".show", pk=item.id),
+                                            _("Open the application (fee, scanned documents)"))
+        g.intake_saved_message = taken
+
+    @property
+    def add_row_message(self):
+        """What FAB flashes after a save: the application, with a way to it from the desk."""
+        return getattr(g, "intake_saved_message", None) or _("Added Row")
 
     def post_add_redirect(self):
         saved = getattr(g, "intake_saved", None)
