@@ -100,6 +100,17 @@ class FeeTableLockedError(DomainError):
 
 # --- who ------------------------------------------------------------------------------------
 
+def fee_state_text(fee_state: str | None, kind: str | None) -> str:
+    """The fee's progress as a clerk reads it: an application of a kind that costs nothing
+    (新規, 更新, 電子証明書の更新) has 手数料なし, a chargeable one not yet charged 未調定."""
+    if fee_state == FEE_NONE and kind not in CHARGED_KINDS:
+        return str(NO_FEE)
+    return label(FEE_STATE_LABELS, fee_state)
+
+
+NO_FEE = _l("No fee")
+
+
 def may(actor, keys) -> bool:
     return actors.has_role(actor, keys)
 
@@ -640,7 +651,7 @@ def panel(session, intake: Intake) -> Panel:
     entries = entries_of(session, intake.id)
     last = {e.entry_type: e for e in entries}
     return Panel(intake=intake, state=intake.fee_state,
-                 state_label=label(FEE_STATE_LABELS, intake.fee_state), quote=due,
+                 state_label=fee_state_text(intake.fee_state, intake.kind), quote=due,
                  quote_error=problem, entries=entries, charge=last.get(ENTRY_CHARGE),
                  payment=last.get(ENTRY_PAYMENT), venues=venues(session))
 

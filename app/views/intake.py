@@ -26,7 +26,8 @@ from app.models.card_states import visit_mode_choices
 from app.models.intake import (FEE_STATE_LABELS, KIND_LABELS, METHOD_LABELS, METHOD_OUTREACH, PHOTO_LABELS,
                                REISSUE_REASON_LABELS, SITE_LABELS, STATE_LABELS, Intake,
                                OutreachSession, label)
-from app.services import actors, audit_text, cards, desk, fields, identity, intake, japanese
+from app.services import (actors, audit_text, cards, desk, fees, fields, identity, intake,
+                          japanese)
 from app.views.card import (CardListWidget, CardSearchWidget, birth_date_short, filter_arg,
                             short_date)
 from app.views.feedback import refusals_flashed
@@ -223,6 +224,16 @@ def _checked_form(base, view):
 class IntakeListWidget(CardListWidget):
     formatters = {"birth_date": birth_date_short, "taken_at": short_date}
 
+    def __init__(self, **kwargs):
+        rows = list(kwargs.get("value_columns") or [])  # a generator
+        for row in rows:  # 手数料なし for a free kind, 未調定 for one not yet charged
+            row["fee_state"] = fees.fee_state_text(row.get("fee_state"), row.get("kind"))
+        kwargs["value_columns"] = rows
+        formatters = dict(kwargs.get("formatters_columns") or {})
+        formatters.pop("fee_state", None)
+        kwargs["formatters_columns"] = formatters
+        super().__init__(**kwargs)
+
 
 class IntakeSearchWidget(CardSearchWidget):
     choice_filters = ("state", "method", "kind")
@@ -252,8 +263,7 @@ class IntakeModelView(ModelView):
         (_l("Application"), {"fields": ["application_id", "state", "kind", "reissue_reason",
                                         "old_card_expires_on", "holder_not_at_fault",
                                         "official_error", "method", "visit_mode",
-                                        "wants_sign_cert", "wants_auth_cert", "photo",
-                                        "fee_state"]}),
+                                        "wants_sign_cert", "wants_auth_cert", "photo"]}),
         (_l("Resident"), {"fields": ["name", "name_kana", "birth_date", "postal_code",
                                      "address", "phone"]}),
         (_l("Taken"), {"fields": ["taken_at", "clerk", "venue", "outreach_session",
