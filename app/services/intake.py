@@ -500,6 +500,19 @@ def prefill_from_reservation(reservation: Reservation) -> dict:
             "method": METHOD_COUNTER, "reservation_id": reservation.id}
 
 
+def intakes_of_reservations(session, reservation_ids) -> dict[int, int]:
+    """{booking id: its (first) application's id} for the desk's list, in one query."""
+    ids = [i for i in reservation_ids if i]
+    if not ids:
+        return {}
+    found: dict[int, int] = {}
+    for reservation_id, intake_id in session.execute(
+            select(Intake.reservation_id, Intake.id).where(Intake.reservation_id.in_(ids))
+            .order_by(Intake.id)):
+        found.setdefault(reservation_id, intake_id)
+    return found
+
+
 def intake_of_reservation(session, reservation_id: int) -> Intake | None:
     return session.execute(select(Intake).where(Intake.reservation_id == reservation_id)
                            .order_by(Intake.id)).scalars().first()

@@ -71,7 +71,10 @@ class DeskView(BaseView):
             counts=desk.counts(bookings, now), offers=offers,
             today=now.astimezone(JST).date(), last_end=last_end,
             can_write=self._can("can_check_in"), actor_name=audit_text.actor_name,
-            can_take_application=self.appbuilder.sm.has_access("can_add", "IntakeModelView"))
+            can_take_application=self.appbuilder.sm.has_access("can_add", "IntakeModelView"),
+            can_read_applications=self.appbuilder.sm.has_access("can_show", "IntakeModelView"),
+            intakes=intake.intakes_of_reservations(session(), [r.id for r in shown]),
+            leads_to_intake=intake.leads_to_intake)
 
     @expose("/<id:venue_id>/counts")
     @has_access

@@ -60,3 +60,19 @@ def test_a_viewer_gets_no_application_button(login_as, app, db):
     venue = make_staff_booking(app, db).offer.venue
     viewer = login_as("viewer").get(f"/desk/{venue.id}").get_data(as_text=True)
     assert "予約なしの申請を受け付ける" not in viewer
+
+
+def test_the_desk_row_leads_to_its_application(login_as, app, db):
+    """An arrived 申請 visitor without an application offers to take one; once taken, the
+    row links to it (the fee and the scans are done there)."""
+    reservation = make_staff_booking(app, db)
+    venue = reservation.offer.venue
+    client = login_as("clerk", username="madoguchi_r")
+    client.post(f"/desk/{venue.id}/check-in", data={"id": reservation.id, "day": "2026-12-01"})
+    desk_page = client.get(f"/desk/{venue.id}?day=2026-12-01").get_data(as_text=True)
+    assert f'data-testid="take-application-{reservation.number}"' in desk_page
+    client.post("/intakemodelview/add", data=_form(venue, reservation_id=str(reservation.id)))
+    item = db.execute(select(Intake)).scalar_one()
+    desk_page = client.get(f"/desk/{venue.id}?day=2026-12-01").get_data(as_text=True)
+    assert f'data-testid="take-application-{reservation.number}"' not in desk_page
+    assert f'href="/intakemodelview/show/{item.id}"' in desk_page
