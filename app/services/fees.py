@@ -36,7 +36,7 @@ from app.models.fee import (CHARGED_KINDS, ENTRY_CHARGE, ENTRY_LABELS, ENTRY_PAY
                             ENTRY_REFUND, ENTRY_WAIVER, METHOD_CASH, METHOD_CASHLESS,
                             PAYMENT_METHOD_LABELS, PAYMENT_METHODS, DailyClose, FeeEntry,
                             FeeSchedule, ReceiptCounter)
-from app.models.intake import (FEE_CHARGED, FEE_NONE, FEE_PAID, FEE_REFUNDED,
+from app.models.intake import (WITHDRAWN, FEE_CHARGED, FEE_NONE, FEE_PAID, FEE_REFUNDED,
                                FEE_STATE_LABELS, FEE_WAIVED, KIND_CERT_RENEWAL,
                                KIND_LABELS, KIND_NEW, KIND_RENEWAL, KIND_REISSUE,
                                REASON_DISASTER, REASON_NO_SPACE, REASON_STOLEN,
@@ -425,20 +425,36 @@ def _venue(session, venue_id) -> Venue:
     return venue
 
 
-def _move(session, intake: Intake, expected: str, to_state: str) -> None:
-    """Compare-and-set of the intake's fee state: exactly one row, or nothing changes."""
-    done = session.execute(update(Intake).where(Intake.id == intake.id,
-                                                Intake.fee_state == expected)
+def _move(session, intake: Intake, expected, to_state: str, *,
+          open_only: bool = False) -> None:
+    """Compare-and-set of the intake's fee state (one expected state or several): exactly
+    one row, or nothing changes. ``open_only``: not on a withdrawn application (money is
+    neither charged nor taken for one; a refund or waiver still is)."""
+    expected = (expected,) if isinstance(expected, str) else tuple(expected)
+    conditions = [Intake.id == intake.id, Intake.fee_state.in_(expected)]
+    if open_only:
+        conditions.append(Intake.state != WITHDRAWN)
+    before = _fee_state_now(session, intake)
+    done = session.execute(update(Intake).where(*conditions)
                            .values(fee_state=to_state).execution_options(
                                synchronize_session=False))
     if done.rowcount != 1:
-        raise FeeStateError(_("The fee of this application is now %(state)s, not %(expected)s."
-                              " Nothing was changed; reload the page.",
-                              state=label(FEE_STATE_LABELS, _fee_state_now(session, intake)),
-                              expected=label(FEE_STATE_LABELS, expected)))
+        withdrawn = session.execute(select(Intake.state).where(Intake.id == intake.id)
+                                    .execution_options(autoflush=False)).scalar() == WITHDRAWN
+        if open_only and withdrawn:
+            raise FeeStateError(_("This application was withdrawn: no fee is charged or taken "
+                                  "for it. Nothing was changed."))
+        raise FeeStateError(_("The fee of this application is %(state)s, so this cannot be "
+                              "done now. Nothing was changed; reload the page.",
+                              state=label(FEE_STATE_LABELS, _fee_state_now(session, intake))))
     audit.record_in_transaction(session, audit.ACTION_UPDATE, "intake", intake.id,
-                                {"fee_state": [expected, to_state]})
+                                {"fee_state": [before, to_state]})
     session.expire(intake, ["fee_state"])
+
+
+# A charge starts from nothing charged, or again after a waiver or a refund (a correction
+# is a new entry: the earlier ones stay).
+CHARGEABLE = (FEE_NONE, FEE_WAIVED, FEE_REFUNDED)
 
 
 def _fee_state_now(session, intake: Intake) -> str | None:
@@ -509,12 +525,12 @@ def charge(session, intake: Intake, *, actor, venue_id, now: datetime, amount=No
         wanted, reason = due.amount, None
     _open_day(session, venue.id, clerk, _day_of(now))
     if wanted == 0:
-        _move(session, intake, FEE_NONE, FEE_WAIVED)
+        _move(session, intake, CHARGEABLE, FEE_WAIVED, open_only=True)
         entry = _entry(intake, ENTRY_WAIVER, 0, venue=venue, clerk=clerk, now=now,
                        standard_amount=due.amount, override_reason=reason,
                        reason=reason or due.free_reason)
     else:
-        _move(session, intake, FEE_NONE, FEE_CHARGED)
+        _move(session, intake, CHARGEABLE, FEE_CHARGED, open_only=True)
         entry = _entry(intake, ENTRY_CHARGE, wanted, venue=venue, clerk=clerk, now=now,
                        standard_amount=due.amount, override_reason=reason)
     session.add(entry)
@@ -545,7 +561,7 @@ def pay(session, intake: Intake, *, actor, venue_id, now: datetime, tendered=Non
                 "The money received (%(given)s) is less than the fee (%(amount)s).",
                 given=yen(given), amount=yen(amount)))
     year = _open_day(session, venue.id, clerk, _day_of(now))
-    _move(session, intake, FEE_CHARGED, FEE_PAID)
+    _move(session, intake, FEE_CHARGED, FEE_PAID, open_only=True)
     seq = _next_receipt(session, year)
     entry = _entry(intake, ENTRY_PAYMENT, amount, venue=venue, clerk=clerk, now=now,
                    method=method, tendered=given, change_due=given - amount,
@@ -629,14 +645,21 @@ class Panel:
     venues: list[Venue]
 
     @property
+    def open(self) -> bool:
+        """Money is charged and taken only for an application not withdrawn."""
+        return self.intake.state != WITHDRAWN
+
+    @property
     def can_charge(self) -> bool:
-        return self.state == FEE_NONE and self.quote is not None
+        return self.state in CHARGEABLE and self.quote is not None and self.open
 
     @property
     def can_pay(self) -> bool:
-        return self.state == FEE_CHARGED
+        return self.state == FEE_CHARGED and self.open
 
-    can_waive = can_pay
+    @property
+    def can_waive(self) -> bool:
+        return self.state == FEE_CHARGED
 
     @property
     def can_refund(self) -> bool:
@@ -669,6 +692,7 @@ class Receipt:
     intake: Intake
     copy: int
     breakdown: Quote | None  # None when the amount was changed by hand
+    refund: FeeEntry | None = None  # the payment was refunded (還付): said on a reprint
 
     @property
     def reissue(self) -> bool:
@@ -686,7 +710,9 @@ def receipt(session, payment: FeeEntry, copy: int) -> Receipt:
             breakdown = None
         if breakdown is not None and breakdown.amount != payment.amount:
             breakdown = None
-    return Receipt(payment, intake, copy, breakdown)
+    refund = session.execute(select(FeeEntry).where(FeeEntry.refund_of_id == payment.id)
+                             .execution_options(autoflush=False)).scalars().first()
+    return Receipt(payment, intake, copy, breakdown, refund)
 
 
 # --- 日計表 and 月計表 ---------------------------------------------------------------------
@@ -787,6 +813,8 @@ def close_day(session, *, venue_id, clerk: str, day: date, counted_cash, explana
     if not may(actor, SUPERVISORS) and clerk != _name_of(actor):
         raise NotPermittedError(_("Only a supervisor may close another clerk's day."))
     venue = _venue(session, venue_id)
+    if day > _day_of(now):
+        raise DayClosedError(_("A day can be closed on that day or later, not ahead of it."))
     counted = parse_yen(counted_cash, "counted_cash")
     why = fields.clean_text(explanation, EXPLANATION_MAX, multiline=True)
     _lock_year(session, day)

@@ -52,7 +52,7 @@ def parse_day(text) -> date | None:
 
 def parse_month(text) -> date | None:
     """``YYYY-MM`` as the first day of that month, between DAY_MIN and DAY_MAX, else None."""
-    match = re.fullmatch(r"(\d{4})-(\d{2})", str(text or ""))
+    match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", str(text or ""))
     if not match or not 1 <= int(match.group(2)) <= 12:
         return None
     value = date(int(match.group(1)), int(match.group(2)), 1)

@@ -22,7 +22,8 @@ from app import clock
 from app.clock import JST
 from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card
 from app.models.card_states import HANDED_OVER as CARD_HANDED_OVER
-from app.models.intake import (ACCEPTED, HANDED_OVER, KIND_CERT_RENEWAL, KIND_LABELS, KIND_NEW,
+from app.models.intake import (ACCEPTED, FEE_CHARGED, FEE_PAID, FEE_STATE_LABELS, HANDED_OVER,
+                               KIND_CERT_RENEWAL, KIND_LABELS, KIND_NEW,
                                KIND_REISSUE, KINDS, METHOD_COUNTER, METHOD_LABELS,
                                METHOD_OUTREACH, METHODS, PHOTO_LABELS, PHOTOS,
                                REISSUE_REASON_LABELS, REISSUE_REASONS, SENT, SITE_LABELS, SITES,
@@ -47,6 +48,11 @@ FIELDS = ("application_id", "method", "outreach_session_id", "kind", "reissue_re
           "old_card_expires_on", "holder_not_at_fault", "official_error", "visit_mode", "name",
           "name_kana", "birth_date", "postal_code", "address", "phone", "wants_sign_cert",
           "wants_auth_cert", "photo", "venue_id", "reservation_id", "notes", "taken_at")
+
+
+# The fields the fee is computed from (app/services/fees.py quote_for).
+FEE_FIELDS = ("kind", "reissue_reason", "old_card_expires_on", "holder_not_at_fault",
+              "official_error", "wants_sign_cert", "wants_auth_cert")
 
 
 def authorize(actor: CardActor) -> None:
@@ -236,6 +242,16 @@ def check(session, values: dict, *, intake_id: int | None = None,
                                                             intake_id):
         problems["application_id"] = _(
             "An application with this application ID is already registered.")
+    if intake_id is not None:  # what the fee was computed from stays while money is open
+        stored = session.get(Intake, intake_id)
+        if stored is not None and stored.fee_state in (FEE_CHARGED, FEE_PAID):
+            changed = [name for name in FEE_FIELDS if name in clean
+                       and clean[name] != getattr(stored, name)]
+            if changed:
+                problems.setdefault(changed[0], _(
+                    "The fee of this application is %(state)s: what it was computed from "
+                    "cannot change now. Waive or refund the fee first.",
+                    state=label(FEE_STATE_LABELS, stored.fee_state)))
     check_list = {key: value for key, value in (values.get("identity_check") or {}).items()
                   if key in identity.APPLICATION_FIELDS and value}
     missing = identity.checklist_problems(check_list, at_handover=False)
@@ -331,15 +347,19 @@ def values_of(intake: Intake) -> dict:
 
 # --- its state -------------------------------------------------------------------------
 
-def _set_state(session, intake_ids: list[int], expected: tuple[str, ...], values: dict) -> int:
-    """UPDATE intake ... WHERE id IN :ids AND state IN :expected; audited per row."""
+def _set_state(session, intake_ids: list[int], expected: tuple[str, ...], values: dict,
+               where=()) -> int:
+    """UPDATE intake ... WHERE id IN :ids AND state IN :expected (AND ``where``); audited
+    per row changed."""
     olds = {row.id: row for row in session.execute(
         select(Intake.id, Intake.state).where(Intake.id.in_(intake_ids))
         .execution_options(autoflush=False))}
     result = session.execute(update(Intake).where(Intake.id.in_(intake_ids),
-                                                  Intake.state.in_(expected))
+                                                  Intake.state.in_(expected), *where)
                              .values(**values).execution_options(synchronize_session=False,
                                                                  autoflush=False))
+    if result.rowcount != len(intake_ids):
+        return result.rowcount  # the caller refuses: its unit rolls back
     for pk in intake_ids:
         if pk in olds and olds[pk].state in expected:
             audit.record_in_transaction(session, audit.ACTION_UPDATE, "intake", pk, {
@@ -405,7 +425,17 @@ def withdraw(session, intake: Intake, reason: str | None, *, actor: CardActor,
                                        "withdrawn.", state=state_label(intake.state)))
     values = {"state": WITHDRAWN, "withdraw_reason": reason,
               "withdrawn_at": now or clock.now()}
-    if _set_state(session, [intake.id], (intake.state,), values) != 1:
+    # Money first: a fee still due is waived, a fee paid is refunded, before the
+    # application goes (compare-and-set on the fee's state too).
+    money_open = (FEE_CHARGED, FEE_PAID)
+    if _set_state(session, [intake.id], (intake.state,), values,
+                  where=(Intake.fee_state.notin_(money_open),)) != 1:
+        fee_state = session.execute(select(Intake.fee_state).where(Intake.id == intake.id)
+                                    .execution_options(autoflush=False)).scalar()
+        if fee_state in money_open:
+            raise InvalidTransitionError(_(
+                "The fee of this application is %(state)s. Waive it or refund it first, then "
+                "withdraw the application.", state=label(FEE_STATE_LABELS, fee_state)))
         raise InvalidTransitionError(_changed_meanwhile())
     _refresh(session, intake, values)
     return intake

@@ -44,7 +44,7 @@ def normalize_code(text: str | None) -> str:
 
 def parse_application_id(text: str | None) -> str:
     value = digits_only(text)
-    if not re.fullmatch(r"\d{23}", value):
+    if not re.fullmatch(r"[0-9]{23}", value):
         raise InputError(_l("The application ID (申請書ID) must be 23 digits."))
     return value
 
@@ -66,7 +66,7 @@ def parse_shipment_number(text: str | None) -> str:
 def parse_postal_code(text: str | None) -> str:
     """〒123-4567 in any width, returned as 123-4567."""
     value = digits_only(text).lstrip("〒")
-    if not re.fullmatch(r"\d{7}", value):
+    if not re.fullmatch(r"[0-9]{7}", value):
         raise InputError(_l("The postal code must be 7 digits, like 123-4567."))
     return f"{value[:3]}-{value[3:]}"
 
@@ -116,13 +116,13 @@ def parse_date(text: str | None) -> date:
     if not raw:
         raise InputError(_l("Enter the date."))
     raw = re.sub(r"\s+", "", raw)
-    match = re.fullmatch(r"(明治|大正|昭和|平成|令和|[MTSHR])(\d{1,2})[.\-/年](\d{1,2})[.\-/月](\d{1,2})日?",
+    match = re.fullmatch(r"(明治|大正|昭和|平成|令和|[MTSHR])([0-9]{1,2})[.\-/年]([0-9]{1,2})[.\-/月]([0-9]{1,2})日?",
                          raw)
     if match:
         era, y, m, d = match.groups()
         return _era_date(era, int(y), int(m), int(d))
-    match = (re.fullmatch(r"(\d{4})[.\-/年](\d{1,2})[.\-/月](\d{1,2})日?", raw)
-             or re.fullmatch(r"(\d{4})(\d{2})(\d{2})", raw))
+    match = (re.fullmatch(r"([0-9]{4})[.\-/年]([0-9]{1,2})[.\-/月]([0-9]{1,2})日?", raw)
+             or re.fullmatch(r"([0-9]{4})([0-9]{2})([0-9]{2})", raw))
     if match:
         try:
             return date(*(int(g) for g in match.groups()))
@@ -159,7 +159,7 @@ def date_with_era(value: date | None) -> str:
 def parse_time_of_day(text: str | None):
     """09:00, 9:00, 0900, ９時 → time."""
     raw = half_width(text).strip().replace("時", ":").replace("分", "")
-    match = re.fullmatch(r"(\d{1,2}):?(\d{2})?", raw.rstrip(":"))
+    match = re.fullmatch(r"([0-9]{1,2}):?([0-9]{2})?", raw.rstrip(":"))
     if not match:
         raise InputError(_l("Write the time like 09:00."))
     hour, minute = int(match.group(1)), int(match.group(2) or 0)
@@ -171,7 +171,7 @@ def parse_time_of_day(text: str | None):
 def parse_phone(text: str | None) -> str:
     """A Japanese phone number, with or without hyphens, in any width: digits only."""
     value = digits_only(text).replace("(", "").replace(")", "").replace("（", "").replace("）", "")
-    if not re.fullmatch(r"0\d{9,10}", value):
+    if not re.fullmatch(r"0[0-9]{9,10}", value):
         raise InputError(_l("Enter the phone number as 10 or 11 digits starting with 0, "
                             "for example 090-1234-5678."))
     return value

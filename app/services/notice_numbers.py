@@ -64,7 +64,7 @@ def parse(text: str | None) -> str:
     """Normalise typed input and check its form and check digit."""
     letters, digits, alphabet = _settings()
     value = normalize_code(text)
-    pattern = rf"[{re.escape(alphabet)}]{{{letters}}}\d{{{digits}}}"
+    pattern = rf"[{re.escape(alphabet)}]{{{letters}}}[0-9]{{{digits}}}"
     if not re.fullmatch(pattern, value) or check_digit(value[:-1], alphabet) != value[-1]:
         raise InputError(_l("The postcard number is not valid. Check it against the postcard."))
     return value

@@ -219,7 +219,8 @@ class FeeView(BaseView):
             yen=fees.yen, kind_label=lambda k: label(KIND_LABELS, k),
             entry_label=_entry_label, method_label=_method_label, me=me,
             is_manager=fees.may_refund(cards.actor_of(current_user)),
-            can_close=_can("can_close_day"), can_download=_can("can_daily_xlsx"),
+            can_close=_can("can_close_day") and day <= _today(),  # never ahead of the day
+            can_download=_can("can_daily_xlsx"),
             errors=errors or {}, values=values, era=japanese.era_label,
             actor_name=audit_text.actor_name), status
 
