@@ -247,6 +247,8 @@ class IntakeModelView(ModelView):
     edit_title = _l("Edit application")
     list_template = "intake/list.html"
     show_template = "intake/show.html"
+    add_template = "intake/add.html"  # intake_form.js: fields shown when they apply
+    edit_template = "intake/edit.html"
     audit_show = True
     base_permissions = ["can_list", "can_show", "can_add", "can_edit", "can_withdraw"]
     label_columns = dict(INTAKE_LABELS)
