@@ -327,10 +327,30 @@ def fill_update(session, intake: Intake, values: dict, *, actor: CardActor) -> I
         clean["taken_at"] = session.execute(
             select(Intake.taken_at).where(Intake.id == intake.id)
             .execution_options(autoflush=False)).scalar() if intake.id else None
+    stored_id = session.execute(select(Intake.application_id).where(Intake.id == intake.id)
+                                .execution_options(autoflush=False)).scalar()
     for key, value in clean.items():
         if getattr(intake, key) != value:
             setattr(intake, key, value)
+    if stored_id and clean.get("application_id") not in (None, stored_id):
+        _follow_its_card(session, intake)  # a corrected ID may name a card already here
     return intake
+
+
+ORDER = {ACCEPTED: 0, SENT: 1, HANDED_OVER: 2}
+
+
+def _follow_its_card(session, intake: Intake) -> None:
+    """After the 申請書ID changed: move forward to where its card is (never back: 送付済
+    may also have been set by hand when the papers went to J-LIS)."""
+    target = _state_of_its_card(session, intake.application_id)
+    if ORDER.get(target, 0) <= ORDER.get(intake.state, 0):
+        return
+    now = clock.now()
+    intake.state = target
+    intake.sent_at = intake.sent_at or now
+    if target == HANDED_OVER:
+        intake.handed_over_at = intake.handed_over_at or now
 
 
 @unit.operation

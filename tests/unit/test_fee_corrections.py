@@ -91,3 +91,21 @@ def test_an_application_id_is_ascii_digits_after_normalising(typed):
             japanese.parse_application_id(typed)
     else:
         assert japanese.parse_application_id(typed) == "12345678901234567890123"
+
+
+def test_a_corrected_application_id_follows_its_card(table, app):
+    from tests.factories import make_card
+
+    card = make_card(table, state="handed_over")
+    application = make_intake_with_check(table)
+    values = intake.values_of(application)
+    values["application_id"] = card.application_id
+    intake.update_intake(table, application, values, actor=SYSTEM)
+    table.refresh(application)
+    assert application.state == "handed_over" and application.card.id == card.id
+
+
+def make_intake_with_check(db):
+    from tests.factories import make_intake
+
+    return make_intake(db, identity_check='{"identity": "one_a", "collector": "self"}')
