@@ -147,3 +147,12 @@ def damaged_png() -> bytes:
     middle = len(data) // 2
     data[middle:middle + 64] = b"\x00" * 64
     return bytes(data)
+
+
+def big_page_pdf(width: int = 14400, height: int = 14400) -> bytes:
+    """A tiny file whose one page is ``width`` × ``height`` points (14400 pt is 5 m: at the
+    viewer's 130 dpi that page alone would be a 26000-pixel square, several GB)."""
+    objects = _page_objects()
+    objects[2] = objects[2].replace(b"/MediaBox [0 0 595 842]",
+                                    b"/MediaBox [0 0 %d %d]" % (width, height))
+    return raw_pdf(objects)

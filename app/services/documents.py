@@ -58,6 +58,13 @@ NONCE_BYTES = 12
 SCREEN_DPI = 130  # the viewer's pages: sharp at 100 %, readable zoomed to 200 %
 SCREEN_WIDTH = int(8.27 * SCREEN_DPI)  # an A4 width at that resolution (images scaled to it)
 THUMBNAIL_SIZE = (180, 255)
+# The longest side of a rendered page, whatever the page's size says (a 5 m square /MediaBox
+# at 130 dpi would be a 26000-pixel bitmap of several GB): the viewer's pages and the
+# thumbnails' first rendering.
+PAGE_MAX_PIXELS = 3000
+THUMBNAIL_MAX_PIXELS = 600
+# A page larger than A0 (2384 x 3370 pt) with a margin is no scanned paper: refused.
+PAGE_MAX_POINTS = 3500
 OBJECT_STREAM_CAP = 16 * 1024 * 1024  # at most this much of one object stream is unpacked
 _PDFIUM = threading.Lock()  # pdfium is not thread-safe
 
@@ -82,6 +89,10 @@ class DocumentKeyError(DomainError):
 
 class DocumentIntegrityError(DomainError):
     """The stored bytes do not decrypt with the key, or not to the file that was stored."""
+
+
+class DocumentRenderError(DomainError):
+    """A page of a stored document could not be turned into an image (the file is kept)."""
 
 
 # Who asks: the one actor of every service (app/services/actors.py).
@@ -219,6 +230,11 @@ def _check_pdf(data: bytes) -> int:
                 page.close()
                 if width <= 0 or height <= 0:
                     _refuse(damaged)
+                if max(width, height) > PAGE_MAX_POINTS:
+                    _refuse(_("Page %(page)d of the PDF file is %(width)d × %(height)d mm, "
+                              "larger than any paper scanned here (at most A0). Save the "
+                              "scan at the paper's real size.", page=index + 1,
+                              width=round(width * 25.4 / 72), height=round(height * 25.4 / 72)))
         except pypdfium2.PdfiumError:
             _refuse(damaged)
         finally:
@@ -427,12 +443,17 @@ def upload(session, intake_id: int, category: str, files: list[tuple[str, bytes]
 
 # --- showing ------------------------------------------------------------------------------
 
-def _pil_page(data: bytes, media_type: str, page: int, dpi: int) -> Image.Image:
+def _pil_page(data: bytes, media_type: str, page: int, dpi: int,
+              max_pixels: int) -> Image.Image:
+    """The page at ``dpi``, but never with a side longer than ``max_pixels``."""
     if media_type == PDF:
         with _PDFIUM:
             pdf = pypdfium2.PdfDocument(data)
             try:
-                rendered = pdf[page - 1].render(scale=dpi / 72).to_pil()
+                pdf_page = pdf[page - 1]
+                longest = max(pdf_page.get_size())
+                scale = min(dpi / 72, max_pixels / longest) if longest > 0 else dpi / 72
+                rendered = pdf_page.render(scale=scale).to_pil()
             finally:
                 pdf.close()
         return rendered
@@ -441,6 +462,7 @@ def _pil_page(data: bytes, media_type: str, page: int, dpi: int) -> Image.Image:
     image.load()
     resolution = image.info.get("dpi", (300, 300))[0] or 300
     width = min(int(image.width * dpi / resolution), int(8.27 * dpi * 1.5))
+    width = min(width, int(max_pixels * image.width / max(image.width, image.height)))
     frame = image.convert("L" if image.mode in ("1", "L", "I;16") else "RGB")
     if frame.width > width > 0:
         frame = frame.resize((width, max(1, round(frame.height * width / frame.width))),
@@ -451,12 +473,22 @@ def _pil_page(data: bytes, media_type: str, page: int, dpi: int) -> Image.Image:
 def render_png(data: bytes, media_type: str, page: int, *, dpi: int = SCREEN_DPI,
                box: tuple[int, int] | None = None) -> bytes:
     """Page ``page`` (1-based) as PNG, for any browser: PDF pages by pdfium, TIFF frames
-    and images by Pillow; ``box`` fits it into a thumbnail."""
-    image = _pil_page(data, media_type, page, dpi)
-    if box:
-        image.thumbnail(box, Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    image.save(out, "PNG", compress_level=3)
+    and images by Pillow; ``box`` fits it into a thumbnail. The longest side is at most
+    PAGE_MAX_PIXELS (THUMBNAIL_MAX_PIXELS before the thumbnail is made) whatever the page
+    claims; any failure is a :class:`DocumentRenderError`, never a crash."""
+    try:
+        image = _pil_page(data, media_type, page, dpi,
+                          THUMBNAIL_MAX_PIXELS if box else PAGE_MAX_PIXELS)
+        if box:
+            image.thumbnail(box, Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        image.save(out, "PNG", compress_level=3)
+    except Exception as error:  # noqa: BLE001 - pdfium, Pillow, memory: the page is not shown
+        current_app.logger.warning("page %d of a %s document not rendered: %r", page,
+                                   media_type, error)
+        raise DocumentRenderError(_("This page could not be displayed. The stored file is "
+                                    "kept: download the original to see it, or ask the "
+                                    "system administrator.")) from None
     return out.getvalue()
 
 

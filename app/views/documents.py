@@ -112,8 +112,11 @@ class DocumentView(BaseView):
 
     def _refused(self, error: DomainError, document_id: int | None = None):
         back = url_for(".view", document_id=document_id) if document_id else None
+        # a page that cannot be drawn is this file's fault (422); a key or integrity
+        # failure is the server's (500)
+        status = 422 if isinstance(error, documents.DocumentRenderError) else 500
         return _no_store(Response(render_template("refused.html", message=str(error.message),
-                                                  back=back), 500))
+                                                  back=back), status))
 
     @expose("/intake/<id:intake_id>")
     @has_access

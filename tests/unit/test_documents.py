@@ -3,6 +3,7 @@ to its row and key; a damaged byte, a wrong or missing key, a swapped blob or a 
 is refused loudly; key rotation re-encrypts everything and old documents still open; the
 retention rule removes exactly what is past it (and --dry-run nothing)."""
 import base64
+import io
 import os
 import shutil
 from datetime import datetime
@@ -278,3 +279,46 @@ def test_purge_removes_only_documents_past_retention(app, db, monkeypatch):
 
     settings.configure(app, DOCUMENT_RETENTION_YEARS=3)  # configurable: now 4 years is past it
     assert "1 document(s) would be removed" in _cli(app, "purge", "--dry-run").output
+
+
+# --- pages of any size: refused at upload above A0, and never rendered above a pixel cap ----
+
+def test_a_page_larger_than_any_paper_is_refused(app):
+    with app.test_request_context():
+        with pytest.raises(InputError, match="A0"):
+            documents.inspect_file(files.big_page_pdf(14400, 14400))
+        with pytest.raises(InputError, match="A0"):
+            documents.inspect_file(files.big_page_pdf(595, 3600))
+        assert documents.inspect_file(files.big_page_pdf(2384, 3370)).pages == 1  # A0 itself
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png)).size
+
+
+def test_rendering_never_exceeds_the_pixel_cap(app):
+    long_strip = files.big_page_pdf(3400, 300)  # accepted: within A0 and a margin
+    size = _png_size(documents.render_png(long_strip, documents.PDF, 1))
+    assert max(size) <= documents.PAGE_MAX_PIXELS and max(size) >= documents.PAGE_MAX_PIXELS - 2
+    huge = files.big_page_pdf(14400, 14400)  # refused at upload; stored before this check
+    size = _png_size(documents.render_png(huge, documents.PDF, 1))
+    assert max(size) <= documents.PAGE_MAX_PIXELS
+    size = _png_size(documents.render_png(huge, documents.PDF, 1, dpi=40,
+                                          box=documents.THUMBNAIL_SIZE))
+    assert size[0] <= documents.THUMBNAIL_SIZE[0] and size[1] <= documents.THUMBNAIL_SIZE[1]
+    tall = io.BytesIO()
+    from PIL import Image
+
+    Image.new("L", (400, 9000), 255).save(tall, "PNG", dpi=(100, 100))
+    assert max(_png_size(documents.render_png(tall.getvalue(), documents.PNG, 1))) <= \
+        documents.PAGE_MAX_PIXELS
+
+
+def test_a_rendering_failure_is_a_japanese_domain_error(app):
+    with app.test_request_context():
+        with pytest.raises(documents.DocumentRenderError, match="表示できませんでした"):
+            documents.render_png(b"%PDF-1.4\nnot really a pdf\n%%EOF\n", documents.PDF, 1)
+        with pytest.raises(documents.DocumentRenderError):
+            documents.render_png(files.corrupt_png(), documents.PNG, 1)

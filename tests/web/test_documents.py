@@ -260,3 +260,18 @@ def test_the_viewer_refuses_a_damaged_document_clearly(login_as, db, stored):
     page = clerk.get(f"/documents/{stored['document']}/page/1")
     assert page.status_code == 500 and page.mimetype != "image/png"
     assert not _events(db, "view")
+
+
+def test_a_page_that_cannot_be_rendered_is_a_japanese_refusal_not_a_crash(login_as, db, stored,
+                                                                          monkeypatch):
+    def boom(*args, **kwargs):
+        raise MemoryError("cannot allocate")
+
+    monkeypatch.setattr(documents.pypdfium2.PdfPage, "render", boom)
+    clerk = login_as("clerk")
+    for url in (f"/documents/{stored['document']}/page/1",
+                f"/documents/{stored['document']}/thumbnail"):
+        response = clerk.get(url)
+        assert response.status_code == 422 and response.mimetype == "text/html"
+        assert "表示できませんでした" in text_of(response)
+    assert not _events(db, "view")
