@@ -156,3 +156,61 @@ def big_page_pdf(width: int = 14400, height: int = 14400) -> bytes:
     objects[2] = objects[2].replace(b"/MediaBox [0 0 595 842]",
                                     b"/MediaBox [0 0 %d %d]" % (width, height))
     return raw_pdf(objects)
+
+
+def objstm_pdf(filters: str = "hex", where: str = "openaction", *, js: bool = True,
+               filter_entry: bytes | None = None, padding: int = 0) -> bytes:
+    """A PDF 1.5 with an xref stream whose object 6 (a JavaScript action when ``js``, else a
+    harmless dictionary) lives in object stream 7, packed with ``filters``: "flate", "hex"
+    (/ASCIIHexDecode), "hexflate" ([/ASCIIHexDecode /FlateDecode]), "a85", "rl" or "lzw"
+    (the bytes are not really LZW: it must be refused unread). The action is the catalog's
+    /OpenAction (``where="openaction"``) or the page's /AA open action (``"page"``).
+    ``filter_entry`` replaces the /Filter value; ``padding`` adds harmless bytes to the
+    packed objects (for the unpack cap). The reviewer's reproduction (issue 13, review)."""
+    import base64
+    import binascii
+
+    content = b"BT /F1 24 Tf 72 720 Td (Application form) Tj ET"
+    catalog_extra = b"/OpenAction 6 0 R " if where == "openaction" else b""
+    page_extra = b"/AA << /O 6 0 R >> " if where == "page" else b""
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R " + catalog_extra + b">>",
+        2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+           b"/Resources << /Font << /F1 5 0 R >> >> " + page_extra + b">>",
+        4: b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        5: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    }
+    hidden = (b"<< /Type /Action /S /JavaScript /JS (app.alert\\(1\\);) >>" if js
+              else b"<< /Type /Action /S /GoTo /D [3 0 R /Fit] >>")
+    header = b"6 0 "
+    raw = header + hidden + b" " * padding
+    if filters == "flate":
+        packed, name = zlib.compress(raw), b"/FlateDecode"
+    elif filters == "hex":
+        packed, name = binascii.hexlify(raw) + b">", b"/ASCIIHexDecode"
+    elif filters == "hexflate":
+        packed, name = binascii.hexlify(zlib.compress(raw)) + b">", \
+            b"[/ASCIIHexDecode /FlateDecode]"
+    elif filters == "a85":
+        packed, name = base64.a85encode(raw) + b"~>", b"/ASCII85Decode"
+    elif filters == "rl":
+        packed = b"".join(bytes([len(raw[i:i + 128]) - 1]) + raw[i:i + 128]
+                          for i in range(0, len(raw), 128)) + b"\x80"
+        name = b"/RunLengthDecode"
+    else:
+        packed, name = raw, b"/LZWDecode"
+    objects[7] = (b"<< /Type /ObjStm /N 1 /First %d /Filter %s /Length %d >>\nstream\n"
+                  % (len(header), filter_entry or name, len(packed)) + packed + b"\nendstream")
+    out = bytearray(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
+    offsets = {}
+    for number in sorted(objects):
+        offsets[number] = len(out)
+        out += b"%d 0 obj\n" % number + objects[number] + b"\nendobj\n"
+    xref = len(out)
+    rows = [(0, 0, 255)] + [(2, 7, 0) if n == 6 else (1, xref if n == 8 else offsets[n], 0)
+                            for n in range(1, 9)]
+    table = b"".join(bytes([t]) + f.to_bytes(4, "big") + bytes([g]) for t, f, g in rows)
+    out += (b"8 0 obj\n<< /Type /XRef /Size 9 /W [1 4 1] /Root 1 0 R /Length %d >>\nstream\n"
+            % len(table)) + table + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)

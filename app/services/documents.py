@@ -21,6 +21,7 @@ Who: 管理者 and 窓口職員 upload and read, only 管理者 delete (with a r
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -65,7 +66,7 @@ PAGE_MAX_PIXELS = 3000
 THUMBNAIL_MAX_PIXELS = 600
 # A page larger than A0 (2384 x 3370 pt) with a margin is no scanned paper: refused.
 PAGE_MAX_POINTS = 3500
-OBJECT_STREAM_CAP = 16 * 1024 * 1024  # at most this much of one object stream is unpacked
+OBJECT_STREAM_CAP = 16 * 1024 * 1024  # an object stream larger unpacked is refused
 _PDFIUM = threading.Lock()  # pdfium is not thread-safe
 
 # --- who may do what (docs/roles.md "Scanned papers") -------------------------------------
@@ -155,7 +156,6 @@ class Checked:
 
 _NAME = re.compile(rb"/([^\s/<>\[\]()\{\}%]+)")
 _ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
-_STREAM = re.compile(rb"(?<!end)stream\r?\n")
 ACTIVE_NAMES = {"JavaScript", "JS"}
 
 
@@ -170,22 +170,228 @@ def _names(data: bytes) -> set[str]:
     return found
 
 
+class _Name(str):
+    """A PDF name (``/FlateDecode``), #-escapes decoded."""
+
+
+@dataclass(frozen=True)
+class _Ref:
+    number: int
+    generation: int
+
+
+_LEX = re.compile(rb"""
+    (?P<space>[\x00\t\n\x0c\r ]+|%[^\r\n]*)
+  | (?P<open><<|\[)
+  | (?P<close>>>|\])
+  | (?P<hex><[^>]*>)
+  | (?P<string>\()
+  | (?P<name>/[^\x00\t\n\x0c\r ()<>\[\]{}/%]*)
+  | (?P<word>[^\x00\t\n\x0c\r ()<>\[\]{}/%]+)
+  | (?P<other>.)
+""", re.X | re.S)
+_PARENS = re.compile(rb"[()\\]")
+_MAX_NESTING = 256
+_INT = re.compile(rb"[+-]?\d+")
+
+
+def _string_end(data: bytes, position: int) -> int:
+    """Where the literal string opened just before ``position`` ends (nested parentheses
+    and backslash escapes); the end of the file when it never closes."""
+    depth = 1
+    while depth:
+        match = _PARENS.search(data, position)
+        if match is None:
+            return len(data)
+        position = match.end()
+        if match.group() == b"\\":
+            position += 1
+        else:
+            depth += 1 if match.group() == b"(" else -1
+    return position
+
+
+def _as_dict(items: list) -> dict:
+    return {items[i]: items[i + 1] for i in range(0, len(items) - 1, 2)
+            if isinstance(items[i], _Name)}
+
+
+def _streams(data: bytes):
+    """Each stream of the file as (its dictionary, its data), read the way a PDF reader
+    reads them: a small tokenizer (strings, comments and nesting respected, so a fake
+    ``obj`` or ``>>`` inside a string fools nothing), the data by a direct ``/Length`` when
+    ``endstream`` follows it, else up to the next ``endstream`` (``_Ref`` lengths are
+    resolved when the length object is a plain one in the file)."""
+    stack: list[tuple[str, list]] = []
+    last = None  # the last complete top-level object
+    position, size = 0, len(data)
+    while position < size:
+        match = _LEX.match(data, position)
+        kind, token, position = match.lastgroup, match.group(), match.end()
+        value = None
+        if kind == "space":
+            continue
+        if kind == "open":
+            if len(stack) >= _MAX_NESTING:  # pdfium gives up far earlier
+                _refuse(_("The PDF file is damaged or incomplete and cannot be opened."))
+            stack.append((token, []))
+            continue
+        if kind == "close":
+            if not stack or (stack[-1][0] == b"<<") != (token == b">>"):
+                last = None  # unbalanced: no dictionary to pair with a stream
+                continue
+            opened, items = stack.pop()
+            value = _as_dict(items) if opened == b"<<" else items
+        elif kind == "string":
+            position = _string_end(data, position)
+            value = b""
+        elif kind == "hex":
+            value = b""
+        elif kind == "name":
+            value = _Name(_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]),
+                                      token[1:]).decode("latin-1"))
+        elif kind == "word" and _INT.fullmatch(token):
+            value = int(token)
+        elif kind == "word" and token == b"R":
+            items = stack[-1][1] if stack else None
+            if items and len(items) >= 2 and all(type(v) is int for v in items[-2:]):
+                value = _Ref(items[-2], items[-1])
+                del items[-2:]
+        elif kind == "word" and token == b"stream" and not stack and isinstance(last, dict):
+            begin = position + (2 if data.startswith(b"\r\n", position) else
+                                1 if data[position:position + 1] in (b"\n", b"\r") else 0)
+            end = _stream_end(data, begin, last.get("Length"))
+            yield last, data[begin:end]
+            position, last = end, None
+            continue
+        else:
+            value = token
+        if stack:
+            stack[-1][1].append(value)
+        else:
+            last = value
+
+
+def _stream_end(data: bytes, begin: int, length) -> int:
+    if isinstance(length, _Ref):
+        found = re.search(rb"(?<![0-9])%d\s+%d\s+obj\s*(\d+)\s*endobj" %
+                          (length.number, length.generation), data)
+        length = int(found.group(1)) if found else None
+    if type(length) is int and length >= 0 and re.match(
+            rb"\s*endstream", data[begin + length:begin + length + 64]):
+        return begin + length
+    found = data.find(b"endstream", begin)
+    return found if found >= 0 else len(data)
+
+
+class _Unreadable(Exception):
+    """An object stream this check cannot unpack (``reason`` says which filter)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _TooLarge(Exception):
+    """An object stream larger than OBJECT_STREAM_CAP once unpacked."""
+
+
+def _capped(out: bytes) -> bytes:
+    if len(out) > OBJECT_STREAM_CAP:
+        raise _TooLarge()
+    return out
+
+
+def _inflate(data: bytes) -> bytes:
+    try:
+        return _capped(zlib.decompressobj().decompress(data, OBJECT_STREAM_CAP + 1))
+    except zlib.error:
+        raise _Unreadable("FlateDecode") from None
+
+
+def _unhex(data: bytes) -> bytes:
+    """As pdfium: blanks and other characters skipped, ``>`` ends it, an odd digit is x0."""
+    digits = re.sub(rb"[^0-9A-Fa-f]", b"", data.split(b">", 1)[0])
+    if len(digits) > 2 * OBJECT_STREAM_CAP:
+        raise _TooLarge()
+    return bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode("ascii"))
+
+
+def _un85(data: bytes) -> bytes:
+    text = re.sub(rb"[^!-uz]", b"", data.split(b"~", 1)[0])
+    if len(text) > OBJECT_STREAM_CAP + OBJECT_STREAM_CAP // 4 + 5:
+        raise _TooLarge()
+    try:
+        return _capped(base64.a85decode(text))
+    except ValueError:
+        raise _Unreadable("ASCII85Decode") from None
+
+
+def _unrun(data: bytes) -> bytes:
+    out, position = bytearray(), 0
+    while position < len(data):
+        code = data[position]
+        if code == 128:
+            break
+        if code < 128:
+            out += data[position + 1:position + 2 + code]
+            position += 2 + code
+        else:
+            out += data[position + 1:position + 2] * (257 - code)
+            position += 2
+        if len(out) > OBJECT_STREAM_CAP:
+            raise _TooLarge()
+    return bytes(out)
+
+
+# The filters an object stream may use here (with pdfium's short names); any other (LZW,
+# Crypt, an image codec, a filter named through a reference) makes the file unreadable to
+# this check, so it is refused rather than let through unread.
+_FILTERS = {"FlateDecode": _inflate, "Fl": _inflate, "ASCIIHexDecode": _unhex, "AHx": _unhex,
+            "ASCII85Decode": _un85, "A85": _un85, "RunLengthDecode": _unrun, "RL": _unrun}
+
+
+def _unpack(dictionary: dict, data: bytes) -> bytes:
+    filters = dictionary.get("Filter")
+    params = dictionary.get("DecodeParms", dictionary.get("DP"))
+    filters = [] if filters is None else filters if isinstance(filters, list) else [filters]
+    params = params if isinstance(params, list) else [params] * len(filters)
+    for index, name in enumerate(filters):
+        decoder = _FILTERS.get(name) if isinstance(name, _Name) else None
+        if decoder is None:
+            raise _Unreadable(str(name) if isinstance(name, _Name) else "?")
+        parameter = params[index] if index < len(params) else None
+        if parameter is not None and not (isinstance(parameter, dict) and parameter.get(
+                "Predictor", 1) in (1, None)):
+            raise _Unreadable(f"{name} Predictor")  # predicted bytes: not scanned here
+        data = decoder(data)
+    return _capped(data)
+
+
+def _is_object_stream(dictionary: dict) -> bool:
+    kind = dictionary.get("Type")
+    return kind == "ObjStm" or isinstance(kind, _Ref) or "First" in dictionary
+
+
 def pdf_names(data: bytes) -> set[str]:
-    """The names of the file and of its compressed object streams (where a JavaScript
-    action can hide from a plain scan of the bytes)."""
+    """The names of the file and of its object streams (where a JavaScript action can hide
+    from a plain scan of the bytes), unpacked whatever their filters; an object stream this
+    check cannot unpack, or one over OBJECT_STREAM_CAP unpacked, refuses the file."""
     found = _names(data)
-    for match in _STREAM.finditer(data):
-        start = match.start()
-        header = data[max(0, data.rfind(b"obj", max(0, start - 4096), start)):start]
-        names = _names(header)
-        if "ObjStm" not in names or "FlateDecode" not in names:
+    for dictionary, stream in _streams(data):
+        if not _is_object_stream(dictionary):
             continue
         try:
-            unpacked = zlib.decompressobj().decompress(
-                data[match.end():match.end() + OBJECT_STREAM_CAP], OBJECT_STREAM_CAP)
-        except zlib.error:
-            continue
-        found |= _names(unpacked)
+            found |= _names(_unpack(dictionary, stream))
+        except _Unreadable as error:
+            _refuse(_("The PDF file stores its contents in a compressed form this system "
+                      "cannot check (%(filter)s), so it cannot be stored. Save it again as "
+                      "a plain PDF, for example from the scanner's software.",
+                      filter=error.reason))
+        except _TooLarge:
+            _refuse(_("A part of the PDF file is larger than %(mb)s MB once unpacked, so it "
+                      "cannot be checked and is not stored.",
+                      mb=_megabytes(OBJECT_STREAM_CAP)))
     return found
 
 
@@ -227,7 +433,13 @@ def _check_pdf(data: bytes) -> int:
             for index in range(pages):
                 page = pdf[index]
                 width, height = page.get_size()
+                actions = [pdfium_c.FPDF_GetPageAAction(page.raw, event) for event in
+                           (pdfium_c.FPDFPAGE_AACTION_OPEN, pdfium_c.FPDFPAGE_AACTION_CLOSE)]
                 page.close()
+                if any(actions):  # no scanned paper runs anything when a page opens
+                    _refuse(_("The PDF file contains actions that run by themselves when a "
+                              "page is opened or closed, so it cannot be stored. Scan the "
+                              "paper again or save it as a plain PDF."))
                 if width <= 0 or height <= 0:
                     _refuse(damaged)
                 if max(width, height) > PAGE_MAX_POINTS:

@@ -322,3 +322,58 @@ def test_a_rendering_failure_is_a_japanese_domain_error(app):
             documents.render_png(b"%PDF-1.4\nnot really a pdf\n%%EOF\n", documents.PDF, 1)
         with pytest.raises(documents.DocumentRenderError):
             documents.render_png(files.corrupt_png(), documents.PNG, 1)
+
+
+# --- JavaScript in object streams whatever their filters; actions pdfium resolves --------
+
+@pytest.mark.parametrize("filters", ["hex", "hexflate", "a85", "rl", "flate"])
+@pytest.mark.parametrize("where", ["openaction", "page"])
+def test_javascript_in_an_object_stream_is_found_whatever_its_filters(app, filters, where):
+    with app.test_request_context():
+        with pytest.raises(InputError, match="JavaScript"):
+            documents.inspect_file(files.objstm_pdf(filters, where))
+
+
+@pytest.mark.parametrize("filters", ["hex", "hexflate", "a85", "rl", "flate"])
+def test_a_harmless_object_stream_is_accepted(app, filters):
+    with app.test_request_context():
+        assert documents.inspect_file(files.objstm_pdf(filters, js=False)).pages == 1
+
+
+@pytest.mark.parametrize("kind,entry", [
+    ("lzw", None),  # a filter pdfium reads and this check does not
+    ("hex", b"9 0 R"),  # the filter named elsewhere: unknown here
+    ("flate", b"/FlateDecode /DecodeParms << /Predictor 12 /Columns 4 >>"),
+    ("hex", b"/DCTDecode"),
+])
+def test_an_object_stream_that_cannot_be_read_is_refused(app, kind, entry):
+    with app.test_request_context():
+        with pytest.raises(InputError, match="確認できない"):
+            documents.inspect_file(files.objstm_pdf(kind, js=False, filter_entry=entry))
+
+
+def test_an_object_stream_over_the_unpack_cap_is_refused(app, monkeypatch):
+    monkeypatch.setattr(documents, "OBJECT_STREAM_CAP", 4096)
+    with app.test_request_context():
+        assert documents.inspect_file(files.objstm_pdf("flate", js=False, padding=3000))
+        for filters in ("flate", "hex", "rl", "a85"):
+            with pytest.raises(InputError, match="展開すると"):
+                documents.inspect_file(files.objstm_pdf(filters, js=False, padding=5000))
+
+
+def test_pdfium_refuses_a_page_action_the_name_scan_missed(app, monkeypatch):
+    monkeypatch.setattr(documents, "pdf_names", lambda data: set())  # as if the scan failed
+    with app.test_request_context():
+        with pytest.raises(InputError, match="自動で実行"):
+            documents.inspect_file(files.objstm_pdf("hex", "page"))
+        assert documents.inspect_file(files.plain_pdf()).pages == 1
+
+
+def test_pdf_names_are_read_by_a_tokenizer_not_fooled_by_strings(app):
+    # a fake "obj" and ">>" inside a string of the object stream's dictionary
+    pdf = files.objstm_pdf("hex", js=True, filter_entry=b"/ASCIIHexDecode /X (7 0 obj >>)")
+    with app.test_request_context():
+        with pytest.raises(InputError, match="JavaScript"):
+            documents.inspect_file(pdf)
+        with pytest.raises(InputError, match="壊れている"):
+            documents.pdf_names(b"%PDF-1.4\n" + b"[" * 100000)

@@ -51,6 +51,8 @@ def _stored(db, clerk, intake, name, content, category="application_form"):
     ("js2.pdf", files.js_escaped_names_pdf(), "JavaScript"),
     ("js3.pdf", files.js_names_tree_pdf(), "JavaScript"),
     ("js4.pdf", files.js_page_aa_in_object_stream_pdf(), "JavaScript"),
+    ("js5.pdf", files.objstm_pdf("hexflate", "openaction"), "JavaScript"),
+    ("lzw.pdf", files.objstm_pdf("lzw", js=False), "確認できない圧縮形式"),
     ("pw.pdf", files.encrypted_pdf(), "パスワード"),
 ])
 def test_a_bad_file_is_refused_in_japanese_and_nothing_is_stored(login_as, db, intake, name,
