@@ -528,14 +528,14 @@ def ring_path() -> str:
 
 def key_ring(create: bool = False) -> KeyRing:
     """The keys: DOCUMENT_KEYS from the environment, else the ring file (read again when
-    it changed, so a rotation by the CLI reaches every running worker at once)."""
+    it changed, so a rotation by the CLI reaches every running worker at once). Nothing is
+    created here (``create`` is kept for bench/documents.py and ignored): the first ring is
+    made by an upload while no document exists (``_ring_for_writing``)."""
     config = settings()
     if config.document_keys:
         return KeyRing(config.document_key_current, parse_document_keys(config.document_keys),
                        "environment")
     path = ring_path()
-    if create and not os.path.exists(path):
-        app_secrets.ensure_key_ring(path, app_secrets.new_key_id(clock.now()))
     try:
         mtime = os.stat(path).st_mtime_ns
     except FileNotFoundError:
@@ -556,6 +556,67 @@ def key_ring(create: bool = False) -> KeyRing:
                                      "administrator."))
         cached = _RING_CACHE[path] = (mtime, ring)
     return KeyRing(cached[1][0], cached[1][1], path)
+
+
+def missing_keys(session, ring: KeyRing) -> dict[str, int]:
+    """The key ids rows are encrypted with that ``ring`` lacks, with how many rows each."""
+    return {key_id: count for key_id, count in session.execute(
+        select(IntakeDocument.key_id, func.count()).group_by(IntakeDocument.key_id))
+        if key_id not in ring.keys}
+
+
+_COMPARED: set[tuple] = set()  # (database, ring) pairs already compared
+
+
+def _log_missing(ring: KeyRing, missing: dict[str, int]) -> None:
+    current_app.logger.error(
+        "document key ring %s lacks the key(s) %s used by %d document(s): they cannot be "
+        "opened; restore instance/document_keys from the backup or set DOCUMENT_KEYS",
+        ring.source, ", ".join(sorted(missing)), sum(missing.values()))
+
+
+def _ring_for_reading(session) -> KeyRing:
+    """The ring for reading; on its first use in this process (and after every change of
+    it) the key ids of the rows are compared with it, and any missing is logged loudly."""
+    ring = key_ring()
+    signature = (str(session.get_bind().url), ring.source, ring.current,
+                 hash(tuple(sorted(ring.keys.items()))))
+    if signature not in _COMPARED:
+        missing = missing_keys(session, ring)
+        if missing:
+            _log_missing(ring, missing)
+        _COMPARED.add(signature)
+    return ring
+
+
+def _ring_for_writing(session) -> KeyRing:
+    """The ring to encrypt with (an upload, a rotation). The first ring is made only while
+    no document exists: a ring made when the old one is lost would encrypt new documents
+    with a key the restored original lacks. A ring lacking a key some row uses is refused
+    for the same reason."""
+    if not settings().document_keys and not os.path.exists(ring_path()):
+        stored = session.execute(select(func.count()).select_from(IntakeDocument)).scalar_one()
+        if stored:
+            current_app.logger.error("document key ring %s is missing while %d document(s) "
+                                     "exist: no new ring is made", ring_path(), stored)
+            raise DocumentKeyError(_(
+                "The document key ring (instance/document_keys) is missing, but %(n)d stored "
+                "documents are encrypted with its keys. No new key ring is made, since "
+                "documents stored under it would no longer open once the original is "
+                "restored: restore instance/document_keys from the backup, or set "
+                "DOCUMENT_KEYS. Ask the system administrator.", n=stored))
+        app_secrets.ensure_key_ring(ring_path(), app_secrets.new_key_id(clock.now()))
+    ring = key_ring()
+    missing = missing_keys(session, ring)
+    if missing:
+        _log_missing(ring, missing)
+        raise DocumentKeyError(_(
+            "The keys %(keys)s, with which %(n)d stored documents are encrypted, are not in "
+            "the document key ring, so nothing new is encrypted with it. Restore "
+            "instance/document_keys from the backup, or set DOCUMENT_KEYS with these keys. "
+            "Ask the system administrator.", keys=", ".join(sorted(missing)),
+            n=sum(missing.values())))
+    return ring
 
 
 def associated_data(document_id: int, key_id: str) -> bytes:
@@ -607,7 +668,8 @@ def plaintext_of(session, document: IntakeDocument) -> bytes:
     row = _stored(session, document.id)
     if row is None:
         raise DocumentIntegrityError(_("The stored data of this document is missing."))
-    return _unseal(key_ring(), document.id, row.key_id, row.nonce, row.ciphertext, row.sha256)
+    return _unseal(_ring_for_reading(session), document.id, row.key_id, row.nonce,
+                   row.ciphertext, row.sha256)
 
 
 # --- uploading ----------------------------------------------------------------------------
@@ -635,7 +697,7 @@ def upload(session, intake_id: int, category: str, files: list[tuple[str, bytes]
             failures.append((filename, str(error.message)))
     if failures:
         raise DocumentsRefusedError(failures)
-    ring = key_ring(create=True)
+    ring = _ring_for_writing(session)
     now, uploader = clock.now(), _name_of(actor)
     stored = []
     for filename, data, checked in accepted:
@@ -778,7 +840,7 @@ def rotate_key(session, *, add_key: bool = True) -> RotationReport:
     """Make a new key current (ring file) and re-encrypt every document under it, one row
     per short transaction, while the app keeps serving. With DOCUMENT_KEYS the operator
     puts the new key into the environment first; this re-encrypts under its current key."""
-    ring = key_ring(create=True)
+    ring = _ring_for_writing(session)
     added = False
     if add_key and not ring.from_environment:
         app_secrets.add_ring_key(ring.source, app_secrets.new_key_id(clock.now()))
@@ -848,7 +910,7 @@ class VerifyReport:
 def verify_all(session) -> VerifyReport:
     """Decrypt every document and compare its SHA-256 (nothing is written)."""
     report = VerifyReport()
-    ring = key_ring()
+    ring = _ring_for_reading(session)
     ids = list(session.execute(select(IntakeDocument.id).order_by(IntakeDocument.id)).scalars())
     for document_id in ids:
         row = _stored(session, document_id)

@@ -377,3 +377,54 @@ def test_pdf_names_are_read_by_a_tokenizer_not_fooled_by_strings(app):
             documents.inspect_file(pdf)
         with pytest.raises(InputError, match="壊れている"):
             documents.pdf_names(b"%PDF-1.4\n" + b"[" * 100000)
+
+
+# --- the key ring is never made again while documents exist --------------------------------
+
+def test_a_lost_ring_is_never_replaced_while_documents_exist(app, db, intake):
+    first = _store(db, intake)
+    path = documents.ring_path()
+    shutil.move(path, path + ".away")  # e.g. instance/ not restored on a new server
+    try:
+        with app.test_request_context():
+            with pytest.raises(documents.DocumentKeyError, match="instance/document_keys"):
+                _store(db, intake, name="b.pdf")
+        assert not os.path.exists(path)
+        result = _cli(app, "rotate-key")
+        assert result.exit_code == 2 and "DOCUMENT_KEYS" in result.output, result.output
+        assert not os.path.exists(path)
+    finally:
+        shutil.move(path + ".away", path)
+    db.expire_all()
+    assert [d.id for d in db.execute(select(IntakeDocument)).scalars()] == [first.id]
+    second = _store(db, intake, name="b.pdf")  # the original ring back: all is well
+    assert second.key_id == first.key_id
+    assert documents.plaintext_of(db, first) == documents.plaintext_of(db, second)
+
+
+def test_the_first_ring_is_made_when_no_document_exists(app, db, intake):
+    path = documents.ring_path()
+    if os.path.exists(path):  # the instance folder is shared by the tests
+        shutil.move(path, path + ".before")
+    try:
+        document = _store(db, intake)
+        assert os.path.exists(path) and documents.key_ring().current == document.key_id
+    finally:
+        if os.path.exists(path + ".before"):
+            shutil.move(path + ".before", path)
+
+
+def test_keys_used_by_rows_but_missing_from_the_ring_are_loud(app, db, intake, caplog):
+    document = _store(db, intake)
+    settings.configure(app, DOCUMENT_KEYS=f"kother:{_other_key()}", DOCUMENT_KEY_CURRENT="kother")
+    caplog.set_level("ERROR")
+    with app.test_request_context():
+        with pytest.raises(documents.DocumentKeyError):
+            documents.plaintext_of(db, document)  # first use: the rows' keys are compared
+    assert any(document.key_id in r.getMessage() and "1 document" in r.getMessage()
+               for r in caplog.records if r.levelname == "ERROR"), caplog.text
+    with app.test_request_context():
+        with pytest.raises(documents.DocumentKeyError, match=document.key_id):
+            _store(db, intake, name="new.pdf")  # nothing new under a ring that lacks keys
+    db.expire_all()
+    assert len(db.execute(select(IntakeDocument)).all()) == 1
