@@ -28,7 +28,6 @@ import os
 import re
 import threading
 import unicodedata
-import warnings
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -454,19 +453,32 @@ def _check_pdf(data: bytes) -> int:
     return pages
 
 
+def _over_pixel_limit(size: tuple[int, int]) -> bool:
+    """More pixels than Pillow's decompression-bomb limit (read each time, never changed)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return bool(limit) and size[0] * size[1] > limit
+
+
 def _check_image(data: bytes, media_type: str) -> int:
+    """Decode every frame. The size of each frame is compared with the pixel limit before
+    it is decoded, here: Pillow's own check only warns below twice the limit, and turning
+    its warning into an error (warnings.catch_warnings) would change the filters of every
+    thread of the process."""
+    too_large = _("The image is too large (too many pixels) to be shown safely.")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[media_type]]) as image:
-                frames = getattr(image, "n_frames", 1)
-                if frames > settings().document_max_pages:
-                    return frames
-                for index in range(frames):
-                    image.seek(index)
-                    image.load()
+        with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[media_type]]) as image:
+            frames = getattr(image, "n_frames", 1)
+            if frames > settings().document_max_pages:
+                return frames
+            for index in range(frames):
+                image.seek(index)
+                if _over_pixel_limit(image.size):
+                    _refuse(too_large)
+                image.load()
+    except InputError:
+        raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        _refuse(_("The image is too large (too many pixels) to be shown safely."))
+        _refuse(too_large)  # over twice the limit (or warnings are errors in this process)
     except Exception:  # noqa: BLE001 - any decoding failure of a file from outside
         _refuse(_("The image file is damaged or incomplete and cannot be opened."))
     return frames

@@ -428,3 +428,33 @@ def test_keys_used_by_rows_but_missing_from_the_ring_are_loud(app, db, intake, c
             _store(db, intake, name="new.pdf")  # nothing new under a ring that lacks keys
     db.expire_all()
     assert len(db.execute(select(IntakeDocument)).all()) == 1
+
+
+# --- the pixel limit is checked per frame, without touching the process's warning filters --
+
+def _tiff(*sizes) -> bytes:
+    from PIL import Image
+
+    frames = [Image.new("L", size, 255) for size in sizes]
+    out = io.BytesIO()
+    frames[0].save(out, "TIFF", save_all=True, append_images=frames[1:])
+    return out.getvalue()
+
+
+def test_the_pixel_limit_is_checked_per_frame_without_warning_filters(app, monkeypatch):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    def not_thread_safe(*args, **kwargs):
+        raise AssertionError("warnings.catch_warnings changes process-wide state")
+
+    # the service's own use of the warnings module (pytest needs the real one)
+    monkeypatch.setattr(documents, "warnings", SimpleNamespace(catch_warnings=not_thread_safe),
+                        raising=False)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500_000)
+    with app.test_request_context():
+        assert documents.inspect_file(_tiff((600, 800), (700, 700))).pages == 2
+        for sizes in [((600, 800), (1000, 1000)), ((1000, 1000),), ((100, 100), (2000, 2000))]:
+            with pytest.raises(InputError, match="画素数が多すぎる"):
+                documents.inspect_file(_tiff(*sizes))
