@@ -518,6 +518,19 @@ def clean_filename(name: str | None) -> str:
     return name or "scan"
 
 
+EXTENSIONS = {PDF: ".pdf", JPEG: ".jpg", PNG: ".png", TIFF: ".tif"}
+
+
+def download_name(document: IntakeDocument) -> str:
+    """The name to download the original under: the uploaded name's stem with the extension
+    of the type read from the content (a PDF uploaded as ``x.exe`` is ``x.pdf``), so the
+    name never makes the file open as something else."""
+    name = clean_filename(document.filename)
+    stem, dot, _extension = name.rpartition(".")
+    stem = (stem if dot else name).strip(" .") or "scan"
+    return stem + EXTENSIONS.get(document.media_type, ".bin")
+
+
 # --- keys ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

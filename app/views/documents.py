@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from flask import (Response, abort, flash, make_response, redirect, render_template,
                    request,
@@ -196,9 +197,15 @@ class DocumentView(BaseView):
             data = documents.original(session(), document, actor=documents.actor_of(current_user))
         except DomainError as error:
             return self._refused(error, document.id)
-        return _no_store(send_file(io.BytesIO(data), mimetype=document.media_type,
-                                   as_attachment=True, download_name=document.filename,
-                                   etag=False, last_modified=None, max_age=0))
+        name = documents.download_name(document)
+        response = send_file(io.BytesIO(data), mimetype=document.media_type,
+                             as_attachment=True, download_name=name, etag=False,
+                             last_modified=None, max_age=0)
+        if not name.isascii():  # RFC 5987 for the Japanese name, a readable ASCII fallback
+            fallback = f"document-{document.id}{name[name.rindex('.'):]}"
+            response.headers["Content-Disposition"] = (
+                f'attachment; filename="{fallback}"; filename*=UTF-8\'\'{quote(name, safe="")}')
+        return _no_store(response)
 
     @expose("/<id:document_id>/delete", methods=["POST"])
     @has_access

@@ -277,3 +277,23 @@ def test_a_page_that_cannot_be_rendered_is_a_japanese_refusal_not_a_crash(login_
         assert response.status_code == 422 and response.mimetype == "text/html"
         assert "表示できませんでした" in text_of(response)
     assert not _events(db, "view")
+
+
+@pytest.mark.parametrize("name,content,disposition", [
+    ("x.exe", files.make_pdf(1), "filename=x.pdf"),
+    ("申請書.exe", files.make_pdf(1), "filename=\"document-{id}.pdf\"; "
+                                      "filename*=UTF-8''%E7%94%B3%E8%AB%8B%E6%9B%B8.pdf"),
+    ("写真", files.make_png(), "filename*=UTF-8''%E5%86%99%E7%9C%9F.png"),
+    ("scan.pdf", files.make_jpeg(), "filename=scan.jpg"),
+    ("multi.TIFF", files.make_tiff(1), "filename=multi.tif"),
+    ("\u202efdp.exe", files.make_pdf(1), "filename=fdp.pdf"),  # right-to-left override gone
+])
+def test_the_download_is_named_by_its_detected_type(login_as, db, intake, name, content,
+                                                    disposition):
+    clerk = login_as("clerk")
+    document = _stored(db, clerk, intake, name, content)
+    response = clerk.get(f"/documents/{document.id}/download")
+    assert response.status_code == 200 and response.data == content
+    assert disposition.format(id=document.id) in response.headers["Content-Disposition"], \
+        response.headers["Content-Disposition"]
+    assert ".exe" not in response.headers["Content-Disposition"]
