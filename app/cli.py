@@ -312,13 +312,15 @@ def documents_verify():
 
 @documents_cli.command("purge", help="Remove documents past the retention rule "
                                      "(DOCUMENT_RETENTION_YEARS after the card's hand-over or "
-                                     "the application's withdrawal), listing each.")
+                                     "discard, or the application's withdrawal), listing "
+                                     "each.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 def documents_purge(dry_run):
     _as_cli_operator()
     items = documents.purge_candidates(session())
     for item in items:
-        ended = "handed over" if item.ended_by == "handed_over" else "withdrawn"
+        ended = {"handed_over": "handed over", "discarded": "card discarded"}.get(
+            item.ended_by, "withdrawn")
         click.echo(f"intake {item.intake_id} application {item.application_id}: document "
                    f"{item.document_id} {item.filename!r} uploaded "
                    f"{item.uploaded_at.astimezone(JST):%Y-%m-%d}, {ended} "

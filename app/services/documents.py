@@ -958,28 +958,31 @@ class PurgeItem:
     application_id: str
     filename: str
     uploaded_at: datetime
-    ended_at: datetime  # hand-over or withdrawal
-    ended_by: str  # "handed_over" or "withdrawn"
+    ended_at: datetime  # hand-over, discard of the card, or withdrawal
+    ended_by: str  # "handed_over", "discarded" or "withdrawn"
 
 
 def purge_candidates(session, now: datetime | None = None) -> list[PurgeItem]:
-    """Documents whose intake ended (its card handed over, or the application withdrawn)
-    more than DOCUMENT_RETENTION_YEARS ago."""
+    """Documents whose intake ended (its card handed over or discarded, or the application
+    withdrawn) more than DOCUMENT_RETENTION_YEARS ago."""
     now = now or clock.now()
     cutoff = now - relativedelta(years=settings().document_retention_years)
     handed = func.coalesce(Card.handed_over_at, Intake.handed_over_at)
     rows = session.execute(
         select(IntakeDocument.id, IntakeDocument.intake_id, Intake.application_id,
                IntakeDocument.filename, IntakeDocument.uploaded_at, handed.label("handed"),
-               Intake.withdrawn_at)
+               Card.discarded_at, Intake.withdrawn_at)
         .join(Intake, Intake.id == IntakeDocument.intake_id)
         .outerjoin(Card, Card.application_id == Intake.application_id)
-        .where(or_(handed < cutoff, Intake.withdrawn_at < cutoff))
+        .where(or_(handed < cutoff, Card.discarded_at < cutoff, Intake.withdrawn_at < cutoff))
         .order_by(IntakeDocument.id))
     items = []
     for row in rows:
-        ended_by, ended_at = (("handed_over", row.handed) if row.handed is not None
-                              and row.handed < cutoff else ("withdrawn", row.withdrawn_at))
+        ended_by, ended_at = next(
+            (kind, when) for kind, when in (("handed_over", row.handed),
+                                            ("discarded", row.discarded_at),
+                                            ("withdrawn", row.withdrawn_at))
+            if when is not None and when < cutoff)
         items.append(PurgeItem(row.id, row.intake_id, row.application_id, row.filename,
                                row.uploaded_at, ended_at, ended_by))
     return items

@@ -458,3 +458,23 @@ def test_the_pixel_limit_is_checked_per_frame_without_warning_filters(app, monke
         for sizes in [((600, 800), (1000, 1000)), ((1000, 1000),), ((100, 100), (2000, 2000))]:
             with pytest.raises(InputError, match="画素数が多すぎる"):
                 documents.inspect_file(_tiff(*sizes))
+
+
+def test_purge_removes_documents_of_a_discarded_card_past_retention(app, db):
+    six_years = datetime(2020, 11, 30, 10, 0, tzinfo=JST)
+    four_years = datetime(2022, 12, 1, 10, 0, tzinfo=JST)
+    old, recent = make_intake(db), make_intake(db)
+    for intake, when in ((old, six_years), (recent, four_years)):
+        card = make_card(db, application_id=intake.application_id, state="discarded")
+        card.discarded_at = when
+    db.commit()
+    _store(db, old, name="discarded_old.pdf")
+    _store(db, recent, name="discarded_recent.pdf")
+    dry = _cli(app, "purge", "--dry-run")
+    assert "1 document(s) would be removed" in dry.output, dry.output
+    assert "discarded_old.pdf" in dry.output and "discarded 2020-11-30" in dry.output
+    assert "discarded_recent.pdf" not in dry.output
+    assert "removed: 1" in _cli(app, "purge").output
+    db.expire_all()
+    assert {d.filename for d in db.execute(select(IntakeDocument)).scalars()} == {
+        "discarded_recent.pdf"}
