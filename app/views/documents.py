@@ -85,7 +85,10 @@ def _no_store(response) -> Response:
 
 def _back_to_intake(self, intake_id, *args, **kwargs) -> str:
     target = request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//"):
+    # a path of this site only: "//host", "/\\host" and "/<tab>/host" all lead elsewhere
+    # in a browser (backslashes read as slashes, tabs and newlines dropped)
+    if (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and all(ch.isprintable() and not ch.isspace() for ch in target)):
         return target
     return url_for("DocumentView.intake", intake_id=intake_id)
 

@@ -297,3 +297,30 @@ def test_the_download_is_named_by_its_detected_type(login_as, db, intake, name, 
     assert disposition.format(id=document.id) in response.headers["Content-Disposition"], \
         response.headers["Content-Disposition"]
     assert ".exe" not in response.headers["Content-Disposition"]
+
+
+@pytest.mark.parametrize("target", ["/\\evil.example/x", "//evil.example/x",
+                                    "https://evil.example/x", "/\t/evil.example/x",
+                                    "/\n/evil.example", "intake"])
+def test_the_way_back_after_an_upload_stays_on_this_site(login_as, db, intake, target):
+    clerk = login_as("clerk")
+    data = {"category": "other", "next": target,
+            "files": [(io.BytesIO(files.make_pdf(1)), "a.pdf")]}
+    response = clerk.post(f"/documents/intake/{intake.id}/upload", data=data,
+                          content_type="multipart/form-data")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/documents/intake/{intake.id}"
+    stored = {"category": "bogus", "next": target,
+              "files": [(io.BytesIO(files.make_pdf(1)), "a.pdf")]}
+    refused = clerk.post(f"/documents/intake/{intake.id}/upload", data=stored,
+                         content_type="multipart/form-data")
+    assert refused.headers["Location"] == f"/documents/intake/{intake.id}"
+
+
+def test_the_way_back_keeps_a_page_of_this_site(login_as, db, intake):
+    clerk = login_as("clerk")
+    data = {"category": "other", "next": f"/intake/show/{intake.id}?tab=documents",
+            "files": [(io.BytesIO(files.make_pdf(1)), "a.pdf")]}
+    response = clerk.post(f"/documents/intake/{intake.id}/upload", data=data,
+                          content_type="multipart/form-data")
+    assert response.headers["Location"] == f"/intake/show/{intake.id}?tab=documents"
