@@ -69,7 +69,7 @@ def bench_documents(rows):
             disk = _median(plain)
             stored = _median(upload)
             checks = _median(lambda: documents.inspect_file(pdf))
-            ring = documents.key_ring(create=True)
+            ring = documents.key_ring()
             sealing = _median(lambda: documents._seal(ring, 1, pdf))
             rows.append(("plain write to disk", "write + fsync", f"{disk * 1000:.0f} ms", ""))
             rows.append(("upload through the service", "check, hash, encrypt, one transaction",

@@ -551,11 +551,11 @@ def ring_path() -> str:
     return os.path.join(current_app.instance_path, KEY_RING_FILE)
 
 
-def key_ring(create: bool = False) -> KeyRing:
+def key_ring() -> KeyRing:
     """The keys: DOCUMENT_KEYS from the environment, else the ring file (read again when
     it changed, so a rotation by the CLI reaches every running worker at once). Nothing is
-    created here (``create`` is kept for bench/documents.py and ignored): the first ring is
-    made by an upload while no document exists (``_ring_for_writing``)."""
+    created here: the first ring is made by an upload while no document exists
+    (``_ring_for_writing``)."""
     config = settings()
     if config.document_keys:
         return KeyRing(config.document_key_current, parse_document_keys(config.document_keys),
