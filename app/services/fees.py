@@ -506,7 +506,7 @@ def _entry(intake, entry_type, amount, *, venue, clerk, now, **values) -> FeeEnt
 
 @unit.operation
 def charge(session, intake: Intake, *, actor, venue_id, now: datetime, amount=None,
-           override_reason=None) -> FeeEntry:
+           override_reason=None, seen_amount=None) -> FeeEntry:
     """調定: the fee of the intake (:func:`quote_for`) becomes due. Another amount only with
     a written reason (the table's amount is kept beside it). When the fee is 0 the intake
     is waived at once, the reason being the free rule (or the override's reason)."""
@@ -514,6 +514,11 @@ def charge(session, intake: Intake, *, actor, venue_id, now: datetime, amount=No
     venue = _venue(session, venue_id)
     clerk = _name_of(actor)
     due = quote_for(session, intake)
+    seen = parse_yen(seen_amount, "amount", required=False)
+    if seen is not None and seen != due.amount:  # the application changed since the page
+        raise FeeStateError(_("The fee of this application is now %(amount)s, not the "
+                              "%(seen)s shown. Nothing was charged; check the application "
+                              "and charge again.", amount=yen(due.amount), seen=yen(seen)))
     wanted = parse_yen(amount, "amount", required=False)
     reason = fields.clean_text(override_reason, REASON_MAX)
     if wanted is not None and wanted != due.amount:

@@ -128,7 +128,8 @@ class FeeView(BaseView):
             session(), intake, actor=cards.actor_of(current_user),
             venue_id=self._venue_id(intake), now=clock.now(),
             amount=request.form.get("amount") or None,
-            override_reason=request.form.get("override_reason")),
+            override_reason=request.form.get("override_reason"),
+            seen_amount=request.form.get("seen_amount") or None),
             _("The fee was charged."))
 
     @expose("/intake/<id:pk>/pay", methods=["POST"])

@@ -109,3 +109,16 @@ def make_intake_with_check(db):
     from tests.factories import make_intake
 
     return make_intake(db, identity_check='{"identity": "one_a", "collector": "self"}')
+
+
+def test_a_charge_refuses_an_amount_other_than_the_one_shown(table, app):
+    """Another clerk changed the application between the page and the charge: nothing is
+    charged at an amount the clerk did not see."""
+    application = _reissue(table)
+    with pytest.raises(DomainError, match="800円"):
+        fees.charge(table, application, actor=SYSTEM, venue_id=application.venue_id, now=NOW,
+                    seen_amount="800")
+    assert table.query(FeeEntry).count() == 0
+    fees.charge(table, application, actor=SYSTEM, venue_id=application.venue_id, now=NOW,
+                seen_amount="1000")
+    assert table.query(FeeEntry).count() == 1
