@@ -46,3 +46,15 @@ document.addEventListener("submit", function (event) {
     if (select.form === event.target && !select.value) { select.disabled = true; }
   });
 }, true);
+/* Forms marked data-submit-once (a money step, a receipt print): a second click within a
+   few seconds does nothing, so a double click never takes money twice or prints the
+   original receipt as a 再発行. The service refuses a second payment anyway. */
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (!form.hasAttribute || !form.hasAttribute("data-submit-once")) { return; }
+  if (form.dataset.sentAt && Date.now() - Number(form.dataset.sentAt) < 4000) {
+    event.preventDefault();
+    return;
+  }
+  form.dataset.sentAt = String(Date.now());
+});
