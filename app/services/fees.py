@@ -911,8 +911,9 @@ def _workbook(title: str):
     return buffer, book, sheet, bold, money, day_format, time_format
 
 
-def daily_xlsx(sheet: DailySheet) -> bytes:
-    """The 日計表 as XLSX: Japanese headers, yen as numbers, receipt numbers and IDs as text."""
+def daily_xlsx(sheet: DailySheet, name_of=str) -> bytes:
+    """The 日計表 as XLSX: Japanese headers, yen as numbers, receipt numbers and IDs as text;
+    each clerk by ``name_of(user ID)`` (the screens pass the staff name)."""
     buffer, book, ws, bold, money, day_format, time_format = _workbook(str(_("Daily fees")))
     write = spreadsheet.xlsx_write_row
     write(ws, 0, [str(_("Daily fees")), sheet.venue.name, sheet.day], cell_format=bold,
@@ -923,7 +924,8 @@ def daily_xlsx(sheet: DailySheet) -> bytes:
     row = 3
     for block in sheet.clerks:
         for entry, kind, application_id in block.entries:
-            write(ws, row, [block.clerk, entry.at.astimezone(JST), entry.receipt_number or "",
+            write(ws, row, [name_of(block.clerk), entry.at.astimezone(JST),
+                            entry.receipt_number or "",
                             str(application_id), label(KIND_LABELS, kind),
                             label(ENTRY_LABELS, entry.entry_type),
                             label(PAYMENT_METHOD_LABELS, entry.method)],
@@ -938,7 +940,7 @@ def daily_xlsx(sheet: DailySheet) -> bytes:
     for block in sheet.clerks:
         row += 1
         close = block.close
-        write(ws, row, [block.clerk, block.expected_cash, block.cashless, block.total,
+        write(ws, row, [name_of(block.clerk), block.expected_cash, block.cashless, block.total,
                         close.counted_cash if close else "", close.difference if close else "",
                         (close.explanation or "") if close else "",
                         str(_("Yes")) if close else str(_("No"))], cell_format=None)

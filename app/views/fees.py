@@ -253,7 +253,7 @@ class FeeView(BaseView):
         if venue is None:
             abort(404)
         sheet = fees.daily_sheet(session(), venue, day)
-        data = fees.daily_xlsx(sheet)
+        data = fees.daily_xlsx(sheet, name_of=audit_text.actor_name)
         audit.record_event(audit.ACTION_EXPORT, "fee_entry", None,
                            {"what": "daily fees", "venue": venue.name, "day": day.isoformat(),
                             "rows": sum(len(c.entries) for c in sheet.clerks)})

@@ -43,3 +43,24 @@ def test_no_close_form_for_a_day_ahead(login_as, db):
     assert refused.status_code in (200, 302)
     from app.models.fee import DailyClose
     assert db.query(DailyClose).count() == 0
+
+
+def test_the_daily_download_names_the_clerk(login_as, db):
+    """The 日計表's XLSX, like its screen, names the clerk (試験 太郎), not a login ID."""
+    import io
+
+    from openpyxl import load_workbook
+
+    seed_fees(db)
+    application = make_intake(db, kind="reissue", reissue_reason="lost")
+    client = login_as("clerk", username="madoguchi_x")
+    base = f"/fees/intake/{application.id}"
+    venue = str(application.venue_id)
+    assert client.post(f"{base}/charge", data={"venue_id": venue}).status_code == 302
+    assert client.post(f"{base}/pay", data={"venue_id": venue, "method": "cash",
+                                            "tendered": "1000"}).status_code == 302
+    response = client.get(f"/fees/daily.xlsx?venue={venue}&day=2026-12-01")
+    sheet = load_workbook(io.BytesIO(response.data)).active
+    cells = [c.value for row in sheet.iter_rows() for c in row]
+    assert "試験 太郎" in " ".join(str(c) for c in cells)
+    assert "madoguchi_x" not in cells
