@@ -330,7 +330,8 @@ def test_print_counts_the_original_and_reprints(table):
     assert fees.record_receipt_print(table, payment, actor=SYSTEM, paper="A5") == 1
     assert fees.record_receipt_print(table, payment, actor=SYSTEM, paper="A4") == 2
     prints = table.execute(select(AuditLog).where(AuditLog.action == "print",
-                                                  AuditLog.target_table == "fee_entry")).scalars().all()
+                                                  AuditLog.target_table == "fee_entry")
+                           .order_by(AuditLog.id)).scalars().all()
     assert len(prints) == 2 and '"reissue": true' in prints[1].changes
 
 

@@ -110,7 +110,8 @@ def test_withdraw_needs_a_reason_and_names_the_clerk(login_as, db, venue):
     db.refresh(item)
     assert item.state == "withdrawn" and item.withdraw_reason == "本人の申し出"
     row = db.execute(select(AuditLog).where(AuditLog.target_table == "intake",
-                                            AuditLog.action == "update")).scalars().all()[-1]
+                                            AuditLog.action == "update")
+                     .order_by(AuditLog.id)).scalars().all()[-1]
     assert row.username == "madoguchi_b"
 
 
