@@ -1,5 +1,5 @@
 """make bench: speed goals and race counts, printed as tables (`bench/run.py [qr] [booking]
-[races] [reads] [documents]`; all five by default).
+[races] [reads] [documents] [ledger]`; all six by default).
 
 QR registration (issue 4):
 
@@ -17,6 +17,9 @@ minimal template) and the floor (/healthz): ``(app - floor) / bare`` at most 3.
 
 Scanned documents (bench/documents.py, issue 13 §5): uploading and encrypting a 20-page
 300 dpi PDF against writing it plainly to disk, and the viewer's first page.
+
+The card ledger at 3,000 and 300,000 cards (bench/ledger.py, issue 14 §3): the list's first
+page and three searches through the app, on SQLite and PostgreSQL, with the ratio.
 """
 from __future__ import annotations
 
@@ -102,7 +105,7 @@ def table(rows, header):
 
 
 def main():
-    what = sys.argv[1:] or ["qr", "booking", "races", "reads", "documents"]
+    what = sys.argv[1:] or ["qr", "booking", "races", "reads", "documents", "ledger"]
     if "qr" in what:
         rows = []
         bench_decode(rows)
@@ -135,6 +138,13 @@ def main():
 
         rows = []
         bench_documents(rows)
+        table(rows[1:], rows[0])
+        print()
+    if "ledger" in what:
+        from bench.ledger import bench_ledger
+
+        rows = []
+        bench_ledger(rows)
         table(rows[1:], rows[0])
 
 
