@@ -147,6 +147,9 @@ _WRITE = r"(can_list|can_show|can_add|can_edit|can_delete)$"
 _INTAKE_MENUS = (r"(Intake|Applications|Outreach Sessions|Daily Fees|Monthly Fees"
                  r"|Fee Table)$")
 
+# Statistics and extraction (issue 14). Menu items of the 集計・抽出 category.
+_REPORT_MENUS = r"(Reports|Statistics|Extraction)$"
+
 FAB_ROLES = {
     ROLE_SYSADMIN: [
         (r"(UserDBModelView|RoleModelView|UserGroupModelView|UserStatsChartView"
@@ -174,6 +177,9 @@ FAB_ROLES = {
         (r"(IntakeModelView|OutreachSessionModelView|FeeScheduleModelView|FeeView"
          r"|DocumentView)$", r".*"),
         (_INTAKE_MENUS, r"menu_access$"),
+        # Figures, extraction and export; shared saved queries are the supervisor's.
+        (r"(StatisticsView|ExtractionView)$", r".*"),
+        (_REPORT_MENUS, r"menu_access$"),
     ],
     ROLE_CLERK: [
         *_SELF_SERVICE,
@@ -200,6 +206,10 @@ FAB_ROLES = {
         (r"FeeView$", r"(?!can_refund$)\w+$"),
         (r"DocumentView$", r"(?!can_delete$)\w+$"),
         (_INTAKE_MENUS, r"menu_access$"),
+        # Figures and extraction with export; shared queries are used, not managed.
+        (r"StatisticsView$", r".*"),
+        (r"ExtractionView$", r"(?!can_share$)\w+$"),
+        (_REPORT_MENUS, r"menu_access$"),
     ],
     ROLE_VIEWER: [
         *_SELF_SERVICE,
@@ -219,6 +229,11 @@ FAB_ROLES = {
         (r"(IntakeModelView|OutreachSessionModelView|FeeScheduleModelView)$", _READ),
         (r"FeeView$", r"can_(daily|monthly)$"),
         (_INTAKE_MENUS, r"menu_access$"),
+        # Figures (no personal data) on screen and downloaded; extraction on screen only
+        # (count and preview, own saved queries): never an export of personal data.
+        (r"StatisticsView$", r".*"),
+        (r"ExtractionView$", r"can_(index|preview|save|delete_own)$"),
+        (_REPORT_MENUS, r"menu_access$"),
     ],
 }
 

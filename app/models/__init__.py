@@ -2,20 +2,22 @@
 from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent
 from app.models.document import DocumentBlob, IntakeDocument
+from app.models.extraction import SavedQuery
 from app.models.fee import DailyClose, FeeEntry, FeeSchedule, ReceiptCounter
 from app.models.intake import Intake, OutreachSession
 from app.models.maintenance import MaintenanceWindow
 from app.models.notice import Notice
 from app.models.outbox import OutboxMail
-from app.models.reservation import Hold, Reservation, ReservationPerson, Slot
+from app.models.reservation import BookingEvent, Hold, Reservation, ReservationPerson, Slot
 from app.models.scan import ScanBatch, ScanItem
 from app.models.storage import StoragePlace
 from app.models.throttle import Throttle
 from app.models.user import StaffUser
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 
-__all__ = ["AuditLog", "Card", "CardEvent", "DailyClose", "DateException", "DocumentBlob",
-           "FeeEntry", "FeeSchedule", "Hold", "Intake", "IntakeDocument", "MaintenanceWindow",
-           "Notice", "OutboxMail", "OutreachSession", "Purpose", "ReceiptCounter",
-           "Reservation", "ReservationPerson", "ScanBatch", "ScanItem", "Slot", "StaffUser",
-           "StoragePlace", "Throttle", "Venue", "VenuePurpose", "WeeklyRule"]
+__all__ = ["AuditLog", "BookingEvent", "Card", "CardEvent", "DailyClose", "DateException",
+           "DocumentBlob", "FeeEntry", "FeeSchedule", "Hold", "Intake", "IntakeDocument",
+           "MaintenanceWindow", "Notice", "OutboxMail", "OutreachSession", "Purpose",
+           "ReceiptCounter", "Reservation", "ReservationPerson", "SavedQuery", "ScanBatch",
+           "ScanItem", "Slot", "StaffUser", "StoragePlace", "Throttle", "Venue",
+           "VenuePurpose", "WeeklyRule"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask_appbuilder import Model
-from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.storage import StoragePlace
@@ -69,6 +69,8 @@ class CardEvent(Model):
     """One state change of a card: from, to, when, who, note."""
 
     __tablename__ = "card_event"
+    __table_args__ = (Index("ix_card_event_to_state_at", "to_state", "at"),
+                      Index("ix_card_event_card_at", "card_id", "at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     card_id: Mapped[int] = mapped_column(ForeignKey("card.id"), nullable=False, index=True)
@@ -78,6 +80,12 @@ class CardEvent(Model):
     at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False)
     username: Mapped[str] = mapped_column(String(100), nullable=False)
     note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Where the card was kept after this event (None once handed over, mailed or
+    # discarded): with ``to_state``, the stock by state and by place at the end of any day
+    # is read from the history. A move between places is an event of its own (from_state
+    # = to_state).
+    storage_place_id: Mapped[int | None] = mapped_column(ForeignKey("storage_place.id"),
+                                                         nullable=True)
 
     def __repr__(self) -> str:
         return f"{self.from_state or '-'} → {self.to_state}"

@@ -27,6 +27,10 @@ CHANNEL_WEB = "web"
 CHANNEL_PHONE = "phone"
 CHANNEL_COUNTER = "counter"
 CHANNELS = (CHANNEL_WEB, CHANNEL_PHONE, CHANNEL_COUNTER)
+# Statistics only: a counter booking made and checked in at once (予約なし来庁). The
+# booking's own channel stays 窓口; its "made" event records this finer origin.
+CHANNEL_WALK_IN = "walk_in"
+EVENT_CHANNELS = CHANNELS + (CHANNEL_WALK_IN,)
 
 # The one vocabulary of bookings: every screen (staff lists, the desk, the residents'
 # pages, the API) names a state or a channel through these labels.
@@ -34,6 +38,22 @@ STATE_LABELS = {BOOKED: _l("Booked"), ARRIVED: _l("Arrived"), COMPLETED: _l("Com
                 NO_SHOW: _l("No-show"), CANCELLED: _l("Cancelled")}
 CHANNEL_LABELS = {CHANNEL_WEB: _l("Web"), CHANNEL_PHONE: _l("By phone"),
                   CHANNEL_COUNTER: _l("Counter")}
+EVENT_CHANNEL_LABELS = {**CHANNEL_LABELS, CHANNEL_WALK_IN: _l("Walk-in")}
+
+# What happened to a booking (booking_event.kind): its history, from which the statistics
+# are counted, so that a past month's figures never change when a booking moves later.
+EVENT_MADE = "made"  # 予約: booked (web, phone, counter) or registered as a walk-in
+EVENT_CHANGED = "changed"  # 変更: moved to another slot
+EVENT_CANCELLED = "cancelled"  # 取消 (by the resident or by staff: ``by_staff``)
+EVENT_ARRIVED = "arrived"  # 来庁 (checked in; late when ``at`` is past the grace)
+EVENT_UNDONE = "undone"  # 来庁の取消し: a check-in undone
+EVENT_NO_SHOW = "no_show"  # 不来庁: the day closed without a check-in
+EVENT_COMPLETED = "completed"  # 完了
+EVENT_LABELS = {EVENT_MADE: _l("Booked"), EVENT_CHANGED: _l("Changed"),
+                EVENT_CANCELLED: _l("Cancelled"), EVENT_ARRIVED: _l("Arrived"),
+                EVENT_UNDONE: _l("Check-in undone"), EVENT_NO_SHOW: _l("No-show"),
+                EVENT_COMPLETED: _l("Completed")}
+EVENT_KINDS = tuple(EVENT_LABELS)
 
 
 def state_label(state: str | None) -> str:
@@ -145,3 +165,38 @@ class ReservationPerson(Model):
     card_id: Mapped[int | None] = mapped_column(ForeignKey("card.id"), nullable=True)
     card: Mapped["Card | None"] = relationship("Card")  # noqa: F821 (app.models.card)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+
+class BookingEvent(Model):
+    """One thing that happened to a booking, written in the same unit of work as the change
+    itself (app/services/booking_history.py). ``offer_id``, ``starts_at`` and ``seats``
+    are the booking's as they were after the event (for a change: the new slot), so a
+    figure per venue, purpose or day never depends on where the booking is today.
+    ``actor`` is who did it as the audit trail names them (a clerk, 住民:…, system)."""
+
+    __tablename__ = "booking_event"
+    __table_args__ = (
+        CheckConstraint("kind IN ('made', 'changed', 'cancelled', 'arrived', 'undone', "
+                        "'no_show', 'completed')", name="ck_booking_event_kind"),
+        CheckConstraint("channel IN ('web', 'phone', 'counter', 'walk_in')",
+                        name="ck_booking_event_channel"),
+        CheckConstraint("seats >= 1", name="ck_booking_event_seats"),
+        Index("ix_booking_event_kind_at", "kind", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reservation_id: Mapped[int] = mapped_column(ForeignKey("reservation.id"), nullable=False,
+                                                index=True)
+    reservation: Mapped[Reservation] = relationship()
+    kind: Mapped[str] = mapped_column(String(12), nullable=False)
+    at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False, index=True)
+    by_staff: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    channel: Mapped[str] = mapped_column(String(10), nullable=False)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("venue_purpose.id"), nullable=False)
+    offer: Mapped[VenuePurpose] = relationship()
+    starts_at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False)
+    seats: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    def __repr__(self) -> str:
+        return f"{self.kind} {self.at:%Y-%m-%d %H:%M}"
