@@ -117,8 +117,10 @@ def _fill(app, start: int, stop: int, rng: random.Random) -> None:
             with engine.begin() as connection:
                 connection.execute(insert(table), rows)
         if engine.dialect.name == "postgresql":
-            with engine.begin() as connection:
-                connection.exec_driver_sql("ANALYZE card")
+            # What autovacuum does to a ledger filled over the years: statistics for the
+            # planner and the visibility map that lets a count read the index alone.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.exec_driver_sql("VACUUM ANALYZE card")
         app.appbuilder.session.remove()
 
 

@@ -1,6 +1,6 @@
 """All models, imported so that Model.metadata (Alembic's target) knows every table."""
 from app.models.audit import AuditLog
-from app.models.card import Card, CardEvent
+from app.models.card import Card, CardEvent, CardTally
 from app.models.document import DocumentBlob, IntakeDocument
 from app.models.extraction import SavedQuery
 from app.models.fee import DailyClose, FeeEntry, FeeSchedule, ReceiptCounter
@@ -15,8 +15,9 @@ from app.models.throttle import Throttle
 from app.models.user import StaffUser
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 
-__all__ = ["AuditLog", "BookingEvent", "Card", "CardEvent", "DailyClose", "DateException",
-           "DocumentBlob", "FeeEntry", "FeeSchedule", "Hold", "Intake", "IntakeDocument",
+__all__ = ["AuditLog", "BookingEvent", "Card", "CardEvent", "CardTally", "DailyClose",
+           "DateException", "DocumentBlob", "FeeEntry", "FeeSchedule", "Hold", "Intake",
+           "IntakeDocument",
            "MaintenanceWindow", "Notice", "OutboxMail", "OutreachSession", "Purpose",
            "ReceiptCounter", "Reservation", "ReservationPerson", "SavedQuery", "ScanBatch",
            "ScanItem", "Slot", "StaffUser", "StoragePlace", "Throttle", "Venue",

@@ -23,7 +23,12 @@ class Card(Model):
     manufacture_number: Mapped[str | None] = mapped_column(String(16), nullable=True,
                                                            unique=True)
     name: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
-    name_kana: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    # Code-point order on PostgreSQL too (as SQLite's BINARY): a kana prefix search is the
+    # range [ヤマダ, ヤマヂ) on this index, exact in no other collation (a linguistic one
+    # sorts ヤマタロウ between the two).
+    name_kana: Mapped[str] = mapped_column(
+        String(200).with_variant(String(200, collation="C"), "postgresql"), nullable=False,
+        index=True)
     postal_code: Mapped[str | None] = mapped_column(String(8), nullable=True)
     address: Mapped[str | None] = mapped_column(String(300), nullable=True)
     birth_date: Mapped[date] = mapped_column(Date, nullable=False)
@@ -89,3 +94,22 @@ class CardEvent(Model):
 
     def __repr__(self) -> str:
         return f"{self.from_state or '-'} → {self.to_state}"
+
+
+class CardTally(Model):
+    """How many cards are in each state per visit mode, kept by the database itself:
+    triggers on ``card`` (migration 0015) add and subtract on every insert, delete and
+    change of state or visit mode, whatever path makes it (ORM, Core bulk updates, SQL by
+    hand). The ledger's summary bar and its unfiltered count read these few rows instead
+    of counting every card on each page view. On PostgreSQL the triggers run at commit
+    (deferred), so a transaction sees its own changes here only after it commits.
+
+    A migration that rebuilds the ``card`` table on SQLite (Alembic's batch mode) drops
+    its triggers: it must create them again (tests/unit/test_ledger_indexes.py fails
+    otherwise)."""
+
+    __tablename__ = "card_tally"
+
+    visit_mode: Mapped[str] = mapped_column(String(1), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), primary_key=True)
+    cards: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

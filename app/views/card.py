@@ -2,11 +2,15 @@
 Japanese message at each wrong field, bulk state changes that are all or nothing."""
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from flask import Response, flash, redirect, request, url_for
 from markupsafe import Markup, escape
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
+from flask_appbuilder.models.sqla.filters import (FilterContains, FilterEqual,
+                                                  FilterStartsWith, SQLAFilterConverter)
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.widgets import FormWidget, ListWidget, SearchWidget
 from flask_babel import gettext as _
@@ -18,7 +22,7 @@ from app import clock
 from app.extensions import session
 from app.models.card import Card, CardEvent
 from app.models.card_states import STATES, visit_mode_choices
-from app.services import (audit_text, cards, exports, fields, intake, japanese,
+from app.services import (audit_text, cards, exports, fields, intake, japanese, ledger,
                           notice_numbers)
 from app.views.feedback import refusals_flashed
 from app.views.formatting import blank_none, jst, yes_no
@@ -127,6 +131,104 @@ def _back_to_card(view, pk) -> str:
     return url_for(".show", pk=pk)
 
 
+# --- searches the indexes answer (issue 14 §3; app/services/ledger.py) -------------------
+# FAB's own text filters are ``lower(col) LIKE lower('ヤマダ%')``: no index serves them,
+# so each search read every card. The ledger's keep FAB's order of operators (the URLs
+# ``_flt_0_`` starts with, ``_flt_2_`` contains, ``_flt_3_`` equal stay) and hand the
+# condition to the ledger service, with the input normalised as the ledger stores it.
+_COUNTING = ContextVar("ledger_counting", default=False)
+
+
+class _LedgerFilter(FilterStartsWith):
+    arg_name = None  # FAB's REST map of filters by name stays FAB's own
+
+    def condition(self, value):
+        raise NotImplementedError
+
+    def apply(self, query, value):
+        return query.filter(self.condition(value))
+
+
+class KanaStartsWith(_LedgerFilter):
+    def condition(self, value):
+        return ledger.kana_starts_with(session(), value, counting=_COUNTING.get())
+
+
+class KanaContains(_LedgerFilter):
+    name = FilterContains.name
+
+    def condition(self, value):
+        return ledger.kana_contains(session(), value)
+
+
+class KanaEqual(_LedgerFilter):
+    name = FilterEqual.name
+
+    def condition(self, value):
+        return ledger.kana_is(value)
+
+
+class NameContains(_LedgerFilter):
+    name = FilterContains.name
+
+    def condition(self, value):
+        return ledger.name_contains(session(), value)
+
+
+class ApplicationIdStartsWith(_LedgerFilter):
+    def condition(self, value):
+        return ledger.application_id_starts_with(session(), value, counting=_COUNTING.get())
+
+
+class ApplicationIdEqual(_LedgerFilter):
+    name = FilterEqual.name
+
+    def condition(self, value):
+        return ledger.application_id_is(value)
+
+
+class LedgerFilterConverter(SQLAFilterConverter):
+    """FAB's filters per column type, with the ledger's in their places."""
+
+    replaced = {
+        "name_kana": {FilterStartsWith: KanaStartsWith, FilterContains: KanaContains,
+                      FilterEqual: KanaEqual},
+        "name": {FilterContains: NameContains},
+        "application_id": {FilterStartsWith: ApplicationIdStartsWith,
+                           FilterEqual: ApplicationIdEqual},
+    }
+
+    def convert(self, col_name):
+        found = super().convert(col_name)
+        swap = self.replaced.get(col_name)
+        if not swap or found is None:
+            return found
+        return [swap.get(type(f), type(f))(col_name, self.datamodel) for f in found]
+
+
+class CardInterface(SQLAInterface):
+    """The ledger's data: its own filters, and the count of the list from the tally when
+    nothing but a state or a visit mode narrows it (no count of every card per page)."""
+
+    filter_converter_class = LedgerFilterConverter
+
+    def query_count(self, query, filters=None, select_columns=None) -> int:
+        chosen = {}
+        for flt, value in zip(filters.filters if filters else [],
+                              filters.values if filters else []):
+            if flt.column_name not in CHOICE_FILTERS or type(flt) is not FilterEqual \
+                    or flt.column_name in chosen:
+                break
+            chosen[flt.column_name] = value
+        else:
+            return ledger.tally(session(), chosen.get("state"), chosen.get("visit_mode"))
+        token = _COUNTING.set(True)
+        try:
+            return super().query_count(query, filters, select_columns)
+        finally:
+            _COUNTING.reset(token)
+
+
 def _card_form_fields():
     text = BS3TextFieldWidget()
     return {
@@ -162,7 +264,7 @@ def _card_form_fields():
 
 
 class CardModelView(ModelView):
-    datamodel = SQLAInterface(Card)
+    datamodel = CardInterface(Card)
     list_title = _l("Card ledger")
     show_title = _l("Card")
     add_title = _l("Add a card")
