@@ -214,12 +214,13 @@ class CardInterface(SQLAInterface):
 
     def query_count(self, query, filters=None, select_columns=None) -> int:
         chosen = {}
-        for flt, value in zip(filters.filters if filters else [],
-                              filters.values if filters else []):
+        for flt, values in zip(filters.filters if filters else [],
+                               filters.values if filters else []):
+            values = values if isinstance(values, list) else [values]
             if flt.column_name not in CHOICE_FILTERS or type(flt) is not FilterEqual \
-                    or flt.column_name in chosen:
+                    or flt.column_name in chosen or len(values) != 1:
                 break
-            chosen[flt.column_name] = value
+            chosen[flt.column_name] = values[0]
         else:
             return ledger.tally(session(), chosen.get("state"), chosen.get("visit_mode"))
         token = _COUNTING.set(True)
