@@ -19,7 +19,9 @@ Scanned documents (bench/documents.py, issue 13 §5): uploading and encrypting a
 300 dpi PDF against writing it plainly to disk, and the viewer's first page.
 
 The card ledger at 3,000 and 300,000 cards (bench/ledger.py, issue 14 §3): the list's first
-page and three searches through the app, on SQLite and PostgreSQL, with the ratio.
+page and three searches (kana prefix, 申請書ID, name contains) through the app, on SQLite
+and PostgreSQL, one database per size measured alternately, with the ratio (goal ≤ 1.5×
+for the first three; docs/cards.md "台帳の規模と速さ").
 """
 from __future__ import annotations
 
