@@ -274,7 +274,7 @@ def _notice_display(value):
 
 
 CARDS = Subject(
-    "cards", _l("Cards"), Card, "application_id",
+    "cards", _l("Card ledger"), Card, "application_id",
     fields=(
         _code("application_id", _l("Application ID"), lambda: Card.application_id,
               nullable=False, default=True),
@@ -353,11 +353,11 @@ BOOKINGS = Subject(
 )
 
 APPLICATIONS = Subject(
-    "applications", _l("Applications"), Intake, "application_id",
+    "applications", _l("Application intake"), Intake, "application_id",
     fields=(
         _code("application_id", _l("Application ID"), lambda: Intake.application_id,
               nullable=False, default=True),
-        _datetime("taken_at", _l("Taken on"), lambda: Intake.taken_at, nullable=False,
+        _datetime("taken_at", _l("Taken at"), lambda: Intake.taken_at, nullable=False,
                   default=True),
         _choice("method", _l("How it was taken"), lambda: Intake.method,
                 intake_words.METHOD_LABELS, nullable=False, default=True),
@@ -1007,6 +1007,12 @@ def _check_export(actor: CardActor) -> None:
                                            roles="、".join(actors.role_names(EXPORTERS))))
 
 
+def _table(query: Query) -> str:
+    """The audited table of an export: the subject's own (card, reservation, intake,
+    fee_entry); the subject's name is in the detail."""
+    return query.subject.model.__tablename__
+
+
 def _audit_detail(plan: ExportPlan, **extra) -> dict:
     return {"what": "extraction", "subject": plan.query.subject.name,
             "conditions": {"join": plan.query.definition["join"],
@@ -1053,7 +1059,7 @@ def plan_csv(session, data: Any, *, actor: CardActor, encoding: str = UTF8_BOM,
                 raise UnmappableError(check)
             if char is not None:
                 plan.replacement, plan.replaced = char, check.characters
-        audit.record_in_transaction(session, audit.ACTION_EXPORT, query.subject.name, None,
+        audit.record_in_transaction(session, audit.ACTION_EXPORT, _table(query), None,
                                     _audit_detail(plan))
     return plan
 
@@ -1128,7 +1134,7 @@ def csv_chunks(app, plan: ExportPlan) -> Iterator[bytes]:
             after = ExportPlan(query, plan.fmt, plan.encoding, written, plan.replacement,
                                replaced)
             with app.app_context():
-                audit.record_event(audit.ACTION_EXPORT, query.subject.name, None,
+                audit.record_event(audit.ACTION_EXPORT, _table(query), None,
                                    _audit_detail(after, completed=completed,
                                                  planned_rows=plan.rows),
                                    actor=plan.actor)
@@ -1192,8 +1198,8 @@ def export_xlsx(session, data: Any, *, actor: CardActor,
                 result.close()
             workbook.close()
             plan = ExportPlan(query, FORMAT_XLSX, "", rows)
-            audit.record_in_transaction(session, audit.ACTION_EXPORT, query.subject.name,
-                                        None, _audit_detail(plan))
+            audit.record_in_transaction(session, audit.ACTION_EXPORT, _table(query), None,
+                                        _audit_detail(plan))
     except BaseException:
         if os.path.exists(path):
             os.unlink(path)

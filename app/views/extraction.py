@@ -221,7 +221,7 @@ class ExtractionView(BaseView):
         the characters it cannot hold), then written chunk by chunk as the rows come from
         the database, so memory stays flat and no page waits for the whole file."""
         data = definition_from_form(request.form)
-        encoding = (extraction.CP932 if request.form.get("encoding") == extraction.CP932
+        encoding = (extraction.CP932 if request.values.get("encoding") == extraction.CP932
                     else extraction.UTF8_BOM)
         options = self._export_options()
         try:
