@@ -51,6 +51,7 @@ KIND_LABELS = {
     "scan_batch": _l("Scan batch"),
     "scan_item": _l("Scanned code"),
     "outbox": _l("Mail to a resident"),
+    "saved_query": _l("Saved extraction query"),  # issue 14 (extraction)
 }
 
 # Fields as people call them (the rest are shown by their stored name).
@@ -88,6 +89,7 @@ WHAT_LABELS = {
     "ledger sheet": _l("ledger sheet"), "day list": _l("day list"),
     "booking slip": _l("booking slip"), "discard register": _l("discard register"),
     "list": _l("list"),
+    "extraction": _l("extraction"),  # issue 14: an export from the extraction screen
 }
 
 # Who acted, by kind (the person filter offers these besides each user).

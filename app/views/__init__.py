@@ -10,6 +10,7 @@ from app.views.reservation import ReservationModelView
 from app.views.card import CardEventModelView, CardModelView
 from app.views.discard import DiscardView
 from app.views.documents import DocumentView, document_panel
+from app.views.extraction import ExtractionView
 from app.views.fees import FeeScheduleModelView, FeeView, fee_panel
 from app.views.handover import HandoverView
 from app.views.intake import IntakeModelView, OutreachSessionModelView
@@ -25,6 +26,7 @@ CATEGORY_RESERVATIONS = "Reservations"
 CATEGORY_INTAKE = "Intake"
 CATEGORY_CARDS = "Cards"
 CATEGORY_STATISTICS = "Statistics"
+CATEGORY_REPORTS = "Reports"  # 集計・抽出 (issue 14): statistics and extraction
 CATEGORY_SYSTEM = "Security"  # FAB's own category, relabelled システム
 
 
@@ -76,6 +78,10 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(CardEventModelView, "Card History", icon="fa-history",
                         label=_l("Card history"), **cards)
     appbuilder.add_view_no_menu(StorageView)
+    # Extraction (抽出, issue 14 §2), in the 集計・抽出 category with the statistics.
+    appbuilder.add_view(ExtractionView, "Extraction", icon="fa-filter", label=_l("Extraction"),
+                        category=CATEGORY_REPORTS, category_icon="fa-bar-chart",
+                        category_label=_l("Statistics and extraction"))
     # Scanned papers of an intake: reached from the intake's page, whose template includes
     # documents/_intake_panel.html (data from the global ``document_panel(intake)``).
     appbuilder.add_view_no_menu(DocumentView)

@@ -391,6 +391,18 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
                 _l("Scanned documents: delete one (with a reason)"),
                 _on("DocumentView", "can_delete")),
     ]),
+    (_l("Extraction"), [
+        Ability("抽出: screen, preview (count and first 50 rows), own saved queries (save, "
+                "change, delete)",
+                _l("Extraction: screen, preview, own saved conditions"),
+                _on("ExtractionView", "can_index", "can_preview", "can_save",
+                    "can_delete_own")),
+        Ability("抽出: export CSV (UTF-8 with BOM, Shift_JIS/CP932) and XLSX",
+                _l("Extraction: export CSV and XLSX"), _on("ExtractionView", "can_export")),
+        Ability("抽出: save, change and delete queries shared with the office",
+                _l("Extraction: conditions shared with the office"),
+                _on("ExtractionView", "can_share")),
+    ]),
     (_l("REST API"), [
         Ability("API `/api/v1/reservation/`: read", _l("API of bookings: read"),
                 _on("ReservationApi", "can_get", "can_info")),

@@ -127,6 +127,18 @@ MATRIX = [
     ("GET", "/documents/{document}/thumbnail", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("GET", "/documents/{document}/download", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("POST", "/documents/{document}/delete", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    # --- extraction (抽出, issue 14 §2): on screen for every business role; exports are
+    # personal data leaving the screen (not 閲覧者); shared queries are the supervisor's.
+    ("GET", "/extraction/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/extraction/?saved={shared_query}", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("POST", "/extraction/preview", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("POST", "/extraction/export/csv", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/extraction/export/csv?encoding=cp932", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/extraction/export/xlsx", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("POST", "/extraction/save", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("POST", "/extraction/save-shared", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    ("POST", "/extraction/saved/{shared_query}/overwrite", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    ("POST", "/extraction/saved/{shared_query}/delete", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
 ]
 
 # Actions on the ledger list (FAB checks them in action_post): {action: roles allowed}
@@ -183,8 +195,16 @@ def targets(app, db, clock, users):
     doc_intake = make_intake(db)
     with app.test_request_context():
         document = document_svc.upload(db, doc_intake.id, "other", [("a.png", make_png())])[0]
+    # a query shared with the office (extraction, issue 14 §2)
+    from app.models.extraction import SavedQuery
+
+    shared_query = SavedQuery(name="交付待ちの一覧", subject="cards",
+                              definition='{"subject": "cards"}', owner="someone",
+                              shared=True, created_at=clock(), updated_at=clock())
+    db.add(shared_query)
+    db.commit()
     audit_id = db.query(AuditLog.id).order_by(AuditLog.id.desc()).first()[0]
-    return {"payment": payment.id, "fee_row": fee_row.id,
+    return {"shared_query": shared_query.id,"payment": payment.id, "fee_row": fee_row.id,
             "doc_intake": doc_intake.id, "document": document.id,
             "notice": notice.id, "window": window.id, "user": other.id, "audit": audit_id,
             "card": card.id, "offer": offer.id, "venue": offer.venue_id,
