@@ -88,6 +88,7 @@ WHAT_LABELS = {
     "ledger sheet": _l("ledger sheet"), "day list": _l("day list"),
     "booking slip": _l("booking slip"), "discard register": _l("discard register"),
     "list": _l("list"),
+    "statistics": _l("statistics (figures)"),
 }
 
 # Who acted, by kind (the person filter offers these besides each user).

@@ -638,6 +638,44 @@ def stock(session, day: date) -> Stock:
 
 # --- tables, CSV and XLSX ----------------------------------------------------------------
 
+@dataclass
+class Grid:
+    """The table of the screen: rows are periods; columns are the figures (no breakdown),
+    or the values of the breakdown for one figure and their total."""
+    headers: list[str]
+    columns: list[Measure]  # the figure of each column (how it is written)
+    rows: list[tuple[Period, list]]
+    totals: list
+
+
+def grid(rep: Report) -> Grid:
+    if rep.breakdown.key == NONE:
+        columns = list(rep.measures)
+        return Grid([str(m.label) for m in columns], columns,
+                    [(p, [rep.cell(m, p.start) for m in columns]) for p in rep.periods],
+                    [rep.cell(m) for m in columns])
+    measure = rep.measure
+    values = list(rep.values)
+    columns = [measure] * (len(values) + 1)
+    return Grid(list(rep.values.values()) + [str(_("Total"))], columns,
+                [(p, [rep.cell(measure, p.start, v) for v in values]
+                  + [rep.cell(measure, p.start)]) for p in rep.periods],
+                [rep.cell(measure, None, v) for v in values] + [rep.cell(measure)])
+
+
+def chart_series(rep: Report) -> tuple[list[str], list[tuple[str, list]], bool]:
+    """(period labels, [(series label, one value per period)], is a share) of the chosen
+    figure: one series, or one per value of the breakdown."""
+    measure = rep.measure
+    categories = [p.label for p in rep.periods]
+    if rep.breakdown.key == NONE:
+        series = [(str(measure.label), [rep.cell(measure, p.start) for p in rep.periods])]
+    else:
+        series = [(label, [rep.cell(measure, p.start, v) for p in rep.periods])
+                  for v, label in rep.values.items()]
+    return categories, series, measure.kind == PERCENT
+
+
 def format_value(measure: Measure, value) -> str:
     """A figure as the screen shows it: 1,234 / ¥1,234 / 85.7%."""
     if value is None:
