@@ -391,6 +391,14 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
                 _l("Scanned documents: delete one (with a reason)"),
                 _on("DocumentView", "can_delete")),
     ]),
+    (_l("Statistics and extraction"), [
+        # statistics (issue 14 §1): aggregate figures, no personal data
+        Ability("集計: on screen (bookings, applications, cards, fees; figures only, no "
+                "personal data)", _l("Statistics: on screen (figures only, no personal data)"),
+                _on("StatisticsView", "can_index")),
+        Ability("集計: download (CSV, XLSX)", _l("Statistics: download (CSV, XLSX)"),
+                _on("StatisticsView", "can_csv", "can_xlsx")),
+    ]),
     (_l("REST API"), [
         Ability("API `/api/v1/reservation/`: read", _l("API of bookings: read"),
                 _on("ReservationApi", "can_get", "can_info")),

@@ -127,6 +127,10 @@ MATRIX = [
     ("GET", "/documents/{document}/thumbnail", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("GET", "/documents/{document}/download", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("POST", "/documents/{document}/delete", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    # --- statistics (issue 14 §1): figures only, for every business role ---
+    ("GET", "/statistics/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/statistics/csv", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/statistics/xlsx", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
 ]
 
 # Actions on the ledger list (FAB checks them in action_post): {action: roles allowed}

@@ -172,3 +172,10 @@ def test_who_may_see_and_download(login_as, role, allowed):
         assert (response.status_code == 200) == allowed, (url, response.status_code)
     menu = client.get("/").get_data(as_text=True)
     assert ("集計・抽出" in menu) == allowed
+
+
+def test_the_screen_only_reads(login_as, history, no_writes):
+    client = login_as("manager")
+    with no_writes("the statistics screen"):
+        for subject in ("bookings", "applications", "cards", "fees"):
+            assert client.get(f"/statistics/?subject={subject}&{NOVEMBER}").status_code == 200
