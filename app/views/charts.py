@@ -59,6 +59,8 @@ def chart(title: str, desc: str, categories: list[str], series: list[tuple[str, 
     step = _nice_step(top if not percent else max(top, 0.1))
     if percent:
         step = 0.2 if top <= 1.0 else step
+    else:
+        step = max(1, step)  # counts and yen: whole numbers on the axis
     ceiling = max(step, math.ceil(top / step) * step) if top else step * 5
 
     def y(value: float) -> float:
