@@ -107,7 +107,8 @@ def table(rows, header):
 
 
 def main():
-    what = sys.argv[1:] or ["qr", "booking", "races", "reads", "documents", "ledger"]
+    what = sys.argv[1:] or ["qr", "booking", "races", "reads", "documents", "ledger",
+                            "statistics"]
     if "qr" in what:
         rows = []
         bench_decode(rows)
@@ -147,6 +148,13 @@ def main():
 
         rows = []
         bench_ledger(rows)
+        table(rows[1:], rows[0])
+    if "statistics" in what:
+        from bench.statistics import bench_statistics
+
+        print()
+        rows = []
+        bench_statistics(rows)
         table(rows[1:], rows[0])
 
 

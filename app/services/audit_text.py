@@ -89,6 +89,7 @@ WHAT_LABELS = {
     "ledger sheet": _l("ledger sheet"), "day list": _l("day list"),
     "booking slip": _l("booking slip"), "discard register": _l("discard register"),
     "list": _l("list"),
+    "statistics": _l("statistics (figures)"),
     "extraction": _l("extraction"),  # issue 14: an export from the extraction screen
 }
 

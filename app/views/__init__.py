@@ -17,6 +17,7 @@ from app.views.intake import IntakeModelView, OutreachSessionModelView
 from app.views.maintenance import MaintenanceWindowModelView
 from app.views.notice import NoticeModelView
 from app.views.scan import ScanView
+from app.views.statistics import StatisticsView
 from app.views.storage import StoragePlaceModelView, StorageView
 from app.views.venue import (DateExceptionModelView, PurposeModelView, VenueModelView,
                              VenuePurposeModelView, WeeklyRuleModelView)
@@ -86,6 +87,11 @@ def register_views(appbuilder) -> None:
     # documents/_intake_panel.html (data from the global ``document_panel(intake)``).
     appbuilder.add_view_no_menu(DocumentView)
     current_app.jinja_env.globals["document_panel"] = document_panel
+    # Statistics and extraction (issue 14): figures for the city's reports.
+    reports = dict(category=CATEGORY_REPORTS, category_icon="fa-bar-chart",
+                   category_label=_l("Statistics and extraction"))
+    appbuilder.add_view(StatisticsView, "Statistics", icon="fa-line-chart",
+                        label=_l("Statistics"), **reports)
     appbuilder.add_api(CardApi)
     appbuilder.add_api(ReservationApi)
     appbuilder.add_view(NoticeModelView, "Notices", icon="fa-bullhorn", label=_l("Notices"),

@@ -391,7 +391,13 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
                 _l("Scanned documents: delete one (with a reason)"),
                 _on("DocumentView", "can_delete")),
     ]),
-    (_l("Extraction"), [
+    (_l("Statistics and extraction"), [
+        # statistics (issue 14 §1): aggregate figures, no personal data
+        Ability("集計: on screen (bookings, applications, cards, fees; figures only, no "
+                "personal data)", _l("Statistics: on screen (figures only, no personal data)"),
+                _on("StatisticsView", "can_index")),
+        Ability("集計: download (CSV, XLSX)", _l("Statistics: download (CSV, XLSX)"),
+                _on("StatisticsView", "can_csv", "can_xlsx")),
         Ability("抽出: screen, preview (count and first 50 rows), own saved queries (save, "
                 "change, delete)",
                 _l("Extraction: screen, preview, own saved conditions"),

@@ -194,6 +194,13 @@ PAGES = [
     ("clerk", "/documents/{document}?page=2"),
     ("manager", "/documents/{document}"),
     ("viewer", "/documents/{document}"),  # a 403
+    # statistics (issue 14 §1): each subject, a breakdown, the stock of cards
+    ("clerk", "/statistics/"),
+    ("viewer", "/statistics/?subject=bookings&breakdown=channel&measure=made"),
+    ("manager", "/statistics/?subject=cards&unit=month&start=2026-04-01&end=2027-03-31"),
+    ("clerk", "/statistics/?subject=applications&unit=fiscal_year&start=2025-04-01"
+              "&end=2027-03-31&breakdown=method"),
+    ("clerk", "/statistics/?subject=fees&unit=week&breakdown=clerk"),
     ("manager", "/purposemodelview/add"),
     ("manager", "/venuemodelview/add"),
     ("manager", "/storageplacemodelview/add"),

@@ -127,6 +127,10 @@ MATRIX = [
     ("GET", "/documents/{document}/thumbnail", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("GET", "/documents/{document}/download", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("POST", "/documents/{document}/delete", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    # --- statistics (issue 14 §1): figures only, for every business role ---
+    ("GET", "/statistics/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/statistics/csv", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
+    ("GET", "/statistics/xlsx", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
     # --- extraction (抽出, issue 14 §2): on screen for every business role; exports are
     # personal data leaving the screen (not 閲覧者); shared queries are the supervisor's.
     ("GET", "/extraction/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
