@@ -91,6 +91,18 @@ class CardEvent(Model):
     # = to_state).
     storage_place_id: Mapped[int | None] = mapped_column(ForeignKey("storage_place.id"),
                                                          nullable=True)
+    storage_place: Mapped[StoragePlace | None] = relationship()
+
+    @property
+    def is_move(self) -> bool:
+        """A move between storage places: the state stays (from_state = to_state)."""
+        return self.from_state is not None and self.from_state == self.to_state
+
+    def change(self) -> str:
+        """What happened, as the history lists show it: 納品 → 交付前設定済, or
+        保管場所の移動 for a move (the labels live in app/models/card_states.py)."""
+        from app.models.card_states import change_label  # it imports this module
+        return change_label(self.from_state, self.to_state)
 
     def __repr__(self) -> str:
         return f"{self.from_state or '-'} → {self.to_state}"

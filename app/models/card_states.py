@@ -43,6 +43,19 @@ def state_label(state: str | None) -> str:
     return str(STATE_LABELS.get(state, state or ""))
 
 
+# A card_event whose state stays (from_state = to_state) is a move between storage places.
+MOVE_LABEL = _l("Storage place moved")
+
+
+def change_label(from_state: str | None, to_state: str | None) -> str:
+    """One event of a card's history in words: 納品, 納品 → 交付前設定済, or 保管場所の移動."""
+    if from_state is None:
+        return state_label(to_state)
+    if from_state == to_state:
+        return str(MOVE_LABEL)
+    return f"{state_label(from_state)} → {state_label(to_state)}"
+
+
 def visit_mode_label(mode: str | None) -> str:
     return str(VISIT_MODE_LABELS.get(mode, mode or ""))
 

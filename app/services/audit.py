@@ -41,7 +41,10 @@ _PG_LOCK_KEY = 0x4D4E43  # "MNC": serialises appends to the chain on PostgreSQL
 EXCLUDED_TABLES = {"audit_log", "ab_permission", "ab_view_menu", "ab_permission_view",
                    "alembic_version", "ab_register_user",
                    "hold", "throttle",  # seat holds lapse in minutes; throttle keys are hashes
-                   "document_blob"}  # encrypted bytes; the intake_document row is audited
+                   "document_blob",  # encrypted bytes; the intake_document row is audited
+                   # the booking's history for the statistics: each row copies a change
+                   # of the booking that is audited itself (app/services/booking_history.py)
+                   "booking_event"}
 # Bookkeeping columns whose change alone is not a change of the record.
 IGNORED_COLUMNS = {
     "ab_user": {"last_login", "login_count", "fail_login_count", "changed_on", "changed_by_fk",

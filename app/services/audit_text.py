@@ -345,6 +345,9 @@ def _what(row: AuditLog, detail: Any, targets: Targets) -> str:
     if action == audit.ACTION_CREATE:
         if row.target_table == "card_event":
             words = _state_words("card")
+            if info.get("from_state") and info.get("from_state") == info.get("to_state"):
+                return _("%(target)s: history %(new)s", target=target,  # a move of place
+                         new=card_states.change_label(info["from_state"], info["to_state"]))
             if info.get("from_state"):
                 return _("%(target)s: history %(old)s → %(new)s", target=target,
                          old=words(info.get("from_state")), new=words(info.get("to_state")))

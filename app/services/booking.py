@@ -24,10 +24,11 @@ from app import clock
 from app.clock import JST
 from app.models.card import Card
 from app.models.venue import Purpose
-from app.models.reservation import (BOOKED, CANCELLED, CHANNEL_WEB, HOLD_BOOKED, HOLD_HELD,
+from app.models.reservation import (BOOKED, CANCELLED, CHANNEL_WEB, EVENT_CANCELLED,
+                                    EVENT_CHANGED, EVENT_MADE, HOLD_BOOKED, HOLD_HELD,
                                     HOLD_RELEASED, HOLDING_SEATS, Hold, Reservation,
                                     ReservationPerson, Slot)
-from app.services import audit, cards, mail, notice_numbers, throttle, unit
+from app.services import audit, booking_history, cards, mail, notice_numbers, throttle, unit
 from app.services.calendar import bookable_between, existing_slots
 from app.services.errors import (BookingWindowError, CardAlreadyBookedError,  # noqa: F401
                                  ConcurrentChangeError, InvalidTransitionError,
@@ -318,10 +319,12 @@ def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact:
          cards_to_collect: list[Card] | None = None, seats: int | None = None,
          channel: str = CHANNEL_WEB, idempotency_key: str | None = None,
          staff: bool = False, locale: str = "ja", notify: bool = False,
-         now: datetime | None = None) -> Reservation:
+         now: datetime | None = None, event_channel: str | None = None) -> Reservation:
     """Turn a hold (or, for staff, fresh seats) into a booking, as one unit. Submitting the
     same form twice (same idempotency key) returns the first booking. With ``notify`` the
-    confirmation mail is queued in the same unit (app/services/mail.py).
+    confirmation mail is queued in the same unit (app/services/mail.py). Its history
+    (booking_event) gets a "made" event in the same unit, with ``event_channel`` when the
+    origin is finer than the booking's channel (a walk-in: 窓口, registered and arrived).
 
     Refused for the people, not the time (the card is booked already, or changed
     meanwhile): the unit is rolled back, then the earlier booking of the same form is the
@@ -339,7 +342,7 @@ def book(session, slot: Slot, hold_token: str | None, birth_date: date, contact:
             if any(_actively_booked(session, card.id) for card in party):
                 raise CardAlreadyBookedError()
             return _book(session, slot, hold_token, birth_date, contact, party, seats,
-                         channel, idempotency_key, staff, locale, now, notify)
+                         channel, idempotency_key, staff, locale, now, notify, event_channel)
     except _AnsweredByEarlierSubmit:  # a second submit raced the first: answer with it
         done = _by_key(session, idempotency_key)
         if done is not None:
@@ -363,7 +366,7 @@ def _actively_booked(session, card_id: int) -> bool:
 
 
 def _book(session, slot, hold_token, birth_date, contact, party, seats, channel,
-          idempotency_key, staff, locale, now, notify) -> Reservation:
+          idempotency_key, staff, locale, now, notify, event_channel=None) -> Reservation:
     """The writes of :func:`book`, inside its unit; a refusal raises and the unit rolls
     back everything written here."""
     if hold_token:
@@ -406,6 +409,8 @@ def _book(session, slot, hold_token, birth_date, contact, party, seats, channel,
                 or "UNIQUE" in str(error.orig).upper():
             raise CardAlreadyBookedError() from None
         raise
+    booking_history.record(session, reservation, EVENT_MADE, now, by_staff=staff,
+                           channel=event_channel)
     if notify:
         mail.enqueue(session, reservation, "booked", now)
     return reservation
@@ -461,8 +466,9 @@ def change_slot(session, reservation: Reservation, new_slot: Slot,
         if not take_seats(session, new_slot.id, reservation.seats, now):
             raise SlotFullError()
         free_seats(session, old_slot_id, reservation.seats)
+        session.refresh(reservation)  # the new time, for the history and the mail
+        booking_history.record(session, reservation, EVENT_CHANGED, now, by_staff=staff)
         if notify:
-            session.refresh(reservation)  # the new time, for the mail
             mail.enqueue(session, reservation, "changed", now)
     session.refresh(reservation)
     return reservation
@@ -482,6 +488,7 @@ def cancel(session, reservation: Reservation, reason: str | None = None,
                                 "cancel_reason": reason})
         free_seats(session, slot_id, seats)
         session.expire(reservation)
+        booking_history.record(session, reservation, EVENT_CANCELLED, now, by_staff=staff)
         release_cards(session, reservation)
         if notify:
             mail.enqueue(session, reservation, "cancelled", now)

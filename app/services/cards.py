@@ -197,9 +197,11 @@ def _compare_and_set(session, card: Card, to_state: str, note: str | None, usern
     expected = [Card.id == card.id, Card.state == from_state]
     if to_state == DISCARDED:  # a hold put on meanwhile stops the discard too
         expected.append(Card.discard_hold.is_(False))
-    result = session.execute(update(Card).where(*expected).values(**values)
-                             .execution_options(synchronize_session=False, autoflush=False))
-    if result.rowcount != 1:
+    row = session.execute(update(Card).where(*expected).values(**values)
+                          .returning(Card.storage_place_id)
+                          .execution_options(synchronize_session=False, autoflush=False)
+                          ).first()
+    if row is None:
         return False
     for key, value in values.items():
         set_committed_value(card, key, value)
@@ -208,8 +210,10 @@ def _compare_and_set(session, card: Card, to_state: str, note: str | None, usern
     audit.record_in_transaction(session, audit.ACTION_UPDATE, "card", card.id,
                                 {key: {"old": old[key], "new": value}
                                  for key, value in values.items() if old[key] != value})
+    # the place the card is kept in after the change, as the row holds it now
     session.add(CardEvent(card_id=card.id, from_state=from_state, to_state=to_state, at=now,
-                          username=username, note=(note or None)))
+                          username=username, note=(note or None),
+                          storage_place_id=row.storage_place_id))
     if "events" not in inspect(card).unloaded:
         session.expire(card, ["events"])
     return True
@@ -305,8 +309,11 @@ def prepare_received(session, card: Card, *, actor: CardActor = SYSTEM,
     card.state = RECEIVED
     card.received_at = now
     session.add(card)
+    place = card.storage_place  # chosen or allocated (or only its id set by the caller)
+    kept = {"storage_place": place} if place is not None else \
+        {"storage_place_id": card.storage_place_id}
     session.add(CardEvent(card=card, from_state=None, to_state=RECEIVED, at=now,
-                          username=name_of(actor), note=None))
+                          username=name_of(actor), note=None, **kept))
     intake.card_arrived(session, card.application_id, now)  # its application: 送付済
     return card
 
@@ -401,11 +408,13 @@ def _room_message(session, place: StoragePlace):
 
 @unit.operation
 def move_cards(session, card_ids: Iterable[int], place: StoragePlace, *,
-               actor: CardActor) -> list[Card]:
+               actor: CardActor, now: datetime | None = None) -> list[Card]:
     """Move cards to ``place`` (all or nothing): only cards still in the office, and only
     while the place has room. One conditional UPDATE decides, counting the place's cards
     at that moment (the place row is locked first on PostgreSQL), so two moves at once
-    never fill a place beyond its capacity."""
+    never fill a place beyond its capacity. Each card moved gets an event in its history
+    (state unchanged, the new place: 保管場所の移動), so the stock per place on any past
+    day can be read from the history."""
     authorize(actor, MOVE)
     ids = list(dict.fromkeys(int(i) for i in card_ids))
     cards = list(session.execute(select(Card).where(Card.id.in_(ids))).scalars())
@@ -422,11 +431,12 @@ def move_cards(session, card_ids: Iterable[int], place: StoragePlace, *,
             .scalar_subquery())
     capacity = select(StoragePlace.capacity).where(StoragePlace.id == place.id).scalar_subquery()
     old = {c.id: c.storage_place_id for c in arriving}
-    result = session.execute(
+    moved = dict(session.execute(  # each moved card's state, as the row holds it now
         update(Card).where(Card.id.in_(list(old)), Card.state.not_in(LEAVES_THE_OFFICE),
                            held + len(arriving) <= capacity)
-        .values(storage_place_id=place.id).execution_options(synchronize_session=False))
-    if result.rowcount != len(arriving):  # filled or changed meanwhile: nothing moves
+        .values(storage_place_id=place.id).returning(Card.id, Card.state)
+        .execution_options(synchronize_session=False)).all())
+    if len(moved) != len(arriving):  # filled or changed meanwhile: nothing moves
         # (the unit rolls back the rows that did move); the place without them says which
         held_before = session.execute(select(func.count(Card.id)).where(
             Card.storage_place_id == place.id, Card.id.not_in(list(old)))).scalar()
@@ -436,13 +446,28 @@ def move_cards(session, card_ids: Iterable[int], place: StoragePlace, *,
                                       place=place.code, free=free))
         raise InputError(_l("Some of the cards were changed by someone else just now. "
                             "Nothing was moved; check the cards and try again."))
+    username, now = name_of(actor), now or clock.now()
+    codes = dict(session.execute(select(StoragePlace.id, StoragePlace.code).where(
+        StoragePlace.id.in_({p for p in old.values() if p is not None}))).all())
     for card in arriving:
         set_committed_value(card, "storage_place_id", place.id)
         session.expire(card, ["storage_place"])
         audit.record_in_transaction(session, audit.ACTION_UPDATE, "card", card.id,
                                     {"storage_place_id": {"old": old[card.id],
                                                           "new": place.id}})
+        state = moved[card.id]
+        session.add(CardEvent(card_id=card.id, from_state=state, to_state=state, at=now,
+                              username=username, storage_place_id=place.id,
+                              note=move_note(codes.get(old[card.id]), place.code)))
+        if "events" not in inspect(card).unloaded:
+            session.expire(card, ["events"])
     return cards
+
+
+def move_note(old_code: str | None, new_code: str) -> str:
+    """The note of a move in the card's history: 保管場所を移動: A → B."""
+    return _("Storage place changed: %(old)s → %(new)s", old=old_code or _("(none)"),
+             new=new_code)[:EVENT_NOTE_MAX]
 
 
 # --- hand-over (交付): the card's part; app/services/handover.py is the operation -------

@@ -10,7 +10,8 @@ error. This module decides first, the same way on both databases:
 - the slots made ahead for an offer that no booking or hold refers to go with it (they are
   generated from its rules);
 - any other row still pointing at it (cards in a storage place, offers of a venue or a
-  purpose, booked or held slots and bookings of an offer, bookings of a card, users created by a user)
+  purpose, booked or held slots and bookings of an offer, bookings of a card, users created by a user,
+  the history of cards kept in a place and of bookings of an offer)
   refuses the delete with a Japanese message that says what refers to it and how many,
   and nothing changes. Venues, purposes, storage places and offers are archived instead:
   the message says to clear 「使用中」;
@@ -42,6 +43,8 @@ REFERRER_LABELS = {
     "scan_item": _l("scanned deliveries"),
     "ab_user": _l("users"),
     "audit_log": _l("audit records"),
+    "card_event": _l("card history"),  # a place a card was kept in (the stock of past days)
+    "booking_event": _l("booking history"),  # what the statistics count
 }
 # References the database does not declare: a user who ever acted is named by the audit
 # trail (by id), so the account is deactivated, never deleted (its user ID is not reused).

@@ -12,7 +12,8 @@ States of a booking::
 遅刻 (late) is not a state: a booked visitor not checked in ``LATE_GRACE_MINUTES`` after the
 start shows as late. Each operation is one unit of work (app/services/unit.py): a walk-in
 books and checks in at once or not at all; two changes that wait for each other end as
-ConcurrentChangeError at the unit's boundary. Every change is in the audit trail.
+ConcurrentChangeError at the unit's boundary. Every change is in the audit trail and in
+the booking's history (booking_event, app/services/booking_history.py), in the same unit.
 
 Who acts is passed in (``actor``, a :class:`~app.services.cards.CardActor`; the product
 itself when left out) and so is the time (``now``; the app's clock when left out).
@@ -30,11 +31,13 @@ from app import clock
 from app.clock import JST
 from app.models.card import Card
 from app.models.reservation import (ARRIVED, BOOKED, CANCELLED, CHANNEL_COUNTER,  # noqa: F401
-                                    CHANNEL_LABELS, CHANNEL_PHONE, COMPLETED, NO_SHOW,
-                                    STATE_LABELS, Reservation, ReservationPerson, Slot,
-                                    channel_label, state_label)
+                                    CHANNEL_LABELS, CHANNEL_PHONE, CHANNEL_WALK_IN, COMPLETED,
+                                    EVENT_ARRIVED, EVENT_COMPLETED, EVENT_NO_SHOW,
+                                    EVENT_UNDONE, NO_SHOW, STATE_LABELS, Reservation,
+                                    ReservationPerson, Slot, channel_label, state_label)
 from app.models.venue import Purpose, Venue, VenuePurpose
-from app.services import audit, booking, cards, japanese, notice_numbers, party_checks, unit
+from app.services import (audit, booking, booking_history, cards, japanese, notice_numbers,
+                          party_checks, unit)
 from app.services.availability import active_offers
 from app.services.calendar import existing_slots, make_missing_slots
 from app.services.cards import SYSTEM, CardActor
@@ -172,6 +175,7 @@ def check_in(session, reservation: Reservation, *, actor: CardActor = SYSTEM,
                   {"state": ARRIVED, "checked_in_at": now,
                    "checked_in_by": cards.name_of(actor)})
     session.refresh(reservation)
+    booking_history.record(session, reservation, EVENT_ARRIVED, now, by_staff=True)
     return reservation
 
 
@@ -186,6 +190,7 @@ def undo_check_in(session, reservation: Reservation, *, actor: CardActor = SYSTE
     booking.claim(session, reservation, {"state": ARRIVED},
                   {"state": BOOKED, "checked_in_at": None, "checked_in_by": None})
     session.refresh(reservation)
+    booking_history.record(session, reservation, EVENT_UNDONE, now, by_staff=True)
     return reservation
 
 
@@ -225,6 +230,7 @@ def complete(session, reservation: Reservation, *, now: datetime | None = None) 
         person.active = False
     session.flush()
     session.refresh(reservation)
+    booking_history.record(session, reservation, EVENT_COMPLETED, now, by_staff=True)
     return reservation
 
 
@@ -245,11 +251,15 @@ def card_collected(session, card: Card, *, actor: CardActor = SYSTEM,
         return
     now = now or clock.now()
     values = {"state": COMPLETED, "completed_at": now}
-    if reservation.state == BOOKED:
+    arrives = reservation.state == BOOKED
+    if arrives:
         values.update(checked_in_at=now, checked_in_by=cards.name_of(actor))
     session.flush()
     booking.claim(session, reservation, {"state": reservation.state}, values)
     session.expire(reservation)
+    if arrives:  # checked in on the way: both happened now
+        booking_history.record(session, reservation, EVENT_ARRIVED, now, by_staff=True)
+    booking_history.record(session, reservation, EVENT_COMPLETED, now, by_staff=True)
 
 
 @unit.operation
@@ -276,6 +286,7 @@ def close_day(session, venue_id: int, day: date, *,
                                     reservation.id,
                                     {"state": {"old": BOOKED, "new": NO_SHOW}})
         session.expire(reservation)
+        booking_history.record(session, reservation, EVENT_NO_SHOW, now, by_staff=True)
         booking.release_cards(session, reservation)
         missed.append(reservation)
     return missed
@@ -293,10 +304,12 @@ def last_slot_end(session, venue_id: int, day: date) -> datetime | None:
 
 def staff_book(session, slot: Slot, channel: str, birth_date: date, contact: booking.Contact,
                people: list[booking.PersonInput] | None = None, seats: int = 1,
-               idempotency_key: str | None = None, notify: bool = False) -> Reservation:
+               idempotency_key: str | None = None, notify: bool = False,
+               event_channel: str | None = None, now: datetime | None = None) -> Reservation:
     """A booking taken by phone or at the counter: the same engine and checks (postcard
     numbers and birth dates for 交付), marked with its channel; staff may book inside the
-    residents' cut-off. With ``notify`` the confirmation mail is queued with it."""
+    residents' cut-off. With ``notify`` the confirmation mail is queued with it;
+    ``event_channel`` is its history's finer origin (a walk-in)."""
     found = None
     if slot.offer.purpose.needs_postcard:
         if not people:
@@ -307,7 +320,7 @@ def staff_book(session, slot: Slot, channel: str, birth_date: date, contact: boo
         contact.name_kana = contact.name_kana or found[0].name_kana
     return booking.book(session, slot, None, birth_date, contact, cards_to_collect=found,
                         seats=seats, channel=channel, idempotency_key=idempotency_key,
-                        staff=True, notify=notify)
+                        staff=True, notify=notify, now=now, event_channel=event_channel)
 
 
 def walk_in_slot(session, offer: VenuePurpose, seats: int,
@@ -329,7 +342,7 @@ def walk_in(session, offer: VenuePurpose, birth_date: date, contact: booking.Con
             actor: CardActor = SYSTEM, now: datetime | None = None) -> Reservation:
     """Register a same-day visitor into a free seat and check them in at once: one unit
     (the day's missing slots, the booking and the check-in are kept together or not at
-    all)."""
+    all). The booking stays 窓口; its history says walk-in (made and arrived)."""
     now = now or clock.now()
     today = now.astimezone(JST).date()
     make_missing_slots(session, offer, today, today)
@@ -337,7 +350,7 @@ def walk_in(session, offer: VenuePurpose, birth_date: date, contact: booking.Con
     if slot is None:
         raise ReservationStateError(_l("No free seat is left today at this venue."))
     reservation = staff_book(session, slot, CHANNEL_COUNTER, birth_date, contact, people,
-                             seats)
+                             seats, event_channel=CHANNEL_WALK_IN, now=now)
     return check_in(session, reservation, actor=actor, now=now)
 
 

@@ -453,16 +453,20 @@ class CardModelView(ModelView):
 
 
 class CardEventModelView(ModelView):
-    """Read-only list of all state changes (who moved which card when)."""
+    """Read-only list of every card's history: state changes and moves between storage
+    places (who did what to which card when, and where the card was kept after)."""
 
     datamodel = SQLAInterface(CardEvent)
     base_permissions = ["can_list", "can_show"]
     list_title = _l("Card history")
     label_columns = {"card": _l("Card"), "from_state": _l("From"), "to_state": _l("To"),
-                     "at": _l("When"), "username": _l("Done by"), "note": _l("Note")}
-    list_columns = ["at", "card", "from_state", "to_state", "username", "note"]
+                     "at": _l("When"), "username": _l("Done by"), "note": _l("Note"),
+                     "change": _l("What happened"), "storage_place": _l("Storage place")}
+    list_columns = ["at", "card", "change", "storage_place", "username", "note"]
+    show_columns = ["at", "card", "from_state", "to_state", "storage_place", "username",
+                    "note"]
     search_columns = ["at", "from_state", "to_state", "username", "note"]
     base_order = ("id", "desc")
     formatters_columns = {"from_state": cards.state_label, "to_state": cards.state_label,
-                          "at": jst, "note": blank_none,
+                          "at": jst, "note": blank_none, "storage_place": blank_none,
                           "username": audit_text.actor_name}

@@ -9,7 +9,8 @@ Create Date: 2026-11-28 00:40:00
   count these, never today's state. Bookings made before this revision get their events
   rebuilt from the booking's own dates: made (created_at), arrived (checked_in_at, with
   the clerk), completed (completed_at), cancelled (cancelled_at; by staff unless the
-  residents' page cancelled it), no-show (at the slot's start). A change of slot before
+  residents' page cancelled it), no-show (at the slot's start; the office's day close, so
+  by staff, as the live close writes it). A change of slot before
   this revision left no date and is not rebuilt; old events carry the booking's current
   slot. A 窓口 booking checked in within two minutes of being made counts as a walk-in.
 - ``card_event.storage_place_id``: the place the card was kept in after each event, so
@@ -80,7 +81,7 @@ def _backfill_bookings(bind):
                               actor='住民' if by_resident else 'system'))
         if row.state == 'no_show':
             batch.append(dict(common, kind='no_show', at=stored(row.starts_at),
-                              by_staff=False, actor='system'))
+                              by_staff=True, actor='system'))
         if len(batch) >= 5000:
             bind.execute(event.insert(), batch)
             batch = []

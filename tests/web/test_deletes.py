@@ -195,7 +195,8 @@ def test_the_rule_holds_for_code_outside_the_screens(app, db):
     db.delete(place)
     with pytest.raises(InUseError) as refused:
         db.commit()
-    assert "カード" in str(refused.value) and "1 件" in str(refused.value)
+    # the card, and its history (received into this place: the stock of that day)
+    assert "カード、カード履歴" in str(refused.value) and "2 件" in str(refused.value)
     db.rollback()
     db.expire_all()
     assert db.get(StoragePlace, place_id) is not None
