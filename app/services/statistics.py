@@ -30,7 +30,7 @@ from app.models.card import Card, CardEvent
 from app.models.fee import (ENTRY_CHARGE, ENTRY_PAYMENT, ENTRY_REFUND, ENTRY_WAIVER,
                             FeeEntry)
 from app.models.intake import (KIND_LABELS, KINDS, METHOD_LABELS, METHODS, Intake)
-from app.models.reservation import (EVENT_ARRIVED, EVENT_CANCELLED, EVENT_CHANGED,
+from app.models.reservation import (CHANNEL_WALK_IN, EVENT_ARRIVED, EVENT_CANCELLED, EVENT_CHANGED,
                                     EVENT_CHANNEL_LABELS, EVENT_CHANNELS, EVENT_MADE,
                                     EVENT_NO_SHOW, EVENT_UNDONE, BookingEvent, Slot)
 from app.models.storage import StoragePlace
@@ -299,7 +299,10 @@ def _kind(kind: str, *more):
 
 
 def _late(sql: _Sql):
+    """Checked in past the grace after the slot's start; a walk-in had no appointment to
+    be late for (it is put into the slot running when it comes)."""
     return [BookingEvent.kind == EVENT_ARRIVED, _not_undone(),
+            BookingEvent.channel != CHANNEL_WALK_IN,
             sql.later_than(BookingEvent.at, BookingEvent.starts_at,
                            settings().late_grace_minutes)]
 
@@ -337,10 +340,14 @@ CARD_EVENTS = _card_source()
 
 def _arrived_in(state: str):
     """A card that reached ``state``: not a move between places (from = to), nor a return
-    from 保留 to where it was."""
+    to where it was from 保留 or from 予約済 (a booking cancelled or missed: no second
+    notice was sent)."""
+    returns = (state, card_states.ON_HOLD)
+    if state in (card_states.NOTICE_SENT, card_states.RENOTIFIED):
+        returns += (card_states.RESERVED,)
     return lambda sql: [CardEvent.to_state == state,
                         or_(CardEvent.from_state.is_(None),
-                            CardEvent.from_state.not_in((state, card_states.ON_HOLD)))]
+                            CardEvent.from_state.not_in(returns))]
 
 
 CARDS = Subject("cards", _l("Card figures"), tuple(
