@@ -10,6 +10,8 @@ from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 960, 400
 LEFT, RIGHT, TOP, BOTTOM = 76, 16, 56, 86
+BOTTOM_LEVEL = 30  # below the plot when the category labels are level (not slanted)
+LEGEND_ROW = 18  # px between the rows of the legend
 # Okabe-Ito: told apart by people with the common colour-vision differences
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999933",
            "#332288")
@@ -44,13 +46,36 @@ def _fold(series: list[tuple[str, list]]) -> list[tuple[str, list]]:
     return order + [(_("Others"), others)]
 
 
+def _text_width(text: str, size: float = 12) -> float:
+    """About how wide ``text`` is drawn at ``size`` px: a full-width character is one em,
+    anything else a little over half of one."""
+    return sum(size if ord(ch) > 0x2E7F else size * 0.6 for ch in str(text))
+
+
 def chart(title: str, desc: str, categories: list[str], series: list[tuple[str, list]],
-          percent: bool = False, chart_id: str = "chart") -> Markup:
+          percent: bool = False, chart_id: str = "chart", unit: str = "") -> Markup:
     """Stacked bars (``percent`` False) or lines (shares, 0–100%) of ``series`` (label,
-    one value per category; None for no value) over ``categories``."""
+    one value per category; None for no value) over ``categories``. ``unit`` (such as
+    （件）) is written above the value axis."""
     series = _fold(series) if not percent else series[:MAX_SERIES]
     n = max(len(categories), 1)
+    # the legend: as many rows as it needs (long venue or clerk names), the plot below it
+    legend, lx, row = [], LEFT, 0
+    for index, (label, _values) in enumerate(series):
+        text = str(label) or _("Total")
+        width = 16 + _text_width(text) + 20
+        if lx > LEFT and lx + width - 20 > WIDTH - RIGHT:
+            lx, row = LEFT, row + 1
+        legend.append((lx, 14 + LEGEND_ROW * row, PALETTE[index % len(PALETTE)], text))
+        lx += width
+    top_edge = TOP + LEGEND_ROW * row
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    band = plot_w / n
+    # category labels: thinned out when there are many, slanted when they would touch
+    every = max(1, math.ceil(n / 16))
+    widest = max((_text_width(c) for c in categories), default=0)
+    slanted = widest > band * every - 8
+    height = top_edge + plot_h + (BOTTOM if slanted else BOTTOM_LEVEL)
     if percent:
         top = max([v for s in series for v in s[1] if v is not None] + [0])
         top = 1.0 if top <= 1.0 else top
@@ -64,15 +89,14 @@ def chart(title: str, desc: str, categories: list[str], series: list[tuple[str, 
     ceiling = max(step, math.ceil(top / step) * step) if top else step * 5
 
     def y(value: float) -> float:
-        return TOP + plot_h - (value / ceiling) * plot_h
+        return top_edge + plot_h - (value / ceiling) * plot_h
 
-    band = plot_w / n
-    out = [f'<svg class="stats-chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+    out = [f'<svg class="stats-chart" viewBox="0 0 {WIDTH} {height}" role="img" '
            f'aria-labelledby="{chart_id}-title {chart_id}-desc" '
            f'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="12">',
            f'<title id="{chart_id}-title">{escape(title)}</title>',
            f'<desc id="{chart_id}-desc">{escape(desc)}</desc>',
-           f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#fff"/>']
+           f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#fff"/>']
     # grid and the y axis
     value = 0.0
     while value <= ceiling + 1e-9:
@@ -82,8 +106,11 @@ def chart(title: str, desc: str, categories: list[str], series: list[tuple[str, 
         out.append(f'<text x="{LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end" fill="#333">'
                    f'{escape(_tick(value, percent))}</text>')
         value += step
-    out.append(f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" '
-               f'y2="{TOP + plot_h}" stroke="#333" stroke-width="1"/>')
+    out.append(f'<line x1="{LEFT}" y1="{top_edge + plot_h}" x2="{WIDTH - RIGHT}" '
+               f'y2="{top_edge + plot_h}" stroke="#333" stroke-width="1"/>')
+    if unit:
+        out.append(f'<text x="{LEFT - 6}" y="{top_edge - 14}" text-anchor="end" fill="#333">'
+                   f'{escape(unit)}</text>')
     # the data
     if percent:
         for index, (label, values) in enumerate(series):
@@ -114,13 +141,11 @@ def chart(title: str, desc: str, categories: list[str], series: list[tuple[str, 
                            f'height="{max(bottom_y - top_y, 0.5):.1f}" fill="{colour}">'
                            f'<title>{escape(categories[i])} {escape(label)} {v:,}</title></rect>')
                 base += v
-    # category labels (thinned out when there are many)
-    every = max(1, math.ceil(n / 16))
-    slanted = n > 8 or max((len(c) for c in categories), default=0) > 8
+    # category labels
     for i, category in enumerate(categories):
         if i % every:
             continue
-        cx, cy = LEFT + band * (i + 0.5), TOP + plot_h + 14
+        cx, cy = LEFT + band * (i + 0.5), top_edge + plot_h + 14
         if slanted:
             out.append(f'<text x="{cx:.1f}" y="{cy:.1f}" text-anchor="end" fill="#333" '
                        f'transform="rotate(-35 {cx:.1f} {cy:.1f})">{escape(category)}</text>')
@@ -128,12 +153,8 @@ def chart(title: str, desc: str, categories: list[str], series: list[tuple[str, 
             out.append(f'<text x="{cx:.1f}" y="{cy:.1f}" text-anchor="middle" '
                        f'fill="#333">{escape(category)}</text>')
     # legend
-    lx = LEFT
-    for index, (label, _values) in enumerate(series):
-        colour = PALETTE[index % len(PALETTE)]
-        text = str(label) or _("Total")
-        out.append(f'<rect x="{lx}" y="14" width="12" height="12" fill="{colour}"/>')
-        out.append(f'<text x="{lx + 16}" y="24" fill="#111">{escape(text)}</text>')
-        lx += 16 + 13 * len(text) + 20
+    for lx, ly, colour, text in legend:
+        out.append(f'<rect x="{lx:.1f}" y="{ly}" width="12" height="12" fill="{colour}"/>')
+        out.append(f'<text x="{lx + 16:.1f}" y="{ly + 10}" fill="#111">{escape(text)}</text>')
     out.append("</svg>")
     return Markup("".join(out))

@@ -18,6 +18,10 @@ from app.services.errors import InputError
 from app.views import charts
 
 
+# written above the value axis of the chart
+_CHART_UNITS = {statistics.COUNT: lambda: _("(number)"), statistics.YEN: lambda: _("(yen)")}
+
+
 def _today() -> date:
     return clock.now().astimezone(JST).date()
 
@@ -31,6 +35,7 @@ class StatisticsView(BaseView):
 
     def _page(self, query=None, error=None, status=200):
         rep = grid = chart = stock = None
+        title = printed_at = ""
         if query is not None:
             rep = statistics.report(session(), query, clock.now())
             grid = statistics.grid(rep)
@@ -39,7 +44,11 @@ class StatisticsView(BaseView):
             desc = _("%(unit)s chart of %(figure)s (%(breakdown)s); the table below has the "
                      "same figures.", unit=statistics.UNIT_LABELS[query.unit],
                      figure=rep.measure.label, breakdown=rep.breakdown.label)
-            chart = charts.chart(title, desc, categories, series, percent=percent)
+            if query.unit == statistics.DAY and query.start.year == query.end.year:
+                categories = [c[5:] for c in categories]  # 12/01: the year is in the title
+            chart = charts.chart(title, desc, categories, series, percent=percent,
+                                 unit=_CHART_UNITS.get(rep.measure.kind, lambda: "")())
+            printed_at = rep.generated_at.astimezone(JST).strftime("%Y/%m/%d %H:%M")
             if query.stock_day:
                 stock = statistics.stock(session(), query.stock_day)
         shown = query or statistics.Query(request.args.get("subject")
@@ -48,8 +57,9 @@ class StatisticsView(BaseView):
                                           *statistics.this_month(_today()))
         return self.render_template(
             "statistics/index.html", query=query, shown=shown, error=error, report=rep,
-            grid=grid, chart=chart, stock=stock, subjects=statistics.SUBJECTS,
-            subject=statistics.SUBJECTS[shown.subject], breakdowns=statistics.BREAKDOWNS,
+            grid=grid, chart=chart, chart_title=title, printed_at=printed_at,
+            stock=stock,
+            subjects=statistics.SUBJECTS, subject=statistics.SUBJECTS[shown.subject], breakdowns=statistics.BREAKDOWNS,
             units=statistics.UNIT_LABELS, quick=self._quick(shown),
             fmt=statistics.format_value, form=request.args), status
 
