@@ -305,3 +305,14 @@ DOCUMENT_RETENTION_YEARS = _env_int("DOCUMENT_RETENTION_YEARS", 5)
 # key new files are encrypted with.
 DOCUMENT_KEYS = os.environ.get("DOCUMENT_KEYS", "")
 DOCUMENT_KEY_CURRENT = os.environ.get("DOCUMENT_KEY_CURRENT", "")
+
+# --- background exports of the extraction screen (issue 14 §2, app/services/extraction.py) --
+# XLSX, and CSV above EXPORT_JOB_MIN_ROWS rows, are written by a background job into
+# instance/exports/ and offered for download when done; the file is removed
+# EXPORT_KEEP_MINUTES after it was made. A job that has not reported progress for
+# EXPORT_STALE_MINUTES (its process died) is shown as failed. EXPORT_JOBS_INLINE runs the
+# job inside the request (tests; a server without threads).
+EXPORT_JOB_MIN_ROWS = _env_int("EXPORT_JOB_MIN_ROWS", 10_000)
+EXPORT_KEEP_MINUTES = _env_int("EXPORT_KEEP_MINUTES", 60)
+EXPORT_STALE_MINUTES = _env_int("EXPORT_STALE_MINUTES", 5)
+EXPORT_JOBS_INLINE = _env_bool("EXPORT_JOBS_INLINE", False)

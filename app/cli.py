@@ -18,7 +18,7 @@ from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.venue import Venue
-from app.services import audit, desk, documents, mail, scan, unit
+from app.services import audit, desk, documents, extraction, mail, scan, unit
 from app.services.accounts import create_user, unlock_user
 from app.services.calendar import materialise_slots
 from app.services.demo import accounts_table, seed_demo
@@ -35,6 +35,7 @@ reservations_cli = AppGroup("reservations", help="Visit bookings.")
 outbox_cli = AppGroup("outbox", help="Mails to residents, queued with their changes.")
 slots_cli = AppGroup("slots", help="Bookable time slots.")
 documents_cli = AppGroup("documents", help="Scanned papers of intakes (encrypted at rest).")
+extraction_cli = AppGroup("extraction", help="Exports of the extraction screen.")
 
 
 def _as_cli_operator():
@@ -332,7 +333,19 @@ def documents_purge(dry_run):
     click.echo(f"removed: {removed} document(s)")
 
 
+@extraction_cli.command("purge-exports", help="Remove export files kept longer than "
+                                               "EXPORT_KEEP_MINUTES, and mark jobs that stopped "
+                                               "reporting (EXPORT_STALE_MINUTES) as failed "
+                                               "(cron, e.g. every 10 minutes).")
+def extraction_purge_exports():
+    _as_job()
+    report = extraction.purge_exports(session())
+    click.echo(f"expired: {report.expired}, failed: {report.failed}, "
+               f"files removed: {report.files}")
+
+
 def register_cli(app: Flask) -> None:
+    app.cli.add_command(extraction_cli)
     app.cli.add_command(documents_cli)
     app.cli.add_command(slots_cli)
     app.cli.add_command(qr_cli)

@@ -106,6 +106,11 @@ class Settings:
     document_retention_years: int
     document_keys: str
     document_key_current: str
+    # background exports of the extraction screen
+    export_job_min_rows: int
+    export_keep_minutes: int
+    export_stale_minutes: int
+    export_jobs_inline: bool
 
 
 _POSITIVE = {"login_rate_limit", "login_rate_window_seconds", "login_lock_threshold",
@@ -114,7 +119,8 @@ _POSITIVE = {"login_rate_limit", "login_rate_window_seconds", "login_lock_thresh
              "notice_number_digits", "slots_ahead_days", "hold_minutes", "view_minutes", "identity_ip_attempts",
              "identity_ip_window_minutes", "identity_number_failures",
              "identity_lock_minutes", "document_max_bytes", "document_max_files",
-             "document_max_pages", "document_retention_years"}
+             "document_max_pages", "document_retention_years", "export_job_min_rows",
+             "export_keep_minutes", "export_stale_minutes"}
 _NOT_NEGATIVE = {"maintenance_banner_days", "discard_after_notice_months",
                  "discard_after_renotice_months", "discard_after_return_months",
                  "late_grace_minutes"}

@@ -22,6 +22,10 @@ The card ledger at 3,000 and 300,000 cards (bench/ledger.py, issue 14 §3): the 
 page and three searches (kana prefix, 申請書ID, name contains) through the app, on SQLite
 and PostgreSQL, one database per size measured alternately, with the ratio (goal ≤ 1.5×
 for the first three; docs/cards.md "台帳の規模と速さ").
+
+Exports of 300,000 cards (bench/exports.py, issue 14 §4): our CSV as a ratio to a bare
+csv.writer over the same query (goal ≥ 0.5) and our XLSX (a background job), each in a child
+process with its peak memory (goal under 300 MB), on SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
@@ -108,7 +112,7 @@ def table(rows, header):
 
 def main():
     what = sys.argv[1:] or ["qr", "booking", "races", "reads", "documents", "ledger",
-                            "statistics"]
+                            "statistics", "exports"]
     if "qr" in what:
         rows = []
         bench_decode(rows)
@@ -155,6 +159,13 @@ def main():
         print()
         rows = []
         bench_statistics(rows)
+        table(rows[1:], rows[0])
+    if "exports" in what:
+        from bench.exports import bench_exports
+
+        print()
+        rows = []
+        bench_exports(rows)
         table(rows[1:], rows[0])
 
 

@@ -82,6 +82,9 @@ def base_config(instance_dir, database_url):
         "FAB_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast in tests only
         "RATELIMIT_STORAGE_URI": "memory://",
         "AUDIT_STRICT_ACTOR": True,  # a change nobody can be named for fails the test
+        # Background exports run inside the request (tests/web/test_export_jobs.py also
+        # runs one in a real thread).
+        "EXPORT_JOBS_INLINE": True,
         # Slots made ahead: the tests' dates lie within four months of DEFAULT_NOW (an
         # offer's own booking window still counts when longer). Production: 400 days.
         "SLOTS_AHEAD_DAYS": 120,

@@ -2,7 +2,7 @@
 from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent, CardTally
 from app.models.document import DocumentBlob, IntakeDocument
-from app.models.extraction import SavedQuery
+from app.models.extraction import ExportJob, SavedQuery
 from app.models.fee import DailyClose, FeeEntry, FeeSchedule, ReceiptCounter
 from app.models.intake import Intake, OutreachSession
 from app.models.maintenance import MaintenanceWindow
@@ -16,7 +16,7 @@ from app.models.user import StaffUser
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 
 __all__ = ["AuditLog", "BookingEvent", "Card", "CardEvent", "CardTally", "DailyClose",
-           "DateException", "DocumentBlob", "FeeEntry", "FeeSchedule", "Hold", "Intake",
+           "DateException", "DocumentBlob", "ExportJob", "FeeEntry", "FeeSchedule", "Hold", "Intake",
            "IntakeDocument",
            "MaintenanceWindow", "Notice", "OutboxMail", "OutreachSession", "Purpose",
            "ReceiptCounter", "Reservation", "ReservationPerson", "SavedQuery", "ScanBatch",

@@ -31,12 +31,14 @@ checked here, whatever the screen shows.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import re
-import tempfile
+import secrets
+import threading
 import unicodedata
 from dataclasses import dataclass, field as dc_field
 from datetime import date, datetime, time, timedelta
@@ -54,8 +56,10 @@ from app.clock import JST
 from app.models import card_states
 from app.models import intake as intake_words
 from app.models import reservation as booking_words
+from app.extensions import session as app_session
 from app.models.card import Card
-from app.models.extraction import SavedQuery
+from app.models.extraction import (JOB_DONE, JOB_EXPIRED, JOB_FAILED, JOB_QUEUED,
+                                   JOB_RUNNING, JOB_STATE_LABELS, ExportJob, SavedQuery)
 from app.models.fee import ENTRY_LABELS, PAYMENT_METHOD_LABELS, FeeEntry
 from app.models.intake import Intake, OutreachSession
 from app.models.reservation import Reservation
@@ -63,7 +67,9 @@ from app.models.storage import StoragePlace
 from app.models.venue import Purpose, Venue, VenuePurpose
 from app.services import actors, audit, fields, japanese, notice_numbers, spreadsheet, unit
 from app.services.actors import CardActor
-from app.services.errors import ConcurrentChangeError, InputError, NotPermittedError
+from app.services.errors import (ConcurrentChangeError, DomainError, InputError,
+                                 NotPermittedError)
+from app.settings import settings as app_settings
 
 PREVIEW_ROWS = 50
 CHUNK_ROWS = 500  # rows per CSV chunk and per fetch of the server-side cursor
@@ -1048,7 +1054,7 @@ def plan_csv(session, data: Any, *, actor: CardActor, encoding: str = UTF8_BOM,
         plan = ExportPlan(query, FORMAT_CSV, encoding, rows,
                           filename=_filename(query, FORMAT_CSV, encoding, now or clock.now()),
                           headers=[str(f.label) for f in query.columns],
-                          converters=text_converters(query), actor=audit.current_actor(),
+                          converters=text_converters(query, safe=True), actor=audit.current_actor(),
                           engine=session.get_bind())
         if encoding == CP932:
             char = check_replacement(replacement) if on_unmappable == ON_UNMAPPABLE_REPLACE \
@@ -1064,75 +1070,181 @@ def plan_csv(session, data: Any, *, actor: CardActor, encoding: str = UTF8_BOM,
     return plan
 
 
-def text_converters(query: Query) -> list[Callable[[Any], str]]:
+def text_converters(query: Query, *, safe: bool = False) -> list[Callable[[Any], str]]:
     """Per column, a function from the stored value to its text, with every label already
-    translated: the CSV generator runs after the request (no locale to ask then)."""
+    translated: the CSV generator runs after the request (no locale to ask then). Each is
+    made once per export for its column's type, so a row costs one call per cell.
+    ``safe``: text that a spreadsheet would read as a formula (=, +, -, @ ...) gets a
+    leading single quote (spreadsheet.safe_cell), as in every file the product writes."""
     yes, no = _("Yes"), _("No")
+    danger = spreadsheet.DANGEROUS_FIRST
 
-    def make(f: Field):
-        labels = {k: str(v) for k, v in (f.labels or {}).items()}
+    def guarded(convert: Callable[[Any], str]) -> Callable[[Any], str]:
+        if not safe:
+            return convert
 
-        def convert(value) -> str:
+        def guard(value) -> str:
+            text = convert(value)
+            return "'" + text if text.startswith(danger) else text
+        return guard
+
+    def make(f: Field) -> Callable[[Any], str]:
+        if f.display is not None or f.type in (NUMBER, CHOICE):
+            labels = {k: str(v) for k, v in (f.labels or {}).items()}
+            display = f.display
+
+            def generic(value) -> str:
+                if value is None:
+                    return ""
+                if display is not None:
+                    value = display(value)
+                return labels.get(value, str(value)) if labels else str(value)
+            return guarded(generic)
+        if f.type == BOOLEAN:
+            return lambda value: "" if value is None else (yes if value else no)
+        if f.type == DATETIME:
+            return lambda value: "" if value is None else \
+                value.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+        if f.type == DATE:
+            return lambda value: "" if value is None else value.isoformat()
+        if not safe:
+            return lambda value: "" if value is None else str(value)
+
+        def text(value) -> str:
             if value is None:
                 return ""
-            if f.display is not None:
-                value = f.display(value)
-            if f.type == CHOICE:
-                return labels.get(value, str(value))
-            if f.type == BOOLEAN:
-                return yes if value else no
-            if f.type == DATETIME:
-                return clock.to_jst(value).strftime("%Y-%m-%d %H:%M")
-            if f.type == DATE:
-                return value.isoformat()
-            return str(value)
-        return convert
+            value = value if value.__class__ is str else str(value)
+            return "'" + value if value.startswith(danger) else value
+        return text
     return [make(f) for f in query.columns]
 
 
+_DANGER_AT_START = re.compile("(?:^|\x00)[" + re.escape("".join(spreadsheet.DANGEROUS_FIRST))
+                              + "]")
+
+
+def bulk_converters(query: Query, convert: list | None = None) -> list[Callable[[tuple], Any]]:
+    """Per column, a function from a chunk's column of stored values to the CSV cells, as
+    :func:`text_converters` (safe) gives them, but doing the common case in C: text that
+    needs no quote mark goes as it is (csv writes None as an empty cell), a choice is one
+    dict lookup per cell, a date column without blanks ``date.isoformat``, a column that is
+    all blank as it is; anything else cell by cell with the column's converter."""
+    convert = convert or text_converters(query, safe=True)
+
+    def make(f: Field, each: Callable[[Any], str]):
+        if f.type in (TEXT, KANA) and f.display is None:
+            def text(column):
+                try:
+                    joined = "\x00".join(filter(None, column))
+                except TypeError:  # not all text
+                    return map(each, column)
+                return map(each, column) if _DANGER_AT_START.search(joined) else column
+            return text
+        if f.type == CHOICE and f.display is None:
+            labels = {k: str(v) for k, v in (f.labels or {}).items()}
+            return lambda column: map(labels.get, column, column)
+        if f.type == DATE:
+            return lambda column: map(each, column) if None in column else \
+                map(date.isoformat, column)
+
+        def other(column):
+            return column if column.count(None) == len(column) else map(each, column)
+        return other
+    return [make(f, c) for f, c in zip(query.columns, convert)]
+
+
+@dataclass
+class Tally:
+    """What a CSV or XLSX writer has written so far (and, for CP932 "stop", what it
+    found that CP932 cannot hold)."""
+    written: int = 0
+    replaced: int = 0
+    problem_rows: int = 0
+    characters: int = 0
+    problems: list = dc_field(default_factory=list)
+
+
+def csv_text(session, query: Query, tally: Tally, *, headers: list[str] | None = None,
+             converters: list | None = None, replacement: str | None = None,
+             find_unmappable: bool = False) -> Iterator[str]:
+    """The CSV of a query as text, one chunk per fetch of the server-side cursor
+    (``yield_per``: memory stays flat however many rows). Lines end CRLF; fields with
+    commas, quotes or line breaks are quoted (csv.QUOTE_MINIMAL); every value is text, so
+    IDs keep their leading zeros. ``replacement``: each character CP932 cannot hold is
+    replaced and counted. ``find_unmappable`` (CP932 "stop"): rows with such characters are
+    listed in ``tally`` and, from the first one on, nothing more is written.
+
+    The rows are converted column by column (one call of the column's converter per cell,
+    ``map`` over the chunk), the fastest way found (bench/exports.py)."""
+    convert = converters or text_converters(query, safe=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow([spreadsheet.safe_cell(h) for h in
+                     (headers if headers is not None else [str(f.label) for f in query.columns])])
+    text_columns = [i for i, f in enumerate(query.columns) if f.type in (TEXT, KANA)]
+    bulk = bulk_converters(query, convert)
+    statement = rows_statement(query, with_key=find_unmappable)
+    # Core rows (no ORM loading) from a server-side cursor, CHUNK_ROWS at a time.
+    result = session.connection().execution_options(yield_per=CHUNK_ROWS).execute(statement)
+    try:
+        for part in result.partitions():
+            if find_unmappable:
+                for row in part:
+                    cells = [c(v) for c, v in zip(convert, row[1:])]
+                    found = [(str(query.columns[i].label), "".join(chars)) for i in text_columns
+                             if (chars := unmappable(cells[i]))]
+                    if found:
+                        tally.problem_rows += 1
+                        tally.characters += sum(len(chars) for _label, chars in found)
+                        if len(tally.problems) < LISTED_PROBLEMS:
+                            tally.problems.append(Problem(str(row[0]), found))
+                    elif not tally.problem_rows:
+                        writer.writerow(cells)
+            elif replacement is not None:
+                for row in part:
+                    cells = []
+                    for c, v in zip(convert, row):
+                        cell, n = replace_unmappable(c(v), replacement)
+                        tally.replaced += n
+                        cells.append(cell)
+                    writer.writerow(cells)
+            else:
+                columns = zip(*part)
+                writer.writerows(zip(*[b(column) for b, column in zip(bulk, columns)]))
+            tally.written += len(part)
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+    finally:
+        result.close()
+
+
 def csv_chunks(app, plan: ExportPlan) -> Iterator[bytes]:
-    """The CSV of a planned export, chunk by chunk: a generator over a server-side cursor
-    (``yield_per``) in a session of its own, so memory stays flat however many rows and
-    it needs no request (it runs while the response is sent). UTF-8 starts with a BOM;
-    lines end CRLF; fields with commas, quotes or line breaks are quoted
-    (csv.QUOTE_MINIMAL). Every value is written as text, so IDs keep their leading zeros.
-    When what was written differs from the audited plan (records changed between the
-    check and the export, or the download was cut off), a second audit record says what
-    was actually written."""
+    """The CSV of a planned export as bytes, chunk by chunk (:func:`csv_text`) in a session
+    of its own, so it needs no request (it runs while the response is sent). UTF-8 starts
+    with a BOM. When what was written differs from the audited plan (records changed
+    between the check and the export, or the download was cut off), a second audit record
+    says what was actually written."""
     query = plan.query
     encoding = "utf-8" if plan.encoding == UTF8_BOM else CP932
-    convert = plan.converters or text_converters(query)
-    buffer = io.StringIO()
-    writer = spreadsheet.csv_writer(buffer, quoting=csv.QUOTE_MINIMAL)
-    written = replaced = 0
+    tally = Tally()
     completed = False
     session = OrmSession(bind=plan.engine)
     try:
         if plan.encoding == UTF8_BOM:
             yield "\ufeff".encode("utf-8")
-        writer.writerow(plan.headers)
-        result = session.execute(rows_statement(query).execution_options(
-            yield_per=CHUNK_ROWS))
-        for row in result:
-            cells = [c(v) for c, v in zip(convert, row)]
-            if plan.replacement is not None:
-                fixed = []
-                for cell in cells:
-                    cell, n = replace_unmappable(cell, plan.replacement)
-                    replaced += n
-                    fixed.append(cell)
-                cells = fixed
-            writer.writerow(cells)
-            written += 1
-            if written % CHUNK_ROWS == 0:
-                yield _drain(buffer, encoding)
-        yield _drain(buffer, encoding)
+        for text in csv_text(session, query, tally, headers=plan.headers,
+                             converters=plan.converters, replacement=plan.replacement):
+            # CP932: every character was checked (stop) or replaced before; a character
+            # that still cannot be written is a bug, never a silent '?'.
+            yield text.encode(encoding, errors="strict")
         completed = True
     finally:
         session.close()
-        if not completed or written != plan.rows or replaced != plan.replaced:
-            after = ExportPlan(query, plan.fmt, plan.encoding, written, plan.replacement,
-                               replaced)
+        if not completed or tally.written != plan.rows or tally.replaced != plan.replaced:
+            after = ExportPlan(query, plan.fmt, plan.encoding, tally.written, plan.replacement,
+                               tally.replaced)
             with app.app_context():
                 audit.record_event(audit.ACTION_EXPORT, _table(query), None,
                                    _audit_detail(after, completed=completed,
@@ -1140,31 +1252,17 @@ def csv_chunks(app, plan: ExportPlan) -> Iterator[bytes]:
                                    actor=plan.actor)
 
 
-def _drain(buffer: io.StringIO, encoding: str) -> bytes:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    # CP932: every character was checked (stop) or replaced before; a character that still
-    # cannot be written is a bug, never a silent '?'.
-    return text.encode(encoding, errors="strict")
-
-
-def export_xlsx(session, data: Any, *, actor: CardActor,
-                now: datetime | None = None) -> tuple[str, str, int]:
-    """Write the XLSX of a query to a temporary file (XlsxWriter ``constant_memory``: rows
-    go to disk as they are written) and audit it: (path, file name, rows). IDs, phone
-    numbers and postal codes are strings; numbers are numbers; dates and times are dates.
-    The caller sends the file and removes it."""
+def write_xlsx(session, query: Query, path: str, tally: Tally,
+               on_progress: Callable[[int], None] | None = None) -> None:
+    """Write the XLSX of a query to ``path`` (XlsxWriter ``constant_memory``: each row goes
+    to disk as it is written, memory stays flat). IDs, phone numbers and postal codes are
+    strings (format ``@``); numbers are numbers; dates and times are dates (Japan time).
+    ``on_progress(rows)`` is called after each chunk of rows."""
     import xlsxwriter
 
-    _check_export(actor)
-    query = parse_definition(data)
-    handle, path = tempfile.mkstemp(prefix="extraction-", suffix=".xlsx")
-    os.close(handle)
-    rows = 0
+    workbook = xlsxwriter.Workbook(path, {"constant_memory": True,
+                                          "tmpdir": os.path.dirname(path) or None})
     try:
-        workbook = xlsxwriter.Workbook(path, {"constant_memory": True,
-                                              "tmpdir": tempfile.gettempdir()})
         sheet = workbook.add_worksheet(str(query.subject.label)[:31])
         bold = workbook.add_format({"bold": True})
         day = workbook.add_format({"num_format": "yyyy/mm/dd"})
@@ -1174,37 +1272,34 @@ def export_xlsx(session, data: Any, *, actor: CardActor,
             sheet.write_string(0, col, str(f.label), bold)
             sheet.set_column(col, col, 14 if f.type in (DATE, DATETIME, NUMBER, CHOICE,
                                                           BOOLEAN) else 20)
-        with unit.transaction(session):
-            result = session.execute(rows_statement(query).execution_options(
-                yield_per=CHUNK_ROWS))
-            try:
-                for row in result:
-                    rows += 1
-                    for col, (f, value) in enumerate(zip(query.columns, row)):
-                        cell = cell_value(f, value)
+        columns = list(enumerate(query.columns))
+        result = session.execute(rows_statement(query).execution_options(
+            yield_per=CHUNK_ROWS))
+        try:
+            for part in result.partitions():
+                for row in part:
+                    tally.written += 1
+                    line = tally.written
+                    for col, f in columns:
+                        cell = cell_value(f, row[col])
                         if cell is None:
                             continue
                         if f.code or isinstance(cell, str):
-                            sheet.write_string(rows, col, str(spreadsheet.safe_cell(cell)),
+                            sheet.write_string(line, col, str(spreadsheet.safe_cell(cell)),
                                                text if f.code else None)
                         elif isinstance(cell, datetime):
-                            sheet.write_datetime(rows, col, cell, moment)
+                            sheet.write_datetime(line, col, cell, moment)
                         elif isinstance(cell, date):
-                            sheet.write_datetime(rows, col, datetime.combine(cell, time.min),
+                            sheet.write_datetime(line, col, datetime.combine(cell, time.min),
                                                  day)
                         else:
-                            sheet.write_number(rows, col, cell)
-            finally:
-                result.close()
-            workbook.close()
-            plan = ExportPlan(query, FORMAT_XLSX, "", rows)
-            audit.record_in_transaction(session, audit.ACTION_EXPORT, _table(query), None,
-                                        _audit_detail(plan))
-    except BaseException:
-        if os.path.exists(path):
-            os.unlink(path)
-        raise
-    return path, _filename(query, FORMAT_XLSX, "", now or clock.now()), rows
+                            sheet.write_number(line, col, cell)
+                if on_progress is not None:
+                    on_progress(tally.written)
+        finally:
+            result.close()
+    finally:
+        workbook.close()
 
 
 # --- saved queries -------------------------------------------------------------------------
@@ -1368,3 +1463,365 @@ def delete_query(session, query_id: int, version: str | None, *, actor: CardActo
                                  "definition": definition})
     session.expunge(saved)
     return name
+
+
+# --- background exports (jobs) -------------------------------------------------------------
+#
+# XLSX, and CSV above EXPORT_JOB_MIN_ROWS rows, are not written inside the request: the
+# request checks and records the job (:func:`start_job`), a thread of the server writes the
+# file (:func:`run_job`, its own app context and database sessions) into
+# instance/exports/ under a temporary name, renamed when complete, and the screen polls the
+# progress (:func:`job_progress`) until the owner can download it (:func:`download_job`).
+# Each progress write is a compare-and-set on the job's state, so a job marked failed or
+# expired meanwhile (:func:`purge_exports`) stops at its next chunk.
+
+PROGRESS_ROWS = 5_000  # rows between two progress writes (also at least every second)
+JOB_LIST = 10  # the person's recent jobs on the screen
+MIME_TYPES = {FORMAT_CSV: "text/csv",
+              FORMAT_XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+class JobNotFoundError(DomainError):
+    """No such job of this person (another person's job is not found either)."""
+
+
+class JobCancelled(Exception):
+    """The job's row left ``running`` meanwhile (failed or expired by the purge)."""
+
+
+def exports_folder() -> str:
+    """instance/exports/ (made on first use, only the server's user may read it)."""
+    from flask import current_app
+
+    folder = os.path.join(current_app.instance_path, "exports")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder
+
+
+def _job_paths(job: ExportJob) -> tuple[str, str]:
+    folder = exports_folder()
+    final = os.path.join(folder, f"{job.token}.{job.format}")
+    return final, final + ".part"
+
+
+def _remove_files(job: ExportJob) -> None:
+    for path in _job_paths(job):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def wants_job(session, data: Any, *, fmt: str, actor: CardActor) -> bool:
+    """Whether an export is made in the background: XLSX always; CSV when it has more than
+    EXPORT_JOB_MIN_ROWS rows (the count of the conditions, read here)."""
+    _check_export(actor)
+    if fmt == FORMAT_XLSX:
+        return True
+    query = parse_definition(data)
+    rows = session.execute(count_statement(query)).scalar_one()
+    return rows > app_settings().export_job_min_rows
+
+
+@unit.operation
+def start_job(session, data: Any, *, actor: CardActor, fmt: str = FORMAT_XLSX,
+              encoding: str = UTF8_BOM, on_unmappable: str = ON_UNMAPPABLE_STOP,
+              replacement: str | None = None, now: datetime | None = None) -> ExportJob:
+    """Check an export and queue it as a job of the person: the role (never 閲覧者), the
+    conditions, the format and the CP932 rule, as a direct export checks them. Old files
+    are purged first (:func:`purge_exports`). The export itself is audited when the file
+    is complete (:func:`run_job`: rows and replaced characters as written), its download
+    when the owner downloads it."""
+    _check_export(actor)
+    if fmt not in (FORMAT_CSV, FORMAT_XLSX):
+        raise InputError(_l("Choose CSV or XLSX."))
+    char = None
+    if fmt == FORMAT_CSV:
+        if encoding not in (UTF8_BOM, CP932):
+            raise InputError(_l("Choose UTF-8 or Shift_JIS (CP932)."))
+        if on_unmappable not in (ON_UNMAPPABLE_STOP, ON_UNMAPPABLE_REPLACE):
+            raise InputError(_l("Choose what to do with characters Shift_JIS cannot hold."))
+        if encoding == CP932 and on_unmappable == ON_UNMAPPABLE_REPLACE:
+            char = check_replacement(replacement)
+    query = parse_definition(data)
+    stamp = now or clock.now()
+    purge_exports(session, now=stamp)
+    rows = session.execute(count_statement(query)).scalar_one()
+    job = ExportJob(
+        token=secrets.token_urlsafe(24), owner=actors.name_of(actor),
+        subject=query.subject.name,
+        definition=json.dumps(query.definition, ensure_ascii=False), format=fmt,
+        encoding=encoding if fmt == FORMAT_CSV else None,
+        on_unmappable=on_unmappable if fmt == FORMAT_CSV and encoding == CP932 else None,
+        replacement=char, state=JOB_QUEUED, rows_total=rows, rows_written=0, replaced=0,
+        download_name=_filename(query, fmt, encoding, stamp), created_at=stamp,
+        heartbeat_at=stamp)
+    session.add(job)
+    session.flush()
+    job.audit_actor = audit.current_actor()  # not a column: who the thread records
+    return job
+
+
+def launch(app, job: ExportJob) -> threading.Thread | None:
+    """Run a queued job in a thread of this server (or at once, in this request, when
+    EXPORT_JOBS_INLINE is set). Returns the thread."""
+    engine = app_session().get_bind()
+    actor = getattr(job, "audit_actor", None)
+    if app_settings().export_jobs_inline:
+        run_job(app, engine, job.id, actor)
+        return None
+    thread = threading.Thread(target=run_job, args=(app, engine, job.id, actor),
+                              name=f"export-job-{job.id}", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_job(app, engine, job_id: int, actor: audit.Actor | None = None) -> None:
+    """Write a job's file (in a thread: an app context and database sessions of its own).
+    queued → running → done (the file renamed into place, the export audited in the same
+    transaction) or failed (the temporary file removed, the reason kept). Never raises."""
+    with app.app_context(), app.test_request_context("/"):
+        writer = OrmSession(bind=engine)  # the job's row and the audit record
+        reader = OrmSession(bind=engine)  # the rows, from a server-side cursor
+        try:
+            _run(writer, reader, job_id, actor)
+        except Exception:  # noqa: BLE001 - the job must end in a state, whatever happened
+            app.logger.exception("export job %s failed", job_id)
+        finally:
+            reader.close()
+            writer.close()
+
+
+def _set(session, job_id: int, from_states: tuple[str, ...], **values) -> bool:
+    """Compare-and-set of a job's row: True when it was in one of ``from_states``."""
+    with unit.transaction(session):
+        changed = session.execute(
+            update(ExportJob).where(ExportJob.id == job_id, ExportJob.state.in_(from_states))
+            .values(**values).execution_options(synchronize_session=False)).rowcount
+    return changed == 1
+
+
+def _run(writer, reader, job_id: int, actor) -> None:
+    if not _set(writer, job_id, (JOB_QUEUED,), state=JOB_RUNNING, heartbeat_at=clock.now()):
+        return
+    job = writer.get(ExportJob, job_id)
+    writer.expunge(job)
+    writer.rollback()
+    final, part = _job_paths(job)
+    tally = Tally()
+    last = {"rows": 0, "at": _monotonic()}
+
+    def progress(rows: int) -> None:
+        if rows - last["rows"] < PROGRESS_ROWS and _monotonic() - last["at"] < 1.0:
+            return
+        if not _set(writer, job_id, (JOB_RUNNING,), rows_written=rows,
+                    heartbeat_at=clock.now()):
+            raise JobCancelled()
+        last["rows"], last["at"] = rows, _monotonic()
+
+    try:
+        query = parse_definition(job.definition)
+        if job.format == FORMAT_XLSX:
+            write_xlsx(reader, query, part, tally, progress)
+        else:
+            encoding = "utf-8" if job.encoding == UTF8_BOM else CP932
+            stop = job.encoding == CP932 and job.on_unmappable != ON_UNMAPPABLE_REPLACE
+            with open(part, "wb") as out:
+                if job.encoding == UTF8_BOM:
+                    out.write("\ufeff".encode("utf-8"))
+                for text in csv_text(reader, query, tally, replacement=job.replacement,
+                                     find_unmappable=stop):
+                    out.write(text.encode(encoding, errors="strict"))
+                    progress(tally.written)
+        reader.rollback()
+        if tally.problem_rows:
+            raise UnmappableError(Cp932Check(tally.written, tally.problem_rows,
+                                             tally.characters, tally.problems))
+        os.replace(part, final)
+        with unit.transaction(writer):
+            done = writer.execute(
+                update(ExportJob).where(ExportJob.id == job_id,
+                                        ExportJob.state == JOB_RUNNING)
+                .values(state=JOB_DONE, rows_written=tally.written, replaced=tally.replaced,
+                        file_name=os.path.basename(final), finished_at=clock.now(),
+                        heartbeat_at=clock.now())
+                .execution_options(synchronize_session=False)).rowcount
+            if done != 1:
+                raise JobCancelled()
+            plan = ExportPlan(query, job.format, job.encoding or "", tally.written,
+                              job.replacement, tally.replaced)
+            audit.record_in_transaction(writer, audit.ACTION_EXPORT, _table(query), None,
+                                        _audit_detail(plan, job=job.id, owner=job.owner,
+                                                      planned_rows=job.rows_total),
+                                        actor=actor or audit.Actor(None, job.owner, None))
+    except JobCancelled:
+        _remove_files(job)
+    except Exception as error:  # noqa: BLE001 - said on the job's page, never a half file
+        reader.rollback()
+        _remove_files(job)
+        _set(writer, job_id, (JOB_QUEUED, JOB_RUNNING), state=JOB_FAILED,
+             rows_written=tally.written, finished_at=clock.now(),
+             error=_job_error(error)[:4000])
+        if not isinstance(error, DomainError):
+            raise
+
+
+def _job_error(error: Exception) -> str:
+    if isinstance(error, UnmappableError):
+        listed = "、".join(f"{p.key}（{'、'.join(f'{c}: {chars}' for c, chars in p.columns)}）"
+                          for p in error.check.problems[:20])
+        return f"{error.message} {listed}"
+    if isinstance(error, DomainError):
+        return str(error.message)
+    return _("The file could not be made because of an error on the server. Try again; if "
+             "it happens again, tell the system administrator.")
+
+
+def _monotonic() -> float:
+    import time as _time
+
+    return _time.monotonic()
+
+
+def get_job(session, token: str | None, actor: CardActor) -> ExportJob | None:
+    """The person's own job by its token, else None (another person's job is not found)."""
+    if not token or not isinstance(token, str) or len(token) > 64:
+        return None
+    job = session.execute(select(ExportJob).where(ExportJob.token == token)).scalar_one_or_none()
+    if job is None or job.owner != actor.username or not may_export(actor):
+        return None
+    return job
+
+
+def effective_state(job: ExportJob, now: datetime | None = None) -> str:
+    """The state as the person should read it: a job that has not reported for
+    EXPORT_STALE_MINUTES (its process died) is failed; a file past EXPORT_KEEP_MINUTES is
+    expired, whether or not the purge has run yet. Reads only."""
+    now = now or clock.now()
+    config = app_settings()
+    if job.state in (JOB_QUEUED, JOB_RUNNING) and \
+            job.heartbeat_at < now - timedelta(minutes=config.export_stale_minutes):
+        return JOB_FAILED
+    if job.state == JOB_DONE and job.finished_at is not None and \
+            job.finished_at < now - timedelta(minutes=config.export_keep_minutes):
+        return JOB_EXPIRED
+    return job.state
+
+
+def job_progress(job: ExportJob, now: datetime | None = None) -> dict:
+    """The JSON the screen polls: state, its label, rows written of the total, percent,
+    the reason of a failure, when the file is removed."""
+    state = effective_state(job, now)
+    written, total = job.rows_written, job.rows_total
+    if state == JOB_DONE:
+        percent = 100
+    elif total:
+        percent = min(99, int(job.rows_written * 100 / total))
+    else:
+        percent = 0
+    error = job.error
+    if state == JOB_FAILED and not error:
+        error = _("The job stopped without finishing (the server was restarted or the "
+                  "process ended). Start the export again.")
+    keep_until = None
+    if state == JOB_DONE and job.finished_at is not None:
+        keep_until = clock.to_jst(job.finished_at + timedelta(
+            minutes=app_settings().export_keep_minutes)).strftime("%H:%M")
+    return {"state": state, "label": str(JOB_STATE_LABELS[state]), "rows_written": written,
+            "rows_total": total, "percent": percent, "error": error,
+            "replaced": job.replaced, "keep_until": keep_until,
+            "finished": state in (JOB_DONE, JOB_FAILED, JOB_EXPIRED)}
+
+
+def jobs_of(session, actor: CardActor, limit: int = JOB_LIST) -> list[ExportJob]:
+    """The person's latest jobs, newest first (reads only)."""
+    if not may_export(actor):
+        return []
+    return list(session.execute(
+        select(ExportJob).where(ExportJob.owner == actor.username)
+        .order_by(ExportJob.created_at.desc(), ExportJob.id.desc()).limit(limit)).scalars())
+
+
+@unit.operation
+def download_job(session, token: str | None, *, actor: CardActor,
+                 now: datetime | None = None) -> tuple[str, str, str]:
+    """The file of the person's own finished job: (path, download name, MIME type).
+    Audited as a download; ``downloaded_at`` set (compare-and-set on ``done``). Another
+    person's job is not found; a job not done (or whose file is gone) is refused."""
+    _check_export(actor)
+    job = get_job(session, token, actor)
+    if job is None:
+        raise JobNotFoundError(_l("This export does not exist or is not yours."))
+    stamp = now or clock.now()
+    if effective_state(job, stamp) != JOB_DONE:
+        raise InputError(_l("This file is not ready, or was already removed. Start the "
+                            "export again."))
+    path = os.path.join(exports_folder(), job.file_name or "")
+    if not job.file_name or not os.path.isfile(path):
+        raise InputError(_l("This file is not ready, or was already removed. Start the "
+                            "export again."))
+    changed = session.execute(
+        update(ExportJob).where(ExportJob.id == job.id, ExportJob.state == JOB_DONE)
+        .values(downloaded_at=stamp).execution_options(synchronize_session=False)).rowcount
+    if changed != 1:
+        raise InputError(_l("This file is not ready, or was already removed. Start the "
+                            "export again."))
+    audit.record_in_transaction(session, audit.ACTION_DOWNLOAD, _table(parse_definition(
+        job.definition)), None, {"what": "extraction", "job": job.id, "subject": job.subject,
+                                 "format": job.format, "rows": job.rows_written,
+                                 "file": job.download_name})
+    return path, job.download_name, MIME_TYPES[job.format]
+
+
+@dataclass
+class PurgeReport:
+    expired: int = 0
+    failed: int = 0
+    files: int = 0
+
+
+def purge_exports(session, now: datetime | None = None) -> PurgeReport:
+    """Remove what the exports folder should no longer hold: files of finished jobs past
+    EXPORT_KEEP_MINUTES (→ expired), jobs that stopped reporting for EXPORT_STALE_MINUTES
+    (→ failed, their temporary file removed), and leftovers of failed or expired jobs.
+    Each change is a compare-and-set; a running job marked failed stops at its next chunk.
+    Runs inside the caller's unit (each job start) or on its own
+    (`flask extraction purge-exports`)."""
+    stamp = now or clock.now()
+    config = app_settings()
+    report = PurgeReport()
+    with unit.transaction(session):
+        keep = stamp - timedelta(minutes=config.export_keep_minutes)
+        stale = stamp - timedelta(minutes=config.export_stale_minutes)
+        old = list(session.execute(select(ExportJob).where(or_(
+            and_(ExportJob.state == JOB_DONE, ExportJob.finished_at < keep),
+            and_(ExportJob.state.in_((JOB_QUEUED, JOB_RUNNING)),
+                 ExportJob.heartbeat_at < stale)))).scalars())
+        for job in old:
+            expire = job.state == JOB_DONE
+            changed = session.execute(
+                update(ExportJob).where(ExportJob.id == job.id, ExportJob.state == job.state,
+                                        ExportJob.heartbeat_at == job.heartbeat_at)
+                .values(**({"state": JOB_EXPIRED} if expire else {
+                    "state": JOB_FAILED, "finished_at": stamp,
+                    "error": _("The job stopped without finishing (the server was restarted "
+                               "or the process ended). Start the export again.")}))
+                .execution_options(synchronize_session=False)).rowcount
+            if changed == 1:
+                if expire:
+                    report.expired += 1
+                else:
+                    report.failed += 1
+    # Files: every file whose job is neither running nor done goes (also files of jobs
+    # whose row is gone); only after the rows changed, so a running job is never cut off
+    # unless it was marked failed.
+    folder = exports_folder()
+    live = set(session.execute(select(ExportJob.token).where(
+        ExportJob.state.in_((JOB_QUEUED, JOB_RUNNING, JOB_DONE)))).scalars())
+    for name in os.listdir(folder):
+        token = name.split(".", 1)[0]
+        if token not in live:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
+                report.files += 1
+    for job in old:
+        session.expire(job)
+    return report

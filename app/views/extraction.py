@@ -12,10 +12,10 @@ app/services/extraction.py; the view reads the form into a definition dict and b
 """
 from __future__ import annotations
 
-import os
 import re
 
-from flask import Response, abort, current_app, flash, redirect, request, send_file, url_for
+from flask import (Response, abort, current_app, flash, jsonify, redirect, request, send_file,
+                   url_for)
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -121,7 +121,8 @@ class ExtractionView(BaseView):
     method_permission_name = {
         "index": "index", "preview": "preview", "save": "save", "overwrite": "save",
         "save_shared": "share", "delete": "delete_own", "export_csv": "export",
-        "export_xlsx": "export",
+        "export_xlsx": "export", "job": "export", "job_status": "export",
+        "job_download": "export",
     }
 
     def _can(self, name: str) -> bool:
@@ -150,6 +151,8 @@ class ExtractionView(BaseView):
             saved_list=extraction.saved_queries(session(), actor),
             me=actor.username, version_of=extraction.version_of,
             can_export=self._can("can_export") and extraction.may_export(actor),
+            jobs=extraction.jobs_of(session(), actor) if self._can("can_export") else [],
+            job_progress=extraction.job_progress,
             can_share=self._can("can_share") and extraction.may_share(actor),
             can_save=self._can("can_save"), can_delete=self._can("can_delete_own"),
             on_unmappable=export.get("on_unmappable", extraction.ON_UNMAPPABLE_STOP),
@@ -225,6 +228,10 @@ class ExtractionView(BaseView):
                     else extraction.UTF8_BOM)
         options = self._export_options()
         try:
+            if extraction.wants_job(session(), data, fmt=extraction.FORMAT_CSV,
+                                    actor=_actor()):
+                return self._start_job(data, extraction.FORMAT_CSV, encoding=encoding,
+                                       **options)
             plan = extraction.plan_csv(session(), data, actor=_actor(), encoding=encoding,
                                        on_unmappable=options["on_unmappable"],
                                        replacement=options["replacement"])
@@ -247,20 +254,61 @@ class ExtractionView(BaseView):
     @expose("/export/xlsx", methods=["POST"])
     @has_access
     def export_xlsx(self):
-        """XLSX, written row by row to a temporary file (XlsxWriter constant_memory), then
-        sent and removed. The screen shows 作成中 until the file arrives."""
+        """XLSX: a background job writes the file (XlsxWriter constant_memory); the person
+        is sent to the job's page, which shows the progress and offers the file."""
         data = definition_from_form(request.form)
         try:
-            path, filename, rows = extraction.export_xlsx(session(), data, actor=_actor())
+            return self._start_job(data, extraction.FORMAT_XLSX)
         except DomainError as error:
             return self._refused(data, error)
-        handle = open(path, "rb")
-        os.unlink(path)  # the open handle keeps the data until it is sent (POSIX)
-        response = send_file(handle, mimetype="application/vnd.openxmlformats-officedocument"
-                                               ".spreadsheetml.sheet",
-                             as_attachment=True, download_name=filename, max_age=0)
-        response.headers["X-Extraction-Rows"] = str(rows)
-        return _with_done_cookie(response, rows, 0)
+
+    def _start_job(self, data, fmt: str, **options):
+        job = extraction.start_job(session(), data, actor=_actor(), fmt=fmt, **options)
+        extraction.launch(current_app._get_current_object(), job)
+        return redirect(url_for(".job", token=job.token))
+
+    def _own_job(self, token: str):
+        job = extraction.get_job(session(), token, _actor())
+        if job is None:
+            if not extraction.may_export(_actor()):
+                abort(403)
+            abort(404)
+        return job
+
+    @expose("/jobs/<token>")
+    @has_access
+    def job(self, token: str):
+        """A background export: its progress (the script polls the status every second;
+        without a script the page reloads itself) and, when done, the download. Reads
+        only."""
+        job = self._own_job(token)
+        return self.render_template("extraction/job.html", job=job,
+                                    progress=extraction.job_progress(job), ext=extraction)
+
+    @expose("/jobs/<token>/status")
+    @has_access
+    def job_status(self, token: str):
+        """The progress as JSON (same origin; polled by static/extraction_job.js)."""
+        job = self._own_job(token)
+        response = jsonify(extraction.job_progress(job))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @expose("/jobs/<token>/download", methods=["POST"])
+    @has_access
+    def job_download(self, token: str):
+        """The finished file, for its owner only (audited as a download)."""
+        try:
+            path, name, mimetype = extraction.download_job(session(), token, actor=_actor())
+        except NotPermittedError:
+            abort(403)
+        except extraction.JobNotFoundError:
+            abort(404)
+        except DomainError as error:
+            flash_refusal(error)
+            return redirect(url_for(".job", token=token))
+        return send_file(path, mimetype=mimetype, as_attachment=True, download_name=name,
+                         max_age=0, etag=False)
 
     # --- saved queries ----------------------------------------------------------------------
 

@@ -332,3 +332,24 @@ def test_two_people_editing_one_shared_query(db, ctx, people, clock):
         extraction.delete_query(db, shared.id, seen, actor=people["manager"])
     db.expire_all()
     assert extraction.definition_of(db.get(SavedQuery, shared.id))["join"] == "or"
+
+
+def test_csv_cells_a_spreadsheet_would_read_as_formulas_get_a_quote(db, ctx):
+    """The fast path (a whole column at once) and the cell-by-cell path give the same."""
+    make_storage(db)
+    make_card(db, application_id="00000000000000000000001", notes="=SUM(A1)",
+              address="普通の住所")
+    make_card(db, application_id="00000000000000000000002", notes="普通", address="@home")
+    make_card(db, application_id="00000000000000000000003", notes=None, address=None)
+    query = extraction.parse_definition({"subject": "cards", "columns": [
+        "application_id", "notes", "address", "state", "birth_date", "notice_number"]})
+    tally = extraction.Tally()
+    text = "".join(extraction.csv_text(db, query, tally))
+    lines = text.split("\r\n")
+    assert tally.written == 3
+    assert lines[1].startswith("00000000000000000000001,'=SUM(A1),普通の住所,納品,")
+    assert lines[2].startswith("00000000000000000000002,普通,'@home,納品,")
+    assert lines[3].startswith("00000000000000000000003,,,納品,")
+    slow = [c(v) for c, v in zip(extraction.text_converters(query, safe=True),
+                                 db.execute(extraction.rows_statement(query)).first())]
+    assert lines[1] == ",".join(slow)

@@ -121,8 +121,10 @@ def test_xlsx_keeps_ids_as_text_and_numbers_as_numbers(login_as, db):
                     at=datetime(2026, 12, 1, 10, 30, tzinfo=JST)))
     db.commit()
     client = login_as("manager")
-    response = client.post("/extraction/export/xlsx", data={
+    started = client.post("/extraction/export/xlsx", data={
         "subject": "fees", "col": ["application_id", "amount", "business_day", "at", "name"]})
+    assert started.status_code == 302 and "/extraction/jobs/" in started.headers["Location"]
+    response = client.post(started.headers["Location"] + "/download")  # a background job
     assert response.status_code == 200
     sheet = openpyxl.load_workbook(io.BytesIO(response.get_data())).active
     rows = list(sheet.iter_rows(values_only=True))
