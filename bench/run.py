@@ -25,15 +25,19 @@ for the first three; docs/cards.md "台帳の規模と速さ").
 """
 from __future__ import annotations
 
-import io
 import os
-import statistics
 import sys
-import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+# `python bench/run.py` puts bench/ first on the path, where bench/statistics.py would
+# stand for the standard library's statistics: the bench modules are bench.*, from ROOT.
+sys.path[:] = [ROOT] + [p for p in sys.path
+                        if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import io  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
 from PIL import Image  # noqa: E402
 
