@@ -29,15 +29,19 @@ process with its peak memory (goal under 300 MB), on SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
-import io
 import os
-import statistics
 import sys
-import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+# `python bench/run.py` puts bench/ first on the path, where bench/statistics.py would
+# stand for the standard library's statistics: the bench modules are bench.*, from ROOT.
+sys.path[:] = [ROOT] + [p for p in sys.path
+                        if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import io  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
 from PIL import Image  # noqa: E402
 

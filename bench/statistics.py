@@ -17,7 +17,7 @@ import tempfile
 import time
 from datetime import date, datetime, timedelta
 
-from bench.ledger import _app, _client, _engines, _fill
+from bench.ledger import PG_ADMIN, _app, _client, _fill
 
 CARDS = int(os.environ.get("BENCH_STATS_CARDS", "300000"))
 EVENTS = int(os.environ.get("BENCH_STATS_EVENTS", "1000000"))
@@ -31,6 +31,29 @@ PAGES = [("bookings, 年度 by month", f"/statistics/?subject=bookings&{FY}"),
          ("applications", f"/statistics/?subject=applications&{FY}"),
          ("fees", f"/statistics/?subject=fees&{FY}")]
 STEPS = ("received", "setup", "notice_sent", "handed_over")
+
+
+def _engines():
+    """(label, url, cleanup) per engine: a throwaway SQLite file, and a throwaway
+    PostgreSQL database when the server answers (else url None and why)."""
+    folder = tempfile.mkdtemp(prefix="mnc-stats-")
+    yield "SQLite", f"sqlite:///{folder}/stats.db", lambda: shutil.rmtree(folder, True)
+    try:
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        name = f"bench_stats_{os.getpid()}"
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as error:  # no server here: SQLite only, said in the table
+        yield "PostgreSQL", None, str(error).splitlines()[0][:60]
+        return
+
+    def drop():
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+    yield "PostgreSQL", PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", drop
 
 
 def _fill_history(app, rng: random.Random) -> None:
@@ -108,10 +131,13 @@ def _fill_history(app, rng: random.Random) -> None:
             if reservations:
                 connection.execute(insert(Reservation.__table__), reservations)
                 connection.execute(insert(BookingEvent.__table__), events)
-            if engine.dialect.name == "postgresql":
+            if engine.dialect.name != "postgresql":
                 connection.exec_driver_sql("ANALYZE")
-            else:
-                connection.exec_driver_sql("ANALYZE")
+        if engine.dialect.name == "postgresql":
+            # What autovacuum does to a history written over the years: statistics for the
+            # planner and the visibility map that lets a report read its indexes alone.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.exec_driver_sql("VACUUM ANALYZE")
         db.remove()
 
 

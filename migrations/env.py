@@ -53,9 +53,10 @@ def render_item(type_, obj, autogen_context):
 
 def include_object(obj, name, type_, reflected, compare_to):
     """The trigram indexes of migration 0015 are made only where pg_trgm may be created
-    (PostgreSQL); the models do not declare them, and autogenerate leaves them alone."""
+    (PostgreSQL), and the ``..._pg`` indexes of later migrations only on PostgreSQL; the
+    models do not declare them, and autogenerate leaves them alone."""
     return not (type_ == "index" and reflected and compare_to is None
-                and name and name.endswith("_trgm"))
+                and name and name.endswith(("_trgm", "_pg")))
 
 
 def get_metadata():

@@ -75,7 +75,10 @@ class CardEvent(Model):
 
     __tablename__ = "card_event"
     __table_args__ = (Index("ix_card_event_to_state_at", "to_state", "at"),
-                      Index("ix_card_event_card_at", "card_id", "at"))
+                      Index("ix_card_event_card_at", "card_id", "at"),
+                      # the statistics read a range of these in index order (migration 0017)
+                      Index("ix_card_event_statistics", "at", "to_state", "from_state",
+                            "username", "card_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     card_id: Mapped[int] = mapped_column(ForeignKey("card.id"), nullable=False, index=True)

@@ -182,6 +182,11 @@ class BookingEvent(Model):
                         name="ck_booking_event_channel"),
         CheckConstraint("seats >= 1", name="ck_booking_event_seats"),
         Index("ix_booking_event_kind_at", "kind", "at"),
+        # the statistics read a range of these in index order (migration 0017)
+        Index("ix_booking_event_statistics", "at", "kind", "by_staff", "offer_id", "channel",
+              "seats", "starts_at", "reservation_id", "actor"),
+        Index("ix_booking_event_kind_starts_at", "kind", "starts_at", "offer_id", "seats",
+              "reservation_id", "at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -5,9 +5,13 @@ past month's figures do not change when a card or a booking moves later.
 
 A subject is ONE declaration (:data:`SUBJECTS`): its measures, each with its SQL source (a
 table, its date column, a filter, what is counted or summed) and the breakdowns it can be
-split by. Each measure is one ``GROUP BY period[, breakdown]`` query; the period is
-computed in SQL in Japan time (SQLite keeps naive UTC: ``date(at, '+9 hours')``;
-PostgreSQL: ``timezone('Asia/Tokyo', at)``). Adding a subject is adding a declaration.
+split by. The measures of one source are counted together in ONE query over the rows of
+the range (``SUM(CASE WHEN <measure's filter> THEN 1 END)`` per measure), grouped by the
+Japan day (and the breakdown) in SQL: SQLite keeps naive UTC text, so the day is the UTC
+date and whether the hour is 15:00 or later (two cheap ``substr``); PostgreSQL:
+``timezone(interval '+09:00', at)::date``. The days are then added up into the periods in
+Python (a year is at most 366 days a breakdown value). Adding a subject is adding a
+declaration.
 
 docs/statistics.md says what each figure counts, in Japanese.
 """
@@ -21,7 +25,7 @@ from typing import Any, Callable
 from dateutil.relativedelta import relativedelta
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import DateTime, String, and_, case, cast, exists, func, literal_column, or_, select
+from sqlalchemy import Date, String, and_, case, cast, func, literal_column, or_, select
 from sqlalchemy.orm import aliased
 
 from app.clock import JST
@@ -110,40 +114,45 @@ def _midnight(day: date) -> datetime:
 
 
 class _Sql:
-    """The few expressions that differ between SQLite and PostgreSQL. Constants are
-    written into the SQL text (never bound), so GROUP BY repeats the very same text."""
+    """The few expressions that differ between SQLite and PostgreSQL, for ONE query.
+    Constants are written into the SQL text (never bound), so GROUP BY repeats the very
+    same text. A condition that needs a joined set (:meth:`not_undone`) notes it here and
+    the query joins it."""
 
     def __init__(self, session):
         self.pg = session.get_bind().dialect.name == "postgresql"
+        self.undone = None  # the takebacks of check-ins, when a condition reads them
 
-    def bucket(self, unit_key: str, column, is_date: bool):
-        """The first day of the period holding ``column`` in Japan time, 'YYYY-MM-DD'."""
+    def day(self, column, is_date: bool) -> list:
+        """Expressions that give the Japan day of ``column`` (see :func:`_japan_day`)."""
+        if is_date:
+            return [column]
         if self.pg:
-            local = (cast(column, DateTime()) if is_date
-                     else func.timezone(literal_column("'Asia/Tokyo'"), column))
-            if unit_key == DAY:
-                start = local
-            elif unit_key == FISCAL_YEAR:
-                start = (func.date_trunc(literal_column("'year'"),
-                                         local - literal_column("interval '3 months'"))
-                         + literal_column("interval '3 months'"))
-            else:
-                start = func.date_trunc(literal_column(
-                    {WEEK: "'week'", MONTH: "'month'", YEAR: "'year'"}[unit_key]), local)
-            return func.to_char(start, literal_column("'YYYY-MM-DD'"), type_=String)
-        mods = [] if is_date else [literal_column("'+9 hours'")]
-        if unit_key == DAY:
-            return func.date(column, *mods, type_=String)
-        if unit_key == WEEK:
-            return func.date(column, *mods, literal_column("'weekday 0'"),
-                             literal_column("'-6 days'"), type_=String)
-        if unit_key == MONTH:
-            return func.strftime(literal_column("'%Y-%m-01'"), column, *mods, type_=String)
-        if unit_key == YEAR:
-            return func.strftime(literal_column("'%Y-01-01'"), column, *mods, type_=String)
-        return func.date(column, *mods, literal_column("'start of month'"),
-                         literal_column("'-3 months'"), literal_column("'start of year'"),
-                         literal_column("'+3 months'"), type_=String)
+            # Japan keeps no summer time: a fixed offset, half the cost of the zone's name
+            return [cast(func.timezone(literal_column("interval '+09:00'"), column), Date)]
+        # naive UTC text 'YYYY-MM-DD HH:MM:SS...': from 15:00 UTC on it is the next day
+        one, ten, twelve, two = (literal_column(n) for n in ("1", "10", "12", "2"))
+        return [func.substr(column, one, ten, type_=String),
+                case((func.substr(column, twelve, two, type_=String) >= literal_column("'15'"),
+                      literal_column("1")), else_=literal_column("0"))]
+
+    def not_undone(self):
+        """A check-in that no later 来庁の取消し of the same booking took back: the latest
+        takeback of each booking (few rows, by ix_booking_event_kind_at) joined once
+        instead of a lookup per row."""
+        if self.undone is None:
+            takeback = aliased(BookingEvent, name="takeback")
+            booking = takeback.reservation_id
+            if not self.pg:
+                # SQLite does not know that takebacks are rare: grouping by the bare
+                # column, it reads every row in the order of ix_booking_event_reservation_id
+                # instead of the few takebacks by ix_booking_event_kind_at.
+                booking = booking + literal_column("0")
+            self.undone = (select(booking.label("reservation_id"),
+                                  func.max(takeback.at).label("last"))
+                           .where(takeback.kind == EVENT_UNDONE)
+                           .group_by(booking).subquery("undone"))
+        return or_(self.undone.c["last"].is_(None), self.undone.c["last"] < BookingEvent.at)
 
     def later_than(self, moment, base, minutes: int):
         """``moment`` is more than ``minutes`` after ``base``."""
@@ -236,7 +245,7 @@ class Measure:
     label: Any
     source: Source | None = None
     where: Callable | None = None  # (sql: _Sql) -> list of clauses
-    value: Callable | None = None  # () -> aggregate expression; default count(*)
+    amount: Callable | None = None  # () -> what each row adds; default 1 (a count)
     kind: str = COUNT
     ratio: tuple[str, str] | None = None  # (numerator, denominator) measure keys
     hidden: bool = False  # a part of a ratio, not shown on its own
@@ -267,15 +276,6 @@ def _offer_join(column):
     return (column, VenuePurpose, BookingEvent.offer_id == VenuePurpose.id)
 
 
-_undone = aliased(BookingEvent)
-
-
-def _not_undone():
-    """A check-in that no later 来庁の取消し of the same booking took back."""
-    return ~exists().where(_undone.reservation_id == BookingEvent.reservation_id,
-                           _undone.kind == EVENT_UNDONE, _undone.at >= BookingEvent.at)
-
-
 _BOOKING_BREAKDOWNS = {
     "venue": _offer_join(VenuePurpose.venue_id),
     "purpose": _offer_join(VenuePurpose.purpose_id),
@@ -301,7 +301,7 @@ def _kind(kind: str, *more):
 def _late(sql: _Sql):
     """Checked in past the grace after the slot's start; a walk-in had no appointment to
     be late for (it is put into the slot running when it comes)."""
-    return [BookingEvent.kind == EVENT_ARRIVED, _not_undone(),
+    return [BookingEvent.kind == EVENT_ARRIVED, sql.not_undone(),
             BookingEvent.channel != CHANNEL_WALK_IN,
             sql.later_than(BookingEvent.at, BookingEvent.starts_at,
                            settings().late_grace_minutes)]
@@ -315,15 +315,15 @@ BOOKINGS = Subject("bookings", _l("Bookings"), (
     Measure("cancelled_by_staff", _l("Cancelled by staff"), BOOKING_EVENTS,
             _kind(EVENT_CANCELLED, BookingEvent.by_staff.is_(True))),
     Measure("arrived", _l("Checked in"), BOOKING_EVENTS,
-            lambda sql: [BookingEvent.kind == EVENT_ARRIVED, _not_undone()]),
+            lambda sql: [BookingEvent.kind == EVENT_ARRIVED, sql.not_undone()]),
     Measure("late", _l("Late"), BOOKING_EVENTS, _late),
     Measure("no_show", _l("No-show"), BOOKING_EVENTS, _kind(EVENT_NO_SHOW)),
     Measure("seats_used", _l("Seats used"), BOOKED_SLOT_TIMES,
-            lambda sql: [BookingEvent.kind == EVENT_ARRIVED, _not_undone()],
-            value=lambda: func.coalesce(func.sum(BookingEvent.seats), 0), hidden=True),
+            lambda sql: [BookingEvent.kind == EVENT_ARRIVED, sql.not_undone()],
+            amount=lambda: BookingEvent.seats, hidden=True),
     Measure("seats_offered", _l("Seats offered"), SLOTS,
             lambda sql: [Slot.closed.is_(False)],
-            value=lambda: func.coalesce(func.sum(Slot.seats), 0), hidden=True),
+            amount=lambda: Slot.seats, hidden=True),
     Measure("seat_share", _l("Share of seats used"), kind=PERCENT,
             ratio=("seats_used", "seats_offered")),
 ), (NONE, "venue", "purpose", "channel", "clerk"))
@@ -387,20 +387,20 @@ def _entries(entry_type: str):
 
 
 def _yen(sign: int = 1):
-    return lambda: func.coalesce(func.sum(FeeEntry.amount * sign), 0)
+    return lambda: FeeEntry.amount * literal_column(str(int(sign)))
 
 
 FEES = Subject("fees", _l("Fee figures"), (
     Measure("charged", _l("Charges"), FEE_ENTRIES, _entries(ENTRY_CHARGE)),
     Measure("charged_yen", _l("Charged (yen)"), FEE_ENTRIES, _entries(ENTRY_CHARGE),
-            value=_yen(), kind=YEN),
+            amount=_yen(), kind=YEN),
     Measure("collected", _l("Payments collected"), FEE_ENTRIES, _entries(ENTRY_PAYMENT)),
     Measure("collected_yen", _l("Collected (yen)"), FEE_ENTRIES, _entries(ENTRY_PAYMENT),
-            value=_yen(), kind=YEN),
+            amount=_yen(), kind=YEN),
     Measure("waived", _l("Waivers"), FEE_ENTRIES, _entries(ENTRY_WAIVER)),
     Measure("refunded", _l("Refunds made"), FEE_ENTRIES, _entries(ENTRY_REFUND)),
     Measure("refunded_yen", _l("Refunded (yen)"), FEE_ENTRIES, _entries(ENTRY_REFUND),
-            value=_yen(-1), kind=YEN),
+            amount=_yen(-1), kind=YEN),
 ), (NONE, "venue", "kind", "clerk"))
 
 SUBJECTS = {s.key: s for s in (BOOKINGS, APPLICATIONS, CARDS, FEES)}
@@ -543,54 +543,89 @@ class Report:
                  end=self.query.end.strftime("%Y/%m/%d"))
 
 
-def _query(session, sql: _Sql, measure: Measure, query: Query, breakdown: str):
-    source = measure.source
-    bucket = sql.bucket(query.unit, source.date_column, source.is_date)
-    value = (measure.value() if measure.value else func.count()).label("n")
-    groups = [bucket]
-    statement_from = source.table
+def _japan_day(parts) -> date:
+    """The Japan day from the expressions of :meth:`_Sql.day` as read back."""
+    if len(parts) == 2:  # SQLite: the UTC date, and 1 from 15:00 UTC on
+        return date.fromisoformat(parts[0]) + timedelta(days=int(parts[1]))
+    value = parts[0]
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _query(session, source: Source, measures: list[Measure], query: Query, breakdown: str):
+    """ONE query over the rows of ``source`` in the range: per Japan day (and breakdown
+    value), each measure's figure, NULL where no row matched its filter."""
+    sql = _Sql(session)
+    days = sql.day(source.date_column, source.is_date)
+    groups = list(days)
+    statement_from = source.table.__table__
     if breakdown != NONE:
         how = source.breakdowns[breakdown]
         if isinstance(how, tuple):
             column, joined, onclause = how
-            statement_from = source.table.__table__.join(joined.__table__, onclause)
+            statement_from = statement_from.join(joined.__table__, onclause)
         else:
             column = how
         groups.append(column)
     if source.is_date:
-        in_range = [source.date_column >= query.start, source.date_column <= query.end]
+        where = [source.date_column >= query.start, source.date_column <= query.end]
     else:
-        in_range = [source.date_column >= _midnight(query.start),
-                    source.date_column < _midnight(query.end + timedelta(days=1))]
-    where = [*in_range, *(measure.where(sql) if measure.where else [])]
-    labels = [bucket.label("period")] + [g.label("value") for g in groups[1:]]
-    statement = (select(*labels, value).select_from(statement_from).where(and_(*where))
+        where = [source.date_column >= _midnight(query.start),
+                 source.date_column < _midnight(query.end + timedelta(days=1))]
+    filters = [and_(*m.where(sql)) if m.where else None for m in measures]
+    if len(measures) == 1 and filters[0] is not None:
+        where.append(filters[0])  # one measure: its filter restricts the rows
+        filters = [None]
+    figures = []
+    for measure, condition in zip(measures, filters):
+        amount = measure.amount() if measure.amount else None
+        if condition is None:
+            figures.append(func.sum(amount) if amount is not None else func.count())
+        else:
+            figures.append(func.sum(case((condition, amount if amount is not None
+                                          else literal_column("1")))))
+    if sql.undone is not None:
+        statement_from = statement_from.outerjoin(
+            sql.undone, sql.undone.c.reservation_id == BookingEvent.reservation_id)
+    labels = ([g.label(f"g{i}") for i, g in enumerate(groups)]
+              + [f.label(f"m{i}") for i, f in enumerate(figures)])
+    statement = (select(*labels).select_from(statement_from).where(and_(*where))
                  .group_by(*groups))
-    return session.execute(statement).all()
+    return len(days), session.execute(statement).all()
 
 
 def report(session, query: Query, now: datetime, breakdown: str | None = None) -> Report:
     """The figures of ``query`` (or of the same query with another ``breakdown``): one
-    GROUP BY query per measure."""
+    GROUP BY query per source of the measures needed."""
     subject = query.subject_decl
     breakdown = breakdown or query.breakdown
-    sql = _Sql(session)
     measures = [m for m in subject.measures if m.supports(subject, breakdown)]
     needed = {key for m in measures if m.ratio for key in m.ratio}
-    data: dict = {}
-    raw_values: set = set()
+    by_source: dict = {}  # id(source) -> measures counted from it, in declared order
     for measure in subject.measures:
         if measure.ratio or (measure not in measures and measure.key not in needed):
             continue
-        cells: dict = {}
-        for row in _query(session, sql, measure, query, breakdown):
-            value = row.value if breakdown != NONE else None
+        by_source.setdefault(id(measure.source), []).append(measure)
+    data: dict = {m.key: {} for group in by_source.values() for m in group}
+    raw_values: set = set()
+    starts: dict = {}  # Japan day -> first day of its period
+    for group in by_source.values():
+        width, rows = _query(session, group[0].source, group, query, breakdown)
+        for row in rows:
+            day = _japan_day(row[:width])
+            period = starts.get(day)
+            if period is None:
+                period = starts[day] = period_start(query.unit, day)
+            value = row[width] if breakdown != NONE else None
             if value == "":
                 value = None
-            key = (date.fromisoformat(str(row.period)[:10]), value)
-            cells[key] = cells.get(key, 0) + int(row.n or 0)
-            raw_values.add(value)
-        data[measure.key] = cells
+            figures = row[width + (breakdown != NONE):]
+            for measure, n in zip(group, figures):
+                if n is None:  # no row of this day and value matched the measure
+                    continue
+                cells = data[measure.key]
+                key = (period, value)
+                cells[key] = cells.get(key, 0) + int(n)
+                raw_values.add(value)
     decl = BREAKDOWNS[breakdown]
     values = decl.names(session, sorted(raw_values, key=lambda v: str(v or ""))) \
         if breakdown != NONE else {None: ""}
@@ -611,19 +646,34 @@ class Stock:
         return sum(n for _s, _l, n in self.by_state)
 
 
+def _latest_events(session, end: datetime):
+    """Each card's latest card_event before ``end`` (latest ``at``, then highest id), as
+    a subquery of (to_state, storage_place_id)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # one pass over the events in the order of the card, the first of each card
+        return (select(CardEvent.to_state, CardEvent.storage_place_id)
+                .where(CardEvent.at < end)
+                .order_by(CardEvent.card_id, CardEvent.at.desc(), CardEvent.id.desc())
+                .distinct(CardEvent.card_id).subquery())
+    # SQLite: per card, one step into ix_card_event_card_at (card_id, at and the rowid in
+    # that order, so ORDER BY at DESC, id DESC LIMIT 1 reads one entry of the index)
+    latest = (select(CardEvent.id).where(CardEvent.card_id == Card.id, CardEvent.at < end)
+              .order_by(CardEvent.at.desc(), CardEvent.id.desc()).limit(1)
+              .correlate(Card).scalar_subquery())
+    event = aliased(CardEvent, name="latest")
+    return (select(event.to_state, event.storage_place_id)
+            .select_from(Card).join(event, event.id == latest).subquery())
+
+
 def stock(session, day: date) -> Stock:
     """The cards kept in the office at the end of ``day`` (Japan time), by state and by
     storage place: each card's latest card_event at or before that moment (one query)."""
     end = _midnight(day + timedelta(days=1))
-    ranked = (select(CardEvent.to_state, CardEvent.storage_place_id,
-                     func.row_number().over(partition_by=CardEvent.card_id,
-                                            order_by=(CardEvent.at.desc(), CardEvent.id.desc()))
-                     .label("rank"))
-              .where(CardEvent.at < end).subquery())
+    latest = _latest_events(session, end)
     rows = session.execute(
-        select(ranked.c.to_state, ranked.c.storage_place_id, func.count())
-        .where(ranked.c.rank == 1, ranked.c.to_state.not_in(LEFT_THE_OFFICE))
-        .group_by(ranked.c.to_state, ranked.c.storage_place_id)).all()
+        select(latest.c.to_state, latest.c.storage_place_id, func.count())
+        .where(latest.c.to_state.not_in(LEFT_THE_OFFICE))
+        .group_by(latest.c.to_state, latest.c.storage_place_id)).all()
     states: dict = {}
     places: dict = {}
     for state, place_id, n in rows:

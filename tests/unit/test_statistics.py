@@ -303,6 +303,49 @@ def test_stock_at_the_end_of_a_day_by_state_and_place(cards_in_march, db):
     assert stats.stock(db, date(2026, 3, 1)).total == 0
 
 
+def test_stock_takes_the_latest_event_by_time_then_by_id(app, db):
+    """Two events of a card at the same moment: the one written last counts. An event
+    written later but dated earlier (a correction) does not replace a later one."""
+    shelf = make_storage(db, code="金庫B-棚1-箱01", sort_key=1)
+    same, backdated, later = (make_card(db, storage_place=shelf) for _ in range(3))
+    for card in (same, backdated, later):
+        db.query(CardEvent).filter_by(card_id=card.id).delete()
+    moment = jst(2026, 3, 10, 9)
+    card_event(db, same, None, "received", moment, place=shelf)
+    card_event(db, same, "received", "setup", moment, place=shelf)  # same at, higher id
+    card_event(db, backdated, None, "received", moment, place=shelf)
+    card_event(db, backdated, "received", "handed_over", jst(2026, 3, 11, 9))
+    card_event(db, backdated, None, "setup", jst(2026, 3, 9, 9), place=shelf)  # written late
+    card_event(db, later, None, "received", jst(2026, 3, 12, 9), place=shelf)  # after the day
+    held = stats.stock(db, date(2026, 3, 11))
+    assert [(s, n) for s, _label, n in held.by_state] == [("setup", 1)]
+    assert held.by_place == [("金庫B-棚1-箱01", 1)]
+    held = stats.stock(db, date(2026, 3, 10))
+    assert [(s, n) for s, _label, n in held.by_state] == [("received", 1), ("setup", 1)]
+
+
+def test_a_takeback_only_cancels_the_check_ins_before_it(world, db):
+    """Checked in, taken back, checked in again: one check-in, and its seats are used."""
+    offer = make_offer(db)
+    start = jst(2026, 3, 10, 10, 0)
+    world.slot(offer, start)
+    booking = world.booking(offer, start, seats=2)
+    world.event(booking, "made", jst(2026, 3, 1, 9))
+    world.event(booking, "arrived", start, by_staff=True, actor="clerk1")
+    world.event(booking, "undone", start + timedelta(minutes=1), by_staff=True, actor="clerk1")
+    world.event(booking, "arrived", start + timedelta(minutes=2), by_staff=True, actor="clerk2")
+    # a clerk whose only event counts in no figure is no column of the breakdown
+    world.event(booking, "completed", start + timedelta(minutes=30), by_staff=True,
+                actor="clerk3")
+    rep = stats.report(db, q(unit="month"), NOW)
+    assert rep.cell(rep.subject.measure("arrived")) == 1
+    assert rep.cell(rep.subject.measure("seat_share")) == 2 / 4
+    rep = stats.report(db, q(unit="month", breakdown="clerk", measure="arrived"), NOW)
+    arrived = rep.subject.measure("arrived")
+    assert {label: rep.cell(arrived, value=v) for v, label in rep.values.items()} == {
+        "clerk2": 1, "自動処理": 0}
+
+
 # --- applications and fees ------------------------------------------------------------
 
 def test_applications_by_method_kind_and_withdrawn(app, db):
