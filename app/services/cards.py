@@ -60,6 +60,7 @@ STAMPS = {RECEIVED: "received_at", SETUP: "setup_at", NOTICE_SENT: "notice_sent_
           RENOTIFIED: "renotified_at", RETURNED: "returned_at", MAILED: "mailed_at",
           HANDED_OVER: "handed_over_at", DISCARDED: "discarded_at"}
 LEAVES_THE_OFFICE = {HANDED_OVER, MAILED, DISCARDED}
+RETURNS_FROM = {RESERVED, ON_HOLD}  # a change out of these returns the card where it was
 NOT_YET_ISSUED = {RECEIVED, SETUP, NOTICE_SENT, RESERVED, RENOTIFIED, RETURNED, ON_HOLD}
 
 # --- who may do what (docs/roles.md "Card state changes") ------------------------------
@@ -183,7 +184,9 @@ def _compare_and_set(session, card: Card, to_state: str, note: str | None, usern
     elif from_state == ON_HOLD:
         values["held_from"] = None
     stamp = STAMPS.get(to_state)
-    if stamp:
+    # A card going back to where it was (a booking cancelled or missed, a hold released)
+    # keeps the date it first got there: the notice was sent once.
+    if stamp and from_state not in RETURNS_FROM:
         values[stamp] = now
     if to_state == NOTICE_SENT and not card.notice_number:
         values["notice_number"] = notice_numbers.generate(session, Card.notice_number)

@@ -80,8 +80,10 @@ def application_id_query(text: str | None) -> str:
 # --- conditions --------------------------------------------------------------------------
 def _next_prefix(prefix: str) -> str | None:
     """The smallest string above every string starting with ``prefix``."""
-    last = ord(prefix[-1])
-    return prefix[:-1] + chr(last + 1) if last < 0x10FFFF else None
+    last = ord(prefix[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:  # surrogates are no characters: step past them
+        last = 0xE000
+    return prefix[:-1] + chr(last) if last <= 0x10FFFF else None
 
 
 def prefix_range(column, prefix: str) -> ColumnElement:

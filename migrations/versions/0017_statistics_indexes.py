@@ -2,7 +2,7 @@
 (issue 14 §4: a 年度 report over 1,000,000 booking events and 300,000 cards under 1 s)
 
 Revision ID: 0017_statistics_indexes
-Revises: 0016_export_jobs (on branch wt-perf; 0016_export_jobs once merged after it)
+Revises: 0016_export_jobs
 Create Date: 2026-11-28 03:00:00
 
 One query per source counts all its measures over the rows of the range
