@@ -1,5 +1,5 @@
 """make bench: speed goals and race counts, printed as tables (`bench/run.py [qr] [booking]
-[races] [reads] [documents] [ledger]`; all six by default).
+[races] [reads] [documents] [ledger] [statistics] [exports]`; all eight by default).
 
 QR registration (issue 4):
 
@@ -22,6 +22,11 @@ The card ledger at 3,000 and 300,000 cards (bench/ledger.py, issue 14 §3): the 
 page and three searches (kana prefix, 申請書ID, name contains) through the app, on SQLite
 and PostgreSQL, one database per size measured alternately, with the ratio (goal ≤ 1.5×
 for the first three; docs/cards.md "台帳の規模と速さ").
+
+Statistics (bench/statistics.py, issue 14 §4): a 年度 report by month of bookings (also by
+venue and by clerk), cards with their stock at the end of a day, applications and fees,
+through the 集計 screen, over 300,000 cards and 1,000,000 booking events, on SQLite and
+PostgreSQL (goal: each under 1 s).
 
 Exports of 300,000 cards (bench/exports.py, issue 14 §4): our CSV as a ratio to a bare
 csv.writer over the same query (goal ≥ 0.5) and our XLSX (a background job), each in a child
