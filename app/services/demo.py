@@ -109,6 +109,7 @@ def seed_demo() -> list[str]:
     out.append(seed_venues(db))
     out.extend(seed_bookings(db, now))
     out.append(seed_intakes(db, now))
+    out.append(seed_saved_queries(db))
     out.extend(accounts_table(password if created else None))
     return out
 
@@ -563,3 +564,39 @@ def seed_intakes(db, now) -> str:
         documents.upload(db, taken[1].id, "application_form",
                          [("申請書_スキャン.pdf", _demo_form_pdf(taken[1].name))], actor=clerk)
     return f"demo applications: {len(taken) + len(DEMO_OUTREACH) + (card is not None)}"
+
+
+# --- a shared saved query of the extraction screen (issue 14 §2) -------------------------
+DEMO_QUERY_OWNER = "kanri01"  # a demo 管理者: only managers share queries
+DEMO_QUERIES = [
+    ("受取待ち6か月以上のカード", {
+        "subject": "cards", "join": "and",
+        "groups": [{"op": "and", "conditions": [
+            # relative: still "six months before today" whenever it is rerun
+            {"field": "received_at", "op": "older_than", "n": 6, "unit": "months"},
+            {"field": "state", "op": "in", "values": [
+                "received", "setup", "notice_sent", "reserved", "renotified", "returned",
+                "on_hold"]}]}],
+        "columns": ["application_id", "notice_number", "name", "name_kana", "state",
+                    "storage_place", "received_at"],
+        "order": [{"field": "received_at", "desc": False}]}),
+]
+
+
+def seed_saved_queries(db) -> str:
+    """Saved conditions shared with the office: cards not handed over that were received
+    more than six months ago. Skipped when a shared query of that name exists."""
+    from app.models.extraction import SavedQuery
+    from app.services import extraction
+
+    manager = cards.CardActor(DEMO_QUERY_OWNER,
+                              frozenset({current_app.config["ROLE_MANAGER"]}))
+    added = 0
+    for name, definition in DEMO_QUERIES:
+        exists = db.execute(select(SavedQuery.id).where(SavedQuery.name == name,
+                                                        SavedQuery.shared.is_(True))).first()
+        if exists:
+            continue
+        extraction.save_query(db, definition, name, actor=manager, shared=True)
+        added += 1
+    return f"demo saved queries: {added} added" if added else "demo saved queries exist"

@@ -91,17 +91,35 @@ TEXT, KANA, DATE, DATETIME, NUMBER, CHOICE, BOOLEAN = (
     "text", "kana", "date", "datetime", "number", "choice", "boolean")
 EQ, IN, RANGE, CONTAINS, STARTS, EMPTY, NOT_EMPTY = (
     "eq", "in", "range", "contains", "starts", "empty", "not_empty")
+# Relative dates (dates and date-times): resolved against today (Japan time, app.clock) each
+# time the query runs, so a saved "more than 6 months ago" needs no editing next month.
+OLDER_THAN, WITHIN_LAST = "older_than", "within_last"
+RELATIVE = (OLDER_THAN, WITHIN_LAST)
+DAYS, MONTHS, YEARS = "days", "months", "years"
+UNITS = (DAYS, MONTHS, YEARS)
+RELATIVE_MAX = 9999
 OPERATOR_LABELS = {
     EQ: _l("is"), IN: _l("is one of"), RANGE: _l("from … to"),
     CONTAINS: _l("contains"), STARTS: _l("starts with"),
+    OLDER_THAN: _l("more than N days, months or years ago"),
+    WITHIN_LAST: _l("within the last N days, months or years"),
     EMPTY: _l("is empty"), NOT_EMPTY: _l("is not empty"),
+}
+# The screen offers a relative operator once per unit (one choice, no second box).
+RELATIVE_LABELS = {
+    (OLDER_THAN, DAYS): _l("more than N days ago"),
+    (OLDER_THAN, MONTHS): _l("more than N months ago"),
+    (OLDER_THAN, YEARS): _l("more than N years ago"),
+    (WITHIN_LAST, DAYS): _l("within the last N days"),
+    (WITHIN_LAST, MONTHS): _l("within the last N months"),
+    (WITHIN_LAST, YEARS): _l("within the last N years"),
 }
 OPERATORS = tuple(OPERATOR_LABELS)
 TYPE_OPERATORS = {
     TEXT: (EQ, IN, CONTAINS, STARTS, EMPTY, NOT_EMPTY),
     KANA: (EQ, IN, CONTAINS, STARTS, EMPTY, NOT_EMPTY),
-    DATE: (EQ, IN, RANGE, EMPTY, NOT_EMPTY),
-    DATETIME: (EQ, RANGE, EMPTY, NOT_EMPTY),
+    DATE: (EQ, IN, RANGE, OLDER_THAN, WITHIN_LAST, EMPTY, NOT_EMPTY),
+    DATETIME: (EQ, RANGE, OLDER_THAN, WITHIN_LAST, EMPTY, NOT_EMPTY),
     NUMBER: (EQ, IN, RANGE, EMPTY, NOT_EMPTY),
     CHOICE: (EQ, IN, EMPTY, NOT_EMPTY),
     BOOLEAN: (EQ,),
@@ -193,6 +211,12 @@ class Field:
             ops = tuple(o for o in ops if o not in (EMPTY, NOT_EMPTY))
         return ops
 
+    @property
+    def form_operators(self) -> list[tuple[str, Any]]:
+        """The operators as the screen offers them: (form value, label); a relative one
+        once per unit (``older_than:months``)."""
+        return form_operators(self.operators)
+
     def expr(self):
         return self.column()
 
@@ -204,6 +228,62 @@ class Field:
         if self.type == BOOLEAN:
             return [("true", _("Yes")), ("false", _("No"))]
         return [(k, str(v)) for k, v in (self.labels or {}).items()]
+
+
+def form_operators(ops) -> list[tuple[str, Any]]:
+    out = []
+    for op in ops:
+        if op in RELATIVE:
+            out.extend((f"{op}:{unit}", RELATIVE_LABELS[op, unit]) for unit in UNITS)
+        else:
+            out.append((op, OPERATOR_LABELS[op]))
+    return out
+
+
+def form_op(op: str, unit: str | None = None) -> str:
+    """The screen's value of an operator (``older_than:months`` for a relative one)."""
+    return f"{op}:{unit}" if op in RELATIVE and unit in UNITS else op
+
+
+def split_form_op(value: str) -> tuple[str, str | None]:
+    """``older_than:months`` → (older_than, months); any other → (value, None)."""
+    op, _sep, unit = (value or "").partition(":")
+    return (op, unit) if op in RELATIVE else (value or "", None)
+
+
+def months_back(day: date, months: int) -> date:
+    """``day`` moved back by whole months; the 31st of a shorter month becomes its last day
+    (2026-03-31 less one month is 2026-02-28)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    if year < 1:
+        raise InputError(_l("N is too large: the date would be before the year 1."))
+    last = (date(year + (month == 12), month % 12 + 1, 1) - timedelta(days=1)).day
+    return date(year, month, min(day.day, last))
+
+
+def relative_cutoff(today: date, n: int, unit: str) -> date:
+    """today − N days, months or years (calendar months and years)."""
+    if unit == DAYS:
+        try:
+            return today - timedelta(days=n)
+        except OverflowError:
+            raise InputError(_l("N is too large: the date would be before the year 1.")) \
+                from None
+    return months_back(today, n * (12 if unit == YEARS else 1))
+
+
+def cutoff_today(n, unit) -> date | None:
+    """The day "N units ago" stands for today (Japan time), or None when N or the unit
+    cannot be read (the check of the query says why). Reads only."""
+    try:
+        amount = _parse_amount(n)
+        if unit not in UNITS:
+            return None
+        return relative_cutoff(clock.now().astimezone(JST).date(), amount, unit)
+    except InputError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -451,8 +531,20 @@ def subject_of(name: str | None) -> Subject:
 class Condition:
     field: Field
     op: str
-    values: list = dc_field(default_factory=list)  # eq: one; in: many; range: [from, to]
+    values: list = dc_field(default_factory=list)  # eq: one; in: many; range: [from, to];
+    # older_than / within_last: [the cutoff day, resolved against today]
     raw: dict = dc_field(default_factory=dict)
+
+    @property
+    def resolved(self) -> dict:
+        """The condition as it ran: a relative one with the day it resolved to
+        (``{"field": "received_at", "op": "older_than", "n": 6, "unit": "months",
+        "cutoff": "2026-06-01", "means": "< 2026-06-01"}``); others as they are."""
+        if self.op not in RELATIVE:
+            return self.raw
+        cutoff = self.values[0].isoformat()
+        return {**self.raw, "cutoff": cutoff,
+                "means": f"{'<' if self.op == OLDER_THAN else '>='} {cutoff}"}
 
 
 @dataclass
@@ -469,10 +561,20 @@ class Query:
     columns: list[Field]
     order: list[tuple[Field, bool]]
     definition: dict  # the normalised, JSON-able definition (saved, audited)
+    today: date | None = None  # the day relative dates were resolved against (Japan time)
 
     @property
     def column_names(self) -> list[str]:
         return [f.name for f in self.columns]
+
+    @property
+    def has_relative(self) -> bool:
+        return any(c.op in RELATIVE for g in self.groups for c in g.conditions)
+
+    def resolved_groups(self) -> list[dict]:
+        """The groups as they ran (relative dates with the day they resolved to)."""
+        return [{"op": g.op, "conditions": [c.resolved for c in g.conditions]}
+                for g in self.groups]
 
 
 class QueryError(InputError):
@@ -562,7 +664,20 @@ def _split_list(raw) -> list[str]:
     return [i.strip() for i in items if i and i.strip()]
 
 
-def _parse_condition(subject: Subject, raw: Any, g: int, c: int) -> Condition:
+def _parse_amount(raw) -> int:
+    """N of a relative date: a whole number 1–9999 (full-width digits are read)."""
+    text = japanese.half_width(_as_text(raw)).replace(",", "").strip()
+    if not text:
+        raise InputError(_l("Enter N, the number of days, months or years (a whole number "
+                            "from 1 to 9999)."))
+    if not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= RELATIVE_MAX:
+        raise InputError(_l("N must be a whole number from 1 to 9999 (you entered "
+                            "%(value)s).", value=text))
+    return int(text)
+
+
+def _parse_condition(subject: Subject, raw: Any, g: int, c: int,
+                     today: date | None = None) -> Condition:
     if not isinstance(raw, dict):
         raise _Failure(_where(g, c, None), _("This condition cannot be read."))
     f = subject.field(str(raw.get("field") or ""))
@@ -570,8 +685,12 @@ def _parse_condition(subject: Subject, raw: Any, g: int, c: int) -> Condition:
         raise _Failure(_where(g, c, None),
                        _("Choose a field; %(name)s is not a field of %(subject)s.",
                          name=str(raw.get("field") or "-"), subject=subject.label))
-    op = str(raw.get("op") or "")
+    op, form_unit = split_form_op(str(raw.get("op") or ""))
     where = _where(g, c, f)
+    if not op:
+        allowed = "、".join(str(OPERATOR_LABELS[o]) for o in f.operators)
+        raise _Failure(where, _("Choose how to compare; for a %(type)s field: %(allowed)s.",
+                                type=TYPE_LABELS[f.type], allowed=allowed))
     if op not in f.operators:
         allowed = "、".join(str(OPERATOR_LABELS[o]) for o in f.operators)
         shown = str(OPERATOR_LABELS.get(op, op or "-"))
@@ -582,6 +701,13 @@ def _parse_condition(subject: Subject, raw: Any, g: int, c: int) -> Condition:
     try:
         if op in (EMPTY, NOT_EMPTY):
             values: list = []
+        elif op in RELATIVE:
+            unit = str(raw.get("unit") or form_unit or "")
+            if unit not in UNITS:
+                raise InputError(_l("Choose days, months or years."))
+            n = _parse_amount(raw.get("n", raw.get("value")))
+            values = [relative_cutoff(today or clock.now().astimezone(JST).date(), n, unit)]
+            clean["n"], clean["unit"] = n, unit
         elif op == IN:
             items = _split_list(raw.get("values", raw.get("value")))
             if not items:
@@ -622,9 +748,12 @@ def _jsonable(value):
     return value
 
 
-def parse_definition(data: Any) -> Query:
+def parse_definition(data: Any, *, today: date | None = None) -> Query:
     """A definition dict (from the screen or a saved query) as a checked :class:`Query`;
-    raises :class:`QueryError` listing every condition that cannot be used."""
+    raises :class:`QueryError` listing every condition that cannot be used. Relative dates
+    are resolved against ``today`` (default: today in Japan time, app.clock), so the same
+    saved query finds what is older than six months on the day it runs."""
+    today = today or clock.now().astimezone(JST).date()
     if isinstance(data, str):
         try:
             data = json.loads(data)
@@ -662,7 +791,7 @@ def parse_definition(data: Any) -> Query:
         conditions = []
         for c, raw in enumerate(raw_conditions, start=1):
             try:
-                conditions.append(_parse_condition(subject, raw, g, c))
+                conditions.append(_parse_condition(subject, raw, g, c, today))
             except _Failure as failure:
                 failures.append((failure.where, failure.why))
         if conditions:
@@ -677,7 +806,7 @@ def parse_definition(data: Any) -> Query:
         "columns": [f.name for f in columns],
         "order": [{"field": f.name, "desc": desc} for f, desc in order],
     }
-    return Query(subject, join, groups, columns, order, definition)
+    return Query(subject, join, groups, columns, order, definition, today)
 
 
 def _parse_columns(subject: Subject, raw, failures) -> list[Field]:
@@ -746,6 +875,9 @@ def _clause(condition: Condition):
         return ~_is_empty(f, column)
     if f.type in (TEXT, KANA):
         return _text_clause(f, op, values)
+    if op in RELATIVE:  # the cutoff day: before it, or from it on (a date-time: Japan time)
+        cutoff = _day_start(values[0]) if f.type == DATETIME else values[0]
+        return column < cutoff if op == OLDER_THAN else column >= cutoff
     if f.type == DATETIME:  # days in Japan time
         if op == EQ:
             return and_(column >= _day_start(values[0]),
@@ -1020,9 +1152,13 @@ def _table(query: Query) -> str:
 
 
 def _audit_detail(plan: ExportPlan, **extra) -> dict:
+    """What an export wrote. Relative dates are recorded both as written (6 months ago)
+    and with the day they resolved to (``cutoff``, ``means``; ``today`` is the day)."""
+    if plan.query.has_relative:
+        extra = {"today": plan.query.today.isoformat(), **extra}
     return {"what": "extraction", "subject": plan.query.subject.name,
             "conditions": {"join": plan.query.definition["join"],
-                           "groups": plan.query.definition["groups"]},
+                           "groups": plan.query.resolved_groups()},
             "columns": plan.query.column_names,
             "order": plan.query.definition["order"],
             "format": plan.fmt, "encoding": plan.encoding if plan.fmt == FORMAT_CSV else None,
@@ -1048,7 +1184,7 @@ def plan_csv(session, data: Any, *, actor: CardActor, encoding: str = UTF8_BOM,
         raise InputError(_l("Choose UTF-8 or Shift_JIS (CP932)."))
     if on_unmappable not in (ON_UNMAPPABLE_STOP, ON_UNMAPPABLE_REPLACE):
         raise InputError(_l("Choose what to do with characters Shift_JIS cannot hold."))
-    query = parse_definition(data)
+    query = parse_definition(data, today=now.astimezone(JST).date() if now else None)
     with unit.transaction(session):
         rows = session.execute(count_statement(query)).scalar_one()
         plan = ExportPlan(query, FORMAT_CSV, encoding, rows,
@@ -1541,8 +1677,8 @@ def start_job(session, data: Any, *, actor: CardActor, fmt: str = FORMAT_XLSX,
             raise InputError(_l("Choose what to do with characters Shift_JIS cannot hold."))
         if encoding == CP932 and on_unmappable == ON_UNMAPPABLE_REPLACE:
             char = check_replacement(replacement)
-    query = parse_definition(data)
     stamp = now or clock.now()
+    query = parse_definition(data, today=stamp.astimezone(JST).date())
     purge_exports(session, now=stamp)
     rows = session.execute(count_statement(query)).scalar_one()
     job = ExportJob(
@@ -1618,7 +1754,9 @@ def _run(writer, reader, job_id: int, actor) -> None:
         last["rows"], last["at"] = rows, _monotonic()
 
     try:
-        query = parse_definition(job.definition)
+        # relative dates: the day the job was started (its count was made then)
+        query = parse_definition(job.definition,
+                                 today=clock.to_jst(job.created_at).date())
         if job.format == FORMAT_XLSX:
             write_xlsx(reader, query, part, tally, progress)
         else:

@@ -7,37 +7,41 @@
   var form = document.querySelector("[data-extraction]");
   if (!form) { return; }
 
+  // every operator with its label (a hidden select of the page)
+  var allOps = Array.prototype.map.call(
+    form.querySelectorAll("[data-all-ops] option"), function (o) { return [o.value, o.textContent]; });
+  var placeholder = form.dataset.chooseField || "";
+
   function fitRow(row) {
     var field = row.querySelector("[data-field]");
     var op = row.querySelector("[data-op]");
     var value = row.querySelector("[data-value]");
     var chosen = field.options[field.selectedIndex];
-    var allowed = (chosen && chosen.dataset.ops) ? chosen.dataset.ops.split(" ") : null;
-    var firstAllowed = null;
-    Array.prototype.forEach.call(op.options, function (o) {
-      var ok = !allowed || allowed.indexOf(o.value) >= 0;
-      o.hidden = !ok;
-      o.disabled = !ok;
-      if (ok && firstAllowed === null) { firstAllowed = o; }
-    });
-    if (op.selectedOptions.length && op.selectedOptions[0].disabled && firstAllowed) {
-      firstAllowed.selected = true;
+    var allowed = (chosen && chosen.value && chosen.dataset.ops) ? chosen.dataset.ops.split(" ") : [];
+    var current = op.value;
+    var emptyLabel = op.querySelector("option[value='']");
+    if (emptyLabel) { placeholder = emptyLabel.textContent; }
+    // the operators of the chosen field only; none (「（項目を選択）」) before a field is chosen
+    while (op.options.length) { op.remove(0); }
+    if (!allowed.length) {
+      op.add(new Option(placeholder, ""));
     }
+    allOps.forEach(function (pair) {
+      if (allowed.indexOf(pair[0]) >= 0) { op.add(new Option(pair[1], pair[0])); }
+    });
+    if (allowed.indexOf(current) >= 0) { op.value = current; }
     var type = chosen ? chosen.dataset.type : "";
     if (type === "choice" || type === "boolean") {
       value.setAttribute("list", "extraction-choices-" + chosen.value);
     } else {
       value.removeAttribute("list");
     }
-    var to = row.querySelector("[data-to]");
-    to.disabled = op.value !== "range";
-  }
-
-  function allOperators(row) {
-    // a new row offers every operator until its field is chosen
-    Array.prototype.forEach.call(row.querySelectorAll("[data-op] option"), function (o) {
-      o.hidden = false; o.disabled = false;
-    });
+    var kind = op.value.split(":")[0];
+    // the end of a range only for a range; no value for empty / not empty
+    row.querySelector("[data-to-wrap]").hidden = kind !== "range";
+    value.hidden = kind === "empty" || kind === "not_empty";
+    value.classList.toggle("extraction-amount", kind === "older_than" || kind === "within_last");
+    value.placeholder = (kind === "older_than" || kind === "within_last") ? "N" : "";
   }
 
   form.addEventListener("change", function (event) {
@@ -69,7 +73,8 @@
     });
     last.parentNode.appendChild(row);
     counter.value = String(index + 1);
-    allOperators(row);
+    var note = row.querySelector("[data-note]");
+    if (note) { note.parentNode.removeChild(note); }
     fitRow(row);
     row.querySelector("[data-field]").focus();
   });

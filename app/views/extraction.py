@@ -55,10 +55,12 @@ def definition_from_form(form) -> dict:
             name = (form.get(prefix + "field") or "").strip()
             if not name or form.get(prefix + "remove"):
                 continue
-            op = form.get(prefix + "op") or ""
+            op, unit = extraction.split_form_op(form.get(prefix + "op") or "")
             value = form.get(prefix + "value") or ""
             condition = {"field": name, "op": op}
-            if op == extraction.RANGE:
+            if op in extraction.RELATIVE:
+                condition["n"], condition["unit"] = value, unit or ""
+            elif op == extraction.RANGE:
                 condition["from"], condition["to"] = value, form.get(prefix + "to") or ""
             elif op == extraction.IN:
                 condition["values"] = value
@@ -85,13 +87,22 @@ def _state_from_definition(data: dict) -> dict:
     for group in data.get("groups") or []:
         rows = []
         for cond in group.get("conditions") or []:
+            op = cond.get("op", "")
+            if op in extraction.RELATIVE:
+                n = cond.get("n", cond.get("value"))
+                rows.append({"field": cond.get("field", ""),
+                             "op": extraction.form_op(op, cond.get("unit")),
+                             "value": "" if n is None else str(n), "to": "",
+                             "note": _relative_note(op, n, cond.get("unit"))})
+                continue
             values = cond.get("values")
             if isinstance(values, list):
                 values = "、".join(str(v) for v in values)
             value = values if values is not None else cond.get("value", cond.get("from", ""))
-            rows.append({"field": cond.get("field", ""), "op": cond.get("op", ""),
+            rows.append({"field": cond.get("field", ""), "op": op,
                          "value": "" if value is None else _shown(subject, cond, value),
-                         "to": "" if cond.get("to") is None else str(cond.get("to"))})
+                         "to": "" if cond.get("to") is None else str(cond.get("to")),
+                         "note": ""})
         groups.append({"op": group.get("op", "and"), "rows": rows})
     if not groups:
         groups.append({"op": "and", "rows": []})
@@ -100,6 +111,43 @@ def _state_from_definition(data: dict) -> dict:
     return {"subject": subject, "join": data.get("join", "and"), "groups": groups,
             "columns": [c for c in columns if subject.field(c)],
             "sort": order.get("field", ""), "sort_desc": bool(order.get("desc"))}
+
+
+def _relative_note(op: str, n, unit) -> str:
+    """The day a relative date stands for today: 「2026-06-01 より前」, 「2026-11-24 以降」
+    (empty when N or the unit cannot be read; the check says why)."""
+    day = extraction.cutoff_today(n, unit)
+    if day is None:
+        return ""
+    day = day.isoformat()
+    if op == extraction.OLDER_THAN:
+        return _("today: before %(day)s", day=day)
+    return _("today: on or after %(day)s", day=day)
+
+
+def _typed_notes(state: dict, query) -> None:
+    """Where the value was read differently from what was typed (ヤマダ for やまだ,
+    1965-12-31 for S40.12.31), a note under the box says what was searched; the box keeps
+    the text as typed."""
+    for group, parsed in zip(state["groups"], query.groups):
+        for row, condition in zip(group["rows"], parsed.conditions):
+            raw = condition.raw
+            if condition.op in extraction.RELATIVE or condition.op in (
+                    extraction.EMPTY, extraction.NOT_EMPTY):
+                continue
+            if condition.op == extraction.RANGE:
+                clean = "〜".join(_shown(query.subject, raw, v) if v is not None else ""
+                                 for v in (raw.get("from"), raw.get("to")))
+                typed = "〜".join((row["value"].strip(), row["to"].strip()))
+            elif condition.op == extraction.IN:
+                clean = _shown(query.subject, raw, "、".join(str(v) for v in raw["values"]))
+                typed = "、".join(p.strip() for p in re.split(r"[,、，\n]+", row["value"])
+                                 if p.strip())
+            else:
+                clean = _shown(query.subject, raw, raw.get("value"))
+                typed = row["value"].strip()
+            if clean != typed:
+                row["note"] = _("searched as %(value)s", value=clean)
 
 
 def _shown(subject, cond, value) -> str:
@@ -132,12 +180,14 @@ class ExtractionView(BaseView):
               status: int = 200, add_group: bool = False, add_row_in: int | None = None,
               saved=None, export: dict | None = None):
         state = _state_from_definition(data)
+        if result is not None:
+            _typed_notes(state, result.query)
         if add_group and len(state["groups"]) < extraction.MAX_GROUPS:
             state["groups"].append({"op": "and", "rows": []})
         for i, group in enumerate(state["groups"]):
             extra = EXTRA_CONDITION_ROWS + (1 if add_row_in == i else 0)
-            group["rows"] = group["rows"] + [{"field": "", "op": "", "value": "", "to": ""}
-                                             for _n in range(extra)]
+            group["rows"] = group["rows"] + [{"field": "", "op": "", "value": "", "to": "",
+                                              "note": ""} for _n in range(extra)]
         subject = state["subject"]
         order = {name: i for i, name in enumerate(state["columns"])}
         fields = sorted(subject.fields, key=lambda f: (order.get(f.name, 999),
@@ -200,7 +250,8 @@ class ExtractionView(BaseView):
             result = extraction.preview(session(), data)
         except DomainError as error:
             return self._page(data, failures=_failures(error), saved=saved)
-        return self._page(result.query.definition, result=result, saved=saved)
+        # the form comes back as typed; a note says where a value was read differently
+        return self._page(data, result=result, saved=saved)
 
     # --- exports --------------------------------------------------------------------------
 

@@ -120,10 +120,12 @@ def _download_xlsx(page, tmp_path):
         with page.expect_download(timeout=15000) as started:
             page.click(button)
         download = started.value
-    except Exception:  # the file is made in the background: wait for its link
-        link = page.wait_for_selector("[data-testid=extraction-export] a[href], "
+    except Exception:  # the file is made in the background: its page offers the file
+        link = page.wait_for_selector("[data-testid=extraction-job-download] button, "
+                                      "[data-testid=extraction-export] a[href], "
                                       "[data-testid=extraction-download] a[href], "
                                       "a[data-testid=extraction-download]", timeout=60000)
+        shot(page, "70b-extraction-job-done")
         with page.expect_download(timeout=30000) as started:
             link.click()
         download = started.value
@@ -167,6 +169,8 @@ def test_supervisor_extracts_saves_exports_and_reports_the_month(
     assert rows[4][1:] == ["1963-02-02", "交付前設定済"]
     assert page.is_checked("input[name=join][value=or]")
     shot(page, "70-extraction-two-groups-preview")
+    # what a clerk sees at 1366x768 right after プレビュー (scrolled to the result)
+    page.screenshot(path=os.path.join(SCREENSHOTS, "70a-extraction-preview-first-screen.png"))
 
     # --- save by name, rerun from the saved list -----------------------------------------
     page.fill("#query-name", "ヤマダ通知済と昭和35〜40年生まれ")
@@ -193,6 +197,9 @@ def test_supervisor_extracts_saves_exports_and_reports_the_month(
     born = data[0][1]
     assert (born.date() if isinstance(born, datetime) else born) in (date(1980, 3, 1),
                                                                      "1980-03-01")
+    page.goto(f"{live_server}/extraction/")
+    page.wait_for_selector("[data-testid=extraction-jobs]")
+    shot(page, "70c-extraction-your-exports")
 
     # --- 集計: the month's bookings ------------------------------------------------------
     page.goto(f"{live_server}/statistics/?subject=bookings")

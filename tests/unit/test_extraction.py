@@ -1,6 +1,7 @@
 """Extraction (抽出, issue 14 §2): conditions per type and operator against hand-made
 records, AND/OR groups, kana and width normalised, empty / not empty, the messages of a
 condition that cannot be used, CP932 characters, and the rules of saved queries."""
+import json
 from datetime import date, datetime
 
 import pytest
@@ -353,3 +354,141 @@ def test_csv_cells_a_spreadsheet_would_read_as_formulas_get_a_quote(db, ctx):
     slow = [c(v) for c, v in zip(extraction.text_converters(query, safe=True),
                                  db.execute(extraction.rows_statement(query)).first())]
     assert lines[1] == ",".join(slow)
+
+
+# --- relative dates (older than N / within the last N), resolved when the query runs -----
+
+WAITING = ["received", "setup", "notice_sent", "renotified", "returned"]
+OLDER_THAN_6_MONTHS = {"subject": "cards", "join": "and", "groups": [{"op": "and", "conditions": [
+    {"field": "received_at", "op": "older_than", "n": 6, "unit": "months"},
+    {"field": "state", "op": "in", "values": ["納品", "交付前設定済", "交付通知書発送", "再通知",
+                                               "返戻"]}]}],
+    "columns": ["application_id"]}
+
+
+@pytest.fixture
+def waiting(db, ctx):
+    """Cards received on hand-picked days (Japan time), in hand-picked states. The clock
+    starts at 2026-12-01 10:00 JST: six months back is 2026-06-01."""
+    make_storage(db)
+
+    def card(key, received, state):
+        made = make_card(db, application_id=f"{key:023d}", state=state)
+        made.received_at = received
+        return made.application_id
+
+    made = {
+        "may20": card(1, datetime(2026, 5, 20, 9, 0, tzinfo=JST), "notice_sent"),
+        "jun15": card(2, datetime(2026, 6, 15, 9, 0, tzinfo=JST), "received"),
+        "may01_handed": card(3, datetime(2026, 5, 1, 9, 0, tzinfo=JST), "handed_over"),
+        "jun01_midnight": card(4, datetime(2026, 6, 1, 0, 0, tzinfo=JST), "setup"),
+        "aug01": card(5, datetime(2026, 8, 1, 9, 0, tzinfo=JST), "returned"),
+        "jun30_late": card(6, datetime(2026, 6, 30, 23, 59, tzinfo=JST), "renotified"),
+        "jul10_midnight": card(7, datetime(2026, 7, 10, 0, 0, tzinfo=JST), "setup"),
+        "may31_night": card(8, datetime(2026, 5, 31, 23, 59, tzinfo=JST), "received"),
+    }
+    db.commit()
+    return made
+
+
+def found(db, data):
+    result = extraction.preview(db, data)
+    assert result.count == len(result.rows)
+    return {r[0] for r in result.rows}
+
+
+def test_a_saved_older_than_query_finds_other_cards_next_month(db, waiting, clock, people):
+    saved = extraction.save_query(db, OLDER_THAN_6_MONTHS, "受取待ち6か月以上",
+                                  actor=people["manager"], shared=True)
+    db.commit()
+    stored = json.loads(saved.definition)
+    # saved as written (relative), never as the day it meant when it was saved
+    assert stored["groups"][0]["conditions"][0] == {
+        "field": "received_at", "op": "older_than", "n": 6, "unit": "months"}
+    assert stored["groups"][0]["conditions"][1]["values"] == WAITING
+    # 2026-12-01: before 2026-06-01 00:00 JST (the 23:59 of May 31 is in, midnight is not)
+    assert found(db, extraction.definition_of(saved)) == {waiting["may20"],
+                                                          waiting["may31_night"]}
+    clock.advance(days=40)  # 2027-01-10: before 2026-07-10 00:00 JST
+    assert found(db, extraction.definition_of(saved)) == {
+        waiting["may20"], waiting["may31_night"], waiting["jun15"],
+        waiting["jun01_midnight"], waiting["jun30_late"]}
+
+
+def test_within_the_last_n_and_units(db, waiting, clock):
+    def where(op, n, unit):
+        return {"subject": "cards", "columns": ["application_id"], "groups": [
+            {"op": "and", "conditions": [{"field": "received_at", "op": op, "n": n,
+                                          "unit": unit}]}]}
+
+    # since 2026-06-01 (6 months) : everything from June 1 00:00 on
+    assert found(db, where("within_last", 6, "months")) == {
+        waiting["jun15"], waiting["jun01_midnight"], waiting["aug01"], waiting["jun30_late"],
+        waiting["jul10_midnight"]}
+    # 183 days before 2026-12-01 is 2026-06-01 as well
+    assert found(db, where("within_last", 183, "days")) == found(
+        db, where("within_last", 6, "months"))
+    assert found(db, where("older_than", 1, "years")) == set()  # before 2025-12-01
+    clock.set(datetime(2027, 5, 21, 8, 0, tzinfo=JST))  # a year back: 2026-05-21
+    assert found(db, where("older_than", 1, "years")) == {waiting["may20"],
+                                                          waiting["may01_handed"]}
+    # the end of a month: 2027-03-31 less one month is 2027-02-28
+    assert extraction.relative_cutoff(date(2027, 3, 31), 1, "months") == date(2027, 2, 28)
+    assert extraction.relative_cutoff(date(2028, 2, 29), 1, "years") == date(2027, 2, 28)
+    assert extraction.relative_cutoff(date(2026, 12, 1), 18, "months") == date(2025, 6, 1)
+
+
+def test_relative_dates_on_a_date_field(db, ctx, clock):
+    make_storage(db)
+    old = make_card(db, birth_date=date(1956, 11, 30))  # 70 on 2026-11-30
+    young = make_card(db, birth_date=date(1956, 12, 1))  # 70 today (2026-12-01)
+    rest = make_card(db, birth_date=date(1956, 12, 2))
+    data = {"subject": "cards", "columns": ["application_id"], "groups": [
+        {"op": "and", "conditions": [{"field": "birth_date", "op": "older_than", "n": 70,
+                                      "unit": "years"}]}]}
+    assert found(db, data) == {old.application_id}
+    data["groups"][0]["conditions"][0]["op"] = "within_last"
+    assert found(db, data) == {young.application_id, rest.application_id}
+
+
+@pytest.mark.parametrize("n, why", [
+    ("0", "N は1から9999までの整数で入力してください（入力：0）。"),
+    ("10000", "N は1から9999までの整数で入力してください（入力：10000）。"),
+    ("1.5", "N は1から9999までの整数で入力してください（入力：1.5）。"),
+    ("-3", "N は1から9999までの整数で入力してください（入力：-3）。"),
+    ("六", "N は1から9999までの整数で入力してください（入力：六）。"),
+    ("", "日数・月数・年数の N を入力してください（1から9999までの整数）。"),
+])
+def test_n_must_be_a_whole_number_from_1_to_9999(db, ctx, n, why):
+    data = {"subject": "cards", "groups": [{"op": "and", "conditions": [
+        {"field": "received_at", "op": "older_than", "n": n, "unit": "months"}]}]}
+    with pytest.raises(extraction.QueryError) as caught:
+        extraction.parse_definition(data)
+    assert caught.value.failures == [("グループ1の条件1（納品日時）", why)]
+
+
+def test_relative_operators_are_for_dates_only(db, ctx):
+    data = {"subject": "cards", "groups": [{"op": "and", "conditions": [
+        {"field": "name", "op": "older_than", "n": 6, "unit": "months"},
+        {"field": "received_at", "op": "older_than", "n": 6, "unit": "weeks"},
+        {"field": "received_at", "op": "within_last:days", "value": "６"}]}]}
+    with pytest.raises(extraction.QueryError) as caught:
+        extraction.parse_definition(data)
+    failures = dict(caught.value.failures)
+    assert "使えません" in failures["グループ1の条件1（氏名）"]
+    assert failures["グループ1の条件2（納品日時）"] == "日・か月・年のどれかを選んでください。"
+    assert len(failures) == 2  # the third (full-width ６, unit in the operator) is fine
+
+
+def test_exports_and_jobs_audit_the_relative_condition_and_its_day(db, waiting, clock,
+                                                                   people, app):
+    clock.advance(days=40)  # 2027-01-10
+    plan = extraction.plan_csv(db, OLDER_THAN_6_MONTHS, actor=people["clerk"])
+    body = b"".join(extraction.csv_chunks(app, plan)).decode("utf-8-sig")
+    assert len(body.strip().splitlines()) == 1 + 5
+    record = db.query(AuditLog).filter(AuditLog.action == "export").one()
+    detail = json.loads(record.changes)
+    assert detail["today"] == "2027-01-10" and detail["rows"] == 5
+    assert detail["conditions"]["groups"][0]["conditions"][0] == {
+        "field": "received_at", "op": "older_than", "n": 6, "unit": "months",
+        "cutoff": "2026-07-10", "means": "< 2026-07-10"}

@@ -131,3 +131,28 @@ def test_the_demo_has_applications_fees_and_a_scanned_form(app, db, clock, login
     assert 'data-testid="today-intake"' in home and "1,000円" in home
     assert "demo applications exist" in _seed(app, clock, when)  # nothing added twice
     assert len(db.execute(select(Intake)).scalars().all()) == 8
+
+
+def test_the_demo_shares_the_query_of_cards_waiting_six_months(app, db, clock, login_as):
+    """「受取待ち6か月以上のカード」: shared by a demo 管理者, relative (rerun any day), and
+    it finds the twelve cards received 400 days ago that still wait (the five received 420
+    days ago are discarded; every other card arrived within two months). Seeded once."""
+    from app.models.extraction import SavedQuery
+    from app.services import extraction
+
+    when = datetime(2026, 12, 1, 14, 0, tzinfo=JST)
+    lines = _seed(app, clock, when)
+    assert "demo saved queries: 1 added" in lines
+    (saved,) = db.execute(select(SavedQuery)).scalars().all()
+    assert (saved.name, saved.shared, saved.owner, saved.subject) == (
+        "受取待ち6か月以上のカード", True, "kanri01", "cards")
+    with app.test_request_context():
+        result = extraction.preview(db, extraction.definition_of(saved))
+    assert result.count == 12
+    # notices sent; the demo bookings reserve some of them
+    assert {row[4] for row in result.rows} <= {"交付通知書発送", "予約済"}
+    assert "交付通知書発送" in {row[4] for row in result.rows}
+    page = login_as("clerk").get(f"/extraction/?saved={saved.id}")
+    assert page.status_code == 200 and "受取待ち6か月以上のカード" in text_of(page)
+    assert "demo saved queries exist" in _seed(app, clock, when)  # nothing added twice
+    assert len(db.execute(select(SavedQuery)).scalars().all()) == 1

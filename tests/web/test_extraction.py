@@ -246,3 +246,87 @@ def test_every_subject_previews_in_japanese(login_as, db, subject):
     response = client.post("/extraction/preview", data={"subject": subject})
     assert response.status_code == 200
     assert 'data-testid="extraction-count">0<' in response.get_data(as_text=True)
+
+
+# --- the screen: relative dates, values kept as typed, operators that fit --------------------
+
+@pytest.fixture
+def waiting(db):
+    """Three cards received 2026-05-20, 2026-06-15 and 2026-08-01 (Japan time), none handed
+    over. The clock starts at 2026-12-01: six months back is 2026-06-01."""
+    make_storage(db)
+    made = []
+    for n, day in ((1, date(2026, 5, 20)), (2, date(2026, 6, 15)), (3, date(2026, 8, 1))):
+        card = make_card(db, application_id=f"{n:023d}", name=f"待機　{n}郎")
+        card.received_at = datetime.combine(day, datetime.min.time(), JST).replace(hour=9)
+        made.append(card)
+    db.commit()
+    return made
+
+
+RELATIVE_FORM = {**FORM, "g0_rows": "1", "g0_c0_field": "received_at",
+                 "g0_c0_op": "older_than:months", "g0_c0_value": "６"}
+
+
+def test_older_than_previews_saves_and_reruns_next_month(login_as, db, waiting, clock):
+    client = login_as("manager", username="boss")
+    page = client.post("/extraction/preview", data=RELATIVE_FORM)
+    html = page.get_data(as_text=True)
+    assert 'data-testid="extraction-count">1<' in html
+    assert "結果：" in text_of(page)
+    assert "本日基準で 2026-06-01 より前" in text_of(page)
+    assert "「より前」「直近」は本日（2026-12-01）から数えました。" in text_of(page)
+    assert '<option value="older_than:months" selected>Nか月より前</option>' in html
+    assert not english_leftovers(html)
+    saved = client.post("/extraction/save-shared", data={**RELATIVE_FORM,
+                                                         "name": "受取待ち6か月以上"})
+    assert saved.status_code == 302
+    query = db.query(SavedQuery).one()
+    assert json.loads(query.definition)["groups"][0]["conditions"] == [
+        {"field": "received_at", "op": "older_than", "n": 6, "unit": "months"}]
+    shown = client.get(f"/extraction/?saved={query.id}").get_data(as_text=True)
+    assert 'name="g0_c0_value" value="6"' in shown
+    clock.advance(days=40)  # 2027-01-10: six months back is 2026-07-10
+    client = login_as("manager", username="boss2")  # a session of 40 days ago is gone
+    rerun = client.post("/extraction/preview", data={**RELATIVE_FORM, "saved_id": query.id})
+    assert 'data-testid="extraction-count">2<' in rerun.get_data(as_text=True)
+    assert "本日基準で 2026-07-10 より前" in text_of(rerun)
+    # the export job (XLSX) resolves it the same way, and the audit says both
+    started = client.post("/extraction/export/xlsx", data=RELATIVE_FORM)
+    assert started.status_code == 302
+    (record,) = exports(db)
+    detail = json.loads(record.changes)
+    assert detail["rows"] == 2 and detail["today"] == "2027-01-10"
+    assert detail["conditions"]["groups"][0]["conditions"] == [
+        {"field": "received_at", "op": "older_than", "n": 6, "unit": "months",
+         "cutoff": "2026-07-10", "means": "< 2026-07-10"}]
+
+
+def test_within_the_last_and_a_bad_n_on_the_screen(login_as, db, waiting):
+    client = login_as("clerk")
+    page = client.post("/extraction/preview", data={**RELATIVE_FORM,
+                                                    "g0_c0_op": "within_last:days",
+                                                    "g0_c0_value": "200"})
+    # 200 days before 2026-12-01 is 2026-05-15: all three
+    assert 'data-testid="extraction-count">3<' in page.get_data(as_text=True)
+    bad = client.post("/extraction/preview", data={**RELATIVE_FORM, "g0_c0_value": "0"})
+    assert ("グループ1の条件1（納品日時）: N は1から9999までの整数で入力してください（入力：0）。"
+            in text_of(bad))
+    assert 'data-testid="extraction-count"' not in bad.get_data(as_text=True)
+
+
+def test_the_typed_value_stays_as_typed_with_a_note(login_as, db, ledger):
+    client = login_as("clerk")
+    page = client.post("/extraction/preview", data={
+        **FORM, "g0_rows": "2", "g0_op": "and",
+        "g0_c0_field": "name_kana", "g0_c0_op": "starts", "g0_c0_value": "やまだ",
+        "g0_c1_field": "birth_date", "g0_c1_op": "range", "g0_c1_value": "S40.12.31"})
+    html = page.get_data(as_text=True)
+    assert 'name="g0_c0_value" value="やまだ"' in html
+    assert 'name="g0_c1_value" value="S40.12.31"' in html
+    assert "「ヤマダ」として検索しました" in text_of(page)
+    assert "「1965-12-31〜」として検索しました" in text_of(page)
+    # an empty row offers no operator before a field is chosen (only 「（項目を選択）」 first)
+    assert '<option value="">（項目を選択）</option>' in html
+    # the end of a range is shown for a range only
+    assert html.count("data-to-wrap hidden") == html.count("data-to-wrap") - 1
