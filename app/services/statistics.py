@@ -26,6 +26,7 @@ from dateutil.relativedelta import relativedelta
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Date, String, and_, case, cast, func, literal_column, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import aliased
 
 from app.clock import JST
@@ -654,7 +655,7 @@ def _latest_events(session, end: datetime):
         return (select(CardEvent.to_state, CardEvent.storage_place_id)
                 .where(CardEvent.at < end)
                 .order_by(CardEvent.card_id, CardEvent.at.desc(), CardEvent.id.desc())
-                .distinct(CardEvent.card_id).subquery())
+                .ext(distinct_on(CardEvent.card_id)).subquery())
     # SQLite: per card, one step into ix_card_event_card_at (card_id, at and the rowid in
     # that order, so ORDER BY at DESC, id DESC LIMIT 1 reads one entry of the index)
     latest = (select(CardEvent.id).where(CardEvent.card_id == Card.id, CardEvent.at < end)
