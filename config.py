@@ -316,3 +316,17 @@ EXPORT_JOB_MIN_ROWS = _env_int("EXPORT_JOB_MIN_ROWS", 10_000)
 EXPORT_KEEP_MINUTES = _env_int("EXPORT_KEEP_MINUTES", 60)
 EXPORT_STALE_MINUTES = _env_int("EXPORT_STALE_MINUTES", 5)
 EXPORT_JOBS_INLINE = _env_bool("EXPORT_JOBS_INLINE", False)
+
+# --- backups (issue 15 §3, app/services/backups.py, docs/operations.md) ------------------
+# `flask backup create` writes mnc-backup-YYYYMMDD-HHMMSS.mncbak into BACKUP_DIR (empty:
+# instance/backups), sealed with AES-256-GCM under BACKUP_KEY: 32 bytes as base64 or hex
+# from the environment, else a key generated once into instance/backup_key (mode 0600).
+# Never the documents' key, never inside a backup: keep a copy of it away from the server.
+BACKUP_DIR = os.environ.get("BACKUP_DIR", "")
+BACKUP_KEY = os.environ.get("BACKUP_KEY", "")
+# `flask backup prune` keeps the newest backup of each of the last BACKUP_KEEP_DAILY days
+# and of each of the last BACKUP_KEEP_MONTHLY months (and always the newest verified one).
+BACKUP_KEEP_DAILY = _env_int("BACKUP_KEEP_DAILY", 14)
+BACKUP_KEEP_MONTHLY = _env_int("BACKUP_KEEP_MONTHLY", 12)
+# The home page warns the system administrator when the last verified backup is older.
+BACKUP_WARN_HOURS = _env_int("BACKUP_WARN_HOURS", 36)

@@ -18,7 +18,7 @@ from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.venue import Venue
-from app.services import audit, desk, documents, extraction, mail, scan, unit
+from app.services import audit, backups, desk, documents, extraction, mail, scan, unit
 from app.services.accounts import create_user, unlock_user
 from app.services.calendar import materialise_slots
 from app.services.demo import accounts_table, seed_demo
@@ -36,6 +36,8 @@ outbox_cli = AppGroup("outbox", help="Mails to residents, queued with their chan
 slots_cli = AppGroup("slots", help="Bookable time slots.")
 documents_cli = AppGroup("documents", help="Scanned papers of intakes (encrypted at rest).")
 extraction_cli = AppGroup("extraction", help="Exports of the extraction screen.")
+backup_cli = AppGroup("backup", help="Backups of the whole instance, encrypted with the "
+                                     "backup key (docs/operations.md).")
 
 
 def _as_cli_operator():
@@ -344,7 +346,109 @@ def extraction_purge_exports():
                f"files removed: {report.files}")
 
 
+def _fail(error: DomainError, code: int = 1):
+    click.echo(f"error: {error.message}", err=True)
+    sys.exit(code)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+@backup_cli.command("create", help="Snapshot the database while the app keeps serving, with "
+                                   "the settings (no secrets), encrypted into BACKUP_DIR.")
+@click.option("--to", "to_dir", type=click.Path(file_okay=False), default=None,
+              help="Another folder than BACKUP_DIR.")
+def backup_create(to_dir):
+    _as_cli_operator()
+    try:
+        made = backups.create(session(), to_dir)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"backup written: {made.path} ({_megabytes(made.bytes)}, schema "
+               f"{made.schema_revision}, {sum(made.rows.values())} rows in "
+               f"{len(made.rows)} tables)")
+    click.echo(f"sha256 {made.sha256}")
+
+
+@backup_cli.command("list", help="The backups of BACKUP_DIR, newest first (no key needed).")
+def backup_list():
+    rows = backups.list_backups()
+    if not rows:
+        click.echo(f"no backup in {backups.backup_dir()}")
+        return
+    for info in rows:
+        when = info.created_at.astimezone(JST).strftime("%Y-%m-%d %H:%M") \
+            if info.created_at else "?"
+        if info.verify_problem:
+            state = "FAILED verification"
+        elif info.verified:
+            state = f"verified {info.verified_at.astimezone(JST):%Y-%m-%d %H:%M}"
+        else:
+            state = "not verified"
+        click.echo(f"{info.name}  {when}  {_megabytes(info.bytes):>10}  "
+                   f"{info.schema_revision or '?'}  {state}")
+
+
+@backup_cli.command("verify", help="Decrypt a backup, check every checksum and the database "
+                                   "dump (pg_restore --list); exit 1 when anything fails.")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--latest", is_flag=True, help="The newest backup of BACKUP_DIR.")
+def backup_verify(file, latest):
+    _as_cli_operator()
+    if latest == bool(file):
+        raise click.UsageError("give either FILE or --latest")
+    try:
+        checked = backups.verify(backups.latest() if latest else file)
+    except DomainError as error:
+        _fail(error)
+    manifest = checked.manifest
+    click.echo(f"backup OK: {os.path.basename(checked.path)} (made "
+               f"{manifest.get('created_at')}, schema {manifest.get('schema_revision')}, "
+               f"{len(manifest.get('files', []))} parts checked)")
+
+
+@backup_cli.command("restore", help="Restore a backup into an empty database, or with --force "
+                                    "and the database name typed over the existing data; a "
+                                    "backup of an older schema is upgraded afterwards.")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace the data of a database that is not empty.")
+@click.option("--yes-i-typed", "typed", default=None, metavar="DBNAME",
+              help="The database name, for scripts (instead of typing it when asked).")
+def backup_restore(file, force, typed):
+    _as_cli_operator()
+    try:
+        name = backups.database_name(session())
+        if force and typed is None and not backups.is_empty(session()):
+            click.echo(f"This REPLACES every row of the database {name} with the backup "
+                       f"{os.path.basename(file)}.")
+            typed = click.prompt("Type the database name to confirm", default="",
+                                 show_default=False)
+        restored = backups.restore(session(), file, force=force, confirm=typed)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"restored {os.path.basename(restored.path)} into {name} "
+               f"({sum(restored.tables.values())} rows in {len(restored.tables)} tables)")
+    if restored.upgraded:
+        click.echo(f"the backup was at schema {restored.revision_before}: upgraded to "
+                   f"{restored.revision_after}")
+
+
+@backup_cli.command("prune", help="Remove backups beyond BACKUP_KEEP_DAILY days and "
+                                  "BACKUP_KEEP_MONTHLY months (never the newest verified one).")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+def backup_prune(dry_run):
+    _as_cli_operator()
+    removed = backups.prune(dry_run=dry_run)
+    for info in removed:
+        click.echo(f"{'would remove' if dry_run else 'removed'} {info.name}")
+    left = len(backups.list_backups()) - (len(removed) if dry_run else 0)
+    click.echo(f"{'dry run: ' if dry_run else ''}{len(removed)} backup(s) "
+               f"{'to remove' if dry_run else 'removed'}, {left} kept")
+
+
 def register_cli(app: Flask) -> None:
+    app.cli.add_command(backup_cli)
     app.cli.add_command(extraction_cli)
     app.cli.add_command(documents_cli)
     app.cli.add_command(slots_cli)

@@ -111,6 +111,12 @@ class Settings:
     export_keep_minutes: int
     export_stale_minutes: int
     export_jobs_inline: bool
+    # backups (app/services/backups.py)
+    backup_dir: str
+    backup_key: str
+    backup_keep_daily: int
+    backup_keep_monthly: int
+    backup_warn_hours: int
 
 
 _POSITIVE = {"login_rate_limit", "login_rate_window_seconds", "login_lock_threshold",
@@ -120,10 +126,11 @@ _POSITIVE = {"login_rate_limit", "login_rate_window_seconds", "login_lock_thresh
              "identity_ip_window_minutes", "identity_number_failures",
              "identity_lock_minutes", "document_max_bytes", "document_max_files",
              "document_max_pages", "document_retention_years", "export_job_min_rows",
-             "export_keep_minutes", "export_stale_minutes"}
+             "export_keep_minutes", "export_stale_minutes", "backup_keep_daily",
+             "backup_warn_hours"}
 _NOT_NEGATIVE = {"maintenance_banner_days", "discard_after_notice_months",
                  "discard_after_renotice_months", "discard_after_return_months",
-                 "late_grace_minutes"}
+                 "late_grace_minutes", "backup_keep_monthly"}
 
 
 def _value(config, name: str, kind):
@@ -175,6 +182,28 @@ def parse_document_keys(text: str) -> dict[str, bytes]:
     return keys
 
 
+def parse_backup_key(text: str) -> bytes:
+    """BACKUP_KEY: 32 bytes as 64 hex digits or as base64."""
+    import base64
+    import binascii
+
+    text = str(text or "").strip()
+    key = b""
+    if len(text) == 64:
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            key = b""
+    if not key:
+        try:
+            key = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+    if len(key) != 32:
+        raise ValueError("BACKUP_KEY must be 32 bytes, written as 64 hex digits or base64")
+    return key
+
+
 def _check_document_keys(values: dict, config) -> None:
     for name in ("document_keys", "document_key_current"):
         values[name] = str(values[name] or "").strip()
@@ -205,6 +234,10 @@ def build(config) -> Settings:
     if not 0 <= values["few_seats_share"] <= 1:
         raise ValueError("FEW_SEATS_SHARE must be between 0 and 1")
     _check_document_keys(values, config)
+    for name in ("backup_dir", "backup_key"):
+        values[name] = str(values[name] or "").strip()
+    if values["backup_key"]:
+        parse_backup_key(values["backup_key"])
     if len(set(values["notice_number_alphabet"])) < 2:
         raise ValueError("NOTICE_NUMBER_ALPHABET needs at least two letters")
     return Settings(**values)
