@@ -1,12 +1,12 @@
 """The staff home page: today's figures per venue, cards waiting for hand-over, notices."""
-from flask import g, redirect
+from flask import current_app, g, redirect
 from flask_appbuilder import IndexView, expose
 
 from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.notice import AUDIENCE_STAFF
-from app.services import desk, fees, intake
+from app.services import backups, desk, fees, intake
 from app.services.notices import current_notices
 from app.views.access import can_open
 
@@ -32,10 +32,15 @@ class HomeView(IndexView):
         today = now.astimezone(JST).date()
         counter = (intake_and_fees(today, fees_too=can["FeeView.daily"])
                    if can["IntakeModelView.list"] else [])
+        # The system administrator sees when the last good backup was made (read from the
+        # backups' sidecar files: no key, no database, nothing written).
+        backup = (backups.status(now) if current_app.config["ROLE_SYSADMIN"] in
+                  {role.name for role in g.user.roles} else None)
         return self.render_template(self.index_template, appbuilder=self.appbuilder,
                                     notices=notices, figures=figures,
                                     waiting_cards=waiting_cards, can=can, today=today,
-                                    counter=counter, yen=fees.yen)
+                                    counter=counter, yen=fees.yen, backup=backup,
+                                    megabytes=_megabytes, backup_time=_backup_time)
 
 
 def intake_and_fees(day, fees_too: bool) -> list[dict]:
@@ -50,3 +55,11 @@ def intake_and_fees(day, fees_too: bool) -> list[dict]:
             row = rows.setdefault(venue.venue_name, {"name": venue.venue_name, "intakes": 0})
             row.update(payments=venue.payments, amount=venue.amount, venue_id=venue.venue_id)
     return sorted(rows.values(), key=lambda row: row["name"])
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:,.1f} MB"
+
+
+def _backup_time(info) -> str:
+    return info.created_at.astimezone(JST).strftime("%Y-%m-%d %H:%M") if info.created_at else "?"
