@@ -9,10 +9,11 @@ PORT ?= 8080
 WORKERS ?= 2
 export FLASK_APP := run
 
-# Debian packages the product needs (libzbar0 for QR decoding) and the tests need
-# (chromium and CJK fonts for browser tests, poppler-utils for PDF checks).
-RUN_DEBS := libzbar0
-TEST_DEBS := chromium fonts-noto-cjk poppler-utils
+# Debian packages the product needs (libzbar0 for QR decoding, postgresql-client for
+# pg_dump/pg_restore/psql of the backups) and the tests need (chromium and CJK fonts for
+# browser tests, poppler-utils for PDF checks, postgresql-client for the backup tests).
+RUN_DEBS := libzbar0 postgresql-client
+TEST_DEBS := chromium fonts-noto-cjk poppler-utils postgresql-client
 
 .PHONY: run test install system-deps test-deps translations db serve lint-imports test-sqlite test-postgres bench clean
 
@@ -79,8 +80,8 @@ test-postgres:
 # Speed goals, printed as a table (never timed tests): bench/run.py says what it measures.
 bench: install
 	$(BIN)/python bench/run.py
-	@echo "== booking and booking races again on PostgreSQL =="
-	bash scripts/with-postgres.sh sh -c 'DATABASE_URL=$$TEST_DATABASE_URL $(BIN)/python bench/run.py booking races'
+	@echo "== booking and booking races again, and backups, on PostgreSQL =="
+	bash scripts/with-postgres.sh sh -c 'DATABASE_URL=$$TEST_DATABASE_URL $(BIN)/python bench/run.py booking races backups'
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/e2e/screenshots

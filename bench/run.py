@@ -1,5 +1,6 @@
 """make bench: speed goals and race counts, printed as tables (`bench/run.py [qr] [booking]
-[races] [reads] [documents] [ledger] [statistics] [exports]`; all eight by default).
+[races] [reads] [documents] [ledger] [statistics] [exports] [backups]`; the first eight by
+default; ``backups`` needs PostgreSQL: make bench runs it under scripts/with-postgres.sh).
 
 QR registration (issue 4):
 
@@ -31,6 +32,10 @@ PostgreSQL (goal: each under 1 s).
 Exports of 300,000 cards (bench/exports.py, issue 14 §4): our CSV as a ratio to a bare
 csv.writer over the same query (goal ≥ 0.5) and our XLSX (a background job), each in a child
 process with its peak memory (goal under 300 MB), on SQLite and PostgreSQL.
+
+Backups of 300,000 cards and 1,000,000 bookings on PostgreSQL (bench/backups.py, issue 15
+§6): ``backup create`` and ``backup restore`` as a ratio to a plain ``pg_dump -Fc`` and
+``pg_restore`` of the same database (sizes: BENCH_BACKUP_CARDS, BENCH_BACKUP_BOOKINGS).
 """
 from __future__ import annotations
 
@@ -175,6 +180,13 @@ def main():
         print()
         rows = []
         bench_exports(rows)
+        table(rows[1:], rows[0])
+    if "backups" in what:
+        from bench.backups import bench_backups
+
+        print()
+        rows = []
+        bench_backups(rows)
         table(rows[1:], rows[0])
 
 
