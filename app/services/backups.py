@@ -392,6 +392,8 @@ def _pg_snapshot(engine, target: str) -> tuple[str | None, dict[str, int], str]:
         with connection.begin():
             tool, server = check_pg_versions(connection)
             connection.execute(text("SET TRANSACTION READ ONLY"))
+            # idle while pg_dump works: a server-wide idle timeout must not end it
+            connection.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
             snapshot = connection.execute(text("SELECT pg_export_snapshot()")).scalar()
             revision = archive.schema_revision(connection)
             counts = _row_counts(connection, "postgresql")
