@@ -655,7 +655,10 @@ def _pg_restore(engine, dump: str) -> None:
          "--set=ON_ERROR_STOP=1", "--output=/dev/null", "--file=-"],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
-        loader.stdin.write(b"DROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;\n")
+        # A session of the app still inside a transaction would make the drop wait: give up
+        # after a minute (nothing changed) rather than hang; stop the app first (docs).
+        loader.stdin.write(b"SET lock_timeout = '60s';\n"
+                           b"DROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;\n")
         shutil.copyfileobj(script.stdout, loader.stdin, 1024 * 1024)
         loader.stdin.close()
     except BrokenPipeError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shutil
 import threading
 from datetime import date, datetime, timedelta
 
@@ -207,6 +208,8 @@ def _flip_one_byte(path):
 def test_a_tampered_backup_is_refused_and_restores_nothing(app, db, target):
     _seed(app, db)
     made = _create(db)
+    good = made.path.replace(".mncbak", "-good.mncbak")
+    shutil.copyfile(made.path, good)
     _flip_one_byte(made.path)
     with pytest.raises(archive.SealIntegrityError) as refused:
         backups.verify(made.path)
@@ -220,6 +223,14 @@ def test_a_tampered_backup_is_refused_and_restores_nothing(app, db, target):
         assert backups.is_empty(target.appbuilder.session)
         target.appbuilder.session.remove()
     assert backups.status().last_good is None and backups.status().stale
+    # over existing data, with --force and the right name: still nothing changed
+    _restore(target, good)
+    restored = rows_of(_target_engine(target))
+    with target.app_context():
+        name = backups.database_name(target.appbuilder.session)
+    with pytest.raises(archive.SealIntegrityError):
+        _restore(target, made.path, force=True, confirm=name)
+    assert rows_of(_target_engine(target)) == restored
 
 
 def test_another_key_is_refused_and_restores_nothing(app, db, target):
@@ -461,3 +472,29 @@ def test_a_bad_backup_key_setting_stops_the_start():
 
 def test_domain_errors_keep_their_type():
     assert issubclass(backups.BackupError, DomainError)
+
+
+def test_a_restore_that_fails_half_way_leaves_the_database_as_it_was(app, db, target,
+                                                                     tmp_path, monkeypatch):
+    """PostgreSQL: the schema is dropped and the dump loaded in one transaction; an error in
+    the last statement of the load undoes the drop too."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite swaps a finished file in at once)")
+    _seed(app, db)
+    made = _create(db)
+    _restore(target, made.path)
+    with _target_engine(target).begin() as connection:
+        connection.execute(text("UPDATE card SET name = '復元の前'"))
+    before = rows_of(_target_engine(target))
+    broken = tmp_path / "pg_restore"
+    broken.write_text(f"#!/bin/sh\n{shutil.which('pg_restore')} \"$@\" && echo 'SELECT 1/0;'\n")
+    broken.chmod(0o755)
+    real_tool = backups._tool
+    monkeypatch.setattr(backups, "_tool", lambda name: str(broken) if name == "pg_restore"
+                        else real_tool(name))
+    with target.app_context():
+        name = backups.database_name(target.appbuilder.session)
+    with pytest.raises(backups.BackupError) as failed:
+        _restore(target, made.path, force=True, confirm=name)
+    assert "復元に失敗しました" in str(failed.value.message)
+    assert rows_of(_target_engine(target)) == before
