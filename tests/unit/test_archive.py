@@ -92,7 +92,7 @@ def test_seal_refuses_a_wrong_key_a_flipped_byte_and_a_cut(ctx, tmp_path):
     plain.write_bytes(os.urandom(2 * archive.SEAL_CHUNK + 100))
     sealed = tmp_path / "sealed"
     archive.seal(str(plain), str(sealed), KEY)
-    with pytest.raises(archive.SealKeyError, match="another key"):
+    with pytest.raises(archive.SealKeyError, match="別の鍵で暗号化されています"):
         archive.unseal(str(sealed), str(tmp_path / "out"), OTHER)
     data = bytearray(sealed.read_bytes())
     for mutate in (lambda d: d.__setitem__(len(d) // 2, d[len(d) // 2] ^ 1),
