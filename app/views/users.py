@@ -292,7 +292,7 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
                 _on("CardModelView", "can_add", "can_edit", "can_transition", "to_setup",
                     "to_notice_sent", "to_mailed", "to_on_hold", "to_renotified",
                     "to_returned", "release_hold", "print_data", "print_data_sjis",
-                    "move_storage")
+                    "print_data_encrypted", "move_storage")
                 + _on("StorageView", "can_move")),
         Ability("カード管理簿: delete a row", _l("Card ledger: delete a row"),
                 _on("CardModelView", "can_delete")),
