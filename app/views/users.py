@@ -261,6 +261,10 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
                 + _on("ResetMyPasswordView", "can_this_form_get", "can_this_form_post")),
         Ability("お知らせ: list, detail", _l("Notices: list, detail"),
                 _on("NoticeModelView", "can_list", "can_show")),
+        Ability("暗号化ZIP: the page of a prepared file and its one download (own files only)",
+                _l("Encrypted ZIP: the page of a prepared file and its one download (own "
+                   "files only)"),
+                _on("ProtectedExportView", "can_show", "can_download")),
     ]),
     (_l("System"), [
         Ability("お知らせ: add, edit, delete", _l("Notices: add, edit, delete"),
@@ -275,6 +279,10 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
                 _l("Maintenance of the residents' site: list, announce, start and end now"),
                 _on("MaintenanceWindowModelView", "can_list", "can_add", "can_start_now",
                     "can_end_now")),
+        Ability("出力の暗号化: read and change the export policy (encryption required for "
+                "personal data)",
+                _l("Export encryption: read and change the policy"),
+                _on("ExportPolicyView", "can_index", "can_save")),
         Ability("ユーザー: list, detail, add, edit, lock, unlock, reset password",
                 _l("Staff accounts: list, detail, add, edit, lock, unlock, set a password"),
                 _on("UserDBModelView", "can_list", "can_show", "can_add", "can_edit", "lock",

@@ -35,6 +35,11 @@ MATRIX = [
     ("GET", "/maintenancewindowmodelview/add", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
     ("GET", "/maintenancewindowmodelview/edit/{window}", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
     ("POST", "/maintenancewindowmodelview/start-now/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    # --- encryption of exports (issue 15 §4): the policy is the supervisors' and the
+    # system administrator's; a prepared ZIP's page is every role's (own files only: an
+    # unknown token is 404 for those allowed, see tests/web/test_export_encryption.py).
+    ("GET", "/export-policy/", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
+    ("POST", "/export-policy/", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
     ("GET", "/users/list/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
     ("GET", "/users/show/{user}", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
     ("GET", "/users/add", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
@@ -149,6 +154,7 @@ MATRIX = [
 CARD_ACTIONS = {
     "to_setup": {"manager", "clerk"}, "to_notice_sent": {"manager", "clerk"},
     "print_data": {"manager", "clerk"}, "move_storage": {"manager", "clerk"},
+    "print_data_encrypted": {"manager", "clerk"},
 }
 
 CASES = [(role, method, url, expected[role]) for method, url, expected in MATRIX for role in ROLES]
