@@ -58,6 +58,8 @@ EXPORTS: dict[str, Export] = {e.key: e for e in (
            _l("Residents' names, addresses and postcard numbers")),
     Export("extraction", _l("Extraction (CSV, XLSX)"), True,
            _l("The chosen columns of cards, bookings, applications or fees")),
+    Export("document_original", _l("Scanned document, original file"), True,
+           _l("Application forms, identity and proxy papers as scanned")),
     Export("statistics", _l("Statistics (CSV, XLSX)"), False,
            _l("Counts and amounts only")),
     # no resident's name, but each payment's 申請書ID (a key to the resident in the ledger)

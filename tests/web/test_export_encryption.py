@@ -423,3 +423,37 @@ def test_prepared_files_are_purged_after_their_time(login_as, db, app):
         assert os.listdir(folder) == []
     assert "ダウンロード済みか" in text_of(client.post(download_url(ready),
                                                      follow_redirects=True))
+
+
+# --- scanned documents: the original file ------------------------------------------------------
+
+def test_document_original_encrypted_or_refused_plain(login_as, db, no_writes):
+    from tests import document_files as files
+    from tests.factories import make_intake
+    from tests.web.test_documents import _stored
+
+    intake = make_intake(db)
+    clerk = login_as("clerk", username="mado_doc")
+    content = files.make_pdf(2)
+    document = _stored(db, clerk, intake, "申請書 原本.pdf", content)
+    url = f"/documents/{document.id}/download"
+    viewer = clerk.get(f"/documents/{document.id}")
+    assert 'data-testid="download"' in viewer.get_data(as_text=True)
+    ready = clerk.post(url, data=GENERATE)
+    password = shown_password(ready)
+    data = fetch(clerk, ready)
+    assert opened(data, password) == {"申請書 原本.pdf": content}
+    assert_locked(data, "申請書 原本.pdf")
+    assert last_export(db, "download")["encrypted"] is True
+    require_encryption(db)
+    viewer = clerk.get(f"/documents/{document.id}").get_data(as_text=True)
+    assert 'data-testid="download"' not in viewer  # the plain link is not offered
+    downloads = len(audits(db, "download"))
+    with no_writes("a plain original while encryption is required"):
+        refused = clerk.get(url)
+    assert refused.status_code == 400 and REQUIRED_MESSAGE in text_of(refused)
+    assert clerk.post(url, data={}).status_code == 400
+    assert len(audits(db, "download")) == downloads
+    ready = clerk.post(url, data=TYPE_IT)
+    assert opened(fetch(clerk, ready), TYPED) == {"申請書 原本.pdf": content}
+    assert_no_password_recorded(db, password, TYPED)
