@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import session
-from app.services import export_policy, extraction, protected_zip
+from app.services import extraction, protected_zip
 from app.services.actors import actor_of
 from app.services.errors import DomainError, NotPermittedError
 from app.views import protected_exports

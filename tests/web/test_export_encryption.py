@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import re
-import zipfile
 
 import openpyxl
 import pytest
