@@ -150,6 +150,12 @@ _INTAKE_MENUS = (r"(Intake|Applications|Outreach Sessions|Daily Fees|Monthly Fee
 # Statistics and extraction (issue 14). Menu items of the 集計・抽出 category.
 _REPORT_MENUS = r"(Reports|Statistics|Extraction)$"
 
+# Encryption of exports (issue 15 §4): the policy is set by 管理者 and システム管理者; every
+# role that downloads anything may fetch its own prepared encrypted ZIP (owner-checked).
+_EXPORT_ENCRYPTION_POLICY = [(r"ExportPolicyView$", r".*"),
+                             (r"Export Encryption$", r"menu_access$")]
+_EXPORT_ENCRYPTED_FILES = [(r"ProtectedExportView$", r".*")]
+
 FAB_ROLES = {
     ROLE_SYSADMIN: [
         (r"(UserDBModelView|RoleModelView|UserGroupModelView|UserStatsChartView"
@@ -159,6 +165,8 @@ FAB_ROLES = {
         (r"AuditLogModelView$", r"(can_list|can_show|can_export|can_verify)$"),
         (r"(Security|List Users|List Roles|List Groups|User's Statistics|API Keys"
          r"|Notices|Audit Log|Maintenance)$", r"menu_access$"),
+        *_EXPORT_ENCRYPTION_POLICY,
+        *_EXPORT_ENCRYPTED_FILES,
     ],
     ROLE_MANAGER: [
         *_SELF_SERVICE,
@@ -180,6 +188,8 @@ FAB_ROLES = {
         # Figures, extraction and export; shared saved queries are the supervisor's.
         (r"(StatisticsView|ExtractionView)$", r".*"),
         (_REPORT_MENUS, r"menu_access$"),
+        *_EXPORT_ENCRYPTION_POLICY,
+        *_EXPORT_ENCRYPTED_FILES,
     ],
     ROLE_CLERK: [
         *_SELF_SERVICE,
@@ -210,6 +220,7 @@ FAB_ROLES = {
         (r"StatisticsView$", r".*"),
         (r"ExtractionView$", r"(?!can_share$)\w+$"),
         (_REPORT_MENUS, r"menu_access$"),
+        *_EXPORT_ENCRYPTED_FILES,
     ],
     ROLE_VIEWER: [
         *_SELF_SERVICE,
@@ -234,6 +245,7 @@ FAB_ROLES = {
         (r"StatisticsView$", r".*"),
         (r"ExtractionView$", r"can_(index|preview|save|delete_own)$"),
         (_REPORT_MENUS, r"menu_access$"),
+        *_EXPORT_ENCRYPTED_FILES,
     ],
 }
 

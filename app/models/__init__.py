@@ -10,6 +10,7 @@ from app.models.notice import Notice
 from app.models.outbox import OutboxMail
 from app.models.reservation import BookingEvent, Hold, Reservation, ReservationPerson, Slot
 from app.models.scan import ScanBatch, ScanItem
+from app.models.setting import SiteSetting
 from app.models.storage import StoragePlace
 from app.models.throttle import Throttle
 from app.models.user import StaffUser
@@ -20,5 +21,5 @@ __all__ = ["AuditLog", "BookingEvent", "Card", "CardEvent", "CardTally", "DailyC
            "IntakeDocument",
            "MaintenanceWindow", "Notice", "OutboxMail", "OutreachSession", "Purpose",
            "ReceiptCounter", "Reservation", "ReservationPerson", "SavedQuery", "ScanBatch",
-           "ScanItem", "Slot", "StaffUser", "StoragePlace", "Throttle", "Venue",
+           "ScanItem", "SiteSetting", "Slot", "StaffUser", "StoragePlace", "Throttle", "Venue",
            "VenuePurpose", "WeeklyRule"]

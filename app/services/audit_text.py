@@ -52,6 +52,7 @@ KIND_LABELS = {
     "scan_item": _l("Scanned code"),
     "outbox": _l("Mail to a resident"),
     "saved_query": _l("Saved extraction query"),  # issue 14 (extraction)
+    "site_setting": _l("Office setting"),  # issue 15 (export encryption policy)
 }
 
 # Fields as people call them (the rest are shown by their stored name).
@@ -67,6 +68,8 @@ FIELD_LABELS = {
     "cancel_reason": _l("Reason for cancelling"), "checked_in_at": _l("Checked in at"),
     "checked_in_by": _l("Checked in by"), "roles": _l("Roles"), "active": _l("Active"),
     "password": _l("Password"), "first_name": _l("Given name"),
+    "encryption_required": _l("Encryption of exports required"),
+    "encrypted": _l("Encrypted ZIP"),
     "last_name": _l("Family name"), "username": _l("User ID"), "title": _l("Title"),
     "closed": _l("Closed"), "handed_over_by": _l("Handed over by"),
     "identity_check": _l("Identity check"), "manufacture_number":

@@ -47,7 +47,7 @@ from app import secrets as app_secrets
 from app.models.card import Card
 from app.models.document import CATEGORIES, CATEGORY_LABELS, DocumentBlob, IntakeDocument
 from app.models.intake import Intake
-from app.services import actors, audit, unit
+from app.services import actors, audit, export_policy, unit
 from app.services.errors import DomainError, InputError
 from app.settings import parse_document_keys, settings
 
@@ -817,11 +817,15 @@ def thumbnail_png(session, document: IntakeDocument, *,
     return png
 
 
-def original(session, document: IntakeDocument, *, actor: DocumentActor = SYSTEM) -> bytes:
-    """The file as it was uploaded (audited download)."""
+def original(session, document: IntakeDocument, *, actor: DocumentActor = SYSTEM,
+             encrypted: bool = False) -> bytes:
+    """The file as it was uploaded (audited download, with whether it leaves as an
+    encrypted ZIP: ``encrypted``, the caller wraps it; a plain download is refused while
+    the office requires encryption of personal data)."""
     _require(actor, STAFF)
+    export_policy.require(session, "document_original", encrypted)
     data = plaintext_of(session, document)
-    _audit_read(audit.ACTION_DOWNLOAD, document)
+    _audit_read(audit.ACTION_DOWNLOAD, document, encrypted=encrypted)
     return data
 
 

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 
 from app import clock
 from app.models.card import Card
-from app.services import audit, cards, notice_numbers, spreadsheet, unit
+from app.services import audit, cards, export_policy, notice_numbers, spreadsheet, unit
 from app.services.errors import InputError
 from app.settings import settings
 
@@ -47,11 +47,15 @@ def postcard_print_zip(items: Iterable[Card], encoding: str) -> bytes:
 
 @unit.operation
 def postcard_print_data(session, card_ids: Iterable[int], encoding: str = "utf-8-sig", *,
-                        now: datetime | None = None) -> tuple[str, bytes]:
+                        now: datetime | None = None,
+                        encrypted: bool = False) -> tuple[str, bytes]:
     """The chosen cards' postcard print data as (file name, zip): refused, exporting
-    nothing, while any of them has no postcard number yet. The export is audited."""
+    nothing, while any of them has no postcard number yet, or when the file would leave
+    unencrypted while the office requires encryption (``encrypted``: the caller wraps
+    it in an AES-256 ZIP). The export is audited, with whether it was encrypted."""
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown encoding {encoding!r}; one of {ENCODINGS}")
+    export_policy.require(session, "postcard_print", encrypted)
     chosen = cards.cards_by_ids(session, card_ids)
     missing = [c.application_id for c in chosen if not c.notice_number]
     if missing:
@@ -60,6 +64,14 @@ def postcard_print_data(session, card_ids: Iterable[int], encoding: str = "utf-8
     data = postcard_print_zip(chosen, encoding)
     audit.record_in_transaction(session, audit.ACTION_EXPORT, "card", None,
                                 {"what": "postcard print data", "rows": len(chosen),
-                                 "encoding": encoding, "ids": [c.id for c in chosen]})
+                                 "encoding": encoding, "ids": [c.id for c in chosen],
+                                 "encrypted": encrypted})
     stamp = (now or clock.now()).strftime("%Y%m%d-%H%M")
     return f"postcards_{stamp}.zip", data
+
+
+def zip_members(data: bytes) -> list[tuple[str, bytes]]:
+    """The files inside the print data's ZIP (postcards.csv and qr/*.png), to be put
+    into an encrypted ZIP under the same names."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return [(name, archive.read(name)) for name in archive.namelist()]

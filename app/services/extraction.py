@@ -65,7 +65,8 @@ from app.models.intake import Intake, OutreachSession
 from app.models.reservation import Reservation
 from app.models.storage import StoragePlace
 from app.models.venue import Purpose, Venue, VenuePurpose
-from app.services import actors, audit, fields, japanese, notice_numbers, spreadsheet, unit
+from app.services import (actors, audit, export_policy, fields, japanese, notice_numbers,
+                          spreadsheet, unit)
 from app.services.actors import CardActor
 from app.services.errors import (ConcurrentChangeError, DomainError, InputError,
                                  NotPermittedError)
@@ -1174,12 +1175,15 @@ def _filename(query: Query, fmt: str, encoding: str, now: datetime) -> str:
 
 def plan_csv(session, data: Any, *, actor: CardActor, encoding: str = UTF8_BOM,
              on_unmappable: str = ON_UNMAPPABLE_STOP, replacement: str | None = None,
-             now: datetime | None = None) -> ExportPlan:
-    """Check and audit a CSV export before it streams: the role, the conditions, and for
-    CP932 the characters it cannot hold (stop: :class:`UnmappableError`, nothing audited
-    as exported; replace: counted). The audit record is committed here, so the export is
-    on record before the first byte leaves; :func:`csv_chunks` then writes it."""
+             now: datetime | None = None, encrypted: bool = False) -> ExportPlan:
+    """Check and audit a CSV export before it streams: the role, the conditions, the
+    office's encryption policy (a plain file of personal data is refused while it
+    requires encryption; ``encrypted``: the caller wraps the CSV in an AES-256 ZIP), and
+    for CP932 the characters it cannot hold (stop: :class:`UnmappableError`, nothing
+    audited as exported; replace: counted). The audit record is committed here, so the
+    export is on record before the first byte leaves; :func:`csv_chunks` then writes it."""
     _check_export(actor)
+    export_policy.require(session, "extraction", encrypted)
     if encoding not in (UTF8_BOM, CP932):
         raise InputError(_l("Choose UTF-8 or Shift_JIS (CP932)."))
     if on_unmappable not in (ON_UNMAPPABLE_STOP, ON_UNMAPPABLE_REPLACE):
@@ -1202,7 +1206,7 @@ def plan_csv(session, data: Any, *, actor: CardActor, encoding: str = UTF8_BOM,
             if char is not None:
                 plan.replacement, plan.replaced = char, check.characters
         audit.record_in_transaction(session, audit.ACTION_EXPORT, _table(query), None,
-                                    _audit_detail(plan))
+                                    _audit_detail(plan, encrypted=encrypted))
     return plan
 
 
@@ -1880,11 +1884,15 @@ def jobs_of(session, actor: CardActor, limit: int = JOB_LIST) -> list[ExportJob]
 
 @unit.operation
 def download_job(session, token: str | None, *, actor: CardActor,
-                 now: datetime | None = None) -> tuple[str, str, str]:
+                 now: datetime | None = None,
+                 encrypted: bool = False) -> tuple[str, str, str]:
     """The file of the person's own finished job: (path, download name, MIME type).
-    Audited as a download; ``downloaded_at`` set (compare-and-set on ``done``). Another
-    person's job is not found; a job not done (or whose file is gone) is refused."""
+    Audited as a download, with whether it leaves as an encrypted ZIP (``encrypted``:
+    the caller wraps it; a plain file is refused while the office requires encryption);
+    ``downloaded_at`` set (compare-and-set on ``done``). Another person's job is not
+    found; a job not done (or whose file is gone) is refused."""
     _check_export(actor)
+    export_policy.require(session, "extraction", encrypted)
     job = get_job(session, token, actor)
     if job is None:
         raise JobNotFoundError(_l("This export does not exist or is not yours."))
@@ -1905,7 +1913,7 @@ def download_job(session, token: str | None, *, actor: CardActor,
     audit.record_in_transaction(session, audit.ACTION_DOWNLOAD, _table(parse_definition(
         job.definition)), None, {"what": "extraction", "job": job.id, "subject": job.subject,
                                  "format": job.format, "rows": job.rows_written,
-                                 "file": job.download_name})
+                                 "file": job.download_name, "encrypted": encrypted})
     return path, job.download_name, MIME_TYPES[job.format]
 
 

@@ -42,7 +42,7 @@ from app.models.intake import (WITHDRAWN, FEE_CHARGED, FEE_NONE, FEE_PAID, FEE_R
                                REASON_DISASTER, REASON_NO_SPACE, REASON_STOLEN,
                                REISSUE_REASON_LABELS, Intake, label)
 from app.models.venue import Venue
-from app.services import actors, audit, fields, japanese, spreadsheet, unit
+from app.services import actors, audit, export_policy, fields, japanese, spreadsheet, unit
 from app.services.errors import DomainError, InputError, NotPermittedError
 
 STAFF = ("ROLE_MANAGER", "ROLE_CLERK")
@@ -909,6 +909,17 @@ def _workbook(title: str):
     day_format = book.add_format({"num_format": "yyyy/mm/dd"})
     time_format = book.add_format({"num_format": "yyyy/mm/dd hh:mm"})
     return buffer, book, sheet, bold, money, day_format, time_format
+
+
+def record_sheet_export(session, export_key: str, detail: dict, *,
+                        encrypted: bool) -> None:
+    """The download of a 日計表 (``fees_daily``) or 月計表 (``fees_monthly``) in the audit
+    trail, with whether it left as an encrypted ZIP; a plain 日計表 is refused while the
+    office requires encryption of personal data (its rows carry 申請書ID)."""
+    with unit.transaction(session):
+        export_policy.require(session, export_key, encrypted)
+        audit.record_in_transaction(session, audit.ACTION_EXPORT, "fee_entry", None,
+                                    {**detail, "encrypted": encrypted})
 
 
 def daily_xlsx(sheet: DailySheet, name_of=str) -> bytes:

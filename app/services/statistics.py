@@ -40,7 +40,7 @@ from app.models.reservation import (CHANNEL_WALK_IN, EVENT_ARRIVED, EVENT_CANCEL
                                     EVENT_NO_SHOW, EVENT_UNDONE, BookingEvent, Slot)
 from app.models.storage import StoragePlace
 from app.models.venue import Purpose, Venue, VenuePurpose
-from app.services import audit, audit_text, spreadsheet, unit
+from app.services import audit, audit_text, export_policy, spreadsheet, unit
 from app.services.errors import InputError
 from app.settings import settings
 
@@ -865,12 +865,16 @@ def xlsx_bytes(session, query: Query, now: datetime) -> tuple[bytes, int]:
     return buffer.getvalue(), total_rows
 
 
-def record_download(session, query: Query, file_format: str, rows: int) -> None:
+def record_download(session, query: Query, file_format: str, rows: int, *,
+                    encrypted: bool = False) -> None:
     """Every download of figures is in the audit trail with its subject, period and
-    breakdown."""
+    breakdown, and whether it left as an encrypted ZIP (figures hold no personal data:
+    the office's encryption policy never refuses them, export_policy.EXPORTS)."""
     with unit.transaction(session):
+        export_policy.require(session, "statistics", encrypted)
         audit.record_in_transaction(session, audit.ACTION_EXPORT, None, None, {
             "what": "statistics", "subject": query.subject, "unit": query.unit,
             "start": query.start.isoformat(), "end": query.end.isoformat(),
-            "breakdown": query.breakdown, "format": file_format, "rows": rows})
+            "breakdown": query.breakdown, "format": file_format, "rows": rows,
+            "encrypted": encrypted})
 

@@ -15,6 +15,7 @@ from app.views.fees import FeeScheduleModelView, FeeView, fee_panel
 from app.views.handover import HandoverView
 from app.views.intake import IntakeModelView, OutreachSessionModelView
 from app.views.maintenance import MaintenanceWindowModelView
+from app.views.protected_exports import ExportPolicyView, ProtectedExportView
 from app.views.notice import NoticeModelView
 from app.views.scan import ScanView
 from app.views.statistics import StatisticsView
@@ -100,6 +101,9 @@ def register_views(appbuilder) -> None:
                         label=_l("Audit log"), category=CATEGORY_SYSTEM)
     appbuilder.add_view(MaintenanceWindowModelView, "Maintenance", icon="fa-wrench",
                         label=_l("Maintenance"), category=CATEGORY_SYSTEM)
+    appbuilder.add_view(ExportPolicyView, "Export Encryption", icon="fa-lock",
+                        label=_l("Export encryption"), category=CATEGORY_SYSTEM)
+    appbuilder.add_view_no_menu(ProtectedExportView)
     system = appbuilder.menu.find(CATEGORY_SYSTEM)
     if system is not None:
         system.label = _l("System")

@@ -7,7 +7,7 @@ import json
 import re
 from datetime import date
 
-from flask import Response, current_app, request
+from flask import Response, current_app, redirect, request, url_for
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
@@ -16,7 +16,10 @@ from flask_babel import lazy_gettext as _l
 from app import clock
 from app.extensions import session
 from app.models.audit import AuditLog
-from app.services import audit, audit_text, spreadsheet
+from app.services import audit, audit_text, export_policy, protected_zip, spreadsheet
+from app.services.errors import DomainError
+from app.views import protected_exports
+from app.views.feedback import flash_refusal
 from app.views.formatting import blank_none, jst, table_label
 
 ACTION_LABELS = {
@@ -136,15 +139,28 @@ class AuditLogModelView(ModelView):
             actions=[(k, str(v)) for k, v in ACTION_LABELS.items()],
             action_label=action_label, title=self.list_title, appbuilder=self.appbuilder)
 
-    @expose("/export/")
+    @expose("/export/", methods=["GET", "POST"])
     @has_access
     def export(self):
-        """The records matching the list's current search, as CSV for Excel."""
+        """The records matching the list's current search, as CSV for Excel; posted with
+        「暗号化ZIPで出力する」, as an AES-256 ZIP (app/views/protected_exports.py). A plain
+        file is refused while the office requires encryption (staff names, IP addresses
+        and changed values of residents' records are personal data)."""
+        args = {k: v for k, v in request.args.items()
+                if k in FILTER_ARGS or _LEGACY_FILTER.match(k)}
+        back = url_for(".list", **args)
+        try:
+            chosen = (protected_exports.choice() if request.method == "POST"
+                      else export_policy.PLAIN)
+            export_policy.require(session(), "audit_csv", chosen.encrypt)
+        except DomainError as refused:
+            flash_refusal(refused)
+            return redirect(back)
         criteria, _problems = criteria_from(request.args)
         _count, items = audit_text.search(session(), criteria, page_size=0,
                                           newest_first=False)
         lines = audit_text.render_all(session(), items)
-        encoding = "cp932" if request.args.get("encoding") == "cp932" else "utf-8-sig"
+        encoding = "cp932" if request.values.get("encoding") == "cp932" else "utf-8-sig"
         buffer = io.StringIO()
         writer = spreadsheet.csv_writer(buffer)
         writer.writerow([str(self.label_columns[c]) for c in CSV_COLUMNS]
@@ -155,12 +171,15 @@ class AuditLogModelView(ModelView):
                              item.changes or "", line.who, line.role, line.where, line.what])
         audit.record_event(audit.ACTION_EXPORT, "audit_log", None,
                            {"rows": len(items), "filters": request.args.to_dict(),
-                            "encoding": encoding})
+                            "encoding": encoding, **chosen.audit_note()})
         data = buffer.getvalue().encode(encoding, errors="replace")
         stamp = clock.now().strftime("%Y%m%d-%H%M")
+        filename = f"audit_log_{stamp}.csv"
+        if chosen.encrypt:
+            return protected_exports.offer(self, [protected_zip.Part(filename, data)],
+                                           chosen, filename, back=back)
         return Response(data, mimetype="text/csv",
-                        headers={"Content-Disposition":
-                                 f"attachment; filename=audit_log_{stamp}.csv"})
+                        headers={"Content-Disposition": f"attachment; filename={filename}"})
 
     @expose("/verify/")
     @has_access
@@ -181,4 +200,7 @@ class AuditLogModelView(ModelView):
         kwargs.setdefault("export_allowed", self._export_allowed())
         kwargs.setdefault("verify_allowed", self._verify_allowed())
         kwargs.setdefault("app_config", current_app.config)
+        if template == "audit_list.html" and kwargs["export_allowed"]:
+            kwargs.setdefault("encryption_required",
+                              protected_exports.encryption_required("audit_csv"))
         return super().render_template(template, **kwargs)

@@ -23,7 +23,8 @@ from app.extensions import session
 from app.models.card import Card, CardEvent
 from app.models.card_states import STATES, visit_mode_choices
 from app.services import (audit_text, cards, exports, fields, intake, japanese, ledger,
-                          notice_numbers)
+                          notice_numbers, protected_zip)
+from app.views import protected_exports
 from app.views.feedback import refusals_flashed
 from app.views.formatting import blank_none, jst, yes_no
 from app.views.validators import CleanText, Parsed, UniqueValue
@@ -120,6 +121,11 @@ class CardSearchWidget(SearchWidget):
         kwargs["active_filters"] = [f for f in self.filters.get_filters_values_tojson()
                                     if f[0] not in self.choice_filters]
         return FormWidget.__call__(self, **kwargs)
+
+
+def _zip_response(filename: str, data: bytes) -> Response:
+    return Response(data, mimetype="application/zip", headers={
+        "Content-Disposition": f"attachment; filename={filename}"})
 
 
 def _back_to_list(view, *args, **kwargs) -> str:
@@ -414,13 +420,36 @@ class CardModelView(ModelView):
     def print_data_sjis(self, items):
         return self._print_data(items, "cp932")
 
+    @action("print_data_encrypted", _l("Postcard print data in an encrypted ZIP"), None,
+            "fa-lock", single=False)
+    @refusals_flashed(back=_back_to_list)
+    def print_data_encrypted(self, items):
+        """First post (from the list): a page with the chosen cards, the CSV's encoding and
+        the encryption choice (writes nothing). Second post (``step=export``, the same
+        action): the print data as an AES-256 ZIP offered with its password once."""
+        items = items if isinstance(items, list) else [items]
+        items = [i for i in items if i is not None]
+        if request.form.get("step") != "export":
+            return self.render_template(
+                "cards/print_data_encrypted.html", items=items,
+                encryption_required=protected_exports.encryption_required("postcard_print"),
+                title=_("Postcard print data in an encrypted ZIP"))
+        chosen = protected_exports.choice()
+        encoding = "cp932" if request.form.get("encoding") == "cp932" else "utf-8-sig"
+        filename, data = exports.postcard_print_data(session(), [i.id for i in items],
+                                                     encoding, encrypted=chosen.encrypt)
+        if not chosen.encrypt:
+            return _zip_response(filename, data)
+        parts = [protected_zip.Part(name, content)
+                 for name, content in exports.zip_members(data)]
+        return protected_exports.offer(self, parts, chosen, filename, back=url_for(".list"))
+
     @refusals_flashed(back=_back_to_list)
     def _print_data(self, items, encoding):
         items = items if isinstance(items, list) else [items]
         filename, data = exports.postcard_print_data(session(), [i.id for i in items],
                                                      encoding)
-        return Response(data, mimetype="application/zip", headers={
-            "Content-Disposition": f"attachment; filename={filename}"})
+        return _zip_response(filename, data)
 
     # --- the list's summary bar -------------------------------------------------------------
     def render_template(self, template, **kwargs):

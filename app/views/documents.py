@@ -21,8 +21,9 @@ from flask_login import current_user
 from app.extensions import session
 from app.models.document import CATEGORY_LABELS
 from app.models.intake import label
-from app.services import audit_text, documents
+from app.services import audit_text, documents, export_policy, protected_zip
 from app.services.errors import DomainError
+from app.views import protected_exports
 from app.settings import settings
 from app.views.access import can_open
 from app.views.feedback import refusals_flashed
@@ -119,6 +120,11 @@ class DocumentView(BaseView):
         # a page that cannot be drawn is this file's fault (422); a key or integrity
         # failure is the server's (500)
         status = 422 if isinstance(error, documents.DocumentRenderError) else 500
+        if isinstance(error, (export_policy.EncryptionRequiredError,
+                              protected_zip.ExportPasswordError)):
+            status = 400  # the person's choice: plain while encryption is required, a
+            # password too short
+
         return _no_store(Response(render_template("refused.html", message=str(error.message),
                                                   back=back), status))
 
@@ -165,7 +171,8 @@ class DocumentView(BaseView):
             uploaded_by=audit_text.actor_name(document.uploaded_by),
             intake_url=intake_page_url(document.intake_id),
             can_delete=documents.may_delete(actor) and can_open("DocumentView.delete"),
-            can_download=can_open("DocumentView.download"))
+            can_download=can_open("DocumentView.download"),
+            encryption_required=protected_exports.encryption_required("document_original"))
         return _no_store(Response(body, 500 if error else 200))
 
     @expose("/<id:document_id>/page/<int:number>")
@@ -192,15 +199,23 @@ class DocumentView(BaseView):
             return self._refused(error, document.id)
         return _no_store(Response(png, mimetype="image/png"))
 
-    @expose("/<id:document_id>/download")
+    @expose("/<id:document_id>/download", methods=["GET", "POST"])
     @has_access
     def download(self, document_id):
+        """The original file; posted with 「暗号化ZIPで出力する」, as an AES-256 ZIP offered
+        with its password once (app/views/protected_exports.py)."""
         document = self._document(document_id)
         try:
-            data = documents.original(session(), document, actor=documents.actor_of(current_user))
+            chosen = (protected_exports.choice() if request.method == "POST"
+                      else export_policy.PLAIN)
+            data = documents.original(session(), document, actor=documents.actor_of(current_user),
+                                      encrypted=chosen.encrypt)
         except DomainError as error:
             return self._refused(error, document.id)
         name = documents.download_name(document)
+        if chosen.encrypt:
+            return protected_exports.offer(self, [protected_zip.Part(name, data)], chosen, name,
+                                           back=url_for(".view", document_id=document.id))
         response = send_file(io.BytesIO(data), mimetype=document.media_type,
                              as_attachment=True, download_name=name, etag=False,
                              last_modified=None, max_age=0)

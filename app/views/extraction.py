@@ -21,9 +21,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import session
-from app.services import extraction
+from app.services import extraction, protected_zip
 from app.services.actors import actor_of
 from app.services.errors import DomainError, NotPermittedError
+from app.views import protected_exports
 from app.views.feedback import flash_refusal
 
 EXTRA_CONDITION_ROWS = 1  # empty rows offered after the filled ones in each group
@@ -207,6 +208,7 @@ class ExtractionView(BaseView):
             can_save=self._can("can_save"), can_delete=self._can("can_delete_own"),
             on_unmappable=export.get("on_unmappable", extraction.ON_UNMAPPABLE_STOP),
             replacement=export.get("replacement", extraction.DEFAULT_REPLACEMENT),
+            encryption_required=protected_exports.encryption_required("extraction"),
         ), status
 
     @expose("/")
@@ -279,15 +281,23 @@ class ExtractionView(BaseView):
                     else extraction.UTF8_BOM)
         options = self._export_options()
         try:
+            chosen = protected_exports.choice()
             if extraction.wants_job(session(), data, fmt=extraction.FORMAT_CSV,
                                     actor=_actor()):
                 return self._start_job(data, extraction.FORMAT_CSV, encoding=encoding,
-                                       **options)
+                                       encrypt=chosen.encrypt, **options)
             plan = extraction.plan_csv(session(), data, actor=_actor(), encoding=encoding,
                                        on_unmappable=options["on_unmappable"],
-                                       replacement=options["replacement"])
+                                       replacement=options["replacement"],
+                                       encrypted=chosen.encrypt)
         except DomainError as error:
             return self._refused(data, error)
+        if chosen.encrypt:
+            # written through into the encrypted ZIP chunk by chunk, then offered once
+            chunks = extraction.csv_chunks(current_app._get_current_object(), plan)
+            return protected_exports.offer(
+                self, [protected_zip.Part(plan.filename, chunks)], chosen, plan.filename,
+                back=url_for(".index"))
         if plan.replaced:
             flash(_("%(n)d characters that Shift_JIS (CP932) cannot hold were replaced by "
                     "%(char)s in %(file)s.", n=plan.replaced, char=plan.replacement,
@@ -309,14 +319,18 @@ class ExtractionView(BaseView):
         is sent to the job's page, which shows the progress and offers the file."""
         data = definition_from_form(request.form)
         try:
-            return self._start_job(data, extraction.FORMAT_XLSX)
+            chosen = protected_exports.choice()
+            return self._start_job(data, extraction.FORMAT_XLSX, encrypt=chosen.encrypt)
         except DomainError as error:
             return self._refused(data, error)
 
-    def _start_job(self, data, fmt: str, **options):
+    def _start_job(self, data, fmt: str, *, encrypt: bool = False, **options):
+        """The job's file stays on the server; encryption is chosen again when it is
+        downloaded (a typed password is never kept with the job): ``encrypt=1`` only ticks
+        the box on the job's page."""
         job = extraction.start_job(session(), data, actor=_actor(), fmt=fmt, **options)
         extraction.launch(current_app._get_current_object(), job)
-        return redirect(url_for(".job", token=job.token))
+        return redirect(url_for(".job", token=job.token, **({"encrypt": 1} if encrypt else {})))
 
     def _own_job(self, token: str):
         job = extraction.get_job(session(), token, _actor())
@@ -333,8 +347,10 @@ class ExtractionView(BaseView):
         without a script the page reloads itself) and, when done, the download. Reads
         only."""
         job = self._own_job(token)
-        return self.render_template("extraction/job.html", job=job,
-                                    progress=extraction.job_progress(job), ext=extraction)
+        return self.render_template(
+            "extraction/job.html", job=job, progress=extraction.job_progress(job),
+            ext=extraction, encrypt_checked=request.args.get("encrypt") == "1",
+            encryption_required=protected_exports.encryption_required("extraction"))
 
     @expose("/jobs/<token>/status")
     @has_access
@@ -350,7 +366,9 @@ class ExtractionView(BaseView):
     def job_download(self, token: str):
         """The finished file, for its owner only (audited as a download)."""
         try:
-            path, name, mimetype = extraction.download_job(session(), token, actor=_actor())
+            chosen = protected_exports.choice()
+            path, name, mimetype = extraction.download_job(session(), token, actor=_actor(),
+                                                           encrypted=chosen.encrypt)
         except NotPermittedError:
             abort(403)
         except extraction.JobNotFoundError:
@@ -358,6 +376,9 @@ class ExtractionView(BaseView):
         except DomainError as error:
             flash_refusal(error)
             return redirect(url_for(".job", token=token))
+        if chosen.encrypt:
+            return protected_exports.offer(self, [protected_zip.Part(name, path)], chosen,
+                                           name, back=url_for(".job", token=token))
         return send_file(path, mimetype=mimetype, as_attachment=True, download_name=name,
                          max_age=0, etag=False)
 

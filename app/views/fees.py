@@ -26,9 +26,11 @@ from app.clock import JST
 from app.extensions import session
 from app.models.fee import CHARGED_KINDS, ENTRY_LABELS, PAYMENT_METHOD_LABELS, FeeSchedule
 from app.models.intake import KIND_LABELS, label
-from app.services import audit, audit_text, cards, fees, fields, japanese
+from app.services import (audit_text, cards, export_policy, fees, fields, japanese,
+                          protected_zip)
 from app.services.errors import DomainError, InputError
-from app.views.feedback import refusals_flashed
+from app.views import protected_exports
+from app.views.feedback import flash_refusal, refusals_flashed
 from app.views.validators import CleanText, Parsed
 
 PANEL_PERMISSIONS = ("can_charge", "can_pay", "can_waive", "can_refund", "can_print_receipt")
@@ -222,6 +224,7 @@ class FeeView(BaseView):
             is_manager=fees.may_refund(cards.actor_of(current_user)),
             can_close=_can("can_close_day") and day <= _today(),  # never ahead of the day
             can_download=_can("can_daily_xlsx"),
+            encryption_required=protected_exports.encryption_required("fees_daily"),
             errors=errors or {}, values=values, era=japanese.era_label,
             actor_name=audit_text.actor_name), status
 
@@ -246,18 +249,27 @@ class FeeView(BaseView):
         flash(_("The day was closed."), "success")
         return redirect(_back_to_daily(self))
 
-    @expose("/daily.xlsx")
+    @expose("/daily.xlsx", methods=["GET", "POST"])
     @has_access
     def daily_xlsx(self):
+        """The 日計表 as XLSX; posted with 「暗号化ZIPで出力する」, as an AES-256 ZIP."""
         _venues, venue, day = self._venue_and_day(request.args)
         if venue is None:
             abort(404)
-        sheet = fees.daily_sheet(session(), venue, day)
+        back = url_for(".daily", venue=venue.id, day=day.isoformat())
+        try:
+            chosen = _choice()
+            sheet = fees.daily_sheet(session(), venue, day)
+            fees.record_sheet_export(
+                session(), "fees_daily",
+                {"what": "daily fees", "venue": venue.name, "day": day.isoformat(),
+                 "rows": sum(len(c.entries) for c in sheet.clerks)},
+                encrypted=chosen.encrypt)
+        except DomainError as refused:
+            flash_refusal(refused)
+            return redirect(back)
         data = fees.daily_xlsx(sheet, name_of=audit_text.actor_name)
-        audit.record_event(audit.ACTION_EXPORT, "fee_entry", None,
-                           {"what": "daily fees", "venue": venue.name, "day": day.isoformat(),
-                            "rows": sum(len(c.entries) for c in sheet.clerks)})
-        return _xlsx(data, f"daily_fees_{venue.id}_{day:%Y%m%d}.xlsx")
+        return _xlsx(self, data, f"daily_fees_{venue.id}_{day:%Y%m%d}.xlsx", chosen, back)
 
     # --- 月計表 ---------------------------------------------------------------------------
 
@@ -277,26 +289,46 @@ class FeeView(BaseView):
         return self.render_template(
             "fees/monthly.html", venues=venues, venue=venue, month=month, sheet=sheet,
             yen=fees.yen, kind_label=lambda k: label(KIND_LABELS, k),
-            method_label=_method_label, can_download=_can("can_monthly_xlsx"))
+            method_label=_method_label, can_download=_can("can_monthly_xlsx"),
+            encryption_required=protected_exports.encryption_required("fees_monthly"))
 
-    @expose("/monthly.xlsx")
+    @expose("/monthly.xlsx", methods=["GET", "POST"])
     @has_access
     def monthly_xlsx(self):
+        """The 月計表 as XLSX; posted with 「暗号化ZIPで出力する」, as an AES-256 ZIP."""
         _venues, venue, month = self._venue_and_month()
         if venue is None:
             abort(404)
-        sheet = fees.monthly_sheet(session(), venue, month)
+        back = url_for(".monthly", venue=venue.id, month=month.strftime("%Y-%m"))
+        try:
+            chosen = _choice()
+            sheet = fees.monthly_sheet(session(), venue, month)
+            fees.record_sheet_export(
+                session(), "fees_monthly",
+                {"what": "monthly fees", "venue": venue.name,
+                 "month": month.strftime("%Y-%m"), "rows": len(sheet.rows)},
+                encrypted=chosen.encrypt)
+        except DomainError as refused:
+            flash_refusal(refused)
+            return redirect(back)
         data = fees.monthly_xlsx(sheet)
-        audit.record_event(audit.ACTION_EXPORT, "fee_entry", None,
-                           {"what": "monthly fees", "venue": venue.name,
-                            "month": month.strftime("%Y-%m"), "rows": len(sheet.rows)})
-        return _xlsx(data, f"monthly_fees_{venue.id}_{month:%Y%m}.xlsx")
+        return _xlsx(self, data, f"monthly_fees_{venue.id}_{month:%Y%m}.xlsx", chosen, back)
 
 
-def _xlsx(data: bytes, filename: str) -> Response:
+def _choice() -> export_policy.Choice:
+    """A GET is the plain file; the form posts the encryption choice."""
+    return protected_exports.choice() if request.method == "POST" else export_policy.PLAIN
+
+
+def _xlsx(view, data: bytes, filename: str, chosen: export_policy.Choice,
+          back: str) -> Response:
+    if chosen.encrypt:
+        return protected_exports.offer(view, [protected_zip.Part(filename, data)], chosen,
+                                       filename, back=back)
     return Response(data, mimetype="application/vnd.openxmlformats-officedocument."
                                    "spreadsheetml.sheet",
                     headers={"Content-Disposition": f"attachment; filename={filename}"})
+
 
 
 # --- 手数料表 ---------------------------------------------------------------------------

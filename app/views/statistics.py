@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Response, request, url_for
+from flask import Response, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
 
 from app import clock
 from app.clock import JST
 from app.extensions import session
-from app.services import statistics
-from app.services.errors import InputError
-from app.views import charts
+from app.services import export_policy, protected_zip, statistics
+from app.services.errors import DomainError, InputError
+from app.views import charts, protected_exports
+from app.views.feedback import flash_refusal
 
 
 # written above the value axis of the chart
@@ -61,7 +62,8 @@ class StatisticsView(BaseView):
             stock=stock,
             subjects=statistics.SUBJECTS, subject=statistics.SUBJECTS[shown.subject], breakdowns=statistics.BREAKDOWNS,
             units=statistics.UNIT_LABELS, quick=self._quick(shown),
-            fmt=statistics.format_value, form=request.args), status
+            fmt=statistics.format_value, form=request.args,
+            encryption_required=protected_exports.encryption_required("statistics")), status
 
     @staticmethod
     def _quick(shown) -> list[tuple[object, str]]:
@@ -85,18 +87,30 @@ class StatisticsView(BaseView):
         return self._page(query)
 
     def _download(self, build, file_format: str, mimetype: str, extension: str):
+        """A GET gives the plain file; the form posts here (same query in the URL) with
+        「暗号化ZIPで出力する」 for an AES-256 ZIP shown on a page with its password."""
         try:
             query = self._query()
         except InputError as refused:
             return self._page(error=str(refused.message), status=400)
+        try:
+            chosen = (protected_exports.choice() if request.method == "POST"
+                      else export_policy.PLAIN)
+        except DomainError as refused:
+            flash_refusal(refused)
+            return redirect(url_for(".index", **query.args()))
         data, rows = build(query)
-        statistics.record_download(session(), query, file_format, rows)
+        statistics.record_download(session(), query, file_format, rows,
+                                   encrypted=chosen.encrypt)
         name = (f"statistics_{query.subject}_{query.unit}_{query.start:%Y%m%d}-"
                 f"{query.end:%Y%m%d}_{query.breakdown}.{extension}")
+        if chosen.encrypt:
+            return protected_exports.offer(self, [protected_zip.Part(name, data)], chosen,
+                                           name, back=url_for(".index", **query.args()))
         return Response(data, mimetype=mimetype,
                         headers={"Content-Disposition": f"attachment; filename={name}"})
 
-    @expose("/csv")
+    @expose("/csv", methods=["GET", "POST"])
     @has_access
     def csv(self):
         """The chosen breakdown as CSV (UTF-8 with BOM, CRLF)."""
@@ -105,7 +119,7 @@ class StatisticsView(BaseView):
             return statistics.csv_bytes(rep), len(statistics.long_rows(rep)[1])
         return self._download(build, "csv", "text/csv; charset=utf-8", "csv")
 
-    @expose("/xlsx")
+    @expose("/xlsx", methods=["GET", "POST"])
     @has_access
     def xlsx(self):
         """Every breakdown of the subject, one sheet each (and the stock of cards)."""

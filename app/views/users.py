@@ -261,6 +261,10 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
                 + _on("ResetMyPasswordView", "can_this_form_get", "can_this_form_post")),
         Ability("お知らせ: list, detail", _l("Notices: list, detail"),
                 _on("NoticeModelView", "can_list", "can_show")),
+        Ability("暗号化ZIP: the page of a prepared file and its one download (own files only)",
+                _l("Encrypted ZIP: the page of a prepared file and its one download (own "
+                   "files only)"),
+                _on("ProtectedExportView", "can_show", "can_download")),
     ]),
     (_l("System"), [
         Ability("お知らせ: add, edit, delete", _l("Notices: add, edit, delete"),
@@ -275,6 +279,10 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
                 _l("Maintenance of the residents' site: list, announce, start and end now"),
                 _on("MaintenanceWindowModelView", "can_list", "can_add", "can_start_now",
                     "can_end_now")),
+        Ability("出力の暗号化: read and change the export policy (encryption required for "
+                "personal data)",
+                _l("Export encryption: read and change the policy"),
+                _on("ExportPolicyView", "can_index", "can_save")),
         Ability("ユーザー: list, detail, add, edit, lock, unlock, reset password",
                 _l("Staff accounts: list, detail, add, edit, lock, unlock, set a password"),
                 _on("UserDBModelView", "can_list", "can_show", "can_add", "can_edit", "lock",
@@ -292,7 +300,7 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
                 _on("CardModelView", "can_add", "can_edit", "can_transition", "to_setup",
                     "to_notice_sent", "to_mailed", "to_on_hold", "to_renotified",
                     "to_returned", "release_hold", "print_data", "print_data_sjis",
-                    "move_storage")
+                    "print_data_encrypted", "move_storage")
                 + _on("StorageView", "can_move")),
         Ability("カード管理簿: delete a row", _l("Card ledger: delete a row"),
                 _on("CardModelView", "can_delete")),

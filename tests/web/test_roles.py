@@ -35,6 +35,11 @@ MATRIX = [
     ("GET", "/maintenancewindowmodelview/add", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
     ("GET", "/maintenancewindowmodelview/edit/{window}", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
     ("POST", "/maintenancewindowmodelview/start-now/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
+    # --- encryption of exports (issue 15 §4): the policy is the supervisors' and the
+    # system administrator's; a prepared ZIP's page is every role's (own files only: an
+    # unknown token is 404 for those allowed, see tests/web/test_export_encryption.py).
+    ("GET", "/export-policy/", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
+    ("POST", "/export-policy/", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
     ("GET", "/users/list/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
     ("GET", "/users/show/{user}", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
     ("GET", "/users/add", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
@@ -149,6 +154,7 @@ MATRIX = [
 CARD_ACTIONS = {
     "to_setup": {"manager", "clerk"}, "to_notice_sent": {"manager", "clerk"},
     "print_data": {"manager", "clerk"}, "move_storage": {"manager", "clerk"},
+    "print_data_encrypted": {"manager", "clerk"},
 }
 
 CASES = [(role, method, url, expected[role]) for method, url, expected in MATRIX for role in ROLES]
@@ -269,7 +275,8 @@ def test_every_role_exists_after_init(app):
 
 # Each ledger action from the state it works on, and what it does when allowed.
 ACTION_SETUP = {"to_setup": "received", "to_notice_sent": "setup",
-                "print_data": "notice_sent", "move_storage": "received"}
+                "print_data": "notice_sent", "move_storage": "received",
+                "print_data_encrypted": "notice_sent"}
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -294,6 +301,10 @@ def test_card_list_actions_follow_the_role(login_as, targets, db, role, action_n
         "to_setup": state == "setup",
         "to_notice_sent": state == "notice_sent" and start == "setup",
         "print_data": response.mimetype == "application/zip",
+        # the first step: the page with the encryption choice for the chosen cards
+        "print_data_encrypted": response.status_code == 200
+        and response.mimetype == "text/html"
+        and 'data-testid="print-data-encrypted"' in response.get_data(as_text=True),
         "move_storage": response.status_code == 302
         and f"ids={card.id}" in response.headers.get("Location", "")
         and "/storage/" in response.headers.get("Location", "").lower(),

@@ -1,0 +1,272 @@
+"""What may leave the server, and how (issue 15 §4, S2).
+
+- ``EXPORTS``: every file the product hands out, and whether it holds personal data.
+- The office's policy (管理者, screen エクスポートの暗号化): when ``encryption_required``,
+  an export with personal data leaves only as an AES-256 ZIP (app/services/protected_zip.py);
+  ``require`` refuses the plain file for every entry point, before anything is audited.
+- ``Choice``: what the person asked for on the form (plain, or encrypted with a typed or a
+  generated password). A password is never written into the audit trail, a log or a URL;
+  the audit record of an export notes only ``"encrypted": true/false``.
+- The prepared file: kept in ``instance/protected_exports/`` under a random token for its
+  owner, handed out once (``take``) and removed; leftovers go after EXPORT_KEEP_MINUTES.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Mapping
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import insert, select, update
+
+from app import clock
+from app.models.setting import SiteSetting
+from app.services import actors, audit, protected_zip, unit
+from app.services.actors import CardActor
+from app.services.errors import ConcurrentChangeError, DomainError, InputError
+from app.settings import settings as app_settings
+
+POLICY_KEY = "export_policy"
+# who may change the policy (the screen's permission is in config.FAB_ROLES too)
+POLICY_EDITORS = ("ROLE_MANAGER", "ROLE_SYSADMIN")
+
+# the form's field names (app/templates/exports/_encryption.html)
+FIELD_ENCRYPT = "encrypt"
+FIELD_MODE = "password_mode"
+FIELD_PASSWORD = "zip_password"
+MODE_GENERATE, MODE_TYPED = "generate", "typed"
+
+
+@dataclass(frozen=True)
+class Export:
+    key: str
+    label: object
+    personal: bool
+    why: object
+
+
+EXPORTS: dict[str, Export] = {e.key: e for e in (
+    Export("audit_csv", _l("Audit log (CSV)"), True,
+           _l("Staff names, IP addresses and the changed values of residents' records")),
+    Export("postcard_print", _l("Postcard print data (CSV + QR)"), True,
+           _l("Residents' names, addresses and postcard numbers")),
+    Export("extraction", _l("Extraction (CSV, XLSX)"), True,
+           _l("The chosen columns of cards, bookings, applications or fees")),
+    Export("document_original", _l("Scanned document, original file"), True,
+           _l("Application forms, identity and proxy papers as scanned")),
+    Export("statistics", _l("Statistics (CSV, XLSX)"), False,
+           _l("Counts and amounts only")),
+    # no resident's name, but each payment's 申請書ID (a key to the resident in the ledger)
+    # and the staff's names: treated as personal data.
+    Export("fees_daily", _l("Daily fees (XLSX)"), True,
+           _l("Application IDs and amounts of each payment, and the staff's names")),
+    Export("fees_monthly", _l("Monthly fees (XLSX)"), False, _l("Amounts only")),
+)}
+
+
+class EncryptionRequiredError(InputError):
+    """A plain file of personal data was asked for while the policy requires encryption."""
+
+    message = _l("This file contains personal data and may only be exported as an "
+                 "encrypted ZIP (the office's setting). Choose \"Export as an encrypted "
+                 "ZIP\" and try again.")
+
+
+class PreparedFileGoneError(DomainError):
+    message = _l("This file was already downloaded or has expired. Export it again.")
+
+
+# --- the policy ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Policy:
+    encryption_required: bool = False
+    version: int = 0  # 0: never set (the default)
+    updated_at: datetime | None = None
+    updated_by: str = ""
+
+
+def policy(session) -> Policy:
+    row = session.execute(select(SiteSetting).where(SiteSetting.key == POLICY_KEY)
+                          ).scalar_one_or_none()
+    if row is None:
+        return Policy()
+    value = json.loads(row.value or "{}")
+    return Policy(bool(value.get("encryption_required")), row.version, row.updated_at,
+                  row.updated_by)
+
+
+def may_edit(actor: CardActor) -> bool:
+    return actors.has_role(actor, POLICY_EDITORS)
+
+
+@unit.operation
+def set_policy(session, *, encryption_required: bool, expected_version: int,
+               actor: CardActor, now: datetime | None = None) -> Policy:
+    """Change the policy (compare-and-set on the version the screen showed); audited with
+    the value before and after."""
+    actors.check_roles(actor, POLICY_EDITORS, _l(
+        "Your role does not allow changing the export policy. Only %(roles)s may do this.",
+        roles="、".join(actors.role_names(POLICY_EDITORS))))
+    stamp = now or clock.now()
+    before = policy(session)
+    value = json.dumps({"encryption_required": bool(encryption_required)})
+    who = actors.name_of(actor)
+    if before.version == 0:
+        if expected_version != 0:
+            raise ConcurrentChangeError()
+        session.execute(insert(SiteSetting).values(key=POLICY_KEY, value=value, version=1,
+                                                   updated_at=stamp, updated_by=who))
+    else:
+        done = session.execute(
+            update(SiteSetting)
+            .where(SiteSetting.key == POLICY_KEY, SiteSetting.version == expected_version)
+            .values(value=value, version=SiteSetting.version + 1, updated_at=stamp,
+                    updated_by=who))
+        if done.rowcount != 1:
+            raise ConcurrentChangeError()
+    audit.record_in_transaction(session, audit.ACTION_UPDATE, "site_setting", None, {
+        "key": POLICY_KEY,
+        "encryption_required": [before.encryption_required, bool(encryption_required)]})
+    session.expire_all()
+    return policy(session)
+
+
+def require(session, export_key: str, encrypted: bool) -> None:
+    """Refuse a plain file of personal data while the policy requires encryption (call it
+    before the export is made or audited)."""
+    export = EXPORTS[export_key]
+    if export.personal and not encrypted and policy(session).encryption_required:
+        raise EncryptionRequiredError()
+
+
+def encryption_required_for(session, export_key: str) -> bool:
+    return EXPORTS[export_key].personal and policy(session).encryption_required
+
+
+# --- what the person chose -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Choice:
+    encrypt: bool = False
+    password: str = field(default="", repr=False)
+    generated: bool = False
+
+    def audit_note(self) -> dict:
+        """What the audit record of the export says about it (never the password)."""
+        return {"encrypted": self.encrypt}
+
+
+PLAIN = Choice()
+
+
+def choice_from(values: Mapping) -> Choice:
+    """The form's choice: plain, or encrypted with a generated password (the default) or
+    a typed one checked against the policy (≥ 12 characters)."""
+    if (values.get(FIELD_ENCRYPT) or "") not in ("1", "on", "yes", "true"):
+        return PLAIN
+    if values.get(FIELD_MODE) == MODE_TYPED:
+        return Choice(True, protected_zip.check_password(values.get(FIELD_PASSWORD)), False)
+    return Choice(True, protected_zip.generate_password(), True)
+
+
+# --- the prepared file, handed out once ---------------------------------------------------------
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    token: str
+    filename: str
+    size: int
+    path: str
+
+
+def folder() -> str:
+    path = os.path.join(current_app.instance_path, "protected_exports")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _paths(token: str) -> tuple[str, str]:
+    if not _TOKEN.match(token or ""):
+        raise PreparedFileGoneError()
+    base = os.path.join(folder(), token)
+    return base + ".zip", base + ".json"
+
+
+def purge(max_age_seconds: float | None = None) -> int:
+    """Remove prepared files older than EXPORT_KEEP_MINUTES; returns how many."""
+    limit = (max_age_seconds if max_age_seconds is not None
+             else app_settings().export_keep_minutes * 60)
+    removed = 0
+    now = time.time()
+    for name in os.listdir(folder()):
+        path = os.path.join(folder(), name)
+        try:
+            if now - os.path.getmtime(path) > limit:
+                os.unlink(path)
+                removed += name.endswith(".zip")
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def zip_name(filename: str) -> str:
+    """``report.csv`` → ``report.zip`` (the download's name)."""
+    stem, _dot, _ext = filename.rpartition(".")
+    return f"{stem or filename}.zip"
+
+
+def prepare(parts: Iterable[protected_zip.Part], choice: Choice, *, owner: str,
+            filename: str) -> Prepared:
+    """Encrypt the parts into a file kept for ``owner`` until it is downloaded once."""
+    if not choice.encrypt or not choice.password:
+        raise ValueError("prepare() is for an encrypted choice")
+    purge()
+    token = secrets.token_urlsafe(24)
+    path, meta = _paths(token)
+    size = protected_zip.to_file(path, parts, choice.password)
+    with open(meta, "w", encoding="utf-8") as handle:
+        json.dump({"owner": owner, "filename": zip_name(filename), "size": size}, handle)
+    os.chmod(path, 0o600)
+    return Prepared(token, zip_name(filename), size, path)
+
+
+def prepared(token: str, owner: str) -> Prepared:
+    """The owner's prepared file (another person's, or one gone, is not found)."""
+    path, meta = _paths(token)
+    try:
+        with open(meta, encoding="utf-8") as handle:
+            info = json.load(handle)
+    except (FileNotFoundError, ValueError):
+        raise PreparedFileGoneError() from None
+    if info.get("owner") != owner or not os.path.exists(path):
+        raise PreparedFileGoneError()
+    return Prepared(token, info["filename"], int(info.get("size") or 0), path)
+
+
+def take(token: str, owner: str) -> Prepared:
+    """Claim the file for its one download: the metadata goes at once (a second request
+    finds nothing); the caller streams ``path`` and then calls ``discard``."""
+    found = prepared(token, owner)
+    _path, meta = _paths(token)
+    try:
+        os.unlink(meta)
+    except FileNotFoundError:
+        raise PreparedFileGoneError() from None
+    return found
+
+
+def discard(found: Prepared) -> None:
+    try:
+        os.unlink(found.path)
+    except FileNotFoundError:
+        pass
