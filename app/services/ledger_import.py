@@ -28,12 +28,19 @@ import codecs
 import csv
 import hashlib
 import io
+import json as _json
 import os
 import re
+import secrets as _secrets
+import shutil as _shutil
+import threading as _threading
+import time as _time
 import tomllib
 import unicodedata
+from contextlib import suppress as contextlib_suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from datetime import timedelta as _timedelta
 from typing import Any, Callable, Iterator
 
 import jaconv
@@ -689,6 +696,12 @@ class _Writer:
         good = self._against_ledger(good)
         if self.writing and good:
             self._write(good)
+        elif good:  # what a real import would create
+            for code in sorted({r["storage_place"] for _l_, _v, r in good
+                                if r.get("storage_place")
+                                and r["state"] not in cards.LEAVES_THE_OFFICE}
+                               - set(self.places) - set(self.report.places_created)):
+                self.report.places_created.append(code)
         done, total = self.source.position()
         self.progress(done, total, report.created + report.updated)
 
@@ -948,3 +961,329 @@ class _Writer:
                     self.place_table.c.id == place_id).values(capacity=held))
 
 
+
+
+# --- the screen's background jobs ----------------------------------------------------------
+#
+# A 300,000-row file takes minutes: the screen never reads or writes it inside a request.
+# The upload is kept in the instance folder (instance/ledger-imports/<token>/, only the
+# server's user may read it) with a small status file (status.json, replaced atomically);
+# a thread of the server checks it (a dry run: the preview and the validation report),
+# then, when the 管理者 chooses the options and starts the import, imports it. The page polls
+# the status (same origin). The uploaded file is removed when the import has ended;
+# folders older than JOB_KEEP_HOURS are removed when the next file is uploaded. A job whose
+# status has not moved for JOB_STALE_MINUTES (its process died) is shown as failed; its
+# import, if any, was never committed (one transaction).
+
+JOB_CHECKING, JOB_CHECKED, JOB_IMPORTING, JOB_DONE, JOB_FAILED = (
+    "checking", "checked", "importing", "done", "failed")
+JOB_LABELS = {
+    JOB_CHECKING: _l("Checking the file"),
+    JOB_CHECKED: _l("Checked: choose the options and import"),
+    JOB_IMPORTING: _l("Importing"),
+    JOB_DONE: _l("Finished"),
+    JOB_FAILED: _l("Failed"),
+}
+UPLOAD_MAX_BYTES = 100 * 1024 * 1024  # below MAX_CONTENT_LENGTH (config.py)
+UPLOAD_EXTENSIONS = (".csv", ".txt", ".xlsx")
+MAPPING_MAX_BYTES = 64 * 1024
+JOB_KEEP_HOURS = 24
+JOB_STALE_MINUTES = 10
+PROBLEMS_SHOWN = 100
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{20,64}")
+_job_lock = _threading.Lock()
+
+
+def jobs_folder() -> str:
+    from flask import current_app
+
+    folder = os.path.join(current_app.instance_path, "ledger-imports")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder
+
+
+def _job_dir(token: str) -> str:
+    return os.path.join(jobs_folder(), token)
+
+
+def _read_status(token: str) -> dict | None:
+    if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+        return None
+    try:
+        with open(os.path.join(_job_dir(token), "status.json"), encoding="utf-8") as handle:
+            return _json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_status(token: str, status: dict) -> None:
+    path = os.path.join(_job_dir(token), "status.json")
+    with open(path + ".part", "w", encoding="utf-8") as handle:
+        _json.dump(status, handle, ensure_ascii=False, default=str)
+    os.replace(path + ".part", path)
+
+
+def _upload_path(status: dict) -> str:
+    return os.path.join(_job_dir(status["token"]), "upload" + status["extension"])
+
+
+def get_job(token: str | None, actor: cards.CardActor) -> dict | None:
+    """The person's own job (another person's is not found). Reads only."""
+    status = _read_status(token or "")
+    if status is None or status.get("owner") != actor.username or not may_import(actor):
+        return None
+    return status
+
+
+def effective_state(status: dict, now: datetime | None = None) -> str:
+    state = status["state"]
+    if state in (JOB_CHECKING, JOB_IMPORTING):
+        beat = datetime.fromisoformat(status["heartbeat_at"])
+        if beat < (now or clock.now()) - _timedelta(minutes=JOB_STALE_MINUTES):
+            return JOB_FAILED
+    return state
+
+
+def job_progress(status: dict, now: datetime | None = None) -> dict:
+    """What the page polls (the shape static/extraction_job.js reads)."""
+    state = effective_state(status, now)
+    finished = state not in (JOB_CHECKING, JOB_IMPORTING)
+    done, total = status.get("done", 0), max(status.get("total", 0), 1)
+    percent = 100 if finished else min(99, int(done * 100 / total))
+    error = status.get("error")
+    if state == JOB_FAILED and not error:
+        error = _("The job stopped without finishing (the server was restarted or the "
+                  "process ended). Nothing was imported; upload the file again.")
+    return {"state": state, "label": str(JOB_LABELS[state]), "percent": percent,
+            "rows_written": status.get("rows", 0), "rows_total": status.get("rows", 0),
+            "finished": finished, "error": error}
+
+
+def purge_jobs(now: datetime | None = None) -> int:
+    """Remove job folders older than JOB_KEEP_HOURS (uploads, reports)."""
+    limit = (now or clock.now()) - _timedelta(hours=JOB_KEEP_HOURS)
+    removed = 0
+    folder = jobs_folder()
+    for name in os.listdir(folder):
+        status = _read_status(name)
+        created = None
+        if status is not None:
+            created = datetime.fromisoformat(status["created_at"])
+        if status is None or created < limit:
+            if status is not None and status["state"] in (JOB_CHECKING, JOB_IMPORTING) \
+                    and effective_state(status, now) != JOB_FAILED:
+                continue
+            _shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def start_check(stream, filename: str, *, actor: cards.CardActor,
+                mapping_text: str | None = None, now: datetime | None = None) -> dict:
+    """Keep an uploaded file and queue its check (a dry run): the role, the kind of file,
+    its size and the mapping file are checked here, in the request."""
+    check_may_import(actor)
+    name = os.path.basename((filename or "").replace("\\", "/")).strip()
+    extension = os.path.splitext(name)[1].lower()
+    if not name:
+        raise InputError(_l("Choose the file to import."))
+    if extension not in UPLOAD_EXTENSIONS:
+        raise InputError(_l("Choose a CSV or XLSX file."))
+    if mapping_text is not None:
+        if len(mapping_text.encode("utf-8")) > MAPPING_MAX_BYTES:
+            raise InputError(_l("The mapping file is too large."))
+        load_mapping(text=mapping_text)  # refused here with its message
+    stamp = now or clock.now()
+    purge_jobs(stamp)
+    token = _secrets.token_urlsafe(24)
+    os.makedirs(_job_dir(token), mode=0o700)
+    status = {"token": token, "owner": actor.username, "file_name": name[:200],
+              "extension": extension, "mapping": mapping_text, "state": JOB_CHECKING,
+              "created_at": stamp.isoformat(), "heartbeat_at": stamp.isoformat(),
+              "done": 0, "total": 1, "rows": 0}
+    size = 0
+    with open(_upload_path(status), "wb") as out:
+        while True:
+            block = stream.read(1 << 20)
+            if not block:
+                break
+            size += len(block)
+            if size > UPLOAD_MAX_BYTES:
+                out.close()
+                _shutil.rmtree(_job_dir(token), ignore_errors=True)
+                raise InputError(_l("The file is larger than %(mb)d MB. Split it and import "
+                                    "the parts one after the other.",
+                                    mb=UPLOAD_MAX_BYTES // (1024 * 1024)))
+            out.write(block)
+    if size == 0:
+        _shutil.rmtree(_job_dir(token), ignore_errors=True)
+        raise InputError(_l("The file is empty."))
+    _write_status(token, status)
+    return status
+
+
+def start_import(token: str | None, *, actor: cards.CardActor, skip_invalid: bool,
+                 update: bool, now: datetime | None = None) -> dict:
+    """Queue the import of a checked file with the chosen options (compare-and-set on the
+    job's state, so a double click starts it once)."""
+    check_may_import(actor)
+    with _job_lock:
+        status = get_job(token, actor)
+        if status is None:
+            raise InputError(_l("This import does not exist or is not yours."))
+        if status["state"] != JOB_CHECKED or not os.path.isfile(_upload_path(status)):
+            raise InputError(_l("This file was already imported or is not checked yet."))
+        stamp = (now or clock.now()).isoformat()
+        status.update(state=JOB_IMPORTING, skip_invalid=bool(skip_invalid),
+                      update=bool(update), heartbeat_at=stamp, done=0, error=None)
+        _write_status(status["token"], status)
+    return status
+
+
+def launch(app, status: dict, *, actor: cards.CardActor) -> _threading.Thread | None:
+    """Run the job's next step in a thread of this server (or at once, when
+    EXPORT_JOBS_INLINE is set, as the tests do)."""
+    from app.extensions import session as app_session
+    from app.settings import settings as app_settings
+
+    engine = app_session().get_bind()
+    audit_actor = audit.current_actor()
+    args = (app, engine, status["token"], actor, audit_actor)
+    if app_settings().export_jobs_inline:
+        run_job(*args)
+        return None
+    thread = _threading.Thread(target=run_job, args=args, daemon=True,
+                               name=f"ledger-import-{status['token'][:8]}")
+    thread.start()
+    return thread
+
+
+def run_job(app, engine, token: str, actor: cards.CardActor,
+            audit_actor: audit.Actor | None) -> None:
+    """Check or import (by the job's state), with an app context and a session of its
+    own. Never raises: the job ends checked, done or failed."""
+    from sqlalchemy.orm import Session as OrmSession
+
+    with app.app_context(), app.test_request_context("/"):
+        session = OrmSession(bind=engine)
+        try:
+            _run_job(session, token, actor, audit_actor)
+        except Exception as error:  # noqa: BLE001 - the job must end in a state
+            status = _read_status(token) or {}
+            if status:
+                status.update(state=JOB_FAILED, error=str(error.message)
+                              if isinstance(error, DomainError) else
+                              _("The import stopped because of an error on the server. "
+                                "Nothing was imported. Tell the system administrator."))
+                _write_status(token, status)
+            if not isinstance(error, DomainError):
+                app.logger.exception("ledger import job %s failed", token)
+        finally:
+            session.close()
+
+
+def _run_job(session, token: str, actor, audit_actor) -> None:
+    status = _read_status(token)
+    if status is None or status["state"] not in (JOB_CHECKING, JOB_IMPORTING):
+        return
+    checking = status["state"] == JOB_CHECKING
+    last = {"at": 0.0}
+
+    def progress(done: int, total: int, written: int) -> None:
+        if _time.monotonic() - last["at"] < 1.0:
+            return
+        last["at"] = _time.monotonic()
+        status.update(done=done, total=total, heartbeat_at=clock.now().isoformat())
+        _write_status(token, status)
+
+    folder = _job_dir(token)
+    mapping = load_mapping(text=status.get("mapping"))
+    report = import_ledger(
+        session, _upload_path(status), file_name=status["file_name"], mapping=mapping,
+        dry_run=checking, skip_invalid=bool(status.get("skip_invalid")),
+        update=bool(status.get("update")), actor=actor, progress=progress,
+        rejects_path=None if checking else os.path.join(folder, "rejects.csv"),
+        audit_actor=audit_actor)
+    with open(os.path.join(folder, "problems.csv"), "w", encoding="utf-8-sig",
+              newline="") as handle:
+        write_problems(report, handle)
+    status.update(
+        state=JOB_CHECKED if checking else JOB_DONE, heartbeat_at=clock.now().isoformat(),
+        done=1, total=1, rows=report.rows, created=report.created, updated=report.updated,
+        unchanged=report.unchanged, rejected=report.rejected, written=report.written,
+        encoding=report.encoding, sha256=report.sha256,
+        places_created=report.places_created, unknown_columns=report.unknown_columns,
+        columns=report.columns, differences=len(report.differences),
+        problem_count=len(report.problems),
+        problems=[p.as_row() for p in report.problems[:PROBLEMS_SHOWN]],
+        preview=report.preview, rejects=bool(report.rejects_file))
+    if not checking:
+        with contextlib_suppress(FileNotFoundError):
+            os.unlink(_upload_path(status))
+    _write_status(token, status)
+
+
+def job_file(token: str | None, which: str, *, actor: cards.CardActor) -> tuple[str, str]:
+    """The job's report (``problems``) or rejected rows (``rejects``) as (path, download
+    name), for its owner; audited as a download (it holds personal data)."""
+    check_may_import(actor)
+    status = get_job(token, actor)
+    if status is None or which not in ("problems", "rejects"):
+        raise InputError(_l("This import does not exist or is not yours."))
+    path = os.path.join(_job_dir(status["token"]), f"{which}.csv")
+    if not os.path.isfile(path):
+        raise InputError(_l("This file is not there (any more)."))
+    stem = os.path.splitext(status["file_name"])[0]
+    name = f"{stem}_{'problems' if which == 'problems' else 'rejects'}.csv"
+    audit.record_event(audit.ACTION_DOWNLOAD, "card", None,
+                       {"what": f"ledger_import_{which}", "file": status["file_name"]})
+    return path, name
+
+
+def discard_job(token: str | None, *, actor: cards.CardActor) -> None:
+    """Remove a checked job's upload and reports without importing."""
+    check_may_import(actor)
+    with _job_lock:
+        status = get_job(token, actor)
+        if status is None:
+            raise InputError(_l("This import does not exist or is not yours."))
+        if effective_state(status) in (JOB_CHECKING, JOB_IMPORTING):
+            raise InputError(_l("The file is being checked or imported; wait until it "
+                                "has finished."))
+        _shutil.rmtree(_job_dir(status["token"]), ignore_errors=True)
+
+
+def jobs_of(actor: cards.CardActor, limit: int = 10) -> list[dict]:
+    """The person's recent jobs, newest first. Reads only."""
+    if not may_import(actor):
+        return []
+    found = []
+    for name in os.listdir(jobs_folder()):
+        status = _read_status(name)
+        if status is not None and status.get("owner") == actor.username:
+            found.append(status)
+    found.sort(key=lambda s: s["created_at"], reverse=True)
+    return found[:limit]
+
+
+
+def header_synonyms() -> list[tuple[str, list[str]]]:
+    """(our field's label, the headers understood for it) from the defaults file."""
+    with open(DEFAULTS_FILE, encoding="utf-8") as handle:
+        columns = tomllib.loads(handle.read())["columns"]
+    return [(str(label), [h for h, f in columns.items() if f == name])
+            for name, label in FIELD_LABELS.items()]
+
+
+def choose_file_message():
+    return _l("Choose the file to import.")
+
+
+def mapping_text(raw: bytes) -> str:
+    """An uploaded mapping file's text (UTF-8, with or without BOM)."""
+    if len(raw) > MAPPING_MAX_BYTES:
+        raise InputError(_l("The mapping file is too large."))
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(_l("Save the mapping file in UTF-8.")) from None
