@@ -1,5 +1,6 @@
 """make bench: speed goals and race counts, printed as tables (`bench/run.py [qr] [booking]
-[races] [reads] [documents] [ledger] [statistics] [exports]`; all eight by default).
+[races] [reads] [documents] [ledger] [statistics] [exports] [ledger_import]`; all nine by
+default).
 
 QR registration (issue 4):
 
@@ -31,6 +32,11 @@ PostgreSQL (goal: each under 1 s).
 Exports of 300,000 cards (bench/exports.py, issue 14 §4): our CSV as a ratio to a bare
 csv.writer over the same query (goal ≥ 0.5) and our XLSX (a background job), each in a child
 process with its peak memory (goal under 300 MB), on SQLite and PostgreSQL.
+
+Import of an existing ledger (bench/ledger_import.py, issue 15 §5): a generated 300,000-row
+CP932 file through the import (time, rows per second, peak memory) as a ratio to a bare
+executemany of the same parsed rows into the card table (goal ≥ 0.3), on SQLite and
+PostgreSQL (BENCH_IMPORT_ROWS for a quick run).
 """
 from __future__ import annotations
 
@@ -121,7 +127,7 @@ def table(rows, header):
 
 def main():
     what = sys.argv[1:] or ["qr", "booking", "races", "reads", "documents", "ledger",
-                            "statistics", "exports"]
+                            "statistics", "exports", "ledger_import"]
     if "qr" in what:
         rows = []
         bench_decode(rows)
@@ -175,6 +181,13 @@ def main():
         print()
         rows = []
         bench_exports(rows)
+        table(rows[1:], rows[0])
+    if "ledger_import" in what:
+        from bench.ledger_import import bench_ledger_import
+
+        print()
+        rows = []
+        bench_ledger_import(rows)
         table(rows[1:], rows[0])
 
 
