@@ -359,3 +359,19 @@ def test_places_created_hold_every_card_put_there(db, tmp_path):
     run(db, write_csv(tmp_path / "l.csv", rows))
     place = db.execute(select(StoragePlace)).scalar_one()
     assert place.capacity == 150
+
+
+def test_the_example_mapping_file_in_docs_is_valid(db, tmp_path):
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    mapping = ledger_import.load_mapping(
+        os.path.join(root, "docs", "ledger-import-mapping.example.toml"))
+    header = ["申請書番号（23桁）", "漢字氏名", "カナ", "生年月日（和暦）", "処理状況", "受取方法",
+              "管理番号"]
+    path = write_csv(tmp_path / "l.csv", [[app_id(1), "山田太郎", "ﾔﾏﾀﾞﾀﾛｳ", "昭和55年3月1日",
+                                          "受取済", "郵送", "A-1"]], header=header)
+    report = run(db, path, mapping=mapping)
+    assert report.ok and report.created == 1 and report.unknown_columns == [], reasons(report)
+    card = cards(db)[0]
+    assert (card.state, card.visit_mode) == ("handed_over", "S")
