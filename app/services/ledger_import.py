@@ -831,6 +831,12 @@ class _Writer:
                                  _("Differs from the card in the ledger: %(changes)s",
                                    changes=described))
             self.report.differences.append(difference)
+            if card.state == RESERVED and "state" in changes:
+                self._reject(values, [Problem(
+                    line, self._label("state"), self.checker.raw(values, "state"),
+                    _("This card has a booking: its state is not changed by an import. "
+                      "Cancel or complete the booking first."))])
+                continue
             if not self.update:
                 self.report.problems.append(Problem(
                     line, difference.column, difference.value,
@@ -1194,6 +1200,12 @@ def start_import(token: str | None, *, actor: cards.CardActor, skip_invalid: boo
             raise InputError(_l("This import does not exist or is not yours."))
         if status["state"] != JOB_CHECKED or not os.path.isfile(_upload_path(status)):
             raise InputError(_l("This file was already imported or is not checked yet."))
+        try:  # the compare-and-set across the server's processes: one import per job
+            os.close(os.open(os.path.join(_job_dir(status["token"]), "import.started"),
+                             os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            raise InputError(_l("This file was already imported or is not checked yet.")) \
+                from None
         stamp = (now or clock.now()).isoformat()
         status.update(state=JOB_IMPORTING, skip_invalid=bool(skip_invalid),
                       update=bool(update), heartbeat_at=stamp, done=0, error=None)

@@ -375,3 +375,15 @@ def test_the_example_mapping_file_in_docs_is_valid(db, tmp_path):
     assert report.ok and report.created == 1 and report.unknown_columns == [], reasons(report)
     card = cards(db)[0]
     assert (card.state, card.visit_mode) == ("handed_over", "S")
+
+
+def test_a_booked_cards_state_is_never_changed_by_an_import(db, tmp_path):
+    from tests.factories import make_card
+
+    make_card(db, state="reserved", application_id=app_id(1), name="髙橋　﨑子",
+              name_kana="タカハシ　サキコ")
+    path = write_csv(tmp_path / "l.csv", [row(1, 交付状況="交付済")])
+    report = run(db, path, update=True)
+    assert [p.reason for p in report.problems] == [
+        "このカードは予約中のため、取込では状態を変えません。先に予約を取り消すか、交付を済ませてください。"]
+    assert cards(db)[0].state == "reserved"
