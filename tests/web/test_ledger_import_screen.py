@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import time
+
+import pytest
 
 from sqlalchemy import func, select
 
@@ -107,3 +110,38 @@ def test_another_persons_job_is_not_found(login_as, app, db, users):
     login(other, user.username, users.password)
     assert other.get(job_url).status_code == 404
     assert other.post(job_url + "/import").status_code == 404
+
+
+@pytest.mark.own_app
+def test_check_and_import_in_a_real_thread_with_progress(app, db, users):
+    from app import settings
+    from tests.conftest import login
+
+    settings.configure(app, EXPORT_JOBS_INLINE=False)
+    client = app.test_client()
+    user = users.create("manager", username="kanri_thread")
+    login(client, user.username, users.password)
+    data = csv_text([row(i) for i in range(1, 3001)]).encode("cp932")
+    job_url = upload(client, data).headers["Location"]
+
+    def wait(expected):
+        deadline = time.monotonic() + 60
+        states = []
+        while time.monotonic() < deadline:
+            status = client.get(job_url + "/status").get_json()
+            states.append(status["state"])
+            assert 0 <= status["percent"] <= 100
+            if status["finished"]:
+                break
+            time.sleep(0.05)
+        assert states[-1] == expected, states
+        return states
+
+    wait("checked")
+    assert card_count(db) == 0
+    client.post(job_url + "/import", data={})
+    wait("done")
+    db.expire_all()
+    assert card_count(db) == 3000
+    record = db.execute(select(AuditLog).where(AuditLog.action == "import")).scalar_one()
+    assert record.username == "kanri_thread"
