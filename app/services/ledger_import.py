@@ -570,6 +570,8 @@ def import_ledger(session, path: str, *, file_name: str | None = None,
     written to ``rejects_path`` (the file's columns and a 理由 column, UTF-8 with BOM).
     Raises ImportFileError when the file as a whole cannot be read."""
     check_may_import(actor)
+    if unit.in_transaction(session):  # its all-or-nothing needs a unit of its own
+        raise RuntimeError("import_ledger runs as its own unit of work, not inside another")
     mapping = mapping or load_mapping()
     now = now or clock.now()
     today = clock.to_jst(now).date()
