@@ -171,9 +171,9 @@ FAB_ROLES = {
     ROLE_MANAGER: [
         *_SELF_SERVICE,
         (r"(CardModelView|CardEventModelView|HandoverView|StoragePlaceModelView|StorageView"
-         r"|DiscardView|CardApi|ScanView)$", r".*"),
-        (r"(Cards|Card Ledger|Scan Station|Hand-over|Storage Places|Discard|Card History)$",
-         r"menu_access$"),
+         r"|DiscardView|CardApi|ScanView|LedgerImportView)$", r".*"),
+        (r"(Cards|Card Ledger|Scan Station|Hand-over|Storage Places|Discard|Card History"
+         r"|Ledger Import)$", r"menu_access$"),
         (_BOOKING_SETTINGS, _WRITE),
         (r"BookingCalendarView$", r"can_(month|day|close|reopen)$"),
         (r"(ReservationModelView|DeskView|ReservationApi)$", r".*"),

@@ -449,6 +449,7 @@ def backup_prune(dry_run):
 
 def register_cli(app: Flask) -> None:
     app.cli.add_command(backup_cli)
+    app.cli.add_command(ledger_cli)
     app.cli.add_command(extraction_cli)
     app.cli.add_command(documents_cli)
     app.cli.add_command(slots_cli)
@@ -459,3 +460,86 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(users_cli)
+
+
+ledger_cli = AppGroup("ledger", help="The card ledger.")
+PROBLEMS_SHOWN = 30
+
+
+@ledger_cli.command("import", help="Import an existing card ledger (CSV in UTF-8 or Shift_JIS, "
+                                   "or XLSX): check every row, then load it in one "
+                                   "transaction. Exit 1 when a row is bad or nothing was "
+                                   "imported.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check only; write nothing.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Import the good rows and write the bad ones to the rejects file.")
+@click.option("--update", is_flag=True,
+              help="Apply the differences to cards already in the ledger.")
+@click.option("--mapping", "mapping_path", type=click.Path(exists=True, dir_okay=False),
+              help="A TOML mapping file for other layouts (docs/ledger-import.md).")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
+              help="Where the rejected rows go (default: FILE.rejects.csv).")
+@click.option("--problems", "problems_path", type=click.Path(dir_okay=False),
+              help="Write every problem (line, column, value, reason) to this CSV file.")
+def ledger_import_command(file, dry_run, skip_invalid, update, mapping_path, rejects_path,
+                          problems_path):
+    from app.services import ledger_import
+
+    _as_cli_operator()
+    if skip_invalid and not rejects_path:
+        rejects_path = os.path.splitext(file)[0] + ".rejects.csv"
+    interactive = sys.stderr.isatty()
+    total = max(os.path.getsize(file), 1)
+    bar = click.progressbar(length=total, label="import", file=sys.stderr) \
+        if interactive else None
+    state = {"done": 0, "written": -1}
+
+    def progress(done, of, written):
+        if bar is not None:
+            bar.length = max(of, 1)
+            bar.update(max(done - state["done"], 0))
+        elif written != state["written"] and written:
+            click.echo(f"written: {written}", err=True)
+        state["done"], state["written"] = done, written
+
+    try:
+        if bar is not None:
+            bar.__enter__()
+        report = ledger_import.import_ledger(
+            session(), file, mapping=ledger_import.load_mapping(mapping_path),
+            dry_run=dry_run, skip_invalid=skip_invalid, update=update,
+            progress=progress, rejects_path=rejects_path)
+    except DomainError as error:
+        click.echo(f"error: {error.message}", err=True)
+        sys.exit(1)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    click.echo(f"file: {report.file_name} ({report.encoding}) sha256:{report.sha256}")
+    if report.unknown_columns:
+        click.echo("unknown columns (not imported): " + ", ".join(report.unknown_columns))
+    click.echo(f"rows: {report.rows}, new: {report.created}, updated: {report.updated}, "
+               f"unchanged: {report.unchanged}, rejected: {report.rejected}, "
+               f"storage places created: {len(report.places_created)}")
+    for problem in report.problems[:PROBLEMS_SHOWN]:
+        click.echo(f"line {problem.line}: {problem.column}: {problem.value!r}: "
+                   f"{problem.reason}")
+    if len(report.problems) > PROBLEMS_SHOWN:
+        click.echo(f"... and {len(report.problems) - PROBLEMS_SHOWN} more problem(s)"
+                   + ("" if problems_path else " (--problems FILE writes them all)"))
+    if update:
+        for difference in report.differences[:PROBLEMS_SHOWN]:
+            click.echo(f"updated, line {difference.line}: {difference.reason}")
+    if problems_path:
+        with open(problems_path, "w", encoding="utf-8-sig", newline="") as handle:
+            ledger_import.write_problems(report, handle)
+        click.echo(f"problems written to {problems_path}")
+    if report.rejects_file:
+        click.echo(f"rejected rows written to {report.rejects_file}")
+    if dry_run:
+        click.echo("dry run: nothing written")
+    elif report.problems and not skip_invalid:
+        click.echo("nothing imported: fix the rows above (or use --skip-invalid)")
+    if report.problems or not (report.written or report.unchanged or dry_run):
+        sys.exit(1)

@@ -1,6 +1,7 @@
 """make bench: speed goals and race counts, printed as tables (`bench/run.py [qr] [booking]
-[races] [reads] [documents] [ledger] [statistics] [exports] [backups]`; the first eight by
-default; ``backups`` needs PostgreSQL: make bench runs it under scripts/with-postgres.sh).
+[races] [reads] [documents] [ledger] [statistics] [exports] [ledger_import] [migration]
+[backups]`; all but ``backups`` by default; ``backups`` needs PostgreSQL: make bench runs it
+under scripts/with-postgres.sh).
 
 QR registration (issue 4):
 
@@ -36,6 +37,11 @@ process with its peak memory (goal under 300 MB), on SQLite and PostgreSQL.
 Backups of 300,000 cards and 1,000,000 bookings on PostgreSQL (bench/backups.py, issue 15
 §6): ``backup create`` and ``backup restore`` as a ratio to a plain ``pg_dump -Fc`` and
 ``pg_restore`` of the same database (sizes: BENCH_BACKUP_CARDS, BENCH_BACKUP_BOOKINGS).
+
+Import of an existing ledger (bench/ledger_import.py, issue 15 §5): a generated 300,000-row
+CP932 file through the import (time, rows per second, peak memory) as a ratio to a bare
+executemany of the same parsed rows into the card table (goal ≥ 0.3), on SQLite and
+PostgreSQL (BENCH_IMPORT_ROWS for a quick run).
 """
 from __future__ import annotations
 
@@ -126,7 +132,7 @@ def table(rows, header):
 
 def main():
     what = sys.argv[1:] or ["qr", "booking", "races", "reads", "documents", "ledger",
-                            "statistics", "exports"]
+                            "statistics", "exports", "ledger_import"]
     if "qr" in what:
         rows = []
         bench_decode(rows)
@@ -187,6 +193,13 @@ def main():
         print()
         rows = []
         bench_backups(rows)
+        table(rows[1:], rows[0])
+    if "ledger_import" in what:
+        from bench.ledger_import import bench_ledger_import
+
+        print()
+        rows = []
+        bench_ledger_import(rows)
         table(rows[1:], rows[0])
 
 

@@ -22,7 +22,8 @@ ERAS = [
     ("大正", "T", date(1912, 7, 30)),
     ("明治", "M", date(1868, 1, 25)),
 ]
-_ERA_BY_KEY = {key: (name, start) for name, initial, start in ERAS for key in (name, initial)}
+_ERA_BY_KEY = {key: (name, start) for name, initial, start in ERAS
+               for key in (name, initial, name[0])}  # 昭和, S and 昭 (昭55.03.01)
 _DASHES = "-‐‑‒–—―−ｰ－ー"
 
 
@@ -110,13 +111,13 @@ def _era_date(era: str, year: int, month: int, day: int) -> date:
 
 
 def parse_date(text: str | None) -> date:
-    """A date as people write it: 1980-03-01, 1980/3/1, 19800301, S55.3.1, 昭和55年3月1日,
-    R1.5.1, 令和元年5月1日."""
+    """A date as people write it: 1980-03-01, 1980/3/1, 19800301, S55.3.1, 昭55.03.01,
+    昭和55年3月1日, R1.5.1, 令和元年5月1日."""
     raw = half_width(text).strip().upper().replace("元", "1")
     if not raw:
         raise InputError(_l("Enter the date."))
     raw = re.sub(r"\s+", "", raw)
-    match = re.fullmatch(r"(明治|大正|昭和|平成|令和|[MTSHR])([0-9]{1,2})[.\-/年]([0-9]{1,2})[.\-/月]([0-9]{1,2})日?",
+    match = re.fullmatch(r"(明治|大正|昭和|平成|令和|[明大昭平令MTSHR])([0-9]{1,2})[.\-/年]([0-9]{1,2})[.\-/月]([0-9]{1,2})日?",
                          raw)
     if match:
         era, y, m, d = match.groups()

@@ -14,6 +14,7 @@ from app.views.extraction import ExtractionView
 from app.views.fees import FeeScheduleModelView, FeeView, fee_panel
 from app.views.handover import HandoverView
 from app.views.intake import IntakeModelView, OutreachSessionModelView
+from app.views.ledger_import import LedgerImportView
 from app.views.maintenance import MaintenanceWindowModelView
 from app.views.protected_exports import ExportPolicyView, ProtectedExportView
 from app.views.notice import NoticeModelView
@@ -80,6 +81,9 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(CardEventModelView, "Card History", icon="fa-history",
                         label=_l("Card history"), **cards)
     appbuilder.add_view_no_menu(StorageView)
+    # 既存データ取込 (issue 15 §1): the city's existing ledger, 管理者 only.
+    appbuilder.add_view(LedgerImportView, "Ledger Import", icon="fa-upload",
+                        label=_l("Import existing data"), **cards)
     # Extraction (抽出, issue 14 §2), in the 集計・抽出 category with the statistics.
     appbuilder.add_view(ExtractionView, "Extraction", icon="fa-filter", label=_l("Extraction"),
                         category=CATEGORY_REPORTS, category_icon="fa-bar-chart",

@@ -326,6 +326,9 @@ ABILITY_GROUPS: list[tuple[object, list[Ability]]] = [
         Ability("廃棄候補: hold back, discard; 廃棄 from a card's page or the API",
                 _l("Discard candidates: hold back, discard"),
                 _on("DiscardView", "can_hold", "can_execute")),
+        Ability("既存データ取込: upload, preview, validation report, import (CSV, XLSX)",
+                _l("Import existing data: upload, preview, validation report, import"),
+                _on("LedgerImportView", "can_index", "can_import")),
     ]),
     (_l("Reservations"), [
         Ability("予約 settings (venues, purposes, weekly pattern, date exceptions): read",

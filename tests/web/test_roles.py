@@ -70,6 +70,8 @@ MATRIX = [
     ("POST", "/discard/hold", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
     ("POST", "/discard/execute", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
     ("GET", "/scan/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
+    ("GET", "/ledger-import/", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    ("POST", "/ledger-import/upload", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
     ("POST", "/scan/new", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     # Booking settings: supervisors edit, staff read.
     ("GET", "/venuepurposemodelview/list/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=Y)),
