@@ -1,0 +1,328 @@
+"""Migration export and import (issue 15 §2, §5): the round trip on SQLite and PostgreSQL
+(export, import into a fresh database, export again: the same files), the refusals that
+change nothing, the decrypted documents, who may, and the documentation of every column."""
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import os
+import re
+import zipfile
+from unittest.mock import patch
+
+import pytest
+from flask import g
+from flask_appbuilder import Model
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from app.models.audit import AuditLog
+from app.models.document import IntakeDocument
+from app.services import actors, archive, audit, documents, migration_export
+from app.services.errors import NotPermittedError
+from tests.factories import make_card
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+AUDIT_PART = "tables/audit_log.csv"
+
+
+# --- building the data and a fresh instance --------------------------------------------------
+
+@pytest.fixture
+def source(app, db):
+    """The demo data (every kind of row: staff, cards in each state, venues, slots,
+    bookings, intakes with fees and a scanned document, notices, saved queries, the audit
+    trail) and cards whose values try the CSV: quotes, commas, line breaks, an empty
+    string beside NULL, leading zeros."""
+    from app.services import demo
+
+    small_mix = [(min(entry[0], 2), *entry[1:]) for entry in demo.CARD_MIX]
+    with patch.object(demo, "CARD_MIX", small_mix):
+        g.audit_actor = "cli:test"
+        demo.seed_demo()
+    make_card(db, application_id="00000000000000000000001", notes='備考に "引用符", カンマ\r\n改行')
+    make_card(db, application_id="00000000000000000000002", notes="")
+    make_card(db, application_id="00000000000000000000003", notes=None, name="髙橋　﨑子")
+    db.commit()
+    return db
+
+
+@pytest.fixture
+def fresh_url(database_url, tmp_path):
+    """The address of a new, empty database on the same engine as the tests'."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path}/fresh.db"
+        return
+    base = make_url(database_url)
+    name = f"{base.database}_fresh_{os.getpid()}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def target(make_app, fresh_url):
+    """A new instance on the fresh database: schema and roles as `flask init` makes them."""
+    from app.cli import init_database
+
+    made = make_app(SQLALCHEMY_DATABASE_URI=fresh_url)
+    with made.app_context():
+        g.audit_actor = "cli:test"
+        init_database()
+    return made
+
+
+def _export(app, path, **kwargs):
+    with app.app_context():
+        g.audit_actor = "cli:test"
+        return migration_export.export_all(app.appbuilder.session, str(path), **kwargs)
+
+
+def _import(app, path, **kwargs):
+    with app.app_context():
+        g.audit_actor = "cli:test"
+        return migration_export.import_all(app.appbuilder.session, str(path), **kwargs)
+
+
+def _counts(app) -> dict[str, int]:
+    with app.app_context():
+        session = app.appbuilder.session
+        found = {table.name: session.execute(select(func.count()).select_from(table)).scalar()
+                 for table in migration_export.tables()}
+        session.rollback()
+        return found
+
+
+def _files(manifest) -> dict[str, dict]:
+    return {entry["path"]: entry for entry in manifest["files"]}
+
+
+# --- the round trip ----------------------------------------------------------------------------
+
+def test_round_trip_gives_the_same_export(app, source, target, tmp_path):
+    first = _export(app, tmp_path / "first.zip")
+    assert first.rows["card"] >= 30 and first.rows["reservation"] > 0
+    assert first.rows["fee_entry"] > 0 and first.rows["intake_document"] >= 1
+    assert first.rows["ab_user"] > 0 and first.rows["ab_user_role"] > 0
+    assert first.rows["audit_log"] > 0 and first.rows["card_tally"] > 0
+    assert first.documents == first.rows["document_blob"] >= 1
+
+    imported = _import(target, tmp_path / "first.zip")
+    assert imported.rows == first.rows
+    second = _export(target, tmp_path / "second.zip")
+
+    one, two = archive.comparable(first.manifest), archive.comparable(second.manifest)
+    # The one difference: the target's audit trail goes on with the import's own record.
+    files_one, files_two = _files(one), _files(two)
+    assert set(files_one) == set(files_two)
+    for path in files_one:
+        if path != AUDIT_PART:
+            assert files_one[path] == files_two[path], path
+    assert files_two[AUDIT_PART]["rows"] == files_one[AUDIT_PART]["rows"] + 1
+    with zipfile.ZipFile(tmp_path / "first.zip") as a, zipfile.ZipFile(
+            tmp_path / "second.zip") as b:
+        before, after = a.read(AUDIT_PART), b.read(AUDIT_PART)
+    assert after.startswith(before)
+    assert b'"import","migration-export"' in after[len(before):]
+    for key in set(one) - {"files", "tables"}:
+        assert one[key] == two[key], key
+    assert [t for t in one["tables"] if t["name"] != "audit_log"] == [
+        t for t in two["tables"] if t["name"] != "audit_log"]
+
+    with target.app_context():
+        session = target.appbuilder.session
+        assert audit.verify_chain(session).ok
+        assert not documents.verify_all(session).failed  # same ids, key ids, nonces
+        last, before_it = session.execute(
+            select(AuditLog).order_by(AuditLog.id.desc()).limit(2)).scalars().all()
+        assert (last.action, last.username) == ("export", "cli:test")  # the second export
+        last = before_it
+        assert (last.action, last.username) == ("import", "cli:test")
+        detail = json.loads(last.changes)
+        assert detail["sha256"] == archive.sha256_of(str(tmp_path / "first.zip"))
+        assert detail["rows"] == sum(first.rows.values()) and detail["decrypted"] is False
+        # the sequences go on after the imported ids (PostgreSQL): a new record fits
+        audit.record_event(audit.ACTION_VIEW, "card", 1, None)
+        assert audit.verify_chain(session).ok
+
+
+def test_export_is_audited_with_its_checksum(app, source, tmp_path):
+    report = _export(app, tmp_path / "out.zip")
+    last = source.execute(select(AuditLog).order_by(AuditLog.id.desc())).scalars().first()
+    detail = json.loads(last.changes)
+    assert (last.action, last.target_table, last.username) == (
+        "export", "migration-export", "cli:test")
+    assert detail["sha256"] == report.sha256 == archive.sha256_of(str(tmp_path / "out.zip"))
+    assert detail["rows"] == sum(report.rows.values()) and detail["decrypted"] is False
+    assert detail["documents"] == report.documents
+
+
+def test_manifest_and_csv_as_documented(app, source, tmp_path):
+    report = _export(app, tmp_path / "out.zip")
+    manifest = report.manifest
+    with archive.ArchiveReader(str(tmp_path / "out.zip")) as reader:
+        assert reader.verify() == []
+        assert manifest["kind"] == "migration-export"
+        assert manifest["schema_revision"] == "0017_statistics_indexes"
+        names = [entry["name"] for entry in manifest["tables"]]
+        assert names == [table.name for table in Model.metadata.sorted_tables]
+        assert names.index("card") < names.index("card_event")
+        card_csv = reader.read("tables/card.csv")
+    assert not card_csv.startswith(b"\xef\xbb\xbf")
+    text_ = card_csv.decode("utf-8")
+    assert text_.startswith('"id","application_id",') or text_.startswith('"id",')
+    assert '"00000000000000000000001"' in text_  # the ID as text, leading zeros kept
+    assert '"備考に ""引用符"", カンマ\r\n改行"' in text_
+    assert "髙橋　﨑子" in text_
+    rows = list(migration_export.read_records(__import__("io").BytesIO(card_csv)))
+    header = rows[0]
+    by_id = {row[header.index("application_id")]: row for row in rows[1:]}
+    notes = header.index("notes")
+    assert by_id["00000000000000000000002"][notes] == ""  # empty string
+    assert by_id["00000000000000000000003"][notes] is None  # NULL
+    assert by_id["00000000000000000000001"][notes] == '備考に "引用符", カンマ\r\n改行'
+    assert by_id["00000000000000000000001"][header.index("has_sign_cert")] == "true"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", by_id["00000000000000000000001"][
+        header.index("birth_date")])
+    with archive.ArchiveReader(str(tmp_path / "out.zip")) as reader:
+        audit_rows = list(migration_export.read_records(reader.open(AUDIT_PART)))
+    stamp = audit_rows[1][audit_rows[0].index("created_at")]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+09:00", stamp), stamp
+    documents_ = [path for path in _files(manifest) if path.startswith("documents/")]
+    assert documents_ and all(path.endswith(".pdf.enc") for path in documents_)
+
+
+def test_decrypted_documents_match_their_checksums(app, source, target, tmp_path):
+    report = _export(app, tmp_path / "plain.zip", decrypt=True)
+    assert report.decrypted and report.manifest["documents"]["decrypted"] is True
+    stored = source.execute(select(IntakeDocument.id, IntakeDocument.filename,
+                                   IntakeDocument.sha256)).all()
+    assert stored
+    with archive.ArchiveReader(str(tmp_path / "plain.zip")) as reader:
+        for document_id, filename, sha256 in stored:
+            data = reader.read(migration_export.plain_part(document_id, filename))
+            assert data.startswith(b"%PDF-")
+            assert hashlib.sha256(data).hexdigest() == sha256
+        assert not [name for name in reader.names() if name.endswith(".enc")]
+    last = source.execute(select(AuditLog).order_by(AuditLog.id.desc())).scalars().first()
+    assert json.loads(last.changes)["decrypted"] is True
+    # such an export is for reading: the import refuses it, writing nothing
+    before = _counts(target)
+    with pytest.raises(migration_export.MigrationError, match="--decrypt"):
+        _import(target, tmp_path / "plain.zip")
+    assert _counts(target) == before
+
+
+# --- refusals that change nothing ---------------------------------------------------------------
+
+def _rewrite(source_path, target_path, change_part=None, manifest_change=None):
+    with zipfile.ZipFile(source_path) as old, zipfile.ZipFile(target_path, "w") as new:
+        for info in old.infolist():
+            data = old.read(info.filename)
+            if info.filename == change_part:
+                data = data[:-10] + bytes([data[-10] ^ 0x01]) + data[-9:]
+            if info.filename == archive.MANIFEST and manifest_change:
+                manifest = json.loads(data)
+                manifest_change(manifest)
+                data = json.dumps(manifest).encode()
+            new.writestr(info, data)
+
+
+def test_refusals_change_nothing(app, source, target, tmp_path):
+    good = tmp_path / "good.zip"
+    _export(app, good)
+    empty = _counts(target)
+
+    tampered = tmp_path / "tampered.zip"
+    _rewrite(good, tampered, change_part="tables/card.csv")
+    with pytest.raises(migration_export.MigrationError, match="tables/card.csv"):
+        _import(target, tampered)
+    assert _counts(target) == empty
+
+    flipped = tmp_path / "flipped.zip"  # one byte of the file itself, in a part's data
+    raw = bytearray(good.read_bytes())
+    with zipfile.ZipFile(good) as z:
+        info = z.getinfo("tables/card.csv")
+    raw[info.header_offset + 30 + len(info.filename) + len(info.extra) + 40] ^= 0x01
+    flipped.write_bytes(bytes(raw))
+    with pytest.raises(migration_export.MigrationError):
+        _import(target, flipped)
+    assert _counts(target) == empty
+
+    older = tmp_path / "older.zip"
+    _rewrite(good, older, manifest_change=lambda m: m.update(schema_revision="0016_export_jobs"))
+    with pytest.raises(migration_export.MigrationError, match="0016_export_jobs"):
+        _import(target, older)
+    assert _counts(target) == empty
+
+    # into a database that holds data (the source itself): refused, nothing added
+    before = _counts(app)
+    with pytest.raises(migration_export.MigrationError, match="already holds data"):
+        _import(app, good)
+    assert _counts(app) == before
+
+    # and the good archive then imports; a second import is refused
+    _import(target, good)
+    loaded = _counts(target)
+    with pytest.raises(migration_export.MigrationError, match="already holds data"):
+        _import(target, good)
+    assert _counts(target) == loaded
+
+
+def test_only_the_system_administrator(app, source, target, tmp_path):
+    manager = actors.CardActor("kanri01", frozenset({app.config["ROLE_MANAGER"]}))
+    nobody = actors.CardActor("")
+    for actor in (manager, nobody):
+        with pytest.raises(NotPermittedError):
+            _export(app, tmp_path / "no.zip", actor=actor)
+        assert not (tmp_path / "no.zip").exists()
+    admin = actors.CardActor("admin", frozenset({app.config["ROLE_SYSADMIN"]}))
+    _export(app, tmp_path / "yes.zip", actor=admin)
+    empty = _counts(target)
+    with pytest.raises(NotPermittedError):
+        _import(target, tmp_path / "yes.zip", actor=manager)
+    assert _counts(target) == empty
+    _import(target, tmp_path / "yes.zip", actor=admin)
+    assert _counts(target)["card"] == _counts(app)["card"]
+
+
+def test_command_line(app, source, target, tmp_path):
+    path = str(tmp_path / "cli.zip")
+    result = app.test_cli_runner().invoke(args=["data", "export", path])
+    assert result.exit_code == 0, result.output
+    assert "card:" in result.output and "sha256" in result.output
+    last = source.execute(select(AuditLog).order_by(AuditLog.id.desc())).scalars().first()
+    assert last.username.startswith("cli:") and last.action == "export"
+    # the target's own app context (the test holds the source's open)
+    run = lambda: target.test_cli_runner().invoke(args=["data", "import", path])  # noqa: E731
+    result = contextvars.Context().run(run)
+    assert result.exit_code == 0, result.output
+    assert "audit chain intact" in result.output
+    result = contextvars.Context().run(run)
+    assert result.exit_code == 2 and "already holds data" in result.output
+
+
+# --- the documentation ----------------------------------------------------------------------------
+
+def test_every_table_and_column_is_documented():
+    """docs/data-export.md names every table and every column of the models (it is made by
+    scripts/data_export_doc.py: run it again after a migration)."""
+    with open(os.path.join(ROOT, "docs", "data-export.md"), encoding="utf-8") as handle:
+        doc = handle.read()
+    missing = []
+    for table in Model.metadata.sorted_tables:
+        section = re.search(rf"^### `tables/{table.name}\.csv`.*?(?=^### |\Z)", doc,
+                            re.M | re.S)
+        if section is None:
+            missing.append(table.name)
+            continue
+        for column in table.columns:
+            if f"| `{column.name}` |" not in section.group(0):
+                missing.append(f"{table.name}.{column.name}")
+    assert not missing, missing
