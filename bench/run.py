@@ -1,5 +1,6 @@
 """make bench: speed goals and race counts, printed as tables (`bench/run.py [qr] [booking]
-[races] [reads] [documents] [ledger] [statistics] [exports]`; all eight by default).
+[races] [reads] [documents] [ledger] [statistics] [exports] [migration]`; all nine by
+default).
 
 QR registration (issue 4):
 
@@ -31,6 +32,10 @@ PostgreSQL (goal: each under 1 s).
 Exports of 300,000 cards (bench/exports.py, issue 14 §4): our CSV as a ratio to a bare
 csv.writer over the same query (goal ≥ 0.5) and our XLSX (a background job), each in a child
 process with its peak memory (goal under 300 MB), on SQLite and PostgreSQL.
+
+Migration export and import (bench/migration_export.py, issue 15 §2): `data export` of
+300,000 cards and 300,000 bookings and `data import` of it into a fresh database, each in a
+child process: time, rows per second, archive size, peak memory; SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
@@ -121,7 +126,7 @@ def table(rows, header):
 
 def main():
     what = sys.argv[1:] or ["qr", "booking", "races", "reads", "documents", "ledger",
-                            "statistics", "exports"]
+                            "statistics", "exports", "migration"]
     if "qr" in what:
         rows = []
         bench_decode(rows)
@@ -175,6 +180,13 @@ def main():
         print()
         rows = []
         bench_exports(rows)
+        table(rows[1:], rows[0])
+    if "migration" in what:
+        from bench.migration_export import bench_migration
+
+        print()
+        rows = []
+        bench_migration(rows)
         table(rows[1:], rows[0])
 
 
