@@ -213,11 +213,20 @@ def _stream(connection, statement, per: int = 2000):
 
 
 def _snapshot_connection(session):
+    """The connection to read every table from, in one snapshot: REPEATABLE READ on
+    PostgreSQL; on SQLite a read transaction opened at once (the driver would run each
+    SELECT on its own, so a write between two tables could show in one and not the other;
+    in WAL mode the open transaction keeps reading the database as it was)."""
     session = session() if callable(session) and not hasattr(session, "in_transaction") \
         else session
     if not session.in_transaction() and session.get_bind().dialect.name == "postgresql":
         return session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    return session.connection()
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        driver = connection.connection.driver_connection
+        if not driver.in_transaction:
+            connection.exec_driver_sql("BEGIN")
+    return connection
 
 
 def document_part(document_id: int, media_type: str) -> str:
@@ -289,14 +298,21 @@ def export_all(session, path: str, *, decrypt: bool = False, actor=actors.SYSTEM
                                            "decrypted": decrypt},
                              "csv": {"encoding": "UTF-8 (no BOM)", "null": "unquoted empty",
                                      "timestamps": "ISO 8601"}})
-        manifest = _manifest_of(path)
-        digest, size = archive.sha256_of(path), os.path.getsize(path)
-        report = ExportReport(path, digest, size, rows, len(document_paths), decrypt, manifest)
-        audit.record_in_transaction(session, audit.ACTION_EXPORT, KIND, None, {
-            "file": os.path.basename(path), "sha256": digest, "bytes": size,
-            "tables": len(rows), "rows": sum(rows.values()),
-            "documents": len(document_paths), "decrypted": decrypt,
-            "schema_revision": revision})
+    # The audit record in a unit of its own: on SQLite the read transaction above cannot
+    # become a writer once someone else has written since its snapshot. No record, no file.
+    manifest = _manifest_of(path)
+    digest, size = archive.sha256_of(path), os.path.getsize(path)
+    report = ExportReport(path, digest, size, rows, len(document_paths), decrypt, manifest)
+    try:
+        with unit.transaction(session):
+            audit.record_in_transaction(session, audit.ACTION_EXPORT, KIND, None, {
+                "file": os.path.basename(path), "sha256": digest, "bytes": size,
+                "tables": len(rows), "rows": sum(rows.values()),
+                "documents": len(document_paths), "decrypted": decrypt,
+                "schema_revision": revision})
+    except BaseException:
+        os.remove(path)
+        raise
     return report
 
 

@@ -263,14 +263,14 @@ def test_refusals_change_nothing(app, source, target, tmp_path):
 
     # into a database that holds data (the source itself): refused, nothing added
     before = _counts(app)
-    with pytest.raises(migration_export.MigrationError, match="already holds data"):
+    with pytest.raises(migration_export.MigrationError, match="すでにデータがあります"):
         _import(app, good)
     assert _counts(app) == before
 
     # and the good archive then imports; a second import is refused
     _import(target, good)
     loaded = _counts(target)
-    with pytest.raises(migration_export.MigrationError, match="already holds data"):
+    with pytest.raises(migration_export.MigrationError, match="すでにデータがあります"):
         _import(target, good)
     assert _counts(target) == loaded
 
@@ -305,7 +305,7 @@ def test_command_line(app, source, target, tmp_path):
     assert result.exit_code == 0, result.output
     assert "audit chain intact" in result.output
     result = contextvars.Context().run(run)
-    assert result.exit_code == 2 and "already holds data" in result.output
+    assert result.exit_code == 2 and "すでにデータがあります" in result.output
 
 
 # --- the documentation ----------------------------------------------------------------------------
@@ -341,3 +341,33 @@ def test_the_doc_is_as_generated_from_the_models():
     assert not missing, missing
     with open(os.path.join(ROOT, "docs", "data-export.md"), encoding="utf-8") as handle:
         assert body in handle.read()
+
+
+def test_export_reads_one_snapshot(app, source, database_url, tmp_path):
+    """A change committed by someone else while the export runs (here: after the cards are
+    written, before their history is) is in no file: every table is read as it was when the
+    export began (REPEATABLE READ on PostgreSQL, one read transaction on SQLite)."""
+    from datetime import datetime
+
+    from app.clock import JST
+    from app.models.card import Card, CardEvent
+
+    events_before = source.execute(select(func.count()).select_from(CardEvent)).scalar()
+    card_id = source.execute(select(Card.id).order_by(Card.id)).scalars().first()
+    source.rollback()
+    other = create_engine(database_url)
+
+    def meanwhile(table, rows):
+        if table == "card":
+            with other.begin() as connection:
+                connection.execute(CardEvent.__table__.insert().values(
+                    card_id=card_id, from_state=None, to_state="received",
+                    at=datetime(2026, 12, 1, 10, 5, tzinfo=JST), username="someone"))
+
+    try:
+        report = _export(app, tmp_path / "out.zip", progress=meanwhile)
+    finally:
+        other.dispose()
+    assert report.rows["card_event"] == events_before
+    assert source.execute(select(func.count()).select_from(CardEvent)).scalar() == \
+        events_before + 1  # it was committed, only after the snapshot
