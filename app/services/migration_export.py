@@ -27,9 +27,11 @@ inside one read transaction (REPEATABLE READ on PostgreSQL: one snapshot for all
 
 The import checks before it loads anything: the archive (every checksum), its kind, that it
 is not a decrypted export (the documents' ciphertext is needed), the schema revision (the
-same as the database's), the columns of each table, and that the database holds no data (only
-FAB's permission catalogue, written by ``flask init``, which the import replaces with the
-archive's, and zero counts of ``card_tally``). Then one transaction: every table in
+same as the database's), the columns of each table, and that the database holds no data:
+only what ``flask init`` writes (FAB's permission catalogue, the fee schedule seeded by
+migration 0013, zero counts of ``card_tally``, the audit records of those roles), which the
+import replaces with the archive's (the archive's ``ab_user_role`` points at its own role
+ids). Then one transaction: every table in
 foreign-key order with bulk inserts (a row pointing at a later row of its own table gets
 that value by an UPDATE after its table), ``card_tally`` rebuilt by its triggers on ``card``
 and compared with the archive's, the sequences set past the largest id (PostgreSQL), the
