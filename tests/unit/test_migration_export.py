@@ -413,3 +413,53 @@ def test_export_reads_one_snapshot(app, source, database_url, tmp_path):
     assert report.rows["card_event"] == events_before
     assert source.execute(select(func.count()).select_from(CardEvent)).scalar() == \
         events_before + 1  # it was committed, only after the snapshot
+
+
+def test_card_counts_are_checked_and_kept_after_import(app, source, target, tmp_path):
+    """card_tally (kept by triggers on card): counts in the export that do not fit its cards
+    are refused, nothing loaded; after an import the triggers count again."""
+    from app.models.card import CardTally
+
+    good = tmp_path / "good.zip"
+    _export(app, good)
+    part = "tables/card_tally.csv"
+    with zipfile.ZipFile(good) as old:
+        records = old.read(part).decode().split("\r\n")
+    fields = records[1].rsplit(",", 1)
+    records[1] = f'{fields[0]},"{int(fields[1].strip(chr(34))) + 1}"'
+    changed = "\r\n".join(records).encode()
+
+    def fix(manifest):
+        for entry in manifest["files"]:
+            if entry["path"] == part:
+                entry.update(sha256=hashlib.sha256(changed).hexdigest(), bytes=len(changed))
+
+    wrong = tmp_path / "wrong.zip"
+    with zipfile.ZipFile(good) as old, zipfile.ZipFile(wrong, "w") as new:
+        for info in old.infolist():
+            data = old.read(info.filename)
+            if info.filename == part:
+                data = changed
+            elif info.filename == archive.MANIFEST:
+                manifest = json.loads(data)
+                fix(manifest)
+                data = json.dumps(manifest).encode()
+            new.writestr(info, data)
+    empty = _counts(target)
+    with pytest.raises(migration_export.MigrationError, match="card_tally"):
+        _import(target, wrong)
+    assert _counts(target) == empty
+
+    _import(target, good)
+    with target.app_context():
+        session = target.appbuilder.session
+        g.audit_actor = "cli:test"
+
+        def received_k():
+            session.expire_all()
+            row = session.get(CardTally, ("K", "received"))
+            return row.cards if row else 0
+
+        before = received_k()
+        make_card(session, visit_mode="K")  # received; commits
+        assert received_k() == before + 1
