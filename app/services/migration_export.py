@@ -33,8 +33,8 @@ migration 0013, zero counts of ``card_tally``, the audit records of those roles)
 import replaces with the archive's (the archive's ``ab_user_role`` points at its own role
 ids). Then one transaction: every table in
 foreign-key order with bulk inserts (a row pointing at a later row of its own table gets
-that value by an UPDATE after its table), ``card_tally`` rebuilt by its triggers on ``card``
-and compared with the archive's, the sequences set past the largest id (PostgreSQL), the
+that value by an UPDATE after its table), ``card_tally`` as in the archive and checked
+against a count of the cards (its trigger on ``card`` off during the load on PostgreSQL), the sequences set past the largest id (PostgreSQL), the
 audit chain walked (the instance must have the same AUDIT_HMAC_KEY), and one audit record.
 
 Who: システム管理者 only (ROLE_SYSADMIN); the command line runs as the product itself
