@@ -42,6 +42,10 @@ Import of an existing ledger (bench/ledger_import.py, issue 15 §5): a generated
 CP932 file through the import (time, rows per second, peak memory) as a ratio to a bare
 executemany of the same parsed rows into the card table (goal ≥ 0.3), on SQLite and
 PostgreSQL (BENCH_IMPORT_ROWS for a quick run).
+
+Migration export and import (bench/migration_export.py, issue 15 §2): `data export` of
+300,000 cards and 300,000 bookings and `data import` of it into a fresh database, each in a
+child process: time, rows per second, archive size, peak memory; SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
@@ -132,7 +136,7 @@ def table(rows, header):
 
 def main():
     what = sys.argv[1:] or ["qr", "booking", "races", "reads", "documents", "ledger",
-                            "statistics", "exports", "ledger_import"]
+                            "statistics", "exports", "ledger_import", "migration"]
     if "qr" in what:
         rows = []
         bench_decode(rows)
@@ -200,6 +204,12 @@ def main():
         print()
         rows = []
         bench_ledger_import(rows)
+    if "migration" in what:
+        from bench.migration_export import bench_migration
+
+        print()
+        rows = []
+        bench_migration(rows)
         table(rows[1:], rows[0])
 
 
