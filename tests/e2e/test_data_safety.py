@@ -85,6 +85,11 @@ def test_manager_imports_the_old_ledger_skipping_the_bad_rows(
     assert by_line["6"][3] == "同じ値がこのファイルの3行目にもあります。"
     summary = dict(_rows(page, "ledger-import-summary"))
     assert summary["ファイルの行数"] == "5" and summary["問題のある行"] == "2", summary
+    assert summary["文字コード"] == "Shift_JIS（CP932）", summary
+    marked = page.eval_on_selector_all(
+        "[data-testid=ledger-import-preview] tbody tr.danger",
+        "rows => rows.map(r => r.children[0].innerText.split('\\n')[0].trim())")
+    assert marked == ["5", "6"], marked  # the bad rows stand out in the preview too
     _no_english(page.inner_text("[data-testid=ledger-import-job]"))
     assert db.execute(select(Card)).first() is None  # the check wrote nothing
     shot(page, "data-02-ledger-import-preview-and-report")
@@ -94,7 +99,8 @@ def test_manager_imports_the_old_ledger_skipping_the_bad_rows(
         page.click("[data-testid=ledger-import-start] button[type=submit]")
     page.wait_for_selector("[data-testid=ledger-import-job][data-finished='1']")
     result = page.inner_text("[data-testid=ledger-import-result]")
-    assert "新しいカード 3 件" in result, result
+    assert "新しいカード 3 件" in result and "カード管理簿で見る" in result, result
+    assert "問題のある行は取り込んでいません" in result
     _no_english(page.inner_text("[data-testid=ledger-import-job]"))
     shot(page, "data-03-ledger-import-result")
 
@@ -105,7 +111,9 @@ def test_manager_imports_the_old_ledger_skipping_the_bad_rows(
     ids = [r[0] for r in lines[1:] if r]
     assert ids.count(app_id(2)) == 1 and app_id(4) in ids and app_id(1) not in ids, ids
 
-    page.goto(f"{live_server}/cardmodelview/list/")
+    with page.expect_navigation():
+        page.click("[data-testid=ledger-import-to-ledger]")
+    assert "/cardmodelview/list" in page.url
     ledger = page.inner_text("body")
     for name, _kana in PEOPLE:
         assert name in ledger
