@@ -37,6 +37,12 @@ that value by an UPDATE after its table), ``card_tally`` as in the archive and c
 against a count of the cards (its trigger on ``card`` off during the load on PostgreSQL), the sequences set past the largest id (PostgreSQL), the
 audit chain walked (the instance must have the same AUDIT_HMAC_KEY), and one audit record.
 
+Encryption (issue 15 §4): with a password the archive leaves as ``INNER_NAME`` inside an
+AES-256 ZIP (app/services/protected_zip.py), the plain archive only ever in a private
+temporary folder; the export is registered in export_policy.EXPORTS as personal data, so the
+office's policy may refuse the plain file. The import detects such a ZIP and opens it with
+its password.
+
 Who: システム管理者 only (ROLE_SYSADMIN); the command line runs as the product itself
 (``cli:<os user>`` in the audit trail), whoever administers the server.
 """

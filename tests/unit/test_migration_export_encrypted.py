@@ -20,13 +20,20 @@ from app.services.actors import SYSTEM
 from app.services.export_policy import EncryptionRequiredError
 from app.services.protected_zip import ExportPasswordError
 from tests.unit.test_migration_export import (  # noqa: F401  (fixtures)
-    _counts, _export, _fill_the_rest, _import, fresh_url, source, target)
+    _counts, _export, _import, fresh_url, source, target)
 
 PASSWORD = "Kd7p-Wq3z-Hm9x-Rt4v"
 
 
 def _last(db) -> AuditLog:
     return db.execute(select(AuditLog).order_by(AuditLog.id.desc())).scalars().first()
+
+
+def _require_encryption(db) -> None:
+    """The 管理者 setting on (the source already holds a setting row, version 2)."""
+    export_policy.set_policy(db, encryption_required=True, actor=SYSTEM,
+                             expected_version=export_policy.policy(db).version)
+    assert export_policy.policy(db).encryption_required
 
 
 def _temp_leftovers() -> set[str]:
@@ -81,8 +88,7 @@ def test_short_password_refused_and_nothing_written(app, source, tmp_path):
 
 
 def test_policy_refuses_the_plain_export_and_writes_nothing(app, source, tmp_path):
-    export_policy.set_policy(source, encryption_required=True, expected_version=0,
-                             actor=SYSTEM)
+    _require_encryption(source)
     count = len(source.execute(select(AuditLog.id)).all())
     before = _temp_leftovers()
     with pytest.raises(EncryptionRequiredError):
@@ -133,8 +139,7 @@ def test_command_line_encrypts_and_imports(app, source, target, tmp_path):
         outer.setpassword(shown.encode())
         assert outer.read(migration_export.INNER_NAME)[:2] == b"PK"
     # the policy: a plain export refused with exit 2 and a Japanese message
-    export_policy.set_policy(source, encryption_required=True, expected_version=0,
-                             actor=SYSTEM)
+    _require_encryption(source)
     result = app.test_cli_runner().invoke(args=["data", "export", str(tmp_path / "p.zip")])
     assert result.exit_code == 2 and "暗号化" in result.output
     assert not (tmp_path / "p.zip").exists()
