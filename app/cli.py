@@ -19,7 +19,7 @@ from app.clock import JST
 from app.extensions import session
 from app.models.venue import Venue
 from app.services import (audit, backups, desk, documents, extraction, mail,
-                          migration_export, scan, unit)
+                          migration_export, protected_zip, scan, unit)
 from app.services.accounts import create_user, unlock_user
 from app.services.calendar import materialise_slots
 from app.services.demo import accounts_table, seed_demo
@@ -450,35 +450,60 @@ def backup_prune(dry_run):
                f"{'to remove' if dry_run else 'removed'}, {left} kept")
 
 
+def _password_from(path: str | None) -> str | None:
+    """The password in the first line of ``path`` (never typed on the command line)."""
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return handle.readline().rstrip("\r\n")
+
+
 @data_cli.command("export", help="Write every table (CSV) and the stored documents into one "
                                   "archive with manifest.json (docs/data-export.md). Audited.")
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
 @click.option("--decrypt", is_flag=True,
               help="Write the documents decrypted (plaintext files) instead of as stored "
                    "(encrypted with their key). Such an export cannot be imported.")
-def data_export(file, decrypt):
+@click.option("--encrypt", is_flag=True,
+              help="Wrap the archive into an AES-256 encrypted ZIP (WinZip AES). Without "
+                   "--password-file a password is generated and shown once.")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False),
+              help="File whose first line is the ZIP's password (at least 12 characters); "
+                   "implies --encrypt.")
+def data_export(file, decrypt, encrypt, password_file):
     _as_cli_operator()
+    generated = False
     try:
+        password = _password_from(password_file)
+        if password is None and encrypt:
+            password, generated = protected_zip.generate_password(), True
         report = migration_export.export_all(
-            session(), file, decrypt=decrypt,
+            session(), file, decrypt=decrypt, password=password,
             progress=lambda table, rows: click.echo(f"  {table}: {rows} rows"))
     except DomainError as error:
         click.echo(f"error: {error.message}", err=True)
         sys.exit(2)
     click.echo(f"exported {sum(report.rows.values())} rows of {len(report.rows)} tables and "
                f"{report.documents} documents ({'decrypted' if decrypt else 'encrypted'}) to "
-               f"{file} ({report.size} bytes, sha256 {report.sha256})")
+               f"{file} ({report.size} bytes, sha256 {report.sha256})"
+               + (f"; AES-256 ZIP holding {migration_export.INNER_NAME}"
+                  if report.encrypted else ""))
+    if generated:
+        click.echo(f"password (shown once, keep it apart from the file): {password}")
 
 
 @data_cli.command("import", help="Load a migration export into this empty instance (schema "
                                  "made by `flask init` at the same revision), all or nothing. "
                                  "Audited.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def data_import(file):
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False),
+              help="File whose first line is the password of an export made with --encrypt.")
+def data_import(file, password_file):
     _as_cli_operator()
     try:
         report = migration_export.import_all(
-            session(), file, progress=lambda table, rows: click.echo(f"  {table}: {rows} rows"))
+            session(), file, password=_password_from(password_file),
+            progress=lambda table, rows: click.echo(f"  {table}: {rows} rows"))
     except DomainError as error:
         click.echo(f"error: {error.message}", err=True)
         sys.exit(2)

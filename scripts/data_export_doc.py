@@ -34,6 +34,8 @@ TABLES = {
     "purpose": ("用件（交付・申請など）", "Visit purposes (collection, application, ...)"),
     "receipt_counter": ("年度ごとの領収書番号の最終値", "Last receipt number per fiscal year"),
     "saved_query": ("抽出画面の保存した条件", "Saved queries of the extraction screen"),
+    "site_setting": ("画面で変更する役所の設定（export_policy: エクスポートの暗号化）",
+                     "Office settings changed on a screen (export_policy: encryption of exports)"),
     "scan_batch": ("交付対象者一覧の QR 読取の一括登録", "Batches of scanned QR codes of the issuance list"),
     "storage_place": ("カードの保管場所（金庫・棚・箱）", "Card storage places (safe, shelf, box)"),
     "throttle": ("予約サイトの試行回数制限（キーはハッシュ）", "Attempt limits of the booking site (hashed keys)"),
@@ -299,6 +301,12 @@ COLUMNS = {
     "booking_event.actor": ("操作した人", "Who"),
     "fee_entry.method": ("収納方法（cash 等）", "Payment method (cash ...)"),
     "saved_query.owner": ("保存した職員のユーザーID", "User ID of the owner"),
+    "site_setting.key": ("設定の名前（export_policy 等）", "Name of the setting (export_policy ...)"),
+    "site_setting.value": ("設定の値（JSON、例: {\"encryption_required\": true}）",
+                           "Value of the setting (JSON, e.g. {\"encryption_required\": true})"),
+    "site_setting.version": ("版（変更ごとに 1 増える。同時変更の検出用）",
+                             "Version (+1 at each change; detects concurrent changes)"),
+    "site_setting.updated_by": ("最後に変更した人", "Who changed it last"),
     "card_event.username": ("操作した人", "Who"),
 }
 

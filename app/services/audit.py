@@ -65,6 +65,12 @@ ACTION_VIEW = "view"
 ACTION_EXPORT = "export"
 ACTION_PRINT = "print"
 ACTION_DOWNLOAD = "download"
+# issue 15: data in, data out, data safe
+ACTION_IMPORT = "import"  # the existing ledger (card) or a migration export
+ACTION_BACKUP = "backup"
+ACTION_BACKUP_VERIFY = "backup_verify"
+ACTION_RESTORE = "restore"
+ACTION_BACKUP_PRUNE = "backup_prune"
 
 
 @dataclass

@@ -53,6 +53,7 @@ KIND_LABELS = {
     "outbox": _l("Mail to a resident"),
     "saved_query": _l("Saved extraction query"),  # issue 14 (extraction)
     "site_setting": _l("Office setting"),  # issue 15 (export encryption policy)
+    "migration-export": _l("Migration export"),  # issue 15 (flask data export / import)
 }
 
 # Fields as people call them (the rest are shown by their stored name).
@@ -396,6 +397,9 @@ def _what(row: AuditLog, detail: Any, targets: Targets) -> str:
     if action == audit.ACTION_PASSWORD_CHANGE_FAILED:
         return _("Password change failed (%(reason)s)",
                  reason=str(REASON_LABELS.get(info.get("reason"), info.get("reason") or "")))
+    data_sentence = _data_in_out(row, info)
+    if data_sentence is not None:
+        return data_sentence
     what = str(WHAT_LABELS.get(info.get("what"), info.get("what") or "")) or None
     rows = info.get("rows", info.get("count", info.get("cards")))
     subject = target if row.target_id else kind
@@ -404,13 +408,55 @@ def _what(row: AuditLog, detail: Any, targets: Targets) -> str:
     count = _(" (%(n)s rows)", n=rows) if isinstance(rows, int) else ""
     if action == audit.ACTION_VIEW:
         return _("Viewed %(target)s", target=subject) + count
+    sealed = _(" (encrypted ZIP)") if info.get("encrypted") is True else ""
     if action == audit.ACTION_EXPORT:
-        return _("Exported %(target)s", target=subject) + count
+        return _("Exported %(target)s", target=subject) + count + sealed
     if action == audit.ACTION_PRINT:
         return _("Printed %(target)s", target=subject) + count
     if action == audit.ACTION_DOWNLOAD:
-        return _("Downloaded %(target)s", target=subject) + count
+        return _("Downloaded %(target)s", target=subject) + count + sealed
     return f"{subject} {action}".strip()
+
+
+def _number(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value or 0)
+
+
+def _data_in_out(row: AuditLog, info: dict) -> str | None:
+    """Issue 15: the ledger import, the migration export and import, and the backups; None
+    for any other record."""
+    action, file = row.action, info.get("file")
+    file = file if isinstance(file, str) else ""
+    sealed = _(" (encrypted ZIP)") if info.get("encrypted") is True else ""
+    if action == audit.ACTION_IMPORT and row.target_table == "card":
+        counts = {"created": _number(info.get("created")),
+                  "updated": _number(info.get("updated"))}
+        if file:
+            return _("Imported the existing ledger (%(file)s, %(created)s new, %(updated)s "
+                     "updated)", file=file, **counts)
+        return _("Imported the existing ledger (%(created)s new, %(updated)s updated)",
+                 **counts)
+    if action == audit.ACTION_IMPORT:
+        if file:
+            return _("Imported all data from a migration export (%(file)s, %(n)s rows)",
+                     file=file, n=_number(info.get("rows"))) + sealed
+        return _("Imported all data from a migration export (%(n)s rows)",
+                 n=_number(info.get("rows"))) + sealed
+    if action == audit.ACTION_EXPORT and row.target_table == "migration-export":
+        plain = _(" (documents decrypted)") if info.get("decrypted") is True else ""
+        return _("Exported all data for migration (%(n)s rows)",
+                 n=_number(info.get("rows"))) + plain + sealed
+    if action == audit.ACTION_BACKUP:
+        return _("Created a backup (%(file)s)", file=file or "")
+    if action == audit.ACTION_BACKUP_VERIFY:
+        return _("Verified a backup (%(file)s)", file=file or "")
+    if action == audit.ACTION_RESTORE:
+        return _("Restored from a backup (%(file)s)", file=file or "")
+    if action == audit.ACTION_BACKUP_PRUNE:
+        removed = info.get("removed")
+        return _("Pruned old backups (%(n)s removed)",
+                 n=_number(len(removed) if isinstance(removed, list) else 0))
+    return None
 
 
 # --- where -------------------------------------------------------------------------------

@@ -51,10 +51,6 @@ KEY_FILE = "backup_key"
 PG_PART = "database.dump"
 SQLITE_PART = "database.sqlite3"
 SETTINGS_PART = "settings.json"
-ACTION_BACKUP = "backup"
-ACTION_VERIFY = "backup_verify"
-ACTION_RESTORE = "restore"
-ACTION_PRUNE = "backup_prune"
 # Settings never written into a backup (secrets); the keys themselves are not settings of
 # the archive either (see docs/operations.md for what to keep besides the backups).
 SECRET_SETTINGS = frozenset({"mail_password", "mail_username", "document_keys",
@@ -379,7 +375,7 @@ def create(session, to_dir: str | None = None) -> Created:
         "product_version": archive.product_version(), "database": dialect,
         "rows": sum(counts.values()), "key_fingerprint": archive.key_fingerprint(key).hex(),
         "verified_at": None})
-    audit.record_event(ACTION_BACKUP, None, None, {
+    audit.record_event(audit.ACTION_BACKUP, None, None, {
         "file": os.path.basename(target), "bytes": size, "sha256": digest,
         "schema_revision": revision})
     return Created(target, size, digest, revision, counts)
@@ -533,7 +529,7 @@ def verify(path: str) -> Verified:
                     database=manifest.get("database"),
                     rows=sum((manifest.get("tables") or {}).values()),
                     key_fingerprint=manifest.get("key_fingerprint"))
-    audit.record_event(ACTION_VERIFY, None, None, {
+    audit.record_event(audit.ACTION_BACKUP_VERIFY, None, None, {
         "file": os.path.basename(result.path), "bytes": result.bytes,
         "sha256": result.sha256})
     return result
@@ -635,7 +631,7 @@ def restore(session, path: str, force: bool = False, confirm: str | None = None)
     with engine.connect() as connection:
         after = archive.schema_revision(connection)
         tables = _row_counts(connection, dialect)
-    audit.record_event(ACTION_RESTORE, None, None, {
+    audit.record_event(audit.ACTION_RESTORE, None, None, {
         "file": os.path.basename(checked.path), "bytes": checked.bytes,
         "sha256": checked.sha256, "backup_created_at": checked.manifest.get("created_at"),
         "schema_revision": before, "upgraded_to": after if upgraded else None})
@@ -750,6 +746,6 @@ def prune(dry_run: bool = False, now: datetime | None = None) -> list[BackupInfo
         os.remove(info.path)
         if os.path.exists(_sidecar_path(info.path)):
             os.remove(_sidecar_path(info.path))
-    audit.record_event(ACTION_PRUNE, None, None, {
+    audit.record_event(audit.ACTION_BACKUP_PRUNE, None, None, {
         "removed": [info.name for info in removable], "kept": len(backups) - len(removable)})
     return removable

@@ -57,7 +57,6 @@ from app.models.storage import StoragePlace
 from app.services import actors, audit, cards, fields, japanese, notice_numbers, unit
 from app.services.errors import DomainError, InputError
 
-ACTION_IMPORT = "import"
 CHUNK = 2_000  # rows checked and written together
 PREVIEW_ROWS = 20
 DEFAULTS_FILE = os.path.join(os.path.dirname(__file__), "data", "ledger_import_defaults.toml")
@@ -592,7 +591,7 @@ def import_ledger(session, path: str, *, file_name: str | None = None,
                 if report.created or report.updated:
                     job.finish()
                     audit.record_in_transaction(
-                        session, ACTION_IMPORT, "card", None, report.counts(),
+                        session, audit.ACTION_IMPORT, "card", None, report.counts(),
                         actor=audit_actor)
                 report.written = bool(report.created or report.updated)
         except _Rollback:

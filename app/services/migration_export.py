@@ -37,6 +37,12 @@ that value by an UPDATE after its table), ``card_tally`` as in the archive and c
 against a count of the cards (its trigger on ``card`` off during the load on PostgreSQL), the sequences set past the largest id (PostgreSQL), the
 audit chain walked (the instance must have the same AUDIT_HMAC_KEY), and one audit record.
 
+Encryption (issue 15 §4): with a password the archive leaves as ``INNER_NAME`` inside an
+AES-256 ZIP (app/services/protected_zip.py), the plain archive only ever in a private
+temporary folder; the export is registered in export_policy.EXPORTS as personal data, so the
+office's policy may refuse the plain file. The import detects such a ZIP and opens it with
+its password.
+
 Who: システム管理者 only (ROLE_SYSADMIN); the command line runs as the product itself
 (``cli:<os user>`` in the audit trail), whoever administers the server.
 """
@@ -46,22 +52,28 @@ import io
 import json
 import os
 import re
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import IO, Callable, Iterable, Iterator
 
+import pyzipper
 from flask_appbuilder import Model
 from flask_babel import gettext as _
 from sqlalchemy import func, select, text
 
 from app import models  # noqa: F401  (every table into Model.metadata)
 from app.models.document import DocumentBlob, IntakeDocument
-from app.services import actors, archive, audit, documents, unit
+from app.services import actors, archive, audit, documents, export_policy, protected_zip, unit
 from app.services.errors import DomainError
 
 KIND = "migration-export"
-ACTION_IMPORT = "import"
+POLICY_KEY = "migration_export"  # export_policy.EXPORTS: personal data
+# the archive's name inside the encrypted ZIP (--encrypt)
+INNER_NAME = "mnc-migration-export.zip"
 TABLES_DIR = "tables/"
 DOCUMENTS_DIR = "documents/"
 # FAB's permission catalogue: written by `flask init` into every instance; the import
@@ -205,6 +217,7 @@ class ExportReport:
     documents: int
     decrypted: bool
     manifest: dict = field(default_factory=dict)
+    encrypted: bool = False
 
 
 def _order(table):
@@ -242,14 +255,38 @@ def plain_part(document_id: int, filename: str) -> str:
 
 
 def export_all(session, path: str, *, decrypt: bool = False, actor=actors.SYSTEM,
-               progress: Callable[[str, int], None] | None = None) -> ExportReport:
-    """Write every table and the documents into the archive ``path``; one audit record."""
+               progress: Callable[[str, int], None] | None = None,
+               password: str | None = None) -> ExportReport:
+    """Write every table and the documents into the archive ``path``; one audit record.
+
+    With ``password`` (checked against protected_zip's policy) ``path`` is an AES-256 ZIP
+    (WinZip AES) holding the archive as ``INNER_NAME``: the plain archive is written into a
+    private temporary folder (mode 0700) and removed, so no plain copy stays on disk.
+    Without it the office's policy (export_policy) may refuse the export: it holds
+    personal data."""
     _require(actor)
+    encrypted = password is not None
+    if encrypted:
+        protected_zip.check_password(password)
+    if not encrypted:
+        return _export_archive(session, path, path, decrypt, progress, None)
+    private = tempfile.mkdtemp(prefix="mnc-export-")  # mode 0700: only this user
+    try:
+        return _export_archive(session, os.path.join(private, INNER_NAME), path, decrypt,
+                               progress, password)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _export_archive(session, archive_path: str, path: str, decrypt: bool, progress,
+                    password: str | None) -> ExportReport:
     with unit.transaction(session):
         connection = _snapshot_connection(session)
+        # the office's policy, before anything is written (a plain file may be refused)
+        export_policy.require(session, POLICY_KEY, encrypted=password is not None)
         revision = archive.schema_revision(connection)
         listed, rows, document_paths = [], {}, {}
-        with archive.ArchiveWriter(path, KIND, {}) as out:
+        with archive.ArchiveWriter(archive_path, KIND, {}) as out:
             # the documents first (a ZIP is written one part at a time)
             document_rows = _stream(connection, select(
                 IntakeDocument.id, IntakeDocument.media_type, IntakeDocument.filename)
@@ -303,18 +340,29 @@ def export_all(session, path: str, *, decrypt: bool = False, actor=actors.SYSTEM
                                      "timestamps": "ISO 8601"}})
     # The audit record in a unit of its own: on SQLite the read transaction above cannot
     # become a writer once someone else has written since its snapshot. No record, no file.
-    manifest = _manifest_of(path)
-    digest, size = archive.sha256_of(path), os.path.getsize(path)
-    report = ExportReport(path, digest, size, rows, len(document_paths), decrypt, manifest)
+    manifest = _manifest_of(archive_path)
+    encrypted = password is not None
+    note = {}
     try:
+        if encrypted:
+            note["archive_sha256"] = archive.sha256_of(archive_path)
+            protected_zip.to_file(path, [protected_zip.Part(INNER_NAME, archive_path)],
+                                  password)
+            os.chmod(path, 0o600)
+            os.remove(archive_path)
+        digest, size = archive.sha256_of(path), os.path.getsize(path)
+        report = ExportReport(path, digest, size, rows, len(document_paths), decrypt,
+                              manifest, encrypted)
         with unit.transaction(session):
             audit.record_in_transaction(session, audit.ACTION_EXPORT, KIND, None, {
                 "file": os.path.basename(path), "sha256": digest, "bytes": size,
                 "tables": len(rows), "rows": sum(rows.values()),
                 "documents": len(document_paths), "decrypted": decrypt,
-                "schema_revision": revision})
+                "encrypted": encrypted, **note, "schema_revision": revision})
     except BaseException:
-        os.remove(path)
+        for leftover in {path, archive_path}:
+            if os.path.exists(leftover):
+                os.remove(leftover)
         raise
     return report
 
@@ -510,11 +558,58 @@ def _check_tally(connection, reader, listed) -> None:
                                "not match its cards. Nothing was imported."))
 
 
+def is_encrypted(path: str) -> bool:
+    """Whether ``path`` is a ZIP whose files are encrypted (an export made with
+    ``--encrypt``: the AES-256 ZIP holding the archive)."""
+    try:
+        with zipfile.ZipFile(path) as outer:
+            return any(info.flag_bits & 0x1 for info in outer.infolist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _unwrap(path: str, password: str | None, folder: str) -> str:
+    """The archive inside an encrypted export, written into ``folder`` (private)."""
+    if not password:
+        raise MigrationError(_("This export is an encrypted ZIP: give its password "
+                               "(--password-file). Nothing was imported."))
+    wrong = MigrationError(_("The password of the encrypted export is wrong, or the file is "
+                             "damaged. Nothing was imported."))
+    try:
+        with pyzipper.AESZipFile(path) as outer:
+            outer.setpassword(password.encode("utf-8"))
+            names = [name for name in outer.namelist() if not name.endswith("/")]
+            if len(names) != 1:
+                raise MigrationError(_("The encrypted ZIP does not hold one migration export "
+                                       "archive. Nothing was imported."))
+            inner = os.path.join(folder, INNER_NAME)
+            with outer.open(names[0]) as source, open(inner, "wb") as target:
+                shutil.copyfileobj(source, target, protected_zip.CHUNK)
+    except (RuntimeError, zipfile.BadZipFile, zipfile.LargeZipFile):
+        raise wrong from None
+    return inner
+
+
 def import_all(session, path: str, *, actor=actors.SYSTEM,
-               progress: Callable[[str, int], None] | None = None) -> ImportReport:
-    """Load a migration export into this empty instance, all or nothing."""
+               progress: Callable[[str, int], None] | None = None,
+               password: str | None = None) -> ImportReport:
+    """Load a migration export into this empty instance, all or nothing. An export made
+    with ``--encrypt`` is opened with ``password`` (its archive read from a private
+    temporary folder, then removed)."""
     _require(actor)
-    with archive.ArchiveReader(path) as reader, unit.transaction(session):
+    if not is_encrypted(path):
+        return _import_archive(session, path, path, progress, False)
+    private = tempfile.mkdtemp(prefix="mnc-import-")  # mode 0700: only this user
+    try:
+        inner = _unwrap(path, password, private)
+        return _import_archive(session, inner, path, progress, True)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _import_archive(session, archive_path: str, path: str, progress,
+                    encrypted: bool) -> ImportReport:
+    with archive.ArchiveReader(archive_path) as reader, unit.transaction(session):
         connection = session.connection()
         listed = check_archive(reader, archive.schema_revision(connection))
         replaced = _check_empty(connection)
@@ -555,8 +650,8 @@ def import_all(session, path: str, *, actor=actors.SYSTEM,
                                    id=chain.bad_id))
         digest = archive.sha256_of(path)
         documents_count = reader.manifest.get("documents", {}).get("count", 0)
-        audit.record_in_transaction(session, ACTION_IMPORT, KIND, None, {
-            "file": os.path.basename(path), "sha256": digest,
+        audit.record_in_transaction(session, audit.ACTION_IMPORT, KIND, None, {
+            "file": os.path.basename(path), "sha256": digest, "encrypted": encrypted,
             "tables": len(rows), "rows": sum(rows.values()), "documents": documents_count,
             "decrypted": False, "schema_revision": reader.manifest.get("schema_revision"),
             "exported_at": reader.manifest.get("created_at"),

@@ -36,6 +36,11 @@ ACTION_LABELS = {
     audit.ACTION_EXPORT: _l("Exported"),
     audit.ACTION_PRINT: _l("Printed"),
     audit.ACTION_DOWNLOAD: _l("Downloaded"),
+    audit.ACTION_IMPORT: _l("Imported"),
+    audit.ACTION_BACKUP: _l("Backup created"),
+    audit.ACTION_BACKUP_VERIFY: _l("Backup verified"),
+    audit.ACTION_RESTORE: _l("Restored from a backup"),
+    audit.ACTION_BACKUP_PRUNE: _l("Old backups pruned"),
 }
 CSV_COLUMNS = ["id", "created_at", "username", "ip", "action", "target_table", "target_id",
                "changes"]

@@ -121,6 +121,44 @@ def test_prints_and_exports_name_what_left_the_system(ja):
     assert _line(exported).what == "操作ログ を出力（3件）"
 
 
+@pytest.mark.parametrize("row, what, kind", [
+    (_row(audit.ACTION_IMPORT, "card", None, {
+        "file": "台帳.csv", "sha256": "ab" * 32, "rows": 1300, "created": 1234, "updated": 5,
+        "unchanged": 61, "rejected": 0}),
+     "既存データを取り込みました（台帳.csv、新規 1,234件、更新 5件）", "カード"),
+    (_row(audit.ACTION_IMPORT, "migration-export", None, {
+        "file": "export.zip", "rows": 45678, "encrypted": True}),
+     "移行用データから全データを取り込みました（export.zip、45,678件）（暗号化ZIP）", "移行用データ"),
+    (_row(audit.ACTION_EXPORT, "migration-export", None, {
+        "file": "export.zip", "rows": 45678, "decrypted": False, "encrypted": False}),
+     "全データを移行用に出力しました（45,678件）", "移行用データ"),
+    (_row(audit.ACTION_EXPORT, "migration-export", None, {
+        "file": "export.zip", "rows": 12, "decrypted": True, "encrypted": True}),
+     "全データを移行用に出力しました（12件）（書類は復号済み）（暗号化ZIP）", "移行用データ"),
+    (_row(audit.ACTION_EXPORT, "card", None, {
+        "what": "postcard print data", "rows": 3, "encrypted": True}),
+     "カード 交付通知書の印刷データ を出力（3件）（暗号化ZIP）", "カード"),
+    (_row(audit.ACTION_BACKUP, None, None, {"file": "mnc-20261201.mncbak", "bytes": 10}),
+     "バックアップを作成しました（mnc-20261201.mncbak）", ""),
+    (_row(audit.ACTION_BACKUP_VERIFY, None, None, {"file": "mnc-20261201.mncbak"}),
+     "バックアップを検証しました（mnc-20261201.mncbak）", ""),
+    (_row(audit.ACTION_RESTORE, None, None, {"file": "mnc-20261201.mncbak"}),
+     "バックアップから復元しました（mnc-20261201.mncbak）", ""),
+    (_row(audit.ACTION_BACKUP_PRUNE, None, None, {"removed": ["a", "b", "c"], "kept": 9}),
+     "古いバックアップを整理しました（3件）", ""),
+])
+def test_data_in_and_out_read_as_sentences(ja, row, what, kind):
+    line = _line(row)
+    assert line.what == what
+    assert line.kind == kind
+
+
+def test_the_new_actions_keep_their_stored_words():
+    assert (audit.ACTION_IMPORT, audit.ACTION_BACKUP, audit.ACTION_BACKUP_VERIFY,
+            audit.ACTION_RESTORE, audit.ACTION_BACKUP_PRUNE) == (
+        "import", "backup", "backup_verify", "restore", "backup_prune")
+
+
 def test_staff_names_come_from_the_accounts_and_render_all_keeps_the_chain(app, db, users,
                                                                           clock):
     user = users.create("clerk", username="madoguchi_t")

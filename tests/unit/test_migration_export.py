@@ -81,6 +81,9 @@ def _fill_the_rest(db):
     db.execute(t["scan_item"].insert().values(batch_id=batch, seq=1, payload="QR,1,2",
                                               status="new"))
     db.execute(t["throttle"].insert().values(key="k" * 64, window_started_at=now))
+    db.execute(t["site_setting"].insert().values(
+        key="export_policy", value='{"encryption_required": false}', version=2,
+        updated_at=now, updated_by="kanri01"))
     users = t["ab_user"]
     first, last = db.execute(select(func.min(users.c.id), func.max(users.c.id))).one()
     assert first < last
@@ -205,13 +208,22 @@ def test_export_is_audited_with_its_checksum(app, source, tmp_path):
     assert detail["documents"] == report.documents
 
 
+def _alembic_head() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", os.path.join(ROOT, "migrations"))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 def test_manifest_and_csv_as_documented(app, source, tmp_path):
     report = _export(app, tmp_path / "out.zip")
     manifest = report.manifest
     with archive.ArchiveReader(str(tmp_path / "out.zip")) as reader:
         assert reader.verify() == []
         assert manifest["kind"] == "migration-export"
-        assert manifest["schema_revision"] == "0017_statistics_indexes"
+        assert manifest["schema_revision"] == _alembic_head()
         names = [entry["name"] for entry in manifest["tables"]]
         assert names == [table.name for table in Model.metadata.sorted_tables]
         assert names.index("card") < names.index("card_event")

@@ -154,3 +154,39 @@ def test_unknown_query_arguments_do_not_break_the_list(login_as, extra):
     page = manager.get(f"/auditlogmodelview/list/?{extra}&kind=card")
     assert page.status_code == 200
     assert "kind=card" in page.get_data(as_text=True)  # the filters still travel
+
+
+def test_data_in_and_out_records_read_well_and_filter_by_action(app, login_as, db):
+    """Issue 15: the ledger import, the migration export and import and the backups, each
+    as a sentence, and each action offered by its label in the operation filter."""
+    with app.app_context():
+        audit.act_as("cli:root")
+        audit.record_event(audit.ACTION_IMPORT, "card", None, {
+            "file": "台帳.csv", "rows": 1240, "created": 1234, "updated": 0})
+        audit.record_event(audit.ACTION_EXPORT, "migration-export", None, {
+            "file": "all.zip", "rows": 2000, "decrypted": False, "encrypted": True})
+        audit.record_event(audit.ACTION_IMPORT, "migration-export", None, {
+            "file": "all.zip", "rows": 2000, "encrypted": True})
+        audit.record_event(audit.ACTION_BACKUP, None, None, {"file": "b1.mncbak"})
+        audit.record_event(audit.ACTION_BACKUP_VERIFY, None, None, {"file": "b1.mncbak"})
+        audit.record_event(audit.ACTION_RESTORE, None, None, {"file": "b1.mncbak"})
+        audit.record_event(audit.ACTION_BACKUP_PRUNE, None, None, {"removed": ["a", "b"]})
+    manager = login_as("manager", username="kanri_data")
+    page = manager.get("/auditlogmodelview/list/")
+    sentences = _sentences(page)
+    for expected in ["既存データを取り込みました（台帳.csv、新規 1,234件、更新 0件）",
+                     "全データを移行用に出力しました（2,000件）（暗号化ZIP）",
+                     "移行用データから全データを取り込みました（all.zip、2,000件）（暗号化ZIP）",
+                     "バックアップを作成しました（b1.mncbak）",
+                     "バックアップを検証しました（b1.mncbak）",
+                     "バックアップから復元しました（b1.mncbak）",
+                     "古いバックアップを整理しました（2件）"]:
+        assert expected in sentences, expected
+    html = page.get_data(as_text=True)
+    for value, label in [("import", "取込"), ("backup", "バックアップ作成"),
+                         ("backup_verify", "バックアップ検証"),
+                         ("restore", "バックアップから復元"),
+                         ("backup_prune", "古いバックアップの整理")]:
+        assert f'<option value="{value}">{label}</option>' in html, value
+    only = _sentences(manager.get("/auditlogmodelview/list/?action=backup_prune"))
+    assert only == ["古いバックアップを整理しました（2件）"]
