@@ -1,0 +1,105 @@
+"""Outside tester's findings on issue 15 (import, migration export, backups, encrypted
+exports). Each test reproduces one defect and is marked xfail(strict=True): when the defect
+is fixed the test passes and the strict xfail fails, so the marker must then be removed."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import select
+
+from app.models.card import Card
+from app.services import export_policy, ledger_import
+from app.services.cards import CardActor
+from tests.ledger_import_files import app_id, row, write_csv
+from tests.web.test_ledger_import_screen import upload
+
+
+def reasons(report):
+    return [(p.line, p.column, p.value, p.reason) for p in report.problems]
+
+
+def card(db, n):
+    return db.execute(select(Card).where(Card.application_id == app_id(n))).scalar_one_or_none()
+
+
+# --- F1: a card imported as 交付済 without 交付日 -----------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="F1: a card is imported as handed over (交付済) with no "
+                   "交付日: the lifecycle's handed-over stamp is invented (the import time)")
+def test_handed_over_without_a_handover_date_is_refused(db, tmp_path):
+    path = write_csv(tmp_path / "l.csv", [row(1, 交付状況="交付済", 交付日="", 保管場所="")])
+    report = ledger_import.import_ledger(db, path)
+    assert not report.ok, "交付済 without 交付日 was accepted"
+    assert card(db, 1) is None
+
+
+# --- F2: birth date after the card's dates -------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="F2: no cross-field check; a birth date after the "
+                   "notice was sent (or the card handed over) is imported")
+def test_a_birth_date_after_the_notice_date_is_refused(db, tmp_path):
+    path = write_csv(tmp_path / "l.csv",
+                     [row(1, 生年月日="令和6年5月1日", 通知書発送日="令和6年4月1日")])
+    report = ledger_import.import_ledger(db, path)
+    assert not report.ok, "birth date after 通知書発送日 was accepted"
+
+
+# --- F3: --update moves a card back out of a final state ---------------------------------
+
+@pytest.mark.xfail(strict=True, reason="F3: with update=True a handed-over card is moved back "
+                   "to 通知済 (a transition the card lifecycle never allows)")
+def test_update_does_not_move_a_handed_over_card_back_to_the_office(db, tmp_path):
+    first = write_csv(tmp_path / "a.csv",
+                      [row(1, 交付状況="交付済", 交付日="令和6年5月1日", 保管場所="")])
+    assert ledger_import.import_ledger(db, first).created == 1
+    assert card(db, 1).state == "handed_over"
+    again = write_csv(tmp_path / "b.csv", [row(1)])  # 通知済, in 移行-棚01
+    ledger_import.import_ledger(db, again, update=True)
+    db.expire_all()
+    assert card(db, 1).state == "handed_over", "a handed-over card went back to notice_sent"
+
+
+# --- F4: the rejects file cannot be re-imported as it is -----------------------------------
+
+@pytest.mark.xfail(strict=True, reason="F4: the rejects file quotes a value starting with '-' "
+                   "('-'), a flag word of the defaults; the fixed file is then refused")
+def test_the_rejects_file_round_trips_a_dash_flag(db, tmp_path):
+    rows = [row(1), row(2, 署名用電子証明書="-", 生年月日="S55.2.30")]
+    path = write_csv(tmp_path / "l.csv", rows)
+    rejects = tmp_path / "rejects.csv"
+    report = ledger_import.import_ledger(db, path, skip_invalid=True,
+                                         rejects_path=str(rejects))
+    assert report.rejected == 1
+    text = rejects.read_bytes().decode("utf-8-sig").replace("S55.2.30", "S55.2.28")
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text(text, encoding="utf-8-sig")
+    report = ledger_import.import_ledger(db, str(fixed))
+    assert report.ok, reasons(report)
+
+
+# --- F5: rejects / report downloads ignore the encryption policy ----------------------------
+
+def _require_encryption(db):
+    from app.services.cards import SYSTEM
+
+    current = export_policy.policy(db)
+    export_policy.set_policy(db, encryption_required=True, expected_version=current.version,
+                             actor=SYSTEM)
+
+
+@pytest.mark.xfail(strict=True, reason="F5: the import's rejects/problems CSV (names, birth "
+                   "dates, addresses) leaves as a plain file while the office requires "
+                   "encrypted exports of personal data; not in export_policy.EXPORTS")
+def test_the_rejects_download_obeys_the_encryption_policy(login_as, app, db):
+    manager = login_as("manager")
+    from tests.ledger_import_files import csv_text
+    data = csv_text([row(1), row(2, 交付状況="謎")]).encode("utf-8-sig")
+    job_url = upload(manager, data).headers["Location"]
+    manager.post(job_url + "/import", data={"skip_invalid": "1"})
+    _require_encryption(db)
+    assert export_policy.policy(db).encryption_required
+    rejects = manager.post(job_url + "/download/rejects")
+    assert not (rejects.status_code == 200 and "謎".encode() in rejects.data), \
+        "plain rejects CSV with personal data handed out despite the policy"
