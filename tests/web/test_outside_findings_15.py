@@ -103,3 +103,79 @@ def test_the_rejects_download_obeys_the_encryption_policy(login_as, app, db):
     rejects = manager.post(job_url + "/download/rejects")
     assert not (rejects.status_code == 200 and "謎".encode() in rejects.data), \
         "plain rejects CSV with personal data handed out despite the policy"
+
+
+# --- B1: a verify with the wrong key condemns a good backup; prune then removes it --------
+
+@pytest.fixture
+def backup_app(make_app, base_config, tmp_path):
+    return make_app(BACKUP_DIR=str(tmp_path / "backups"))
+
+
+@pytest.mark.xfail(strict=True, reason="B1: verify with the wrong key (operator's setting) "
+                   "records a verify_problem on a good backup; prune then removes the only "
+                   "verified backup")
+def test_a_wrong_key_verify_does_not_let_prune_remove_the_last_good_backup(backup_app,
+                                                                            tmp_path):
+    import base64
+    import json
+    import os
+    import secrets
+    from datetime import datetime, timedelta
+
+    from app import settings
+    from app.clock import JST
+    from app.services import archive, audit, backups
+
+    app = backup_app
+    with app.app_context():
+        db = app.appbuilder.session
+        audit.act_as(audit.cli_actor())
+        made = backups.create(db)
+        backups.verify(made.path)  # good, verified
+        # make it an old one (outside the daily/monthly windows)
+        old = datetime(2026, 9, 1, 3, 0, tzinfo=JST)
+        folder = backups.backup_dir()
+        old_path = os.path.join(folder, f"mnc-backup-{old:%Y%m%d-%H%M%S}.mncbak")
+        os.replace(made.path, old_path)
+        side = json.load(open(made.path + ".json", encoding="utf-8"))
+        os.remove(made.path + ".json")
+        side["created_at"] = old.isoformat()
+        backups._write_sidecar(old_path, side)
+        # newer backups that were never verified (e.g. the verify step of the timer failed)
+        for back in range(2):
+            moment = datetime(2026, 12, 1, 3, 0, tzinfo=JST) - timedelta(days=back)
+            name = os.path.join(folder, f"mnc-backup-{moment:%Y%m%d-%H%M%S}.mncbak")
+            open(name, "wb").write(b"x")
+            backups._write_sidecar(name, {"created_at": moment.isoformat(),
+                                          "verified_at": None})
+        settings.configure(app, BACKUP_KEEP_DAILY=2, BACKUP_KEEP_MONTHLY=1)
+        assert old_path not in [i.path for i in backups.prune(dry_run=True)]
+        # an operator verifies with the wrong BACKUP_KEY in the environment
+        settings.configure(app, BACKUP_KEY=base64.b64encode(secrets.token_bytes(32)).decode())
+        with pytest.raises(archive.SealKeyError):
+            backups.verify(old_path)
+        settings.configure(app, BACKUP_KEY="")
+        backups.prune()
+        assert os.path.exists(old_path), "the only good backup was pruned"
+        app.appbuilder.session.remove()
+
+
+# --- B2: a sidecar with a time without zone crashes list, prune and the home page ---------
+
+@pytest.mark.xfail(strict=True, reason="B2: list_backups sorts naive and aware datetimes: "
+                   "TypeError in backup list / prune / the sysadmin's home page")
+def test_a_sidecar_with_a_naive_time_does_not_crash_the_list(backup_app):
+    import os
+
+    from app.services import backups
+
+    with backup_app.app_context():
+        folder = backups.backup_dir()
+        os.makedirs(folder, exist_ok=True)
+        for name, when in (("mnc-backup-20261130-030000.mncbak", None),
+                           ("copied.mncbak", "2026-11-29T03:00:00")):
+            open(os.path.join(folder, name), "wb").write(b"x")
+            if when:
+                backups._write_sidecar(os.path.join(folder, name), {"created_at": when})
+        assert len(backups.list_backups()) == 2
