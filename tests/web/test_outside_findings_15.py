@@ -277,3 +277,33 @@ def test_the_migration_export_obeys_the_encryption_policy(app, tmp_path):
         mode = stat.S_IMODE(os.stat(path).st_mode)
         assert not readable or mode & 0o077 == 0, \
             f"plain export of every resident, mode {oct(mode)}"
+
+
+# --- B3: the plaintext database is staged on the backup's destination medium ----------------
+
+@pytest.mark.xfail(strict=True, reason="B3: backup create (and verify/restore) write the whole "
+                   "database unencrypted into a .backup-*/.verify-* folder inside BACKUP_DIR or "
+                   "--to DIR (an external medium); a kill -9 or power loss leaves it there and "
+                   "nothing removes it")
+def test_no_plaintext_database_is_written_to_the_backup_destination(backup_app, tmp_path,
+                                                                    monkeypatch):
+    import os
+
+    from app.services import archive, audit, backups
+
+    external = tmp_path / "usb"
+    seen = []
+    real_seal = archive.seal
+
+    def spying_seal(src, dst, key):
+        for root, _dirs, files in os.walk(external):
+            seen.extend(os.path.join(root, f) for f in files)
+        return real_seal(src, dst, key)
+
+    monkeypatch.setattr(archive, "seal", spying_seal)
+    with backup_app.app_context():
+        audit.act_as(audit.cli_actor())
+        backups.create(backup_app.appbuilder.session, to_dir=str(external))
+        backup_app.appbuilder.session.remove()
+    plaintext = [p for p in seen if p.endswith((".sqlite3", ".dump", ".zip"))]
+    assert plaintext == [], f"unencrypted copies on the destination: {plaintext}"
