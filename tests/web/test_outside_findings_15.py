@@ -307,3 +307,29 @@ def test_no_plaintext_database_is_written_to_the_backup_destination(backup_app, 
         backup_app.appbuilder.session.remove()
     plaintext = [p for p in seen if p.endswith((".sqlite3", ".dump", ".zip"))]
     assert plaintext == [], f"unencrypted copies on the destination: {plaintext}"
+
+
+# --- F7: an XLSX bomb is decompressed without any limit ------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="F7: no limit on the uncompressed size of an XLSX: a "
+                   "290 KB upload holding a 300 MB cell took 1.1 GB of the server's memory "
+                   "(openpyxl read-only still builds each cell); 100 MB uploads could take the "
+                   "web server down")
+def test_an_xlsx_bomb_is_refused_before_it_is_read(db, tmp_path, monkeypatch):
+    import zipfile
+
+    from tests.ledger_import_files import write_xlsx
+
+    plain = write_xlsx(tmp_path / "p.xlsx", [row(1, 氏名="BOMBMARK")])
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b">BOMBMARK<", b">" + b"A" * 8_000_000 + b"<")
+            out.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 100_000
+    # the limit scaled down: 8 MB of cell text from a file of a few KB is 100x the upload cap
+    monkeypatch.setattr(ledger_import, "UPLOAD_MAX_BYTES", 80_000)
+    with pytest.raises(ledger_import.ImportFileError):
+        ledger_import.import_ledger(db, str(bomb), dry_run=True)
