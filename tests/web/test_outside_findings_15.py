@@ -333,3 +333,19 @@ def test_an_xlsx_bomb_is_refused_before_it_is_read(db, tmp_path, monkeypatch):
     monkeypatch.setattr(ledger_import, "UPLOAD_MAX_BYTES", 80_000)
     with pytest.raises(ledger_import.ImportFileError):
         ledger_import.import_ledger(db, str(bomb), dry_run=True)
+
+
+# --- B4: the system administrator's home page fails when BACKUP_DIR cannot be listed -------
+
+@pytest.mark.xfail(strict=True, reason="B4: backups.list_backups catches only "
+                   "FileNotFoundError; a BACKUP_DIR that is unreadable or not a folder (an "
+                   "unmounted or stale network share) makes the sysadmin's home page a 500")
+def test_the_home_page_survives_an_unreadable_backup_dir(login_as, app, tmp_path):
+    from app import settings
+
+    not_a_folder = tmp_path / "backups"
+    not_a_folder.write_text("a file where the share should be mounted")
+    settings.configure(app, BACKUP_DIR=str(not_a_folder))
+    client = login_as("sysadmin")
+    page = client.get("/")
+    assert page.status_code == 200
