@@ -245,9 +245,6 @@ def test_a_row_violating_a_check_is_refused_with_a_clear_message(app, tmp_path, 
 
 # --- M2: the migration export (every resident) ignores the encryption policy ----------------
 
-@pytest.mark.xfail(strict=True, reason="M2: data export writes every table as a plain ZIP even "
-                   "while the office requires encrypted exports of personal data; there is "
-                   "no option to wrap it in the AES-256 ZIP (issue 15 §4 lists it)")
 def test_the_migration_export_obeys_the_encryption_policy(app, tmp_path):
     import os
     import stat
