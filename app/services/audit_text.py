@@ -77,6 +77,8 @@ FIELD_LABELS = {
         _l("Manufacturing control number"), "shipment_number": _l("Shipment number"),
 }
 # Timestamps kept beside a state: the state change already says it.
+# Fields that name the changed row rather than a change of it (an office setting's key).
+_ROW_KEYS = {"site_setting": {"key"}}
 _SHADOW_FIELDS = {"received_at", "setup_at", "notice_sent_at", "renotified_at",
                   "returned_at", "mailed_at", "handed_over_at", "discarded_at", "held_from",
                   "completed_at", "cancelled_at", "slot_id", "offer_id", "changed_on",
@@ -369,7 +371,8 @@ def _what(row: AuditLog, detail: Any, targets: Targets) -> str:
             return _("Changed %(target)s: %(old)s → %(new)s", target=target,
                      old=_short_time(info["starts_at"].get("old")),
                      new=_short_time(info["starts_at"].get("new")))
-        fields = [_field(k) for k in info if k not in _SHADOW_FIELDS]
+        hidden = _SHADOW_FIELDS | _ROW_KEYS.get(row.target_table or "", set())
+        fields = [_field(k) for k in info if k not in hidden]
         if fields:
             return _("Changed %(target)s (%(fields)s)", target=target,
                      fields="、".join(fields))

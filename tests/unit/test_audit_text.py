@@ -203,3 +203,9 @@ def test_search_filters_and_hides_generated_slots(app, db, users):
     assert rows and {r.target_table for r in rows} == {"ab_user"}
     _count, rows = audit_text.search(db, audit_text.Criteria(person=audit_text.PEOPLE_AUTOMATIC))
     assert rows and {r.username for r in rows} == {"system"}
+
+
+def test_an_office_setting_change_names_the_setting_not_its_key(ja):
+    line = _line(_row(audit.ACTION_UPDATE, "site_setting", None,
+                      {"key": "export_policy", "encryption_required": [False, True]}))
+    assert "出力の暗号化" in line.what and "key" not in line.what, line.what
