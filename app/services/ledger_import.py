@@ -52,7 +52,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from app import clock
 from app.clock import JST
 from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
-from app.models.card_states import RESERVED, STATE_LABELS, state_label, visit_mode_label
+from app.models.card_states import (RECEIVED, RESERVED, STATE_LABELS, state_label,
+                                    visit_mode_label)
 from app.models.storage import StoragePlace
 from app.services import actors, audit, cards, fields, japanese, notice_numbers, unit
 from app.services.errors import DomainError, InputError
@@ -91,6 +92,11 @@ REQUIRED = ("application_id", "name", "name_kana", "birth_date")
 # The file's dates: the card's column each one fills.
 DATE_STAMPS = {"received_on": "received_at", "notice_sent_on": "notice_sent_at",
                "handed_over_on": "handed_over_at"}
+# States the card's lifecycle stamps with a day the file carries: such a row needs that
+# date (an import never invents the day a card was handed over or its notice sent).
+DATE_REQUIRED = {state: name for name, column in DATE_STAMPS.items()
+                 for state, stamp in cards.STAMPS.items()
+                 if stamp == column and state != RECEIVED}
 # Card columns compared with a card already in the ledger (the file's field -> column).
 COMPARED = {"name": "name", "name_kana": "name_kana", "birth_date": "birth_date",
             "postal_code": "postal_code", "address": "address",
@@ -479,6 +485,16 @@ class _RowChecker:
         field_value("card_expires_on", japanese.parse_date)
         field_value("notes", lambda t: fields.clean_text(_full_kana(t), fields.NOTE_MAX,
                                                          multiline=True))
+        if not problems and out["state"] in DATE_REQUIRED:
+            # the card's lifecycle stamps this state with its day: never invent it
+            name = DATE_REQUIRED[out["state"]]
+            if not out.get(name):
+                problems.append(Problem(
+                    line, self.labels.get(name, str(FIELD_LABELS[name])),
+                    self.raw(values, name),
+                    _("A card that is %(state)s needs its %(column)s.",
+                      state=state_label(out["state"]),
+                      column=self.labels.get(name, str(FIELD_LABELS[name])))))
         if not problems and out["state"] and out["visit_mode"]:
             chart = cards.CHARTS[out["visit_mode"]]
             if out["state"] not in chart:

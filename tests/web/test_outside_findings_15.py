@@ -26,8 +26,6 @@ def card(db, n):
 
 # --- F1: a card imported as 交付済 without 交付日 -----------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="F1: a card is imported as handed over (交付済) with no "
-                   "交付日: the lifecycle's handed-over stamp is invented (the import time)")
 def test_handed_over_without_a_handover_date_is_refused(db, tmp_path):
     path = write_csv(tmp_path / "l.csv", [row(1, 交付状況="交付済", 交付日="", 保管場所="")])
     report = ledger_import.import_ledger(db, path)
