@@ -854,6 +854,14 @@ class _Writer:
                     _("This card has a booking: its state is not changed by an import. "
                       "Cancel or complete the booking first."))])
                 continue
+            if "state" in changes and changes["state"][1] not in cards.CHARTS.get(
+                    card.visit_mode, {}).get(card.state, ()):
+                self._reject(values, [Problem(
+                    line, self._label("state"), self.checker.raw(values, "state"),
+                    _("A card that is %(old)s cannot become %(new)s: an import changes a "
+                      "state only as the card's own steps allow.",
+                      old=state_label(card.state), new=state_label(changes["state"][1])))])
+                continue
             if not self.update:
                 self.report.problems.append(Problem(
                     line, difference.column, difference.value,

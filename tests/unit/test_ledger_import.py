@@ -396,3 +396,13 @@ def test_a_booked_cards_state_is_never_changed_by_an_import(db, tmp_path):
     assert [p.reason for p in report.problems] == [
         "このカードは予約中のため、取込では状態を変えません。先に予約を取り消すか、交付を済ませてください。"]
     assert cards(db)[0].state == "reserved"
+
+
+def test_an_update_never_moves_a_card_against_its_steps(db, tmp_path):
+    run(db, write_csv(tmp_path / "a.csv", [row(1, 交付状況="交付済", 交付日="R6.5.1",
+                                               保管場所="")]))
+    report = run(db, write_csv(tmp_path / "b.csv", [row(1)]), update=True)
+    assert [p.reason for p in report.problems] == [
+        "交付済のカードは交付通知書発送にできません。取込では、カードの通常の手順で進められる"
+        "状態にだけ変えます。"]
+    assert not report.written and cards(db)[0].state == "handed_over"

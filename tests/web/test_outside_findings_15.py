@@ -46,8 +46,6 @@ def test_a_birth_date_after_the_notice_date_is_refused(db, tmp_path):
 
 # --- F3: --update moves a card back out of a final state ---------------------------------
 
-@pytest.mark.xfail(strict=True, reason="F3: with update=True a handed-over card is moved back "
-                   "to 通知済 (a transition the card lifecycle never allows)")
 def test_update_does_not_move_a_handed_over_card_back_to_the_office(db, tmp_path):
     first = write_csv(tmp_path / "a.csv",
                       [row(1, 交付状況="交付済", 交付日="令和6年5月1日", 保管場所="")])
