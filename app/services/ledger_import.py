@@ -55,7 +55,8 @@ from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardE
 from app.models.card_states import (RECEIVED, RESERVED, STATE_LABELS, state_label,
                                     visit_mode_label)
 from app.models.storage import StoragePlace
-from app.services import actors, audit, cards, fields, japanese, notice_numbers, unit
+from app.services import (actors, audit, cards, export_policy, fields, japanese,
+                          notice_numbers, unit)
 from app.services.errors import DomainError, InputError
 
 CHUNK = 2_000  # rows checked and written together
@@ -1321,10 +1322,14 @@ def _run_job(session, token: str, actor, audit_actor) -> None:
     _write_status(token, status)
 
 
-def job_file(token: str | None, which: str, *, actor: cards.CardActor) -> tuple[str, str]:
+def job_file(token: str | None, which: str, *, actor: cards.CardActor, session,
+             encrypted: bool = False) -> tuple[str, str]:
     """The job's report (``problems``) or rejected rows (``rejects``) as (path, download
-    name), for its owner; audited as a download (it holds personal data)."""
+    name), for its owner; audited as a download. Both hold personal data: a plain file is
+    refused while the office requires encrypted exports (export_policy
+    ``ledger_import_report``); ``encrypted``: the caller hands it out as an AES-256 ZIP."""
     check_may_import(actor)
+    export_policy.require(session, "ledger_import_report", encrypted)
     status = get_job(token, actor)
     if status is None or which not in ("problems", "rejects"):
         raise InputError(_l("This import does not exist or is not yours."))
@@ -1334,7 +1339,8 @@ def job_file(token: str | None, which: str, *, actor: cards.CardActor) -> tuple[
     stem = os.path.splitext(status["file_name"])[0]
     name = f"{stem}_{'problems' if which == 'problems' else 'rejects'}.csv"
     audit.record_event(audit.ACTION_DOWNLOAD, "card", None,
-                       {"what": f"ledger_import_{which}", "file": status["file_name"]})
+                       {"what": f"ledger_import_{which}", "file": status["file_name"],
+                        "encrypted": encrypted})
     return path, name
 
 

@@ -85,9 +85,6 @@ def _require_encryption(db):
                              actor=SYSTEM)
 
 
-@pytest.mark.xfail(strict=True, reason="F5: the import's rejects/problems CSV (names, birth "
-                   "dates, addresses) leaves as a plain file while the office requires "
-                   "encrypted exports of personal data; not in export_policy.EXPORTS")
 def test_the_rejects_download_obeys_the_encryption_policy(login_as, app, db):
     manager = login_as("manager")
     from tests.ledger_import_files import csv_text
