@@ -299,9 +299,37 @@ def _open_csv(path: str, mapping: Mapping) -> Source:
                   text.close)
 
 
+# An XLSX is a ZIP: refuse one that would unpack to more than this (a "ZIP bomb"), or
+# whose parts are packed far tighter than any sheet of real data, before openpyxl reads it.
+XLSX_UNPACKED_TIMES = 10  # the unpacked parts together: at most 10 x the upload cap (1 GB)
+XLSX_RATIO_MAX = 200  # uncompressed / compressed, for parts over XLSX_RATIO_FROM bytes
+XLSX_RATIO_FROM = 10 * 1024 * 1024
+
+
+def _check_xlsx_size(path: str) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as packed:
+            parts = packed.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ImportFileError(_l("The file cannot be read as an Excel workbook (XLSX).")) \
+            from None
+    total = sum(p.file_size for p in parts)
+    tight = any(p.file_size > XLSX_RATIO_FROM
+                and p.file_size > XLSX_RATIO_MAX * max(p.compress_size, 1) for p in parts)
+    most = XLSX_UNPACKED_TIMES * UPLOAD_MAX_BYTES
+    if total > most or tight:
+        raise ImportFileError(_l("The workbook is too large when unpacked (%(mb)d MB at most, "
+                                 "or packed unusually tightly). Save it as CSV, or split it "
+                                 "into several files.",
+                                 mb=max(most // (1024 * 1024), 1)))
+
+
 def _open_xlsx(path: str, mapping: Mapping) -> Source:
     import openpyxl
 
+    _check_xlsx_size(path)
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception:  # noqa: BLE001 - any damaged or foreign ZIP
