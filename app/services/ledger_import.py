@@ -110,6 +110,15 @@ COMPARED = {"name": "name", "name_kana": "name_kana", "birth_date": "birth_date"
 IMPORTABLE_STATES = tuple(s for s in STATE_LABELS if s != RESERVED)
 
 
+def _unguarded(value: str) -> str:
+    """A value as written before the formula guard of our own files (the rejects file,
+    app/services/spreadsheet.py): one leading quote before = + - @ is taken off, so that
+    file can be imported again as it is."""
+    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@":
+        return value[1:]
+    return value
+
+
 class ImportFileError(DomainError):
     """The file as a whole cannot be read (encoding, format, header, mapping file)."""
 
@@ -754,6 +763,8 @@ class _Writer:
         for line, values in self.source.rows:
             if not any(v.strip() for v in values):
                 continue  # blank lines, trailing empty rows
+            if any(v[:1] == "'" for v in values):
+                values = [_unguarded(v) for v in values]
             chunk.append((line, values))
             if len(chunk) >= CHUNK:
                 self._chunk(chunk)

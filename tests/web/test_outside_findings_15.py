@@ -59,8 +59,6 @@ def test_update_does_not_move_a_handed_over_card_back_to_the_office(db, tmp_path
 
 # --- F4: the rejects file cannot be re-imported as it is -----------------------------------
 
-@pytest.mark.xfail(strict=True, reason="F4: the rejects file quotes a value starting with '-' "
-                   "('-'), a flag word of the defaults; the fixed file is then refused")
 def test_the_rejects_file_round_trips_a_dash_flag(db, tmp_path):
     rows = [row(1), row(2, 署名用電子証明書="-", 生年月日="S55.2.30")]
     path = write_csv(tmp_path / "l.csv", rows)
