@@ -98,6 +98,10 @@ DATE_STAMPS = {"received_on": "received_at", "notice_sent_on": "notice_sent_at",
 DATE_REQUIRED = {state: name for name, column in DATE_STAMPS.items()
                  for state, stamp in cards.STAMPS.items()
                  if stamp == column and state != RECEIVED}
+# Dates that cannot come before another one of the same row (earlier, later).
+DATE_ORDER = (("birth_date", "received_on"), ("birth_date", "notice_sent_on"),
+              ("birth_date", "handed_over_on"), ("received_on", "notice_sent_on"),
+              ("received_on", "handed_over_on"), ("notice_sent_on", "handed_over_on"))
 # Card columns compared with a card already in the ledger (the file's field -> column).
 COMPARED = {"name": "name", "name_kana": "name_kana", "birth_date": "birth_date",
             "postal_code": "postal_code", "address": "address",
@@ -523,6 +527,19 @@ class _RowChecker:
         field_value("card_expires_on", japanese.parse_date)
         field_value("notes", lambda t: fields.clean_text(_full_kana(t), fields.NOTE_MAX,
                                                          multiline=True))
+        if not problems:
+            # the dates in their order: born, delivered, notice sent, handed over
+            for earlier, later in DATE_ORDER:
+                if out.get(earlier) and out.get(later) and out[later] < out[earlier]:
+                    problems.append(Problem(
+                        line, self.labels.get(later, str(FIELD_LABELS[later])),
+                        self.raw(values, later),
+                        _("%(later)s (%(later_date)s) is before %(earlier)s "
+                          "(%(earlier_date)s).",
+                          later=self.labels.get(later, str(FIELD_LABELS[later])),
+                          later_date=self.raw(values, later),
+                          earlier=self.labels.get(earlier, str(FIELD_LABELS[earlier])),
+                          earlier_date=self.raw(values, earlier))))
         if not problems and out["state"] in DATE_REQUIRED:
             # the card's lifecycle stamps this state with its day: never invent it
             name = DATE_REQUIRED[out["state"]]

@@ -406,3 +406,15 @@ def test_an_update_never_moves_a_card_against_its_steps(db, tmp_path):
         "交付済のカードは交付通知書発送にできません。取込では、カードの通常の手順で進められる"
         "状態にだけ変えます。"]
     assert not report.written and cards(db)[0].state == "handed_over"
+
+
+def test_dates_out_of_order_are_refused_naming_both_columns(db, tmp_path):
+    path = write_csv(tmp_path / "l.csv", [
+        row(1, 生年月日="令和6年5月1日"),
+        row(2, 交付状況="交付済", 交付日="R6.3.1", 保管場所="")])
+    report = run(db, path)
+    assert [(p.line, p.column, p.reason) for p in report.problems] == [
+        (2, "通知書発送日",
+         "通知書発送日（令和6年4月1日）が生年月日（令和6年5月1日）より前になっています。"),
+        (3, "交付日", "交付日（R6.3.1）が通知書発送日（令和6年4月1日）より前になっています。")]
+    assert not report.written

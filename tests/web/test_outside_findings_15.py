@@ -35,8 +35,6 @@ def test_handed_over_without_a_handover_date_is_refused(db, tmp_path):
 
 # --- F2: birth date after the card's dates -------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="F2: no cross-field check; a birth date after the "
-                   "notice was sent (or the card handed over) is imported")
 def test_a_birth_date_after_the_notice_date_is_refused(db, tmp_path):
     path = write_csv(tmp_path / "l.csv",
                      [row(1, 生年月日="令和6年5月1日", 通知書発送日="令和6年4月1日")])
