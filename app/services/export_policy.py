@@ -67,6 +67,10 @@ EXPORTS: dict[str, Export] = {e.key: e for e in (
     Export("fees_daily", _l("Daily fees (XLSX)"), True,
            _l("Application IDs and amounts of each payment, and the staff's names")),
     Export("fees_monthly", _l("Monthly fees (XLSX)"), False, _l("Amounts only")),
+    # 既存データ取込 (app/services/ledger_import.py): the report and the rejected rows
+    # repeat the imported file's values
+    Export("ledger_import_report", _l("Import report and rejected rows (CSV)"), True,
+           _l("Residents' names, birth dates and addresses from the imported file")),
     # flask data export (app/services/migration_export.py): the whole database
     Export("migration_export", _l("Migration export of all data (command line)"), True,
            _l("Every table: residents' records, staff accounts and the audit trail")),

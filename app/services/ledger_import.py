@@ -52,9 +52,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from app import clock
 from app.clock import JST
 from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
-from app.models.card_states import RESERVED, STATE_LABELS, state_label, visit_mode_label
+from app.models.card_states import (RECEIVED, RESERVED, STATE_LABELS, state_label,
+                                    visit_mode_label)
 from app.models.storage import StoragePlace
-from app.services import actors, audit, cards, fields, japanese, notice_numbers, unit
+from app.services import (actors, audit, cards, export_policy, fields, japanese,
+                          notice_numbers, unit)
 from app.services.errors import DomainError, InputError
 
 CHUNK = 2_000  # rows checked and written together
@@ -91,6 +93,15 @@ REQUIRED = ("application_id", "name", "name_kana", "birth_date")
 # The file's dates: the card's column each one fills.
 DATE_STAMPS = {"received_on": "received_at", "notice_sent_on": "notice_sent_at",
                "handed_over_on": "handed_over_at"}
+# States the card's lifecycle stamps with a day the file carries: such a row needs that
+# date (an import never invents the day a card was handed over or its notice sent).
+DATE_REQUIRED = {state: name for name, column in DATE_STAMPS.items()
+                 for state, stamp in cards.STAMPS.items()
+                 if stamp == column and state != RECEIVED}
+# Dates that cannot come before another one of the same row (earlier, later).
+DATE_ORDER = (("birth_date", "received_on"), ("birth_date", "notice_sent_on"),
+              ("birth_date", "handed_over_on"), ("received_on", "notice_sent_on"),
+              ("received_on", "handed_over_on"), ("notice_sent_on", "handed_over_on"))
 # Card columns compared with a card already in the ledger (the file's field -> column).
 COMPARED = {"name": "name", "name_kana": "name_kana", "birth_date": "birth_date",
             "postal_code": "postal_code", "address": "address",
@@ -101,6 +112,15 @@ COMPARED = {"name": "name", "name_kana": "name_kana", "birth_date": "birth_date"
             "storage_place": "storage_place_id", "received_on": "received_at",
             "notice_sent_on": "notice_sent_at", "handed_over_on": "handed_over_at"}
 IMPORTABLE_STATES = tuple(s for s in STATE_LABELS if s != RESERVED)
+
+
+def _unguarded(value: str) -> str:
+    """A value as written before the formula guard of our own files (the rejects file,
+    app/services/spreadsheet.py): one leading quote before = + - @ is taken off, so that
+    file can be imported again as it is."""
+    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@":
+        return value[1:]
+    return value
 
 
 class ImportFileError(DomainError):
@@ -292,9 +312,37 @@ def _open_csv(path: str, mapping: Mapping) -> Source:
                   text.close)
 
 
+# An XLSX is a ZIP: refuse one that would unpack to more than this (a "ZIP bomb"), or
+# whose parts are packed far tighter than any sheet of real data, before openpyxl reads it.
+XLSX_UNPACKED_TIMES = 10  # the unpacked parts together: at most 10 x the upload cap (1 GB)
+XLSX_RATIO_MAX = 200  # uncompressed / compressed, for parts over XLSX_RATIO_FROM bytes
+XLSX_RATIO_FROM = 10 * 1024 * 1024
+
+
+def _check_xlsx_size(path: str) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as packed:
+            parts = packed.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ImportFileError(_l("The file cannot be read as an Excel workbook (XLSX).")) \
+            from None
+    total = sum(p.file_size for p in parts)
+    tight = any(p.file_size > XLSX_RATIO_FROM
+                and p.file_size > XLSX_RATIO_MAX * max(p.compress_size, 1) for p in parts)
+    most = XLSX_UNPACKED_TIMES * UPLOAD_MAX_BYTES
+    if total > most or tight:
+        raise ImportFileError(_l("The workbook is too large when unpacked (%(mb)d MB at most, "
+                                 "or packed unusually tightly). Save it as CSV, or split it "
+                                 "into several files.",
+                                 mb=max(most // (1024 * 1024), 1)))
+
+
 def _open_xlsx(path: str, mapping: Mapping) -> Source:
     import openpyxl
 
+    _check_xlsx_size(path)
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception:  # noqa: BLE001 - any damaged or foreign ZIP
@@ -479,6 +527,29 @@ class _RowChecker:
         field_value("card_expires_on", japanese.parse_date)
         field_value("notes", lambda t: fields.clean_text(_full_kana(t), fields.NOTE_MAX,
                                                          multiline=True))
+        if not problems:
+            # the dates in their order: born, delivered, notice sent, handed over
+            for earlier, later in DATE_ORDER:
+                if out.get(earlier) and out.get(later) and out[later] < out[earlier]:
+                    problems.append(Problem(
+                        line, self.labels.get(later, str(FIELD_LABELS[later])),
+                        self.raw(values, later),
+                        _("%(later)s (%(later_date)s) is before %(earlier)s "
+                          "(%(earlier_date)s).",
+                          later=self.labels.get(later, str(FIELD_LABELS[later])),
+                          later_date=self.raw(values, later),
+                          earlier=self.labels.get(earlier, str(FIELD_LABELS[earlier])),
+                          earlier_date=self.raw(values, earlier))))
+        if not problems and out["state"] in DATE_REQUIRED:
+            # the card's lifecycle stamps this state with its day: never invent it
+            name = DATE_REQUIRED[out["state"]]
+            if not out.get(name):
+                problems.append(Problem(
+                    line, self.labels.get(name, str(FIELD_LABELS[name])),
+                    self.raw(values, name),
+                    _("A card that is %(state)s needs its %(column)s.",
+                      state=state_label(out["state"]),
+                      column=self.labels.get(name, str(FIELD_LABELS[name])))))
         if not problems and out["state"] and out["visit_mode"]:
             chart = cards.CHARTS[out["visit_mode"]]
             if out["state"] not in chart:
@@ -709,6 +780,8 @@ class _Writer:
         for line, values in self.source.rows:
             if not any(v.strip() for v in values):
                 continue  # blank lines, trailing empty rows
+            if any(v[:1] == "'" for v in values):
+                values = [_unguarded(v) for v in values]
             chunk.append((line, values))
             if len(chunk) >= CHUNK:
                 self._chunk(chunk)
@@ -837,6 +910,14 @@ class _Writer:
                     line, self._label("state"), self.checker.raw(values, "state"),
                     _("This card has a booking: its state is not changed by an import. "
                       "Cancel or complete the booking first."))])
+                continue
+            if "state" in changes and changes["state"][1] not in cards.CHARTS.get(
+                    card.visit_mode, {}).get(card.state, ()):
+                self._reject(values, [Problem(
+                    line, self._label("state"), self.checker.raw(values, "state"),
+                    _("A card that is %(old)s cannot become %(new)s: an import changes a "
+                      "state only as the card's own steps allow.",
+                      old=state_label(card.state), new=state_label(changes["state"][1])))])
                 continue
             if not self.update:
                 self.report.problems.append(Problem(
@@ -1297,10 +1378,14 @@ def _run_job(session, token: str, actor, audit_actor) -> None:
     _write_status(token, status)
 
 
-def job_file(token: str | None, which: str, *, actor: cards.CardActor) -> tuple[str, str]:
+def job_file(token: str | None, which: str, *, actor: cards.CardActor, session,
+             encrypted: bool = False) -> tuple[str, str]:
     """The job's report (``problems``) or rejected rows (``rejects``) as (path, download
-    name), for its owner; audited as a download (it holds personal data)."""
+    name), for its owner; audited as a download. Both hold personal data: a plain file is
+    refused while the office requires encrypted exports (export_policy
+    ``ledger_import_report``); ``encrypted``: the caller hands it out as an AES-256 ZIP."""
     check_may_import(actor)
+    export_policy.require(session, "ledger_import_report", encrypted)
     status = get_job(token, actor)
     if status is None or which not in ("problems", "rejects"):
         raise InputError(_l("This import does not exist or is not yours."))
@@ -1310,7 +1395,8 @@ def job_file(token: str | None, which: str, *, actor: cards.CardActor) -> tuple[
     stem = os.path.splitext(status["file_name"])[0]
     name = f"{stem}_{'problems' if which == 'problems' else 'rejects'}.csv"
     audit.record_event(audit.ACTION_DOWNLOAD, "card", None,
-                       {"what": f"ledger_import_{which}", "file": status["file_name"]})
+                       {"what": f"ledger_import_{which}", "file": status["file_name"],
+                        "encrypted": encrypted})
     return path, name
 
 

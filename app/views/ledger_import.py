@@ -10,9 +10,11 @@ from flask import abort, current_app, jsonify, redirect, request, send_file, url
 from flask_appbuilder import BaseView, expose, has_access
 from flask_login import current_user
 
-from app.services import ledger_import
+from app.extensions import session
+from app.services import ledger_import, protected_zip
 from app.services.actors import actor_of
 from app.services.errors import DomainError, InputError
+from app.views import protected_exports
 from app.views.feedback import flash_refusal, refusals_flashed
 
 
@@ -71,8 +73,10 @@ class LedgerImportView(BaseView):
         progress = ledger_import.job_progress(status)
         columns = [(header, str(ledger_import.FIELD_LABELS[name]), name)
                    for header, name in (status.get("columns") or {}).items()]
-        return self.render_template("ledger_import/job.html", job=status, progress=progress,
-                                    columns=columns, states=ledger_import)
+        return self.render_template(
+            "ledger_import/job.html", job=status, progress=progress, columns=columns,
+            states=ledger_import,
+            encryption_required=protected_exports.encryption_required("ledger_import_report"))
 
     @expose("/jobs/<token>/status")
     @has_access
@@ -101,11 +105,19 @@ class LedgerImportView(BaseView):
         """The full validation report or the rejected rows (CSV, UTF-8 with BOM); audited
         as a download."""
         self._own(token)
+        back = url_for(".job", token=token)
         try:
-            path, name = ledger_import.job_file(token, which, actor=_actor())
+            chosen = protected_exports.choice()
+            path, name = ledger_import.job_file(token, which, actor=_actor(), session=session(),
+                                                encrypted=chosen.encrypt)
         except DomainError as error:
             flash_refusal(error)
-            return redirect(url_for(".job", token=token))
+            return redirect(back)
+        if chosen.encrypt:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            return protected_exports.offer(self, [protected_zip.Part(name, data)], chosen,
+                                           name, back=back)
         return send_file(path, mimetype="text/csv", as_attachment=True, download_name=name,
                          max_age=0, etag=False)
 

@@ -32,7 +32,7 @@ def test_the_form_choice(app):
 def test_every_export_is_marked_and_only_personal_ones_are_refused(app, db):
     assert {k for k, e in EXPORTS.items() if e.personal} == {
         "audit_csv", "postcard_print", "extraction", "fees_daily", "document_original",
-        "migration_export"}
+        "migration_export", "ledger_import_report"}
     for key in EXPORTS:  # the default: nothing required
         export_policy.require(db, key, encrypted=False)
     export_policy.set_policy(db, encryption_required=True, expected_version=0, actor=SYSTEM)

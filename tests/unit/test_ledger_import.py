@@ -101,8 +101,9 @@ def test_headers_match_by_synonym_in_any_width_and_with_spaces(db, tmp_path):
 
 
 def test_a_mapping_file_reads_any_other_layout(db, tmp_path):
-    header = ["No", "Shinsei", "Kanji", "Kana", "Birth", "Progress", "Memo"]
-    rows = [["1", app_id(1), "山田太郎", "ヤマダタロウ", "1980-03-01", "できた", "x"]]
+    header = ["No", "Shinsei", "Kanji", "Kana", "Birth", "Progress", "Memo", "Done"]
+    rows = [["1", app_id(1), "山田太郎", "ヤマダタロウ", "1980-03-01", "できた", "x",
+             "2024-05-01"]]
     path = write_csv(tmp_path / "other.csv", rows, header=header, encoding="utf-8")
     mapping = tmp_path / "mapping.toml"
     mapping.write_text("""
@@ -113,6 +114,7 @@ def test_a_mapping_file_reads_any_other_layout(db, tmp_path):
 "Kana" = "name_kana"
 "Birth" = "birth_date"
 "Progress" = "state"
+"Done" = "handed_over_on"
 
 [states]
 "できた" = "handed_over"
@@ -293,7 +295,13 @@ def test_skip_invalid_imports_the_good_rows_and_writes_the_rejects_file(db, tmp_
     assert back[1][-1] == "生年月日: 存在しない日付です。"
     # the clerk fixes the file and imports it again
     fixed = tmp_path / "fixed.csv"
+    # 交付済 needs its 交付日: without it the row is refused, naming the column
     text = raw.decode("utf-8-sig").replace("S55.2.30", "S55.2.28").replace("謎", "交付済")
+    fixed.write_text(text, encoding="utf-8-sig")
+    report = run(db, fixed)
+    assert [(p.line, p.column, p.reason) for p in report.problems] == [
+        (3, "交付日", "交付済には交付日が必要です。")]
+    text = text.replace(",交付済,移行-棚01,令和6年4月1日,,", ",交付済,,令和6年4月1日,R6.5.1,")
     fixed.write_text(text, encoding="utf-8-sig")
     report = run(db, fixed)
     assert report.ok and report.created == 2, reasons(report)
@@ -370,7 +378,8 @@ def test_the_example_mapping_file_in_docs_is_valid(db, tmp_path):
     header = ["申請書番号（23桁）", "漢字氏名", "カナ", "生年月日（和暦）", "処理状況", "受取方法",
               "管理番号"]
     path = write_csv(tmp_path / "l.csv", [[app_id(1), "山田太郎", "ﾔﾏﾀﾞﾀﾛｳ", "昭和55年3月1日",
-                                          "受取済", "郵送", "A-1"]], header=header)
+                                          "受取済", "郵送", "A-1", "R6.5.1"]],
+                      header=header + ["交付年月日"])
     report = run(db, path, mapping=mapping)
     assert report.ok and report.created == 1 and report.unknown_columns == [], reasons(report)
     card = cards(db)[0]
@@ -382,8 +391,30 @@ def test_a_booked_cards_state_is_never_changed_by_an_import(db, tmp_path):
 
     make_card(db, state="reserved", application_id=app_id(1), name="髙橋　﨑子",
               name_kana="タカハシ　サキコ")
-    path = write_csv(tmp_path / "l.csv", [row(1, 交付状況="交付済")])
+    path = write_csv(tmp_path / "l.csv", [row(1, 交付状況="交付済", 交付日="R6.5.1")])
     report = run(db, path, update=True)
     assert [p.reason for p in report.problems] == [
         "このカードは予約中のため、取込では状態を変えません。先に予約を取り消すか、交付を済ませてください。"]
     assert cards(db)[0].state == "reserved"
+
+
+def test_an_update_never_moves_a_card_against_its_steps(db, tmp_path):
+    run(db, write_csv(tmp_path / "a.csv", [row(1, 交付状況="交付済", 交付日="R6.5.1",
+                                               保管場所="")]))
+    report = run(db, write_csv(tmp_path / "b.csv", [row(1)]), update=True)
+    assert [p.reason for p in report.problems] == [
+        "交付済のカードは交付通知書発送にできません。取込では、カードの通常の手順で進められる"
+        "状態にだけ変えます。"]
+    assert not report.written and cards(db)[0].state == "handed_over"
+
+
+def test_dates_out_of_order_are_refused_naming_both_columns(db, tmp_path):
+    path = write_csv(tmp_path / "l.csv", [
+        row(1, 生年月日="令和6年5月1日"),
+        row(2, 交付状況="交付済", 交付日="R6.3.1", 保管場所="")])
+    report = run(db, path)
+    assert [(p.line, p.column, p.reason) for p in report.problems] == [
+        (2, "通知書発送日",
+         "通知書発送日（令和6年4月1日）が生年月日（令和6年5月1日）より前になっています。"),
+        (3, "交付日", "交付日（R6.3.1）が通知書発送日（令和6年4月1日）より前になっています。")]
+    assert not report.written

@@ -70,6 +70,10 @@ def test_skip_invalid_imports_the_good_rows_with_the_manager_as_actor(login_as, 
     assert rejects.data.startswith(b"\xef\xbb\xbf") and "謎".encode() in rejects.data
     report = manager.post(job_url + "/download/problems")
     assert "状態の言葉がわかりません" in report.data.decode("utf-8-sig")
+    # chosen as an encrypted ZIP: the page that shows the password once
+    zipped = manager.post(job_url + "/download/rejects", data={"encrypt": "1"})
+    assert zipped.status_code == 200 and zipped.headers["Cache-Control"] == "no-store"
+    assert "謎".encode() not in zipped.data
     # a second click on import starts nothing
     again = manager.post(job_url + "/import", data={"skip_invalid": "1"}, follow_redirects=True)
     assert "取込済み" in again.get_data(as_text=True)

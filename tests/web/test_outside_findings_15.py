@@ -26,8 +26,6 @@ def card(db, n):
 
 # --- F1: a card imported as 交付済 without 交付日 -----------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="F1: a card is imported as handed over (交付済) with no "
-                   "交付日: the lifecycle's handed-over stamp is invented (the import time)")
 def test_handed_over_without_a_handover_date_is_refused(db, tmp_path):
     path = write_csv(tmp_path / "l.csv", [row(1, 交付状況="交付済", 交付日="", 保管場所="")])
     report = ledger_import.import_ledger(db, path)
@@ -37,8 +35,6 @@ def test_handed_over_without_a_handover_date_is_refused(db, tmp_path):
 
 # --- F2: birth date after the card's dates -------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="F2: no cross-field check; a birth date after the "
-                   "notice was sent (or the card handed over) is imported")
 def test_a_birth_date_after_the_notice_date_is_refused(db, tmp_path):
     path = write_csv(tmp_path / "l.csv",
                      [row(1, 生年月日="令和6年5月1日", 通知書発送日="令和6年4月1日")])
@@ -48,8 +44,6 @@ def test_a_birth_date_after_the_notice_date_is_refused(db, tmp_path):
 
 # --- F3: --update moves a card back out of a final state ---------------------------------
 
-@pytest.mark.xfail(strict=True, reason="F3: with update=True a handed-over card is moved back "
-                   "to 通知済 (a transition the card lifecycle never allows)")
 def test_update_does_not_move_a_handed_over_card_back_to_the_office(db, tmp_path):
     first = write_csv(tmp_path / "a.csv",
                       [row(1, 交付状況="交付済", 交付日="令和6年5月1日", 保管場所="")])
@@ -63,8 +57,6 @@ def test_update_does_not_move_a_handed_over_card_back_to_the_office(db, tmp_path
 
 # --- F4: the rejects file cannot be re-imported as it is -----------------------------------
 
-@pytest.mark.xfail(strict=True, reason="F4: the rejects file quotes a value starting with '-' "
-                   "('-'), a flag word of the defaults; the fixed file is then refused")
 def test_the_rejects_file_round_trips_a_dash_flag(db, tmp_path):
     rows = [row(1), row(2, 署名用電子証明書="-", 生年月日="S55.2.30")]
     path = write_csv(tmp_path / "l.csv", rows)
@@ -89,9 +81,6 @@ def _require_encryption(db):
                              actor=SYSTEM)
 
 
-@pytest.mark.xfail(strict=True, reason="F5: the import's rejects/problems CSV (names, birth "
-                   "dates, addresses) leaves as a plain file while the office requires "
-                   "encrypted exports of personal data; not in export_policy.EXPORTS")
 def test_the_rejects_download_obeys_the_encryption_policy(login_as, app, db):
     manager = login_as("manager")
     from tests.ledger_import_files import csv_text
@@ -308,10 +297,6 @@ def test_no_plaintext_database_is_written_to_the_backup_destination(backup_app, 
 
 # --- F7: an XLSX bomb is decompressed without any limit ------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="F7: no limit on the uncompressed size of an XLSX: a "
-                   "290 KB upload holding a 300 MB cell took 1.1 GB of the server's memory "
-                   "(openpyxl read-only still builds each cell); 100 MB uploads could take the "
-                   "web server down")
 def test_an_xlsx_bomb_is_refused_before_it_is_read(db, tmp_path, monkeypatch):
     import zipfile
 
