@@ -89,6 +89,62 @@ def _private_dir(path: str) -> str:
     return path
 
 
+# --- staging: the plain archive (the whole database) never touches the destination -------
+
+WORK_DIR = ".backup-work"
+_STAGED = re.compile(r"^\.(?:backup|verify)-(\d+)-")
+
+
+def work_root() -> str:
+    """The private folder (mode 0700, in the instance folder on the server) where a backup,
+    verify or restore handles the unencrypted archive; never BACKUP_DIR or --to DIR, which
+    may be external media."""
+    root = os.path.join(current_app.instance_path, WORK_DIR)
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    os.chmod(root, 0o700)
+    return root
+
+
+def _stage(kind: str) -> str:
+    return tempfile.mkdtemp(prefix=f".{kind}-{os.getpid()}-", dir=work_root())
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def sweep_staging(folder: str | None = None) -> list[str]:
+    """Remove staging folders left by a process that died (kill -9, power loss) from the
+    private work folder, and the ``.backup-*`` / ``.verify-*`` folders older versions left
+    inside the backup folder ``folder``. Returns the removed paths."""
+    removed = []
+    root = work_root()
+    for name in os.listdir(root):
+        match = _STAGED.match(name)
+        if match and _alive(int(match.group(1))):
+            continue
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        removed.append(os.path.join(root, name))
+    try:
+        names = os.listdir(folder) if folder else []
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(folder, name)
+        if name.startswith((".backup-", ".verify-")) and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 # --- the sidecar: what list and the home page read ----------------------------------------
 
 @dataclass
@@ -345,7 +401,8 @@ def create(session, to_dir: str | None = None) -> Created:
     dialect = _dialect(engine)
     folder = _private_dir(os.path.abspath(to_dir or backup_dir()))
     key = backup_key()
-    work = tempfile.mkdtemp(prefix=".backup-", dir=folder)
+    sweep_staging(folder)
+    work = _stage("backup")
     try:
         dump = os.path.join(work, PG_PART if dialect == "postgresql" else SQLITE_PART)
         if dialect == "postgresql":
@@ -462,7 +519,9 @@ def _verify(path: str, keep: bool = False) -> Verified:
     """Decrypt (authenticated), check every part against the manifest, check the database
     part itself. ``keep``: leave the database part extracted in ``work`` (caller removes)."""
     path = _check_file(path)
-    work = tempfile.mkdtemp(prefix=".verify-", dir=_private_dir(os.path.dirname(path)))
+    sweep_staging(os.path.dirname(path) if os.path.dirname(path) == os.path.abspath(
+        backup_dir()) else None)
+    work = _stage("verify")
     try:
         plain = os.path.join(work, "backup.zip")
         archive.unseal(path, plain, backup_key())
@@ -736,6 +795,8 @@ def prune(dry_run: bool = False, now: datetime | None = None) -> list[BackupInfo
     """Remove the backups the retention rule does not keep (and their sidecars); one audit
     record ``backup_prune`` naming them. Returns the removed (or, dry run, removable)."""
     config = settings()
+    if not dry_run:
+        sweep_staging(backup_dir())
     backups = list_backups()
     keep = to_keep(backups, now or clock.now(), config.backup_keep_daily,
                    config.backup_keep_monthly)

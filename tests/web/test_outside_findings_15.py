@@ -278,10 +278,6 @@ def test_the_migration_export_obeys_the_encryption_policy(app, tmp_path):
 
 # --- B3: the plaintext database is staged on the backup's destination medium ----------------
 
-@pytest.mark.xfail(strict=True, reason="B3: backup create (and verify/restore) write the whole "
-                   "database unencrypted into a .backup-*/.verify-* folder inside BACKUP_DIR or "
-                   "--to DIR (an external medium); a kill -9 or power loss leaves it there and "
-                   "nothing removes it")
 def test_no_plaintext_database_is_written_to_the_backup_destination(backup_app, tmp_path,
                                                                     monkeypatch):
     import os
