@@ -161,6 +161,7 @@ class BackupInfo:
     verify_problem: str | None = None
     rows: int | None = None
     key_fingerprint: str | None = None
+    last_verified_at: datetime | None = None  # kept when a later verify found a problem
 
     @property
     def verified(self) -> bool:
@@ -205,7 +206,8 @@ def read_info(path: str) -> BackupInfo:
         product_version=data.get("product_version"), database=data.get("database"),
         sha256=data.get("sha256"), verified_at=_parse_time(data.get("verified_at")),
         verify_problem=data.get("verify_problem"), rows=data.get("rows"),
-        key_fingerprint=data.get("key_fingerprint"))
+        key_fingerprint=data.get("key_fingerprint"),
+        last_verified_at=_parse_time(data.get("last_verified_at")))
 
 
 def _write_sidecar(path: str, info: dict) -> None:
@@ -574,10 +576,19 @@ def verify(path: str) -> Verified:
     the home page no longer counts it as good) and in the audit trail."""
     try:
         result = _verify(path)
+    except archive.SealKeyError:
+        # the key in the operator's environment is wrong, not the file: nothing recorded
+        raise
     except DomainError as error:
-        if os.path.isfile(path):
-            _update_sidecar(os.path.abspath(path), verified_at=None,
-                            verify_problem=str(error.message))
+        full = os.path.abspath(path)
+        # a file that is not one of ours (no sidecar, not named as a backup) gets none
+        if os.path.isfile(full) and (os.path.exists(_sidecar_path(full))
+                                     or _NAME.match(os.path.basename(full))):
+            before = read_info(full)
+            last = before.verified_at or before.last_verified_at
+            _update_sidecar(full, verified_at=None, verify_problem=str(error.message),
+                            last_verified_at=last.isoformat(timespec="seconds")
+                            if last else None)
         raise
     manifest = result.manifest
     _update_sidecar(result.path, verified_at=clock.now().isoformat(timespec="seconds"),
@@ -786,6 +797,10 @@ def to_keep(backups: Iterable[BackupInfo], now: datetime, daily: int,
             seen_months.add(_month(day))
             keep.add(info.name)
     newest_verified = next((info for info in ordered if info.verified), None)
+    if newest_verified is None:
+        # none verified now: the newest that ever was stays until a newer one is verified
+        newest_verified = next((info for info in ordered
+                                if info.verified_at or info.last_verified_at), None)
     if newest_verified is not None:
         keep.add(newest_verified.name)
     return keep

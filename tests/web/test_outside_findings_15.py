@@ -112,9 +112,6 @@ def backup_app(make_app, base_config, tmp_path):
     return make_app(BACKUP_DIR=str(tmp_path / "backups"))
 
 
-@pytest.mark.xfail(strict=True, reason="B1: verify with the wrong key (operator's setting) "
-                   "records a verify_problem on a good backup; prune then removes the only "
-                   "verified backup")
 def test_a_wrong_key_verify_does_not_let_prune_remove_the_last_good_backup(backup_app,
                                                                             tmp_path):
     import base64
