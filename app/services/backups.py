@@ -174,9 +174,12 @@ def _sidecar_path(path: str) -> str:
 
 def _parse_time(value) -> datetime | None:
     try:
-        return datetime.fromisoformat(value) if value else None
+        moment = datetime.fromisoformat(value) if value else None
     except (TypeError, ValueError):
         return None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=JST)  # a time without a zone is Japan time
+    return moment
 
 
 def _time_from_name(name: str) -> datetime | None:
@@ -234,6 +237,9 @@ def list_backups(folder: str | None = None) -> list[BackupInfo]:
         names = [n for n in os.listdir(folder) if n.endswith(SUFFIX)]
     except FileNotFoundError:
         return []
+    except OSError as error:  # not a folder, no permission, a stale network share
+        raise BackupError(_("The backup folder cannot be read (%(folder)s): %(why)s",
+                            folder=folder, why=error.strerror or str(error))) from error
     infos = [read_info(os.path.join(folder, name)) for name in names]
     oldest = datetime.min.replace(tzinfo=JST)
     return sorted(infos, key=lambda i: (i.created_at or oldest, i.name), reverse=True)
@@ -246,6 +252,7 @@ class BackupStatus:
     last_good: BackupInfo | None
     stale: bool
     warn_hours: int
+    problem: str | None = None  # BACKUP_DIR cannot be read
 
 
 def status(now: datetime | None = None) -> BackupStatus:
@@ -253,7 +260,10 @@ def status(now: datetime | None = None) -> BackupStatus:
     sidecars only: never the key, never the database."""
     now = now or clock.now()
     hours = settings().backup_warn_hours
-    good = next((info for info in list_backups() if info.verified), None)
+    try:
+        good = next((info for info in list_backups() if info.verified), None)
+    except BackupError as error:
+        return BackupStatus(None, True, hours, str(error.message))
     stale = good is None or good.created_at is None or (
         now - good.created_at > timedelta(hours=hours))
     return BackupStatus(good, stale, hours)
