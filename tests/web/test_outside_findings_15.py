@@ -178,9 +178,6 @@ def test_a_sidecar_with_a_naive_time_does_not_crash_the_list(backup_app):
 
 # --- M1: a migration export with a row violating a CHECK: raw database error ---------------
 
-@pytest.mark.xfail(strict=True, reason="M1: data import of an archive (checksums consistent) "
-                   "whose fee_schedule.csv has a kind outside its CHECK ends in a raw IntegrityError "
-                   "(a traceback from the CLI), not a MigrationError naming the file and record")
 def test_a_row_violating_a_check_is_refused_with_a_clear_message(app, tmp_path, make_app):
     import hashlib
     import json
