@@ -521,3 +521,26 @@ def test_a_backup_verified_once_is_kept_until_a_newer_one_is_verified():
     assert "old" in backups.to_keep([old, new], now, daily=1, monthly=1)
     new.verified_at = now
     assert "old" not in backups.to_keep([old, new], now, daily=1, monthly=1)
+
+
+def test_staging_left_by_a_dead_process_is_swept(app, db):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with app.app_context():
+        root = backups.work_root()
+        assert oct(os.stat(root).st_mode & 0o777) == "0o700"
+        assert not root.startswith(os.path.abspath(backups.backup_dir()))
+        left = os.path.join(root, f".backup-{dead.pid}-abc")
+        mine = os.path.join(root, f".verify-{os.getpid()}-abc")
+        old = os.path.join(backups.backup_dir(), ".backup-xyz")
+        for folder in (left, mine, old):
+            os.makedirs(folder)
+            open(os.path.join(folder, "database.sqlite3"), "wb").write(b"plain")
+        audit.act_as(audit.cli_actor())
+        backups.prune()
+        assert not os.path.exists(left) and not os.path.exists(old)
+        assert os.path.exists(mine)  # a staging folder of a live process is left alone
+        shutil.rmtree(mine)
