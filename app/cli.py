@@ -376,7 +376,10 @@ def backup_create(to_dir):
 
 @backup_cli.command("list", help="The backups of BACKUP_DIR, newest first (no key needed).")
 def backup_list():
-    rows = backups.list_backups()
+    try:
+        rows = backups.list_backups()
+    except DomainError as error:
+        _fail(error)
     if not rows:
         click.echo(f"no backup in {backups.backup_dir()}")
         return
@@ -442,10 +445,13 @@ def backup_restore(file, force, typed):
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 def backup_prune(dry_run):
     _as_cli_operator()
-    removed = backups.prune(dry_run=dry_run)
+    try:
+        removed = backups.prune(dry_run=dry_run)
+        left = len(backups.list_backups()) - (len(removed) if dry_run else 0)
+    except DomainError as error:
+        _fail(error)
     for info in removed:
         click.echo(f"{'would remove' if dry_run else 'removed'} {info.name}")
-    left = len(backups.list_backups()) - (len(removed) if dry_run else 0)
     click.echo(f"{'dry run: ' if dry_run else ''}{len(removed)} backup(s) "
                f"{'to remove' if dry_run else 'removed'}, {left} kept")
 

@@ -89,6 +89,62 @@ def _private_dir(path: str) -> str:
     return path
 
 
+# --- staging: the plain archive (the whole database) never touches the destination -------
+
+WORK_DIR = ".backup-work"
+_STAGED = re.compile(r"^\.(?:backup|verify)-(\d+)-")
+
+
+def work_root() -> str:
+    """The private folder (mode 0700, in the instance folder on the server) where a backup,
+    verify or restore handles the unencrypted archive; never BACKUP_DIR or --to DIR, which
+    may be external media."""
+    root = os.path.join(current_app.instance_path, WORK_DIR)
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    os.chmod(root, 0o700)
+    return root
+
+
+def _stage(kind: str) -> str:
+    return tempfile.mkdtemp(prefix=f".{kind}-{os.getpid()}-", dir=work_root())
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def sweep_staging(folder: str | None = None) -> list[str]:
+    """Remove staging folders left by a process that died (kill -9, power loss) from the
+    private work folder, and the ``.backup-*`` / ``.verify-*`` folders older versions left
+    inside the backup folder ``folder``. Returns the removed paths."""
+    removed = []
+    root = work_root()
+    for name in os.listdir(root):
+        match = _STAGED.match(name)
+        if match and _alive(int(match.group(1))):
+            continue
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        removed.append(os.path.join(root, name))
+    try:
+        names = os.listdir(folder) if folder else []
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(folder, name)
+        if name.startswith((".backup-", ".verify-")) and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 # --- the sidecar: what list and the home page read ----------------------------------------
 
 @dataclass
@@ -105,6 +161,7 @@ class BackupInfo:
     verify_problem: str | None = None
     rows: int | None = None
     key_fingerprint: str | None = None
+    last_verified_at: datetime | None = None  # kept when a later verify found a problem
 
     @property
     def verified(self) -> bool:
@@ -117,9 +174,12 @@ def _sidecar_path(path: str) -> str:
 
 def _parse_time(value) -> datetime | None:
     try:
-        return datetime.fromisoformat(value) if value else None
+        moment = datetime.fromisoformat(value) if value else None
     except (TypeError, ValueError):
         return None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=JST)  # a time without a zone is Japan time
+    return moment
 
 
 def _time_from_name(name: str) -> datetime | None:
@@ -149,7 +209,8 @@ def read_info(path: str) -> BackupInfo:
         product_version=data.get("product_version"), database=data.get("database"),
         sha256=data.get("sha256"), verified_at=_parse_time(data.get("verified_at")),
         verify_problem=data.get("verify_problem"), rows=data.get("rows"),
-        key_fingerprint=data.get("key_fingerprint"))
+        key_fingerprint=data.get("key_fingerprint"),
+        last_verified_at=_parse_time(data.get("last_verified_at")))
 
 
 def _write_sidecar(path: str, info: dict) -> None:
@@ -176,6 +237,9 @@ def list_backups(folder: str | None = None) -> list[BackupInfo]:
         names = [n for n in os.listdir(folder) if n.endswith(SUFFIX)]
     except FileNotFoundError:
         return []
+    except OSError as error:  # not a folder, no permission, a stale network share
+        raise BackupError(_("The backup folder cannot be read (%(folder)s): %(why)s",
+                            folder=folder, why=error.strerror or str(error))) from error
     infos = [read_info(os.path.join(folder, name)) for name in names]
     oldest = datetime.min.replace(tzinfo=JST)
     return sorted(infos, key=lambda i: (i.created_at or oldest, i.name), reverse=True)
@@ -188,6 +252,7 @@ class BackupStatus:
     last_good: BackupInfo | None
     stale: bool
     warn_hours: int
+    problem: str | None = None  # BACKUP_DIR cannot be read
 
 
 def status(now: datetime | None = None) -> BackupStatus:
@@ -195,7 +260,10 @@ def status(now: datetime | None = None) -> BackupStatus:
     sidecars only: never the key, never the database."""
     now = now or clock.now()
     hours = settings().backup_warn_hours
-    good = next((info for info in list_backups() if info.verified), None)
+    try:
+        good = next((info for info in list_backups() if info.verified), None)
+    except BackupError as error:
+        return BackupStatus(None, True, hours, str(error.message))
     stale = good is None or good.created_at is None or (
         now - good.created_at > timedelta(hours=hours))
     return BackupStatus(good, stale, hours)
@@ -345,7 +413,8 @@ def create(session, to_dir: str | None = None) -> Created:
     dialect = _dialect(engine)
     folder = _private_dir(os.path.abspath(to_dir or backup_dir()))
     key = backup_key()
-    work = tempfile.mkdtemp(prefix=".backup-", dir=folder)
+    sweep_staging(folder)
+    work = _stage("backup")
     try:
         dump = os.path.join(work, PG_PART if dialect == "postgresql" else SQLITE_PART)
         if dialect == "postgresql":
@@ -462,7 +531,9 @@ def _verify(path: str, keep: bool = False) -> Verified:
     """Decrypt (authenticated), check every part against the manifest, check the database
     part itself. ``keep``: leave the database part extracted in ``work`` (caller removes)."""
     path = _check_file(path)
-    work = tempfile.mkdtemp(prefix=".verify-", dir=_private_dir(os.path.dirname(path)))
+    sweep_staging(os.path.dirname(path) if os.path.dirname(path) == os.path.abspath(
+        backup_dir()) else None)
+    work = _stage("verify")
     try:
         plain = os.path.join(work, "backup.zip")
         archive.unseal(path, plain, backup_key())
@@ -515,10 +586,19 @@ def verify(path: str) -> Verified:
     the home page no longer counts it as good) and in the audit trail."""
     try:
         result = _verify(path)
+    except archive.SealKeyError:
+        # the key in the operator's environment is wrong, not the file: nothing recorded
+        raise
     except DomainError as error:
-        if os.path.isfile(path):
-            _update_sidecar(os.path.abspath(path), verified_at=None,
-                            verify_problem=str(error.message))
+        full = os.path.abspath(path)
+        # a file that is not one of ours (no sidecar, not named as a backup) gets none
+        if os.path.isfile(full) and (os.path.exists(_sidecar_path(full))
+                                     or _NAME.match(os.path.basename(full))):
+            before = read_info(full)
+            last = before.verified_at or before.last_verified_at
+            _update_sidecar(full, verified_at=None, verify_problem=str(error.message),
+                            last_verified_at=last.isoformat(timespec="seconds")
+                            if last else None)
         raise
     manifest = result.manifest
     _update_sidecar(result.path, verified_at=clock.now().isoformat(timespec="seconds"),
@@ -727,6 +807,10 @@ def to_keep(backups: Iterable[BackupInfo], now: datetime, daily: int,
             seen_months.add(_month(day))
             keep.add(info.name)
     newest_verified = next((info for info in ordered if info.verified), None)
+    if newest_verified is None:
+        # none verified now: the newest that ever was stays until a newer one is verified
+        newest_verified = next((info for info in ordered
+                                if info.verified_at or info.last_verified_at), None)
     if newest_verified is not None:
         keep.add(newest_verified.name)
     return keep
@@ -736,6 +820,8 @@ def prune(dry_run: bool = False, now: datetime | None = None) -> list[BackupInfo
     """Remove the backups the retention rule does not keep (and their sidecars); one audit
     record ``backup_prune`` naming them. Returns the removed (or, dry run, removable)."""
     config = settings()
+    if not dry_run:
+        sweep_staging(backup_dir())
     backups = list_backups()
     keep = to_keep(backups, now or clock.now(), config.backup_keep_daily,
                    config.backup_keep_monthly)

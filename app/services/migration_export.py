@@ -64,6 +64,7 @@ import pyzipper
 from flask_appbuilder import Model
 from flask_babel import gettext as _
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from app import models  # noqa: F401  (every table into Model.metadata)
 from app.models.document import DocumentBlob, IntakeDocument
@@ -507,6 +508,26 @@ def _load_table(connection, reader, table, listed) -> int:
     return count
 
 
+def _constraint(error: IntegrityError) -> str:
+    """The constraint a record broke, as the database names it."""
+    diag = getattr(error.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name:
+        return name
+    return str(error.orig).strip().splitlines()[0][:300]
+
+
+def _refused(error: IntegrityError, table: str | None) -> MigrationError:
+    if table is None:
+        return MigrationError(_("A record of the export breaks a rule of the database "
+                                "(%(constraint)s). Nothing was imported.",
+                                constraint=_constraint(error)))
+    return MigrationError(_("A record of %(file)s (table %(table)s) breaks a rule of the "
+                            "database (%(constraint)s). Nothing was imported.",
+                            file=f"tables/{table}.csv", table=table,
+                            constraint=_constraint(error)))
+
+
 def _reset_sequences(connection) -> None:
     """PostgreSQL: each sequence behind an id column set to the largest id (the next
     insert takes the one after)."""
@@ -597,14 +618,17 @@ def import_all(session, path: str, *, actor=actors.SYSTEM,
     with ``--encrypt`` is opened with ``password`` (its archive read from a private
     temporary folder, then removed)."""
     _require(actor)
-    if not is_encrypted(path):
-        return _import_archive(session, path, path, progress, False)
-    private = tempfile.mkdtemp(prefix="mnc-import-")  # mode 0700: only this user
     try:
-        inner = _unwrap(path, password, private)
-        return _import_archive(session, inner, path, progress, True)
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
+        if not is_encrypted(path):
+            return _import_archive(session, path, path, progress, False)
+        private = tempfile.mkdtemp(prefix="mnc-import-")  # mode 0700: only this user
+        try:
+            inner = _unwrap(path, password, private)
+            return _import_archive(session, inner, path, progress, True)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+    except IntegrityError as error:  # a deferred key checked later, or at the commit
+        raise _refused(error, None) from None
 
 
 def _import_archive(session, archive_path: str, path: str, progress,
@@ -632,7 +656,10 @@ def _import_archive(session, archive_path: str, path: str, progress,
         for table in tables():
             if table.name == TALLY:
                 continue
-            rows[table.name] = _load_table(connection, reader, table, listed)
+            try:
+                rows[table.name] = _load_table(connection, reader, table, listed)
+            except IntegrityError as error:
+                raise _refused(error, table.name) from None
             if progress:
                 progress(table.name, rows[table.name])
         if quiet:

@@ -241,6 +241,8 @@ def test_another_key_is_refused_and_restores_nothing(app, db, target):
     with pytest.raises(archive.SealKeyError) as refused:
         backups.verify(made.path)
     assert "別の鍵で暗号化されています" in str(refused.value.message)
+    # the key is wrong, not the file: nothing recorded against the backup
+    assert backups.read_info(made.path).verify_problem is None
     settings.configure(target, BACKUP_KEY=other)
     with pytest.raises(archive.SealKeyError):
         _restore(target, made.path)
@@ -499,3 +501,46 @@ def test_a_restore_that_fails_half_way_leaves_the_database_as_it_was(app, db, ta
         _restore(target, made.path, force=True, confirm=name)
     assert "復元に失敗しました" in str(failed.value.message)
     assert rows_of(_target_engine(target)) == before
+
+
+def test_verify_of_a_file_that_is_not_a_backup_writes_no_sidecar(app, tmp_path):
+    stray = tmp_path / "notes.mncbak"
+    stray.write_bytes(b"not a backup at all")
+    with app.app_context():
+        with pytest.raises(DomainError):
+            backups.verify(str(stray))
+    assert not (tmp_path / "notes.mncbak.json").exists()
+
+
+def test_a_backup_verified_once_is_kept_until_a_newer_one_is_verified():
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=JST)
+    old = backups.BackupInfo("old", "/x/old", datetime(2026, 8, 1, 3, 0, tzinfo=JST), 1,
+                             verify_problem="broken later",
+                             last_verified_at=datetime(2026, 8, 1, 4, 0, tzinfo=JST))
+    new = backups.BackupInfo("new", "/x/new", datetime(2026, 11, 30, 3, 0, tzinfo=JST), 1)
+    assert "old" in backups.to_keep([old, new], now, daily=1, monthly=1)
+    new.verified_at = now
+    assert "old" not in backups.to_keep([old, new], now, daily=1, monthly=1)
+
+
+def test_staging_left_by_a_dead_process_is_swept(app, db):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with app.app_context():
+        root = backups.work_root()
+        assert oct(os.stat(root).st_mode & 0o777) == "0o700"
+        assert not root.startswith(os.path.abspath(backups.backup_dir()))
+        left = os.path.join(root, f".backup-{dead.pid}-abc")
+        mine = os.path.join(root, f".verify-{os.getpid()}-abc")
+        old = os.path.join(backups.backup_dir(), ".backup-xyz")
+        for folder in (left, mine, old):
+            os.makedirs(folder)
+            open(os.path.join(folder, "database.sqlite3"), "wb").write(b"plain")
+        audit.act_as(audit.cli_actor())
+        backups.prune()
+        assert not os.path.exists(left) and not os.path.exists(old)
+        assert os.path.exists(mine)  # a staging folder of a live process is left alone
+        shutil.rmtree(mine)
