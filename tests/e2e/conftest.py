@@ -73,3 +73,10 @@ def shot(page, name: str) -> str:
     path = os.path.join(SCREENSHOTS, f"{name}.png")
     page.screenshot(path=path, full_page=True)
     return path
+
+
+def body_text(page) -> str:
+    """The page's text once the document has loaded: a click on a submit button returns when
+    the next page starts arriving, and reading it then sees half a page."""
+    page.wait_for_load_state("load")
+    return page.inner_text("body")

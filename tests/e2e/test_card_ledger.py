@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from app.models.card import Card
 from app.services import notice_numbers
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import CardForm, CardLedger, HandoverDesk, LoginPage
 from tests.factories import make_card, make_storage
 
@@ -29,11 +29,11 @@ def test_receive_setup_notify_hand_over_and_history(users, db, live_server, page
     assert "納品" in page.inner_text("[data-testid=state-summary]")
     ledger.select_all()
     ledger.run_action("to_setup")
-    assert "3 枚のカードを「交付前設定済」にしました" in page.inner_text("body")
+    assert "3 枚のカードを「交付前設定済」にしました" in body_text(page)
     ledger.open()
     ledger.select_all()
     ledger.run_action("to_notice_sent")
-    assert "交付通知書発送" in page.inner_text("body")
+    assert "交付通知書発送" in body_text(page)
     shot(page, "12-card-ledger")
 
     db.expire_all()
@@ -43,13 +43,13 @@ def test_receive_setup_notify_hand_over_and_history(users, db, live_server, page
     assert "鈴木　一郎" in page.inner_text("[data-testid=handover-card]")
     shot(page, "13-handover")
     desk.check_identity_and_hand_over()
-    assert "交付しました" in page.inner_text("body")
+    assert "交付しました" in body_text(page)
 
     page.goto(f"{live_server}/cardmodelview/show/{card.id}")
     history = page.inner_text("[data-testid=card-history]")
     for state in ("納品", "交付前設定済", "交付通知書発送", "交付済"):
         assert state in history
-    assert "1985-04-05（昭和60年4月5日）" in page.inner_text("body")
+    assert "1985-04-05（昭和60年4月5日）" in body_text(page)
     shot(page, "14-card-detail")
     assert page.requests.outside() == []
 
@@ -74,12 +74,12 @@ def test_manager_discard_and_stock_taking(users, db, clock, live_server, page_fa
     shot(page, "15-discard-candidates")
     page.click("button:has-text('選択したカードを廃棄')")
     page.wait_for_load_state("networkidle")
-    assert "1 枚を廃棄しました" in page.inner_text("body")
+    assert "1 枚を廃棄しました" in body_text(page)
     page.goto(f"{live_server}/discard/register")
     assert old.application_id in page.inner_text("[data-testid=discard-register]")
     shot(page, "16-discard-register")
     page.goto(f"{live_server}/storage/inventory")
-    assert "金庫A-棚1-箱01" in page.inner_text("body")
+    assert "金庫A-棚1-箱01" in body_text(page)
     shot(page, "17-inventory")
     pdf = page.pdf(format="A4") if hasattr(page, "pdf") else b""
     assert pdf.startswith(b"%PDF")

@@ -16,7 +16,7 @@ from app.models.venue import Purpose
 from app.services import booking
 from app.services.calendar import ensure_slots
 from tests import document_files as files
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import LoginPage
 from tests.factories import make_offer
 from tests.unit.test_fees import seed_fees
@@ -92,7 +92,7 @@ def test_a_counter_day_from_check_in_to_the_balanced_daily_sheet(app, db, users,
     page.click("[data-testid=intake-saved-link]")
     page.wait_for_selector("[data-testid=fee-panel]")
     assert page.url.endswith(f"/intakemodelview/show/{item.id}")
-    body = page.inner_text("body")
+    body = body_text(page)
     assert APPLICATION_ID in body and "受付済" in body and "再交付" in body and "紛失" in body
     assert "1980-03-01（昭和55年3月1日）" in body
     assert "試験 太郎" in body and "madoguchi_day" not in body  # the clerk by name

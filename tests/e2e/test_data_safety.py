@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from app.models.card import Card
 from app.services import audit, backups, ledger_import
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import LoginPage
 from tests.ledger_import_files import app_id, row, write_csv
 
@@ -130,7 +130,7 @@ def test_manager_imports_the_old_ledger_skipping_the_bad_rows(
     with page.expect_navigation():
         page.click("[data-testid=ledger-import-to-ledger]")
     assert "/cardmodelview/list" in page.url
-    ledger = page.inner_text("body")
+    ledger = body_text(page)
     for name, _kana in PEOPLE:
         assert name in ledger
     assert "鈴木　次郎" not in ledger and "田中　実" not in ledger
@@ -206,7 +206,7 @@ def test_manager_makes_encryption_mandatory_and_a_plain_export_is_refused(
     with page.expect_navigation():
         page.click("[data-testid=export-policy] button[type=submit]")
     assert page.is_checked("[data-testid=policy-required]")
-    body = page.inner_text("body")
+    body = body_text(page)
     assert "保存しました" in body
     listing = _rows(page, "export-list")
     audit_row = next(r for r in listing if "操作ログ" in r[0])
@@ -221,7 +221,7 @@ def test_manager_makes_encryption_mandatory_and_a_plain_export_is_refused(
     page.uncheck(f"{form} [data-testid=export-encrypt]")
     with page.expect_navigation():
         page.click(f"{form} [data-testid=audit-export]")
-    body = page.inner_text("body")
+    body = body_text(page)
     assert "暗号化ZIPでのみ出力できます" in body, body[:600]
     shot(page, "data-11-plain-export-refused")
     assert page.requests.outside() == []

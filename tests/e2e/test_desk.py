@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.models.reservation import COMPLETED, Reservation
 from app.services import booking, cards as card_svc
 from app.services.calendar import ensure_slots
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import HandoverDesk, LoginPage
 from tests.factories import make_card, make_offer
 
@@ -56,7 +56,7 @@ def test_check_in_by_scanned_number_hand_over_and_print(app, db, users, live_ser
     HandoverDesk(page, live_server).check_identity_and_hand_over()
     assert f"/desk/{offer.venue.id}" in page.url  # back at the desk after the hand-over
     page.goto(f"{live_server}/cardmodelview/show/{card_id}")
-    assert "交付済" in page.inner_text("body")
+    assert "交付済" in body_text(page)
     db.expire_all()
     assert db.get(Reservation, reservation_id).state == COMPLETED
 
@@ -86,7 +86,7 @@ def test_check_in_by_scanned_number_hand_over_and_print(app, db, users, live_ser
         assert expected in text, expected
     assert re.search(r"1\s*/\s*1", text)  # the page number in the footer
     page.goto(f"{live_server}/reservationmodelview/list/")
-    assert number in page.inner_text("body")
+    assert number in body_text(page)
     shot(page, "35-booking-list")
     page.goto(f"{live_server}/reservationmodelview/show/{other_id}")
     page.wait_for_selector("[data-testid=booking-actions]")

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from app.models.document import IntakeDocument
 from tests import document_files as files
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import LoginPage
 from tests.factories import make_intake
 
@@ -33,7 +33,7 @@ def test_clerk_takes_in_scans_and_reads_page_two(users, db, live_server, page_fa
         _write(tmp_path, "virus.pdf", files.renamed_exe())])
     page.click("[data-testid=document-upload-button]")
     page.wait_for_load_state("networkidle")
-    body = page.inner_text("body")
+    body = body_text(page)
     assert "どのファイルも保存しませんでした" in body and "virus.pdf" in body
     assert db.execute(select(func.count(IntakeDocument.id))).scalar_one() == 0
 
@@ -48,7 +48,7 @@ def test_clerk_takes_in_scans_and_reads_page_two(users, db, live_server, page_fa
         _write(tmp_path, "住民票.tif", files.make_tiff(2, dpi=150))])
     page.click("[data-testid=document-upload-button]")
     page.wait_for_load_state("networkidle")
-    assert "2 件のファイルを保存しました" in page.inner_text("body")
+    assert "2 件のファイルを保存しました" in body_text(page)
     thumbs = page.locator("[data-testid=document-thumb] img")
     assert thumbs.count() == 3
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=document-thumb] img')]"

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import LoginPage
 
 
@@ -27,7 +27,7 @@ def test_error_pages_in_japanese_on_both_sites(failing, users, live_server, page
 
     response = page.goto(live_server + "/cardmodelview/show/999999")
     assert response.status == 404
-    body = page.inner_text("body")
+    body = body_text(page)
     assert "ページが見つかりません" in body and "ホーム" in body and "Not Found" not in body
     assert page.is_visible("nav, .navbar")  # the staff menu is there
     shot(page, "error-404-staff-ja")
@@ -36,7 +36,7 @@ def test_error_pages_in_japanese_on_both_sites(failing, users, live_server, page
 
     response = page.goto(live_server + "/test-only/boom")
     assert response.status == 500
-    body = page.inner_text("body")
+    body = body_text(page)
     assert "システムエラーが発生しました" in body
     assert re.search(r"問い合わせ番号：E-\d{8}-[0-9A-F]{6}", body), body
     shot(page, "error-500-staff-ja")
@@ -44,7 +44,7 @@ def test_error_pages_in_japanese_on_both_sites(failing, users, live_server, page
     resident = page_factory(width=390, height=844)
     response = resident.goto(live_server + "/reserve/no-such-page")
     assert response.status == 404
-    body = resident.inner_text("body")
+    body = body_text(resident)
     assert "ページが見つかりません" in body and "予約サイトのトップへ戻る" in body
     width = resident.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, width  # nothing sideways on a phone

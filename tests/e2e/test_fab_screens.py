@@ -1,6 +1,6 @@
 """The system administrator's account and role screens at a staff PC's size (1366x768):
 Japanese labels, no groups, no LDAP/OpenID hints, no "Public" role, roles as a matrix."""
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import LoginPage
 
 LEFTOVERS = ("LDAP", "OpenID", "Public", "group", "Group", "グループ", "有効？", "Is Active",
@@ -8,7 +8,7 @@ LEFTOVERS = ("LDAP", "OpenID", "Public", "group", "Group", "グループ", "有�
 
 
 def _no_leftovers(page):
-    text = page.inner_text("body")
+    text = body_text(page)
     assert [word for word in LEFTOVERS if word in text] == [], text[:2000]
     return text
 

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from app.models.intake import Intake
 from app.models.venue import Venue
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import LoginPage
 
 
@@ -25,7 +25,7 @@ def test_take_an_application_at_the_counter(users, db, live_server, page_factory
     page.fill("#address", "みどり市桜台2-3-4")
     page.fill("#phone", "090-1234-5678")
     page.click("form#model_form button[type=submit]")  # no identity documents ticked
-    assert "本人確認書類" in page.inner_text("body")
+    assert "本人確認書類" in body_text(page)
     assert db.execute(select(Intake)).first() is None
     shot(page, "41-intake-form")
     page.check("#identity-0")
@@ -33,7 +33,7 @@ def test_take_an_application_at_the_counter(users, db, live_server, page_factory
     page.wait_for_load_state("networkidle")
     item = db.execute(select(Intake)).scalar_one()
     assert item.name_kana == "スズキ　イチロウ" and item.clerk == "madoguchi_e2e"
-    body = page.inner_text("body")
+    body = body_text(page)
     assert "未納品" in body and "受付済" in body and "1985-04-05（昭和60年4月5日）" in body
     shot(page, "42-intake-detail")
     assert page.requests.outside() == []

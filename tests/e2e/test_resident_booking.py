@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.models.reservation import BOOKED, CANCELLED, Reservation
 from app.services import cards as card_svc, notice_numbers
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import ResidentBooking
 from tests.factories import make_card, make_offer
 
@@ -111,7 +111,7 @@ def test_look_up_change_and_cancel_on_a_desktop(db, offer, live_server, page_fac
     db.refresh(reservation)
     assert reservation.state == CANCELLED and reservation.slot.taken == 0
     page.goto(live_server + "/reserve/lang/en?next=/reserve/booking")
-    assert "This booking was cancelled" in page.inner_text("body")
+    assert "This booking was cancelled" in body_text(page)
     assert page.requests.outside() == [] and phone.requests.outside() == []
 
 

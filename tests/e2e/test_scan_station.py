@@ -3,7 +3,7 @@ registers the batch and the ledger has the cards."""
 from sqlalchemy import select
 
 from app.models.card import Card
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import LoginPage
 from tests.factories import make_storage
 from tests.qrpages import payload
@@ -36,7 +36,7 @@ def test_reader_scans_then_clerk_registers(users, db, live_server, page_factory)
     assert page.locator("#scan-rows tr").count() == 5
     page.click("[data-testid=register]")
     page.wait_for_load_state("networkidle")
-    assert "3 枚をカード管理簿に登録しました" in page.inner_text("body")
+    assert "3 枚をカード管理簿に登録しました" in body_text(page)
     shot(page, "19-ledger-sheet")
     ids = set(db.execute(select(Card.application_id)).scalars())
     assert len(ids) == 3

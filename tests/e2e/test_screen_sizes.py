@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from flask import g
 
-from tests.e2e.conftest import SCREENSHOTS, shot
+from tests.e2e.conftest import SCREENSHOTS, body_text, shot
 from tests.e2e.pages import LoginPage
 
 pytestmark = pytest.mark.layout  # how pages look: on SQLite only (pytest.ini)
@@ -118,7 +118,7 @@ def _visit_all(page, base, size, role) -> tuple[list[str], list[str]]:
         if layout["scrollWidth"] > layout["clientWidth"]:
             problems.append(f"{where}: scrolls sideways ({layout['scrollWidth']} > "
                             f"{layout['clientWidth']} px)")
-        english = sorted(set(ENGLISH_RE.findall(page.inner_text("body"))))
+        english = sorted(set(ENGLISH_RE.findall(body_text(page))))
         if english:
             problems.append(f"{where}: English {english}")
         if "/cardmodelview/list" in href:
@@ -175,7 +175,7 @@ def test_ledger_row_actions_and_filters_are_labelled(demo, users, live_server, p
 
     state = page.locator("[data-testid=ledger-filters] select[name=_flt_3_state]")
     options = state.locator("option").all_inner_texts()
-    assert "交付通知書発送" in options and "〜から開始" not in page.inner_text("body")
+    assert "交付通知書発送" in options and "〜から開始" not in body_text(page)
     with page.expect_navigation():
         state.select_option(label="交付通知書発送")  # picking a state sends the form
     assert "_flt_3_state=notice_sent" in page.url and "_flt_3_visit_mode" not in page.url
@@ -211,7 +211,7 @@ def test_card_form_and_detail_at_1280(demo, users, live_server, page_factory):
     first = page.locator("select[name=storage_place] option").first
     assert first.get_attribute("value") == "__None"
     assert first.inner_text() == "（空いている保管場所に自動で割り当て）"
-    assert "__None" not in page.inner_text("body")
+    assert "__None" not in body_text(page)
     screen(page, "1280-clerk-card-add")
 
     page.goto(live_server + "/cardmodelview/list/")
@@ -220,5 +220,5 @@ def test_card_form_and_detail_at_1280(demo, users, live_server, page_factory):
     assert "/cardmodelview/show/" in page.url
     layout = page.evaluate(LAYOUT_JS)
     assert layout["scrollWidth"] <= layout["clientWidth"], layout
-    assert not ENGLISH_RE.findall(page.inner_text("body"))
+    assert not ENGLISH_RE.findall(body_text(page))
     shot(page, "1280-clerk-card-show")

@@ -1,6 +1,6 @@
 """A manager signs in in Japanese, posts a notice, and a resident sees it on /reserve/.
 No request of either browser leaves the server."""
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import LoginPage, NoticeForm
 
 
@@ -12,7 +12,7 @@ def test_sign_in_create_notice_see_it_on_reserve(users, live_server, page_factor
     shot(page, "01-login")
     login.sign_in("kanri_e2e", users.password)
     assert page.url.rstrip("/") == live_server
-    assert "ホーム" in page.inner_text("body")
+    assert "ホーム" in body_text(page)
     shot(page, "02-home")
 
     form = NoticeForm(page, live_server).open()
@@ -20,7 +20,7 @@ def test_sign_in_create_notice_see_it_on_reserve(users, live_server, page_factor
               "2026-11-30 09:00:00", "2027-01-04 09:00:00")
     shot(page, "03-notice-form")
     form.save()
-    assert "年末年始の窓口休止" in page.inner_text("body")
+    assert "年末年始の窓口休止" in body_text(page)
     shot(page, "04-notice-list")
 
     page.goto(live_server + "/")
@@ -46,7 +46,7 @@ def test_locked_out_clerk_sees_a_japanese_message(users, live_server, page_facto
         login.sign_in("madoguchi_e2e", "Wrongpass2026x")
     login.sign_in("madoguchi_e2e", users.password)
     # Locked, unknown and wrong password answer alike (issue 10): no hint that the ID exists.
-    assert "ログインできませんでした" in page.inner_text("body")
+    assert "ログインできませんでした" in body_text(page)
     shot(page, "07-locked")
 
 
@@ -55,11 +55,11 @@ def test_admin_screens_in_japanese(users, live_server, page_factory):
     page = page_factory()
     LoginPage(page, live_server).open().sign_in("root_e2e", users.password)
     page.goto(live_server + "/users/list/")
-    body = page.inner_text("body")
+    body = body_text(page)
     assert "ユーザー" in body and "ロック日時" in body
     shot(page, "08-users")
     page.goto(live_server + "/auditlogmodelview/list/")
-    assert "操作ログ" in page.inner_text("body")
+    assert "操作ログ" in body_text(page)
     shot(page, "09-audit")
     page.goto(live_server + "/maintenancewindowmodelview/list/")
     shot(page, "10-maintenance")

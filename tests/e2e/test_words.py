@@ -7,7 +7,7 @@ from datetime import date
 from app.models.reservation import CHANNEL_PHONE
 from app.services import booking
 from app.services.calendar import ensure_slots
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import body_text, shot
 from tests.e2e.pages import LoginPage
 from tests.factories import make_offer
 
@@ -23,7 +23,7 @@ def test_login_language_menu_and_channel_words(app, db, users, live_server, page
     users.create("clerk", username="kotoba_e2e")
     page = page_factory()
     login = LoginPage(page, live_server).open()
-    body = page.inner_text("body")
+    body = body_text(page)
     assert "ログイン" in body and "サインイン" not in body and "ユーザーID" in body
     shot(page, "words-01-login")
     login.sign_in("kotoba_e2e", users.password)
