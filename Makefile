@@ -11,9 +11,10 @@ export FLASK_APP := run
 
 # Debian packages the product needs (libzbar0 for QR decoding, postgresql-client for
 # pg_dump/pg_restore/psql of the backups) and the tests need (chromium and CJK fonts for
-# browser tests, poppler-utils for PDF checks, postgresql-client for the backup tests).
+# browser tests, poppler-utils for PDF checks, postgresql-client for the backup tests,
+# nginx to check the shipped site configuration in deploy/).
 RUN_DEBS := libzbar0 postgresql-client
-TEST_DEBS := chromium fonts-noto-cjk poppler-utils postgresql-client
+TEST_DEBS := chromium fonts-noto-cjk poppler-utils postgresql-client nginx
 
 .PHONY: run test install system-deps test-deps translations db serve lint-imports test-sqlite test-postgres bench clean
 
