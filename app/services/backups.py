@@ -282,25 +282,30 @@ def _dialect(engine) -> str:
     return name
 
 
+# libpq's connection keywords and the environment variables that carry them
+_PG_VARIABLES = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER",
+                 "password": "PGPASSWORD", "dbname": "PGDATABASE", "sslmode": "PGSSLMODE",
+                 "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY",
+                 "application_name": "PGAPPNAME", "connect_timeout": "PGCONNECT_TIMEOUT",
+                 "target_session_attrs": "PGTARGETSESSIONATTRS"}
+
+
 def pg_environment(url) -> dict:
     """libpq's PG* variables for the SQLAlchemy URL (the password never on a command
-    line, where other users of the machine could read it)."""
+    line, where other users of the machine could read it). The keywords are the ones the
+    app's own driver gets (the dialect's ``create_connect_args``), so a multi-host URL
+    (``?host=a:5432&host=b:5432&target_session_attrs=read-write``, several app servers with
+    a standby) gives PGHOST=a,b PGPORT=5432,5432 and pg_dump reaches the same primary as
+    the app."""
     url = make_url(url) if isinstance(url, str) else url
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    pairs = {"PGHOST": url.host, "PGPORT": url.port, "PGUSER": url.username,
-             "PGPASSWORD": url.password, "PGDATABASE": url.database}
-    query = dict(url.query)
-    for option, variable in (("host", "PGHOST"), ("port", "PGPORT"),
-                             ("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT"),
-                             ("sslcert", "PGSSLCERT"), ("sslkey", "PGSSLKEY"),
-                             ("application_name", "PGAPPNAME")):
-        if option in query and not pairs.get(variable):
-            value = query[option]
-            pairs[variable] = value[0] if isinstance(value, tuple) else value
+    _args, keywords = url.get_dialect()().create_connect_args(url)
+    pairs = {variable: keywords.get(keyword) for keyword, variable in _PG_VARIABLES.items()}
     for variable in ("PGPASSFILE", "PGSERVICEFILE", "PGSERVICE", "PGSSLMODE"):
         if variable in os.environ and not pairs.get(variable):
             pairs[variable] = os.environ[variable]
-    env.update({key: str(value) for key, value in pairs.items() if value not in (None, "")})
+    env.update({key: str(value) for key, value in pairs.items()
+                if isinstance(value, (str, int)) and value not in ("", ",")})
     return env
 
 
