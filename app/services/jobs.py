@@ -163,7 +163,7 @@ def _days_left_open(session, now: datetime) -> set[tuple[int, date]]:
     first = datetime.combine(today - timedelta(days=CLOSE_LOOK_BACK_DAYS), time.min, JST)
     rows = session.execute(
         select(VenuePurpose.venue_id, Slot.starts_at).distinct()
-        .join(Slot, Reservation.slot_id == Slot.id)
+        .select_from(Reservation).join(Slot, Reservation.slot_id == Slot.id)
         .join(VenuePurpose, Slot.offer_id == VenuePurpose.id)
         .where(Reservation.state == BOOKED, Slot.starts_at >= first,
                Slot.starts_at < datetime.combine(today, time.min, JST))).all()
