@@ -126,7 +126,8 @@ class Job:
 
 def send_outbox(session, now: datetime) -> Done:
     if not mail.configured():
-        return Done(_("MAIL_SERVER is not set: the mails stay queued."), skipped=True)
+        return Done(_("MAIL_SERVER is not set: the mails stay queued."), skipped=True,
+                    quiet=True)
     report = mail.send_outbox(session)
     return Done(_("Mails sent: %(sent)d, to retry later: %(retried)d, failed for good: "
                   "%(failed)d", sent=report.sent, retried=report.retried,
@@ -358,8 +359,9 @@ class Outcome:
     quiet: bool = False
 
     def line(self) -> str:
+        again = f" (attempt {self.attempt})" if self.attempt > 1 else ""
         return (f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.job} {self.period} "
-                f"{self.state} (attempt {self.attempt}): {self.text}")
+                f"{self.state}{again}: {self.text}")
 
 
 def run_job(session, job: Job, now: datetime, worker: str) -> Outcome | None:

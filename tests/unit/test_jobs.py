@@ -287,8 +287,20 @@ def test_the_worker_command_runs_what_is_due_once_and_logs_a_line_per_job(app, d
     runner = app.test_cli_runner()
     first = runner.invoke(args=["worker", "--once"])
     assert first.exit_code == 0, first.output
-    assert "slots 2026-12-01 succeeded (attempt 1)" in first.output
+    assert "slots 2026-12-01 succeeded: " in first.output
     assert "backup 2026-12-01 skipped" in first.output and "WORKER_BACKUPS" in first.output
     again = runner.invoke(args=["worker", "--once"])
     assert again.exit_code == 0 and "slots" not in again.output
     assert runner.invoke(args=["worker", "--once", "--only", "nope"]).exit_code == 2
+
+
+def test_the_backup_job_creates_verifies_and_prunes(app, db, clock, tmp_path):
+    settings.configure(app, WORKER_BACKUPS=True, BACKUP_DIR=str(tmp_path), BACKUP_HOUR=2)
+    clock.set(at(2, 30))
+    (outcome,) = run(db, only=["backup"])
+    assert outcome.state == SUCCEEDED, outcome.text
+    from app.services import backups
+
+    (made,) = backups.list_backups(str(tmp_path))
+    assert made.verified and made.name in outcome.text
+    assert run(db, only=["backup"]) == []  # once a day
