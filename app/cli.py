@@ -644,10 +644,16 @@ def worker_command(once, only):
     failed = False
     try:
         while not stop.is_set():
-            for outcome in jobs.run_due(session(), name, only, stopping=stop.is_set):
-                failed = failed or outcome.state == "failed"
-                if not outcome.quiet:
-                    click.echo(outcome.line())
+            try:
+                for outcome in jobs.run_due(session(), name, only, stopping=stop.is_set):
+                    failed = failed or outcome.state == "failed"
+                    if not outcome.quiet:
+                        click.echo(outcome.line())
+            except Exception as error:  # noqa: BLE001 - the database is away: try again later
+                unit.discard(session())
+                failed = True
+                click.echo(f"worker: this loop stopped: {type(error).__name__}: {error}",
+                           err=True)
             session().expunge_all()  # a long-running process keeps no rows between loops
             if once:
                 break

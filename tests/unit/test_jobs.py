@@ -304,3 +304,12 @@ def test_the_backup_job_creates_verifies_and_prunes(app, db, clock, tmp_path):
     (made,) = backups.list_backups(str(tmp_path))
     assert made.verified and made.name in outcome.text
     assert run(db, only=["backup"]) == []  # once a day
+
+
+def test_the_close_day_command_also_closes_a_day_left_open(app, db, clock):
+    booked = make_staff_booking(app, db, day=DAY)
+    clock.set(at(9, day=DAY + timedelta(days=1)))
+    result = app.test_cli_runner().invoke(args=["reservations", "close-day"])
+    assert result.exit_code == 0 and "2026-12-01: 1 no-show(s)" in result.output, result.output
+    db.expire_all()
+    assert db.get(Reservation, booked.id).state == NO_SHOW
