@@ -178,33 +178,41 @@ WORKER_SCRIPT = textwrap.dedent("""
     def blocking(*args, **kwargs):  # inside close_day's unit, after the no-show update
         real(*args, **kwargs)
         print("INSIDE THE UNIT", flush=True)
-        time.sleep(300)
+        time.sleep(float(os.environ.get("WORKER_TEST_SLEEP", "300")))
 
     booking.release_cards = blocking
     with app.app_context():
-        worker_command.main(["--once", "--only", "close_day"], standalone_mode=True)
+        worker_command.main(os.environ.get("WORKER_TEST_ARGS", "--once").split()
+                            + ["--only", "close_day"], standalone_mode=True)
 """)
+
+
+def start_worker(tmp_path, database_url, instance_dir, **env):
+    script = tmp_path / "blocking_worker.py"
+    script.write_text(WORKER_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_DIR": instance_dir,
+           "WORKER_TEST_NOW": at(18).isoformat(), "SLOTS_AHEAD_DAYS": "120",
+           "PYTHONPATH": os.getcwd(), **env}
+    return subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_inside(worker) -> list[str]:
+    lines = []
+    for line in worker.stdout:
+        lines.append(line)
+        if "INSIDE THE UNIT" in line:
+            return lines
+    raise AssertionError((lines, worker.stderr.read()))
 
 
 def test_a_worker_killed_inside_a_job_leaves_nothing_half_done_and_the_period_is_retaken(
         app, db, clock, database_url, instance_dir, tmp_path):
     booked = make_staff_booking(app, db, day=DAY)
     clock.set(at(18))
-    script = tmp_path / "blocking_worker.py"
-    script.write_text(WORKER_SCRIPT, encoding="utf-8")
-    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_DIR": instance_dir,
-           "WORKER_TEST_NOW": at(18).isoformat(), "SLOTS_AHEAD_DAYS": "120",
-           "PYTHONPATH": os.getcwd()}
-    worker = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    worker = start_worker(tmp_path, database_url, instance_dir)
     try:
-        lines = []
-        for line in worker.stdout:
-            lines.append(line)
-            if "INSIDE THE UNIT" in line:
-                break
-        assert any("INSIDE THE UNIT" in line for line in lines), \
-            (lines, worker.stderr.read() if worker.poll() is not None else "")
+        wait_inside(worker)
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
     finally:
@@ -311,5 +319,26 @@ def test_the_close_day_command_also_closes_a_day_left_open(app, db, clock):
     clock.set(at(9, day=DAY + timedelta(days=1)))
     result = app.test_cli_runner().invoke(args=["reservations", "close-day"])
     assert result.exit_code == 0 and "2026-12-01: 1 no-show(s)" in result.output, result.output
+    db.expire_all()
+    assert db.get(Reservation, booked.id).state == NO_SHOW
+
+
+def test_sigterm_stops_the_worker_after_the_current_job(app, db, clock, database_url,
+                                                        instance_dir, tmp_path):
+    booked = make_staff_booking(app, db, day=DAY)
+    worker = start_worker(tmp_path, database_url, instance_dir, WORKER_TEST_ARGS="",
+                          WORKER_TEST_SLEEP="2")  # a long-running worker, not --once
+    try:
+        wait_inside(worker)
+        os.kill(worker.pid, signal.SIGTERM)  # systemctl stop, in the middle of the job
+        out, err = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, err
+    assert "close_day 2026-12-01T18 succeeded" in out and "stopped" in out
+    (row,) = runs(db, "close_day")
+    assert row.state == SUCCEEDED  # the job ended, then the worker
     db.expire_all()
     assert db.get(Reservation, booked.id).state == NO_SHOW
