@@ -11,6 +11,10 @@ of each run that the システム screen 定期処理 shows (docs/worker.md).
 - ``slots``: bookable slots made ahead, daily at 00:10.
 - ``discard``: the discard candidates refreshed, daily at 06:00.
 - ``backup``: create, verify and prune the backups, daily at BACKUP_HOUR (WORKER_BACKUPS).
+- ``housekeeping``: hourly, the files nobody came back for: extraction exports past
+  EXPORT_KEEP_MINUTES (and jobs that stopped reporting), encrypted exports never
+  downloaded, abandoned ledger-import uploads past their keep time, and backup staging
+  folders a killed process left.
 
 Every time is Japan time. A job's period is its most recent due time; the worker claims a
 period by inserting its ``job_run`` row (UNIQUE(job, period): of two workers only one
@@ -48,7 +52,8 @@ from app.models.outbox import SENDING as MAIL_SENDING
 from app.models.outbox import OutboxMail
 from app.models.reservation import BOOKED, Reservation, Slot
 from app.models.venue import Venue, VenuePurpose
-from app.services import audit, backups, calendar, desk, mail, unit
+from app.services import (audit, backups, calendar, desk, export_policy, extraction,
+                          ledger_import, mail, unit)
 from app.services.errors import DomainError
 from app.settings import settings
 
@@ -235,6 +240,21 @@ def make_backup(session, now: datetime) -> Done:
                   megabytes=made.bytes / 1024 / 1024, removed=len(removed)))
 
 
+def housekeeping(session, now: datetime) -> Done:
+    """Files kept on the server for a while: removed once nobody needs them."""
+    exports = extraction.purge_exports(session, now)
+    prepared = export_policy.purge()
+    imports = ledger_import.purge_jobs(now)
+    staging = backups.sweep_staging()
+    return Done(_("Removed: extraction files %(files)d (jobs expired %(expired)d, failed "
+                  "%(failed)d), encrypted exports not downloaded %(prepared)d, ledger "
+                  "import uploads %(imports)d, backup work folders %(staging)d",
+                  files=exports.files, expired=exports.expired, failed=exports.failed,
+                  prepared=prepared, imports=imports, staging=len(staging)),
+                quiet=not (exports.files or exports.expired or exports.failed or prepared
+                           or imports or staging))
+
+
 JOBS: dict[str, Job] = {job.name: job for job in (
     Job("outbox", _l("Send queued mails"), "continuous", send_outbox),
     Job("close_day", _l("Close the day (no-shows)"), "hourly", run_close_days),
@@ -245,6 +265,7 @@ JOBS: dict[str, Job] = {job.name: job for job in (
         at=lambda: DISCARD_AT),
     Job("backup", _l("Backup (create, verify, prune)"), "daily", make_backup,
         at=lambda: time(settings().backup_hour), lease=timedelta(hours=3)),
+    Job("housekeeping", _l("Remove files kept past their time"), "hourly", housekeeping),
 )}
 
 

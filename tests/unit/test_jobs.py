@@ -342,3 +342,30 @@ def test_sigterm_stops_the_worker_after_the_current_job(app, db, clock, database
     assert row.state == SUCCEEDED  # the job ended, then the worker
     db.expire_all()
     assert db.get(Reservation, booked.id).state == NO_SHOW
+
+
+def test_housekeeping_removes_the_files_nobody_came_back_for(app, db, clock):
+    """An abandoned ledger-import upload and an encrypted export never downloaded are
+    removed by the hourly job; a fresh one is kept."""
+    import os
+    import time as _time
+
+    from app.services import export_policy, ledger_import
+
+    with app.app_context():
+        abandoned = os.path.join(ledger_import.jobs_folder(), "abandoned-upload")
+        os.makedirs(abandoned, exist_ok=True)  # no status file: a job that never started
+        old = os.path.join(export_policy.folder(), "a" * 32 + ".zip")
+        fresh = os.path.join(export_policy.folder(), "b" * 32 + ".zip")
+        for path in (old, fresh):
+            with open(path, "wb") as handle:
+                handle.write(b"PK")
+        stale = _time.time() - 2 * 24 * 3600
+        os.utime(old, (stale, stale))
+    clock.set(at(11, 5))
+    (outcome,) = run(db, only=["housekeeping"])
+    assert outcome.state == SUCCEEDED, outcome.text
+    assert not os.path.exists(abandoned) and not os.path.exists(old)
+    assert os.path.exists(fresh)
+    assert run(db, only=["housekeeping"]) == []  # once an hour
+    os.unlink(fresh)
