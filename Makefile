@@ -72,11 +72,12 @@ test-sqlite:
 	@echo "== tests on SQLite =="
 	$(PYTEST)
 
-# Tests marked `layout` (how pages look at staff and phone sizes, axe-core) read the same
-# pages on either database: they run once, on SQLite.
+# The PostgreSQL pass runs what depends on the database: not the tests that never touch
+# it (ONLY_DATABASE_TESTS, tests/conftest.py), nor those marked `layout` (how pages look
+# at staff and phone sizes, axe-core), which read the same pages on either database.
 test-postgres:
 	@echo "== tests on PostgreSQL =="
-	bash scripts/with-postgres.sh $(PYTEST) -m "not layout"
+	ONLY_DATABASE_TESTS=1 bash scripts/with-postgres.sh $(PYTEST) -m "not layout"
 
 # Speed goals, printed as a table (never timed tests): bench/run.py says what it measures.
 bench: install

@@ -167,6 +167,9 @@ FAB_ROLES = {
          r"|Notices|Audit Log|Maintenance)$", r"menu_access$"),
         *_EXPORT_ENCRYPTION_POLICY,
         *_EXPORT_ENCRYPTED_FILES,
+        # 定期処理 (issue 16 §3): the worker's jobs, read only.
+        (r"JobsView$", r"can_index$"),
+        (r"Scheduled Jobs$", r"menu_access$"),
     ],
     ROLE_MANAGER: [
         *_SELF_SERVICE,
@@ -342,3 +345,14 @@ BACKUP_KEEP_DAILY = _env_int("BACKUP_KEEP_DAILY", 14)
 BACKUP_KEEP_MONTHLY = _env_int("BACKUP_KEEP_MONTHLY", 12)
 # The home page warns the system administrator when the last verified backup is older.
 BACKUP_WARN_HOURS = _env_int("BACKUP_WARN_HOURS", 36)
+
+# --- the worker (issue 16 §3, app/services/jobs.py, docs/worker.md) ----------------------
+# `flask --app run worker` sends the outbox every WORKER_INTERVAL_SECONDS and runs the
+# scheduled jobs (Japan time): the day-before reminders daily at REMINDER_HOUR:00, the
+# nightly backup (create, verify, prune) at BACKUP_HOUR:00 when WORKER_BACKUPS is on. Use
+# either the worker's backup or deploy/mnc-backup.timer, not both (WORKER_BACKUPS=0 when
+# the timer makes the backups); every worker host needs the same settings.
+REMINDER_HOUR = _env_int("REMINDER_HOUR", 17)
+BACKUP_HOUR = _env_int("BACKUP_HOUR", 2)
+WORKER_BACKUPS = _env_bool("WORKER_BACKUPS", True)
+WORKER_INTERVAL_SECONDS = _env_int("WORKER_INTERVAL_SECONDS", 15)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from collections import Counter
 from datetime import date
 
@@ -12,13 +14,11 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask_appbuilder.security.manager import BaseSecurityManager
 from flask_migrate import upgrade
-from sqlalchemy import select
 
 from app import clock
 from app.clock import JST
 from app.extensions import session
-from app.models.venue import Venue
-from app.services import (audit, backups, desk, documents, extraction, mail,
+from app.services import (audit, backups, documents, extraction, jobs, mail,
                           migration_export, protected_zip, scan, unit)
 from app.services.accounts import create_user, unlock_user
 from app.services.calendar import materialise_slots
@@ -27,6 +27,7 @@ from app.services.errors import DomainError, InputError
 from app.services.passwords import generate_password
 from app.services.qr_decode import decode_file
 from app.services.qr_formats import decode_bytes, parse_payload
+from app.settings import settings as app_settings
 
 demo_cli = AppGroup("demo", help="Demo data.")
 audit_cli = AppGroup("audit", help="The audit trail.")
@@ -243,23 +244,22 @@ def outbox_send_command(limit):
         sys.exit(1)
 
 
-@reservations_cli.command("close-day", help="Mark today's bookings nobody checked in as "
-                                             "no-show, at venues whose last slot is over "
-                                             "(cron, after closing time).")
+@reservations_cli.command("close-day", help="Mark the bookings nobody checked in as no-show, "
+                                             "at venues whose last slot is over; without "
+                                             "--date today and any of the last 7 days left "
+                                             "open (the worker runs this every hour).")
 @click.option("--date", "day_text", default=None, help="YYYY-MM-DD (default: today)")
 def close_day_command(day_text):
     _as_job()
-    now = clock.now()
-    day = date.fromisoformat(day_text) if day_text else now.astimezone(JST).date()
-    for venue in session().execute(select(Venue).order_by(Venue.name)).scalars():
-        last = desk.last_slot_end(session(), venue.id, day)
-        if last is None:
-            continue
-        if last + desk.grace() > now:
-            click.echo(f"{venue.name}: still open (last slot ends {last:%H:%M})")
-            continue
-        missed = desk.close_day(session(), venue.id, day)
-        click.echo(f"{venue.name}: {len(missed)} no-show(s)")
+    day = date.fromisoformat(day_text) if day_text else None
+    for closed in jobs.close_days(session(), clock.now(), day):
+        when = "" if day or closed.day == clock.now().astimezone(JST).date() \
+            else f" {closed.day:%Y-%m-%d}"
+        if closed.still_open:
+            click.echo(f"{closed.venue}{when}: still open (last slot ends "
+                       f"{closed.last_slot_end.astimezone(JST):%H:%M})")
+        else:
+            click.echo(f"{closed.venue}{when}: {closed.no_shows} no-show(s)")
 
 
 @slots_cli.command("materialise", help="Make the bookable slots of every active venue and "
@@ -519,6 +519,7 @@ def data_import(file, password_file):
 
 
 def register_cli(app: Flask) -> None:
+    app.cli.add_command(worker_command)
     app.cli.add_command(backup_cli)
     app.cli.add_command(ledger_cli)
     app.cli.add_command(data_cli)
@@ -614,4 +615,52 @@ def ledger_import_command(file, dry_run, skip_invalid, update, mapping_path, rej
     elif report.problems and not skip_invalid:
         click.echo("nothing imported: fix the rows above (or use --skip-invalid)")
     if report.problems or not (report.written or report.unchanged or dry_run):
+        sys.exit(1)
+
+
+# --- the worker (issue 16 §3, docs/worker.md) -------------------------------------------------
+
+@click.command("worker", help="Send the outbox continuously and run the scheduled jobs "
+                              "(reminders, day close, slots, discard candidates, backup); "
+                              "each job once per period even with several workers. SIGTERM "
+                              "stops it after the current job.")
+@click.option("--once", is_flag=True, help="Run what is due now, then exit (tests, cron).")
+@click.option("--only", "only", multiple=True, type=click.Choice(list(jobs.JOBS)),
+              help="Only this job (repeatable).")
+def worker_command(once, only):
+    _as_job()
+    stop = threading.Event()
+
+    def ask_to_stop(signum, _frame):
+        click.echo(f"worker: signal {signum}, stopping after the current job", err=True)
+        stop.set()
+
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGTERM, signal.SIGINT):
+            handlers[number] = signal.signal(number, ask_to_stop)
+    name = jobs.worker_name()
+    click.echo(f"worker {name} started" + (" (once)" if once else ""))
+    failed = False
+    try:
+        while not stop.is_set():
+            try:
+                for outcome in jobs.run_due(session(), name, only, stopping=stop.is_set):
+                    failed = failed or outcome.state == "failed"
+                    if not outcome.quiet:
+                        click.echo(outcome.line())
+            except Exception as error:  # noqa: BLE001 - the database is away: try again later
+                unit.discard(session())
+                failed = True
+                click.echo(f"worker: this loop stopped: {type(error).__name__}: {error}",
+                           err=True)
+            session().expunge_all()  # a long-running process keeps no rows between loops
+            if once:
+                break
+            stop.wait(app_settings().worker_interval_seconds)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    click.echo(f"worker {name} stopped")
+    if once and failed:
         sys.exit(1)

@@ -117,6 +117,11 @@ class Settings:
     backup_keep_daily: int
     backup_keep_monthly: int
     backup_warn_hours: int
+    # the worker (app/services/jobs.py)
+    reminder_hour: int
+    backup_hour: int
+    worker_backups: bool
+    worker_interval_seconds: int
 
 
 _POSITIVE = {"login_rate_limit", "login_rate_window_seconds", "login_lock_threshold",
@@ -127,10 +132,10 @@ _POSITIVE = {"login_rate_limit", "login_rate_window_seconds", "login_lock_thresh
              "identity_lock_minutes", "document_max_bytes", "document_max_files",
              "document_max_pages", "document_retention_years", "export_job_min_rows",
              "export_keep_minutes", "export_stale_minutes", "backup_keep_daily",
-             "backup_warn_hours"}
+             "backup_warn_hours", "worker_interval_seconds"}
 _NOT_NEGATIVE = {"maintenance_banner_days", "discard_after_notice_months",
                  "discard_after_renotice_months", "discard_after_return_months",
-                 "late_grace_minutes", "backup_keep_monthly"}
+                 "late_grace_minutes", "backup_keep_monthly", "reminder_hour", "backup_hour"}
 
 
 def _value(config, name: str, kind):
@@ -238,6 +243,9 @@ def build(config) -> Settings:
         values[name] = str(values[name] or "").strip()
     if values["backup_key"]:
         parse_backup_key(values["backup_key"])
+    for name in ("reminder_hour", "backup_hour"):
+        if values[name] > 23:
+            raise ValueError(f"{name.upper()} must be an hour from 0 to 23, not {values[name]}")
     if len(set(values["notice_number_alphabet"])) < 2:
         raise ValueError("NOTICE_NUMBER_ALPHABET needs at least two letters")
     return Settings(**values)

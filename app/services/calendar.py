@@ -254,16 +254,14 @@ def make_missing_slots(session, offer: VenuePurpose, first: date, last: date,
         day += timedelta(days=1)
     if not rows:
         return 0
-    made = 0
-    for chunk in range(0, len(rows), 150):
-        made += len(session.execute(
-            _insert_ignoring_duplicates(session, rows[chunk:chunk + 150])).all())
-    return made
+    # One statement, compiled once and cached; SQLAlchemy sends the rows in batches
+    # ("insertmanyvalues") and returns the ids of the rows made.
+    return len(session.execute(_insert_ignoring_duplicates(session), rows).all())
 
 
-def _insert_ignoring_duplicates(session, rows: list[dict]):
+def _insert_ignoring_duplicates(session):
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(Slot).values(rows).on_conflict_do_nothing(
+    return dialect.insert(Slot).on_conflict_do_nothing(
         index_elements=["offer_id", "starts_at"]).returning(Slot.id)  # the rows made
 
 

@@ -14,6 +14,7 @@ from app.views.extraction import ExtractionView
 from app.views.fees import FeeScheduleModelView, FeeView, fee_panel
 from app.views.handover import HandoverView
 from app.views.intake import IntakeModelView, OutreachSessionModelView
+from app.views.jobs import JobsView
 from app.views.ledger_import import LedgerImportView
 from app.views.maintenance import MaintenanceWindowModelView
 from app.views.protected_exports import ExportPolicyView, ProtectedExportView
@@ -108,6 +109,9 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(ExportPolicyView, "Export Encryption", icon="fa-lock",
                         label=_l("Export encryption"), category=CATEGORY_SYSTEM)
     appbuilder.add_view_no_menu(ProtectedExportView)
+    # 定期処理 (issue 16 §3): the worker's jobs and their last runs, システム管理者 only.
+    appbuilder.add_view(JobsView, "Scheduled Jobs", icon="fa-clock-o",
+                        label=_l("Scheduled jobs"), category=CATEGORY_SYSTEM)
     system = appbuilder.menu.find(CATEGORY_SYSTEM)
     if system is not None:
         system.label = _l("System")

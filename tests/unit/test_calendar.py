@@ -68,3 +68,22 @@ def test_slots_are_made_once(db):
     db.commit()
     assert len(first) == 4 * 16 and [s.id for s in first] == [s.id for s in again]
     assert first[0].starts_at == datetime(2026, 12, 1, 9, 0, tzinfo=JST)
+
+
+def test_materialise_counts_only_the_slots_it_made(db):
+    """The count comes from the rows the INSERT returned: a slot that already exists (made
+    by another run, or deleted and made again) is neither duplicated nor counted."""
+    from sqlalchemy import delete, func, select
+
+    from app.models.reservation import Slot
+    from app.services.calendar import materialise_slots
+
+    offer = make_offer(db)  # made its slots already
+    total = db.execute(select(func.count()).select_from(Slot)).scalar_one()
+    assert total > 300
+    assert materialise_slots(db, offers=[offer]) == 0
+    some = db.execute(select(Slot.id).order_by(Slot.starts_at).limit(7)).scalars().all()
+    db.execute(delete(Slot).where(Slot.id.in_(some)))
+    db.commit()
+    assert materialise_slots(db, offers=[offer]) == 7
+    assert db.execute(select(func.count()).select_from(Slot)).scalar_one() == total

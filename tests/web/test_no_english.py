@@ -215,6 +215,7 @@ PAGES = [
     ("sysadmin", "/maintenancewindowmodelview/add"),
     ("sysadmin", "/noticemodelview/list/"),
     ("sysadmin", "/auditlogmodelview/list/"),
+    ("sysadmin", "/jobs/"),  # 定期処理 (issue 16 §3)
     ("sysadmin", "/cardmodelview/list/"),  # a 403 for the system administrator
     ("sysadmin", "/no-such-page"),  # 404
     (None, "/login/"),

@@ -40,6 +40,7 @@ MATRIX = [
     # unknown token is 404 for those allowed, see tests/web/test_export_encryption.py).
     ("GET", "/export-policy/", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
     ("POST", "/export-policy/", dict(sysadmin=Y, manager=Y, clerk=N, viewer=N)),
+    ("GET", "/jobs/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
     ("GET", "/users/list/", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
     ("GET", "/users/show/{user}", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
     ("GET", "/users/add", dict(sysadmin=Y, manager=N, clerk=N, viewer=N)),
