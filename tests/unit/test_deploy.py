@@ -394,3 +394,113 @@ def test_backup_tools_get_every_host_of_a_multi_host_url():
                              capture_output=True, text=True, timeout=60)
     assert reached.returncode == 0, reached.stderr
     assert reached.stdout.strip() == str(port)
+
+
+# --- the site at work: headers and retries through a running nginx ---------------------------
+
+class _HangUp:
+    """An app server that reads each request, records it and closes the connection without
+    an answer (a server dying in the middle of a request)."""
+
+    def __init__(self):
+        import threading
+
+        self.requests: list[bytes] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _address = self.sock.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        block = connection.recv(65536)
+                        if not block:
+                            break
+                        data += block
+                except OSError:
+                    pass
+                self.requests.append(data)
+
+    def close(self):
+        self.sock.close()
+
+
+def _free_port() -> int:
+    return _closed_port()
+
+
+def test_nginx_never_resends_a_post_and_overwrites_x_forwarded_for(tmp_path):
+    import ssl
+    import time
+    import http.client
+
+    if NGINX is None:
+        pytest.skip("nginx is not installed (make test-deps installs it)")
+    first, second = _HangUp(), _HangUp()
+    https_port, http_port = _free_port(), _free_port()
+    site = (_read(NGINX_SITE)
+            .replace("server 10.0.0.11:8000", f"server 127.0.0.1:{first.port}")
+            .replace("server 10.0.0.12:8000", f"server 127.0.0.1:{second.port}")
+            .replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
+            .replace("listen [::]:443 ssl http2;", "")
+            .replace("listen 80;", f"listen 127.0.0.1:{http_port};")
+            .replace("listen [::]:80;", ""))
+    checked = _nginx_t(tmp_path, site)  # writes nginx.conf into tmp_path
+    assert checked.returncode == 0, checked.stderr
+    prefix = str(tmp_path)
+    server = subprocess.Popen([NGINX, "-p", prefix, "-e", f"{prefix}/error.log", "-c",
+                               f"{prefix}/nginx.conf", "-g", "daemon off; master_process off;"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", https_port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, \
+                    server.stderr.read().decode() if server.poll() is not None else "no nginx"
+                time.sleep(0.1)
+        context = ssl._create_unverified_context()
+
+        def ask(method: str, path: str, body: bytes | None = None) -> int:
+            connection = http.client.HTTPSConnection("127.0.0.1", https_port,
+                                                     context=context, timeout=20)
+            connection.request(method, path, body=body, headers={
+                "Host": "mnc.example.lg.jp", "X-Forwarded-For": "6.6.6.6"})
+            status = connection.getresponse().status
+            connection.close()
+            return status
+
+        assert ask("POST", "/reserve/book", b"a=1") == 502
+        posts = first.requests + second.requests
+        assert len(posts) == 1  # a booking is never sent to a second server
+        assert b"\r\nX-Forwarded-For: 127.0.0.1\r\n" in posts[0]
+        assert b"6.6.6.6" not in posts[0]
+        assert b"\r\nX-Forwarded-Proto: https\r\n" in posts[0]
+        assert b"\r\nX-Forwarded-Host: mnc.example.lg.jp\r\n" in posts[0]
+        before = len(first.requests + second.requests)
+        assert ask("GET", "/reserve/") == 502
+        assert len(first.requests + second.requests) - before == 2  # a GET is tried again
+        # http is sent to https
+        plain = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        plain.request("GET", "/reserve/", headers={"Host": "mnc.example.lg.jp"})
+        answer = plain.getresponse()
+        assert answer.status == 301
+        assert answer.getheader("Location") == "https://mnc.example.lg.jp/reserve/"
+        plain.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        first.close()
+        second.close()
