@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import os
 import time
+from functools import lru_cache
 
 from flask import Flask, Response, abort, current_app, g, got_request_exception, request
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
@@ -32,7 +33,7 @@ from sqlalchemy import event
 
 from app.extensions import session as db_session
 from app.services import monitoring, unit
-from app.settings import settings
+from app.settings import parse_networks, settings
 
 ENDPOINT = "metrics"
 NO_ENDPOINT = "(none)"  # an address no route matched (404) or a request refused earlier
@@ -190,6 +191,11 @@ def _bearer_token() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+@lru_cache(maxsize=8)
+def _networks(allow: tuple) -> tuple:
+    return parse_networks(allow, "METRICS_ALLOW")
+
+
 def allowed() -> bool:
     """An address of METRICS_ALLOW, or the METRICS_TOKEN (compared in constant time;
     an empty token switches token access off)."""
@@ -200,7 +206,7 @@ def allowed() -> bool:
     if address is not None:
         if getattr(address, "ipv4_mapped", None) is not None:
             address = address.ipv4_mapped
-        if any(address in network for network in settings().metrics_allow):
+        if any(address in network for network in _networks(settings().metrics_allow)):
             return True
     expected = settings().metrics_token
     given = _bearer_token()

@@ -118,7 +118,7 @@ class Settings:
     backup_keep_monthly: int
     backup_warn_hours: int
     # monitoring and logs (app/metrics.py, app/observability.py)
-    metrics_allow: tuple  # of ipaddress.IPv4Network / IPv6Network
+    metrics_allow: tuple  # of networks as text ("127.0.0.1/32"), checked by parse_networks
     metrics_token: str
     log_format: str
 
@@ -244,7 +244,8 @@ def parse_networks(text, name: str = "value") -> tuple:
 
 
 def _check_monitoring(values: dict) -> None:
-    values["metrics_allow"] = parse_networks(values["metrics_allow"], "METRICS_ALLOW")
+    values["metrics_allow"] = tuple(
+        str(network) for network in parse_networks(values["metrics_allow"], "METRICS_ALLOW"))
     values["metrics_token"] = str(values["metrics_token"] or "").strip()
     if values["metrics_token"] and len(values["metrics_token"]) < METRICS_TOKEN_MIN_LENGTH:
         raise ValueError(f"METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} "

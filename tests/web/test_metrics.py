@@ -261,3 +261,15 @@ def test_multiprocess_mode_adds_up_the_workers_and_forgets_a_dead_ones_gauges(
 
 def test_the_test_leaves_no_multiprocess_directory_behind():
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def test_the_token_stays_out_of_the_settings_a_backup_carries(app):
+    import json
+
+    from app.services import backups
+
+    settings.configure(app, METRICS_TOKEN=TOKEN, METRICS_ALLOW="10.0.0.0/8,::1")
+    with app.app_context():
+        carried = json.dumps(backups.public_settings())
+    assert TOKEN not in carried and "metrics_token" not in carried
+    assert json.loads(carried)["metrics_allow"] == ["10.0.0.0/8", "::1/128"]
