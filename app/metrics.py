@@ -19,6 +19,7 @@ Who may read it: an address in METRICS_ALLOW (after ProxyFix) or
 """
 from __future__ import annotations
 
+import atexit
 import hmac
 import ipaddress
 import os
@@ -79,6 +80,17 @@ def child_exit(server, worker) -> None:
         multiprocess.mark_process_dead(worker.pid)
 
 
+_forget_at_exit = False
+
+
+def _forget_own_gauges() -> None:
+    """At the end of any process that wrote live gauges (a CLI command that built the app,
+    a worker that exits normally): take them out of the sum."""
+    path = multiprocess_dir()
+    if path and os.path.isdir(path):
+        multiprocess.mark_process_dead(os.getpid(), path)
+
+
 # --- recording --------------------------------------------------------------------------
 
 def endpoint_label() -> str:
@@ -112,14 +124,22 @@ def _watch_pool(engine) -> None:
     if not all(hasattr(engine.pool, name) for name in ("checkedout", "size", "overflow")):
         return
 
-    def update(*_args) -> None:
+    def update(returning: int = 0) -> None:
         pool = engine.pool
-        POOL_CHECKED_OUT.set(pool.checkedout())
+        POOL_CHECKED_OUT.set(max(pool.checkedout() - returning, 0))
         POOL_SIZE.set(pool.size())
         POOL_OVERFLOW.set(pool.overflow())
 
-    for name in ("connect", "checkout", "checkin"):
-        event.listen(engine, name, update)
+    def on_checkin(*_args) -> None:
+        update(returning=1)  # the event comes before the pool takes the connection back
+
+    global _forget_at_exit
+    if multiprocess_dir() and not _forget_at_exit:
+        atexit.register(_forget_own_gauges)  # os.getpid() at exit: right after a fork too
+        _forget_at_exit = True
+    event.listen(engine, "connect", lambda *_args: update())
+    event.listen(engine, "checkout", lambda *_args: update())
+    event.listen(engine, "checkin", on_checkin)
     update()
 
 

@@ -273,3 +273,19 @@ def test_the_token_stays_out_of_the_settings_a_backup_carries(app):
         carried = json.dumps(backups.public_settings())
     assert TOKEN not in carried and "metrics_token" not in carried
     assert json.loads(carried)["metrics_allow"] == ["10.0.0.0/8", "::1/128"]
+
+
+def test_pool_gauges_follow_checkouts_and_checkins(app):
+    from app import metrics
+
+    with app.app_context():
+        engine = app.appbuilder.session.get_bind()
+        if not hasattr(engine.pool, "size"):
+            pytest.skip("this database's pool has no size")
+        idle = metrics.POOL_CHECKED_OUT._value.get()
+        first, second = engine.connect(), engine.connect()
+        assert metrics.POOL_CHECKED_OUT._value.get() == idle + 2
+        first.close()
+        assert metrics.POOL_CHECKED_OUT._value.get() == idle + 1
+        second.close()
+        assert metrics.POOL_CHECKED_OUT._value.get() == idle
