@@ -356,3 +356,13 @@ REMINDER_HOUR = _env_int("REMINDER_HOUR", 17)
 BACKUP_HOUR = _env_int("BACKUP_HOUR", 2)
 WORKER_BACKUPS = _env_bool("WORKER_BACKUPS", True)
 WORKER_INTERVAL_SECONDS = _env_int("WORKER_INTERVAL_SECONDS", 15)
+# --- monitoring and logs (issue 16 §4, app/metrics.py, app/observability.py,
+# docs/monitoring.md) ---------------------------------------------------------------------
+# /metrics answers only addresses in METRICS_ALLOW (comma-separated IPs or CIDRs, as seen
+# after ProxyFix) or a request with "Authorization: Bearer <METRICS_TOKEN>" (at least 16
+# characters; empty: no token access). Anyone else gets 404.
+METRICS_ALLOW = os.environ.get("METRICS_ALLOW", "127.0.0.1/32,::1")
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# The app's log lines on standard error: "text" (one readable line) or "json" (one JSON
+# object a line, for a log collector). Each request writes one access line.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")

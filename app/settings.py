@@ -122,6 +122,10 @@ class Settings:
     backup_hour: int
     worker_backups: bool
     worker_interval_seconds: int
+    # monitoring and logs (app/metrics.py, app/observability.py)
+    metrics_allow: tuple  # of networks as text ("127.0.0.1/32"), checked by parse_networks
+    metrics_token: str
+    log_format: str
 
 
 _POSITIVE = {"login_rate_limit", "login_rate_window_seconds", "login_lock_threshold",
@@ -223,6 +227,39 @@ def _check_document_keys(values: dict, config) -> None:
                          "DOCUMENT_MAX_BYTES")
 
 
+LOG_FORMATS = ("text", "json")
+METRICS_TOKEN_MIN_LENGTH = 16
+
+
+def parse_networks(text, name: str = "value") -> tuple:
+    """"127.0.0.1/32, ::1, 10.0.0.0/8" -> the networks (a bare address is a /32 or /128)."""
+    import ipaddress
+
+    parts = text if isinstance(text, (list, tuple)) else str(text or "").split(",")
+    networks = []
+    for part in (str(p).strip() for p in parts):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{name} must be IP addresses or networks (CIDR) separated "
+                             f"by commas; {part!r} is neither") from None
+    return tuple(networks)
+
+
+def _check_monitoring(values: dict) -> None:
+    values["metrics_allow"] = tuple(
+        str(network) for network in parse_networks(values["metrics_allow"], "METRICS_ALLOW"))
+    values["metrics_token"] = str(values["metrics_token"] or "").strip()
+    if values["metrics_token"] and len(values["metrics_token"]) < METRICS_TOKEN_MIN_LENGTH:
+        raise ValueError(f"METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} "
+                         "characters (or empty: no token access)")
+    values["log_format"] = str(values["log_format"] or "").strip().lower()
+    if values["log_format"] not in LOG_FORMATS:
+        raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+
+
 def build(config) -> Settings:
     """Check and type every setting of ``config`` (a mapping such as ``app.config``)."""
     values = {}
@@ -246,6 +283,7 @@ def build(config) -> Settings:
     for name in ("reminder_hour", "backup_hour"):
         if values[name] > 23:
             raise ValueError(f"{name.upper()} must be an hour from 0 to 23, not {values[name]}")
+    _check_monitoring(values)
     if len(set(values["notice_number_alphabet"])) < 2:
         raise ValueError("NOTICE_NUMBER_ALPHABET needs at least two letters")
     return Settings(**values)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import RoutingException
 
-from app import clock
+from app import clock, metrics, observability
 from app.extensions import session as db_session
 from app.services import audit, unit
 from app.services.fields import parse_id
@@ -24,7 +24,8 @@ from app.settings import settings
 
 # Blueprints and endpoints that are not the staff site (or must work when it is closed).
 NOT_STAFF_BLUEPRINTS = {"public", "static", "appbuilder", "LocaleView"}
-ALWAYS_OPEN_ENDPOINTS = {"static", "healthz", "AuthDBView.login", "AuthDBView.logout"}
+ALWAYS_OPEN_ENDPOINTS = {"static", "healthz", metrics.ENDPOINT, "AuthDBView.login",
+                         "AuthDBView.logout"}
 # Requests a page makes by itself (refreshing figures): they do not keep a session alive.
 PASSIVE_ENDPOINTS = {"DeskView.live_counts"}
 
@@ -253,7 +254,7 @@ def http_error(error: HTTPException):
             "Error reference %s: %s %s", reference, request.method, request.path,
             exc_info=(type(cause), cause, cause.__traceback__) if cause else None)
     if is_api_request():
-        body = {"message": error.name}
+        body = {"message": error.name, "request_id": observability.request_id()}
         if reference:
             body["reference"] = reference
         response = make_response(jsonify(body), code)
@@ -286,3 +287,5 @@ def install(app: Flask) -> None:
     app.after_request(audit_detail_views)
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
+    observability.install(app)  # request id, access line, LOG_FORMAT
+    metrics.install(app)  # /metrics and the request counters

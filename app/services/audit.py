@@ -17,14 +17,14 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from flask import (current_app, g, has_app_context, has_request_context, request,
                    request_started)
 from flask_appbuilder import Model
 from flask_jwt_extended import verify_jwt_in_request
 from flask_login import current_user
-from sqlalchemy import event, insert, inspect, select, text
+from sqlalchemy import event, func, insert, inspect, select, text
 from sqlalchemy.orm import Session, configure_mappers
 
 from app import clock
@@ -269,12 +269,9 @@ def _diff(obj: Any, table: str) -> dict:
 
 
 def _hash(key: bytes, prev_hash: str, row: dict) -> str:
-    content = json.dumps(
-        [prev_hash, row["created_at"].astimezone(timezone.utc).isoformat(), row["user_id"],
-         row["username"], row["ip"], row["action"], row["target_table"], row["target_id"],
-         row["changes"]],
-        ensure_ascii=False, separators=(",", ":"),
-    )
+    content = hashed_content({
+        **row, "prev_hash": prev_hash,
+        "created_at": row["created_at"].astimezone(timezone.utc).isoformat()})
     return hmac.new(key, content.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
@@ -410,3 +407,48 @@ def verify_chain(session) -> ChainReport:
         prev = row["row_hash"]
         checked += 1
     return ChainReport(True, checked)
+
+
+# --- export for a SIEM (issue 16 §4, `flask audit export`, docs/audit.md) ------------------
+
+EXPORT_PAGE = 1000
+# The fields of an exported record, in the order they are written.
+EXPORT_FIELDS = ("id", "created_at", "user_id", "username", "ip", "action", "target_table",
+                 "target_id", "changes", "prev_hash", "row_hash")
+
+
+def hashed_content(record: dict) -> str:
+    """The exact text the record's ``row_hash`` is the HMAC-SHA256 of (keyed by
+    AUDIT_HMAC_KEY): a JSON array, no spaces, non-ASCII kept, with ``created_at`` in UTC
+    as written by :func:`export_records`."""
+    return json.dumps(
+        [record["prev_hash"], record["created_at"], record["user_id"], record["username"],
+         record["ip"], record["action"], record["target_table"], record["target_id"],
+         record["changes"]], ensure_ascii=False, separators=(",", ":"))
+
+
+def last_record_id(session) -> int:
+    """The newest record's id (0: none yet)."""
+    return session.execute(select(func.max(AuditLog.id))).scalar() or 0
+
+
+def export_records(session, since_id: int, upto_id: int | None = None,
+                   page: int = EXPORT_PAGE) -> Iterator[dict]:
+    """The records with ``since_id < id <= upto_id`` in id order, each with every field
+    and its hashes, read in pages by id (constant memory whatever their number; each
+    page a short read). ``created_at`` is the UTC time as hashed; ``changes`` the stored
+    JSON text, as hashed."""
+    table = AuditLog.__table__
+    last = since_id
+    while True:
+        query = select(table).where(table.c.id > last).order_by(table.c.id).limit(page)
+        if upto_id is not None:
+            query = query.where(table.c.id <= upto_id)
+        rows = session.execute(query).mappings().all()
+        for row in rows:
+            record = {name: row[name] for name in EXPORT_FIELDS}
+            record["created_at"] = row["created_at"].astimezone(timezone.utc).isoformat()
+            yield record
+        if len(rows) < page:
+            return
+        last = rows[-1]["id"]

@@ -54,7 +54,7 @@ SETTINGS_PART = "settings.json"
 # Settings never written into a backup (secrets); the keys themselves are not settings of
 # the archive either (see docs/operations.md for what to keep besides the backups).
 SECRET_SETTINGS = frozenset({"mail_password", "mail_username", "document_keys",
-                             "backup_key"})
+                             "backup_key", "metrics_token"})
 _NAME = re.compile(r"^mnc-backup-(\d{8})-(\d{6})(?:-\d+)?\.mncbak$")
 
 
