@@ -99,9 +99,10 @@ def bench_ha(rows: list) -> None:
     rows.append(("", "first successful booking",
                  f"{first:.1f} s after the stop" if first is not None else "none",
                  "a booking"))
-    rows.append(("", "requests failed during the switch",
+    rows.append(("", "requests failed at the database switch",
                  f"{result['failed_switch']} of {result['sent']} over "
-                 f"{result['failed_seconds']:.1f} s", "counted"))
+                 f"{result['failed_seconds']:.1f} s ({result['failed_switch_how'] or '-'})",
+                 "counted"))
     rows.append(("", "confirmed bookings lost / overbooked slots",
                  f"{len(result['missing'])} of {result['confirmed']} / "
                  f"{result['overbooked_slots']}", "0 / 0"))

@@ -167,16 +167,16 @@ class Cluster:
             cursor = conn.execute(statement)
             return [row[0] for row in cursor.fetchall()] if cursor.description else []
 
-    def wait_ready(self, seconds: float = 30) -> None:
+    def wait_synchronous(self, standby: str, seconds: float = 30) -> None:
+        """Until ``standby`` streams as this primary's synchronous standby (it is reported
+        ``async`` while it still catches up after its start)."""
         stop = time.monotonic() + seconds
-        while True:
-            try:
-                self.sql("SELECT 1")
-                return
-            except Exception:
-                if time.monotonic() > stop:
-                    raise
-                time.sleep(0.2)
+        query = ("SELECT state || ' ' || sync_state FROM pg_stat_replication "
+                 f"WHERE application_name = '{standby}'")
+        while (found := self.sql(query)) != ["streaming sync"]:
+            if time.monotonic() > stop:
+                raise RuntimeError(f"{standby} is not a synchronous standby: {found}")
+            time.sleep(0.1)
 
 
 def remove(*clusters: Cluster) -> None:

@@ -103,8 +103,7 @@ def test_standby_is_synchronous_and_the_url_follows_the_promotion():
         primary = throwaway.Cluster(base, "primary").init(
             synchronous_commit="on", synchronous_standby_names="FIRST 1 (standby)")
         standby = primary.standby(base, "standby")
-        assert primary.sql("SELECT sync_state FROM pg_stat_replication "
-                           "WHERE application_name = 'standby'") == ["sync"]
+        primary.wait_synchronous("standby")  # raises unless it streams as the sync one
         primary.sql("CREATE TABLE drill (n int)")
         primary.sql("INSERT INTO drill VALUES (1)")  # returns once the standby has it
         url = ha_drill.multi_host_url([standby.port, primary.port], "postgres")
