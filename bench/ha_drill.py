@@ -557,6 +557,7 @@ def main(argv=None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in background
     from bench.run import table as print_table
 
     result = run_drill(args.residents, args.clerks, args.before, args.gap,
@@ -568,4 +569,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: every process and temporary folder of the drill removed",
+              file=sys.stderr)
+        sys.exit(130)
