@@ -16,7 +16,7 @@ export FLASK_APP := run
 RUN_DEBS := libzbar0 postgresql-client
 TEST_DEBS := chromium fonts-noto-cjk poppler-utils postgresql-client nginx
 
-.PHONY: run test install system-deps test-deps translations db serve lint-imports test-sqlite test-postgres bench clean
+.PHONY: run test install system-deps test-deps translations db serve lint-imports test-sqlite test-postgres bench ha-drill clean
 
 install: $(STAMP) translations
 
@@ -84,6 +84,17 @@ bench: install
 	$(BIN)/python bench/run.py
 	@echo "== booking and booking races again, and backups, on PostgreSQL =="
 	bash scripts/with-postgres.sh sh -c 'DATABASE_URL=$$TEST_DATABASE_URL $(BIN)/python bench/run.py booking races backups'
+	@echo "== two app instances behind nginx, and failover, on throwaway PostgreSQL clusters =="
+	@$(MAKE) --no-print-directory system-deps DEBS="$(HA_DEBS)"
+	$(BIN)/python bench/run.py ha
+
+# The failover drill (issue 16): a PostgreSQL primary and a synchronous standby, two app
+# instances behind nginx, bookings and check-ins while one instance is killed and the
+# primary stopped and the standby promoted; prints what was lost (must be nothing).
+HA_DEBS := nginx postgresql
+ha-drill: install
+	@$(MAKE) --no-print-directory system-deps DEBS="$(HA_DEBS)"
+	$(BIN)/python bench/ha_drill.py $(HA_DRILL_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/e2e/screenshots

@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config as default_config
 from app import models  # noqa: F401  (every table into Model.metadata)
 from app import secrets as app_secrets
-from app import settings, web
+from app import settings, unavailable, web
 from app.extensions import csrf, migrate, tune_sqlite
 from app.services import audit, deletion
 from app.services.fields import id_converter
@@ -76,5 +76,6 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(public_bp)
     web.install(app)
+    unavailable.install(app)  # the database out of reach: 503 with Retry-After
     register_cli(app)
     return app

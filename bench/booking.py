@@ -110,11 +110,13 @@ with app.app_context():
     return int(out[-2]), int(out[-1])
 
 
-def start_server(env: dict, port: int) -> subprocess.Popen:
+def start_server(env: dict, port: int, **popen) -> subprocess.Popen:
+    """gunicorn as `make run` serves the app, in a session of its own (os.killpg stops it
+    with its workers); ``popen``: e.g. stdout/stderr to a log file."""
     server = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "--bind",
          f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--log-level", "warning",
-         "run:app"], env=env, cwd=ROOT, start_new_session=True)
+         "run:app"], env=env, cwd=ROOT, start_new_session=True, **popen)
     for _ in range(200):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):

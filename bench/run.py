@@ -1,7 +1,8 @@
 """make bench: speed goals and race counts, printed as tables (`bench/run.py [qr] [booking]
 [races] [reads] [documents] [ledger] [statistics] [exports] [ledger_import] [migration]
-[backups]`; all but ``backups`` by default; ``backups`` needs PostgreSQL: make bench runs it
-under scripts/with-postgres.sh).
+[backups] [ha]`; all but ``backups`` and ``ha`` by default; ``backups`` needs PostgreSQL: make
+bench runs it under scripts/with-postgres.sh; ``ha`` needs PostgreSQL's server binaries and
+nginx, make bench runs it after the others).
 
 QR registration (issue 4):
 
@@ -46,6 +47,11 @@ PostgreSQL (BENCH_IMPORT_ROWS for a quick run).
 Migration export and import (bench/migration_export.py, issue 15 §2): `data export` of
 300,000 cards and 300,000 bookings and `data import` of it into a fresh database, each in a
 child process: time, rows per second, archive size, peak memory; SQLite and PostgreSQL.
+
+Two app servers and failover (bench/ha.py, issue 16 §5): booking throughput through nginx
+with two app instances as a ratio to one instance, same load, same throwaway PostgreSQL
+cluster; and the failover drill (bench/ha_drill.py, `make ha-drill`) shortened: time from
+stopping the primary to the first successful booking, failed requests, lost bookings.
 """
 from __future__ import annotations
 
@@ -210,6 +216,13 @@ def main():
         print()
         rows = []
         bench_migration(rows)
+        table(rows[1:], rows[0])
+    if "ha" in what:
+        from bench.ha import bench_ha
+
+        print()
+        rows = []
+        bench_ha(rows)
         table(rows[1:], rows[0])
 
 
