@@ -1,6 +1,7 @@
 """All models, imported so that Model.metadata (Alembic's target) knows every table."""
 from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent, CardTally
+from app.models.discard import DiscardCandidate
 from app.models.document import DocumentBlob, IntakeDocument
 from app.models.extraction import ExportJob, SavedQuery
 from app.models.fee import DailyClose, FeeEntry, FeeSchedule, ReceiptCounter
@@ -17,7 +18,7 @@ from app.models.user import StaffUser
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 
 __all__ = ["AuditLog", "BookingEvent", "Card", "CardEvent", "CardTally", "DailyClose",
-           "DateException", "DocumentBlob", "ExportJob", "FeeEntry", "FeeSchedule", "Hold", "Intake",
+           "DateException", "DiscardCandidate", "DocumentBlob", "ExportJob", "FeeEntry", "FeeSchedule", "Hold", "Intake",
            "IntakeDocument",
            "MaintenanceWindow", "Notice", "OutboxMail", "OutreachSession", "Purpose",
            "ReceiptCounter", "Reservation", "ReservationPerson", "SavedQuery", "ScanBatch",
