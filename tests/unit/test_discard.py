@@ -220,3 +220,43 @@ def test_a_deleted_card_takes_its_candidate_row_with_it(app, db):
         with unit.transaction(db):
             db.delete(card)
     assert discard.candidate_ids(db) == set()
+
+
+@pytest.mark.parametrize("before", [0, 1], ids=["first-ever", "after-a-refresh"])
+def test_two_refreshes_at_the_same_moment_take_turns(app, db, before):
+    """The nightly job and the button at once: the refreshes run one after the other on
+    the refresh's own row, both finish, and the snapshot holds each candidate once."""
+    import threading
+
+    from app.services.errors import DomainError
+
+    with app.test_request_context():
+        ledger = varied_ledger(db, NOW.date())
+        for _ in range(before):
+            discard.refresh(db, NOW)
+    outcomes = []
+    ready = threading.Barrier(2, timeout=30)
+
+    def run():
+        with app.app_context():
+            session = app.appbuilder.session
+            try:
+                ready.wait()
+                outcomes.append(discard.refresh(session, NOW))
+            except DomainError as error:
+                outcomes.append(str(error.message))
+            finally:
+                session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == [len(CANDIDATES)] * 2
+    db.expire_all()
+    assert discard.candidate_ids(db) == {ledger[key].id for key in CANDIDATES}
+    assert db.execute(select(func.count(DiscardCandidate.id))).scalar_one() == len(CANDIDATES)
+    assert db.get(SiteSetting, "discard_candidates").version == 1 + before + 1
+    assert db.execute(select(func.count(AuditLog.id)).where(AuditLog.action == "refresh")
+                      ).scalar_one() == before + 2
