@@ -5,9 +5,9 @@ Judging every not-yet-issued card of a city's ledger (300,000 rows) on each page
 slow, so the candidates are found by :func:`refresh` (nightly by the job runner as
 ``system``, by the screen's 「今すぐ更新」 button, by ``flask cards refresh-discard``) and kept
 in ``discard_candidate``; the screen reads that snapshot (:func:`snapshot`) and shows only
-the cards that still qualify now: a card handed over, discarded, re-notified or newly
-booked since the refresh drops out at once; a card that became a candidate since waits for
-the next refresh. The holds and the discard itself stay in app/services/cards.py.
+the cards that still qualify now: a card handed over, discarded or re-notified since the
+refresh drops out at once; a card that became a candidate since waits for the next
+refresh. The holds and the discard itself stay in app/services/cards.py.
 """
 from __future__ import annotations
 
