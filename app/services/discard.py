@@ -121,10 +121,6 @@ def find(session, today: date) -> list[tuple[int, str, date]]:
     return found
 
 
-def may_refresh(actor: actors.CardActor) -> bool:
-    return actors.has_role(actor, REFRESH_ROLES)
-
-
 def _take_turn(session, now: datetime, who: str) -> int:
     """Lock the refresh's own ``site_setting`` row (made by the first refresh), so two
     refreshes at the same moment run one after the other; returns the version now held."""
