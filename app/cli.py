@@ -18,7 +18,7 @@ from flask_migrate import upgrade
 from app import clock
 from app.clock import JST
 from app.extensions import session
-from app.services import (audit, backups, documents, extraction, jobs, mail,
+from app.services import (audit, backups, discard, documents, extraction, jobs, mail,
                           migration_export, protected_zip, scan, unit)
 from app.services.accounts import create_user, unlock_user
 from app.services.calendar import materialise_slots
@@ -382,6 +382,21 @@ def extraction_purge_exports():
                f"files removed: {report.files}")
 
 
+cards_cli = AppGroup("cards", help="Cards: the discard candidates.")
+
+
+@cards_cli.command("refresh-discard", help="Find the discard candidates again (the 廃棄候補 "
+                                           "screen lists what the last refresh found); "
+                                           "audited with the count.")
+def cards_refresh_discard():
+    _as_cli_operator()
+    try:
+        found = discard.refresh(session(), clock.now())
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"discard candidates: {found}")
+
+
 def _fail(error: DomainError, code: int = 1):
     click.echo(f"error: {error.message}", err=True)
     sys.exit(code)
@@ -560,6 +575,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(documents_cli)
     app.cli.add_command(slots_cli)
     app.cli.add_command(qr_cli)
+    app.cli.add_command(cards_cli)
     app.cli.add_command(reservations_cli)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(init_command)

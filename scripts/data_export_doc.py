@@ -63,6 +63,10 @@ TABLES = {
     "fee_entry": ("手数料の請求・収納・還付", "Fee charges, payments and refunds"),
     "intake_document": ("申請受付の添付書類（スキャン）の説明", "Scanned documents of an application (description)"),
     "document_blob": ("添付書類の暗号化されたデータ", "The encrypted bytes of a document"),
+    "discard_candidate": ("廃棄候補（最後の更新で見つかったカード。毎晩と「今すぐ更新」で作り直す）",
+                          "Discard candidates as last found (rebuilt nightly and by 「今すぐ更新」)"),
+    "job_run": ("ワーカーの定期処理の実行記録（処理と期間ごとに 1 行）",
+                "Runs of the worker's scheduled jobs (one row per job and period)"),
 }
 
 # Meaning of a column: "table.column" first, then the column name alone.
@@ -301,13 +305,30 @@ COLUMNS = {
     "booking_event.actor": ("操作した人", "Who"),
     "fee_entry.method": ("収納方法（cash 等）", "Payment method (cash ...)"),
     "saved_query.owner": ("保存した職員のユーザーID", "User ID of the owner"),
-    "site_setting.key": ("設定の名前（export_policy 等）", "Name of the setting (export_policy ...)"),
+    "site_setting.key": ("設定の名前（export_policy、discard_candidates: 廃棄候補の最終更新 等）",
+                         "Name of the setting (export_policy; discard_candidates: the last "
+                         "refresh of the discard candidates ...)"),
     "site_setting.value": ("設定の値（JSON、例: {\"encryption_required\": true}）",
                            "Value of the setting (JSON, e.g. {\"encryption_required\": true})"),
     "site_setting.version": ("版（変更ごとに 1 増える。同時変更の検出用）",
                              "Version (+1 at each change; detects concurrent changes)"),
     "site_setting.updated_by": ("最後に変更した人", "Who changed it last"),
     "card_event.username": ("操作した人", "Who"),
+    "discard_candidate.reason": ("廃棄候補の理由（expired: 有効期限切れ、returned: 返戻後の期限経過、renotified: 再通知後の期限経過、notice_sent: 交付通知書発送後の期限経過）",
+                                 "Why a candidate (expired, returned, renotified, notice_sent: the deadline after that event passed)"),
+    "discard_candidate.reason_on": ("理由の日付（有効期限、返戻日、再通知日、発送日）",
+                                    "Day of the reason (expiry, return, reminder or notice)"),
+    "discard_candidate.found_at": ("更新で最初に候補になった日時", "When a refresh first found it"),
+    "job_run.job": ("処理の名前（outbox、close_day、reminders、slots、discard、backup、housekeeping）",
+                    "Job name (outbox, close_day, reminders, slots, discard, backup, housekeeping)"),
+    "job_run.period": ("期間（日次: YYYY-MM-DD、毎時: YYYY-MM-DDTHH、常時: continuous）",
+                       "Period (daily: YYYY-MM-DD, hourly: YYYY-MM-DDTHH, always: continuous)"),
+    "job_run.worker": ("実行したワーカー（ホスト名:プロセス番号）", "Worker that ran it (host:pid)"),
+    "job_run.started_at": ("開始日時", "Started at"),
+    "job_run.lease_until": ("実行中の期限（過ぎると別のワーカーが引き継ぐ）",
+                            "Lease end while running (after it another worker takes over)"),
+    "job_run.succeeded_at": ("最後に正常終了した日時", "Last good end"),
+    "job_run.result": ("結果（1 行の説明）", "Result (one line)"),
 }
 
 

@@ -1,6 +1,7 @@
 """All models, imported so that Model.metadata (Alembic's target) knows every table."""
 from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent, CardTally
+from app.models.discard import DiscardCandidate
 from app.models.document import DocumentBlob, IntakeDocument
 from app.models.extraction import ExportJob, SavedQuery
 from app.models.fee import DailyClose, FeeEntry, FeeSchedule, ReceiptCounter
@@ -18,8 +19,8 @@ from app.models.user import StaffUser
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
 
 __all__ = ["AuditLog", "BookingEvent", "Card", "CardEvent", "CardTally", "DailyClose",
-           "DateException", "DocumentBlob", "ExportJob", "FeeEntry", "FeeSchedule", "Hold", "Intake",
-           "IntakeDocument", "JobRun",
+           "DateException", "DiscardCandidate", "DocumentBlob", "ExportJob", "FeeEntry",
+           "FeeSchedule", "Hold", "Intake", "IntakeDocument", "JobRun",
            "MaintenanceWindow", "Notice", "OutboxMail", "OutreachSession", "Purpose",
            "ReceiptCounter", "Reservation", "ReservationPerson", "SavedQuery", "ScanBatch",
            "ScanItem", "SiteSetting", "Slot", "StaffUser", "StoragePlace", "Throttle", "Venue",

@@ -71,6 +71,8 @@ ACTION_BACKUP = "backup"
 ACTION_BACKUP_VERIFY = "backup_verify"
 ACTION_RESTORE = "restore"
 ACTION_BACKUP_PRUNE = "backup_prune"
+# issue 16 §3: a snapshot found again (the discard candidates), with its count
+ACTION_REFRESH = "refresh"
 
 
 @dataclass

@@ -54,6 +54,7 @@ KIND_LABELS = {
     "saved_query": _l("Saved extraction query"),  # issue 14 (extraction)
     "site_setting": _l("Office setting"),  # issue 15 (export encryption policy)
     "migration-export": _l("Migration export"),  # issue 15 (flask data export / import)
+    "discard_candidate": _l("Discard candidates"),  # issue 16 §3 (their refresh)
 }
 
 # Fields as people call them (the rest are shown by their stored name).
@@ -400,6 +401,9 @@ def _what(row: AuditLog, detail: Any, targets: Targets) -> str:
     if action == audit.ACTION_PASSWORD_CHANGE_FAILED:
         return _("Password change failed (%(reason)s)",
                  reason=str(REASON_LABELS.get(info.get("reason"), info.get("reason") or "")))
+    if action == audit.ACTION_REFRESH and row.target_table == "discard_candidate":
+        return _("Refreshed the discard candidates (%(n)s cards found)",
+                 n=_number(info.get("count")))
     data_sentence = _data_in_out(row, info)
     if data_sentence is not None:
         return data_sentence

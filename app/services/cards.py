@@ -9,12 +9,10 @@ names are re-exported here for the services' callers."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Iterable
 from urllib.parse import parse_qs, urlsplit
 
-from dateutil.relativedelta import relativedelta
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, inspect, select, update
@@ -29,7 +27,6 @@ from app.models.card_states import (DISCARDED, HANDED_OVER, MAILED, NOTICE_SENT,
 from app.models.storage import StoragePlace
 from app.services import actors, audit, fields, intake, ledger, notice_numbers, unit
 from app.services.japanese import digits_only
-from app.settings import settings
 from app.services.errors import (BulkTransitionError, CardNotFoundError, InputError,
                                  InvalidTransitionError, StorageFullError)
 
@@ -497,42 +494,7 @@ def hand_over_note(note: str | None) -> str | None:
     return _require_note(HANDED_OVER, note)
 
 
-# --- discard candidates (廃棄) --------------------------------------------------------
-
-@dataclass
-class DiscardCandidate:
-    card: Card
-    reason: str
-
-
-def discard_candidates(session, today: date) -> list[DiscardCandidate]:
-    """Not-yet-issued cards past the configured deadlines (DOMAIN.md)."""
-    deadlines = settings()
-    after_notice = relativedelta(months=deadlines.discard_after_notice_months)
-    after_renotice = relativedelta(months=deadlines.discard_after_renotice_months)
-    after_return = relativedelta(months=deadlines.discard_after_return_months)
-    cards = session.execute(select(Card).where(Card.state.in_(NOT_YET_ISSUED))
-                            .order_by(Card.storage_place_id, Card.application_id)).scalars()
-    result = []
-    for card in cards:
-        reason = None
-        if card.card_expires_on and card.card_expires_on < today:
-            reason = _("The card expired on %(day)s.", day=card.card_expires_on.isoformat())
-        elif card.state == RETURNED and card.returned_at \
-                and card.returned_at.date() + after_return <= today:
-            reason = _("Returned on %(day)s with no contact since.",
-                       day=card.returned_at.date().isoformat())
-        elif card.renotified_at and card.state in (RENOTIFIED, RESERVED) \
-                and card.renotified_at.date() + after_renotice <= today:
-            reason = _("Reminder sent on %(day)s.", day=card.renotified_at.date().isoformat())
-        elif card.notice_sent_at and not card.renotified_at \
-                and card.state in (NOTICE_SENT, RESERVED) \
-                and card.notice_sent_at.date() + after_notice <= today:
-            reason = _("Notice sent on %(day)s.", day=card.notice_sent_at.date().isoformat())
-        if reason:
-            result.append(DiscardCandidate(card, reason))
-    return result
-
+# --- discard (廃棄): the candidates are app/services/discard.py -----------------------------
 
 @unit.operation
 def set_discard_hold(session, card_ids: Iterable[int], hold: bool, reason: str | None, *,

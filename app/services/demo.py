@@ -25,7 +25,7 @@ from app.models.reservation import (CHANNEL_COUNTER, CHANNEL_PHONE, CHANNEL_WEB,
                                     Slot)
 from app.models.storage import StoragePlace
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
-from app.services import booking, cards, desk, notice_numbers, unit
+from app.services import booking, cards, desk, discard, notice_numbers, unit
 from app.services.accounts import create_user
 from app.services.availability import active_offers
 from app.services.calendar import ensure_slots, existing_slots, materialise_slots
@@ -110,6 +110,7 @@ def seed_demo() -> list[str]:
     out.extend(seed_bookings(db, now))
     out.append(seed_intakes(db, now))
     out.append(seed_saved_queries(db))
+    out.append(f"demo discard candidates: {discard.refresh(db, now)} found")
     out.extend(accounts_table(password if created else None))
     return out
 

@@ -52,8 +52,8 @@ from app.models.outbox import SENDING as MAIL_SENDING
 from app.models.outbox import OutboxMail
 from app.models.reservation import BOOKED, Reservation, Slot
 from app.models.venue import Venue, VenuePurpose
-from app.services import (audit, backups, calendar, desk, export_policy, extraction,
-                          ledger_import, mail, unit)
+from app.services import (audit, backups, calendar, desk, discard, export_policy,
+                          extraction, ledger_import, mail, unit)
 from app.services.errors import DomainError
 from app.settings import settings
 
@@ -218,11 +218,7 @@ def make_slots(session, now: datetime) -> Done:
 
 
 def refresh_discard(session, now: datetime) -> Done:
-    """The discard candidates (app/services/discard.py, when installed)."""
-    try:
-        from app.services import discard
-    except ImportError:
-        return Done(_("Not available in this version."), skipped=True)
+    """The discard candidates (app/services/discard.py), as ``system``."""
     found = discard.refresh(session, now)
     return Done(_("Discard candidates: %(found)d", found=found))
 

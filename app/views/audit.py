@@ -41,6 +41,7 @@ ACTION_LABELS = {
     audit.ACTION_BACKUP_VERIFY: _l("Backup verified"),
     audit.ACTION_RESTORE: _l("Restored from a backup"),
     audit.ACTION_BACKUP_PRUNE: _l("Old backups pruned"),
+    audit.ACTION_REFRESH: _l("Refreshed"),
 }
 CSV_COLUMNS = ["id", "created_at", "username", "ip", "action", "target_table", "target_id",
                "changes"]

@@ -1,4 +1,5 @@
-"""Discard (廃棄): candidates past the deadlines, holds, bulk discard, the discard register."""
+"""Discard (廃棄): candidates past the deadlines (as last refreshed), holds, bulk discard,
+the discard register."""
 from datetime import date, datetime, time
 
 from flask import flash, redirect, request, url_for
@@ -10,7 +11,7 @@ from app import clock
 from app.clock import JST
 from app.extensions import session
 from app.models.card_states import VISIT_MODE_LABELS, state_label
-from app.services import audit, audit_text, cards, fields, japanese
+from app.services import audit, audit_text, cards, discard, fields, japanese
 from app.services.errors import InputError
 from app.views.feedback import flash_refusal, refusals_flashed
 from app.views.fields import form_ids
@@ -30,18 +31,32 @@ class DiscardView(BaseView):
     @expose("/")
     @has_access
     def candidates(self):
-        found = cards.discard_candidates(session(), clock.now().date())
+        """The candidates the last refresh found that still qualify now (reads only)."""
         mode = request.args.get("mode")
-        if mode in VISIT_MODE_LABELS:
-            found = [c for c in found if c.card.visit_mode == mode]
-        return self.render_template("cards/discard.html", candidates=found, mode=mode,
+        found = discard.snapshot(session(), clock.now().date(), mode)
+        return self.render_template("cards/discard.html", snapshot=found,
+                                    candidates=found.candidates, mode=mode,
                                     modes=VISIT_MODE_LABELS,
                                     state_label=state_label,
                                     date_with_era=japanese.date_with_era,
+                                    actor_name=audit_text.actor_name,
                                     can_execute=self.appbuilder.sm.has_access(
                                         "can_execute", self.class_permission_name),
+                                    can_refresh=self.appbuilder.sm.has_access(
+                                        "can_refresh", self.class_permission_name),
                                     can_register=self.appbuilder.sm.has_access(
                                         "can_register", self.class_permission_name))
+
+    @expose("/refresh", methods=["POST"])
+    @has_access
+    @refusals_flashed(back=".candidates")
+    def refresh(self):
+        """「今すぐ更新」: find the candidates again now."""
+        count = discard.refresh(session(), clock.now(), actor=cards.actor_of(current_user))
+        flash(_("Discard candidates refreshed: %(n)d card(s) found.", n=count), "success")
+        mode = request.form.get("mode")
+        return redirect(url_for(".candidates", mode=mode if mode in VISIT_MODE_LABELS
+                                else None))
 
     @expose("/hold", methods=["POST"])
     @has_access

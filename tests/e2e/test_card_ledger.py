@@ -68,6 +68,8 @@ def test_manager_discard_and_stock_taking(users, db, clock, live_server, page_fa
     page = page_factory()
     LoginPage(page, live_server).open().sign_in("kanri_e2e", users.password)
     page.goto(f"{live_server}/discard/")
+    page.click("[data-testid=refresh-candidates]")  # the candidates as found now
+    page.wait_for_load_state("networkidle")
     assert old.application_id in page.inner_text("[data-testid=discard-candidates]")
     page.check(f"input[name=ids][value='{old.id}']")
     page.fill("#reason", "保管期限経過")

@@ -84,6 +84,10 @@ def _fill_the_rest(db):
     db.execute(t["site_setting"].insert().values(
         key="export_policy", value='{"encryption_required": false}', version=2,
         updated_at=now, updated_by="kanri01"))
+    card_id = db.execute(select(t["card"].c.id).order_by(t["card"].c.id)).scalar()
+    if not db.execute(select(t["discard_candidate"].c.id)).first():  # the demo's refresh
+        db.execute(t["discard_candidate"].insert().values(
+            card_id=card_id, reason="notice_sent", reason_on=date(2025, 10, 1), found_at=now))
     users = t["ab_user"]
     first, last = db.execute(select(func.min(users.c.id), func.max(users.c.id))).one()
     assert first < last

@@ -70,6 +70,8 @@ MATRIX = [
     ("GET", "/discard/register", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("POST", "/discard/hold", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
     ("POST", "/discard/execute", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
+    # issue 16 §3: the candidates are found again by whoever may discard (and nightly).
+    ("POST", "/discard/refresh", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
     ("GET", "/scan/", dict(sysadmin=N, manager=Y, clerk=Y, viewer=N)),
     ("GET", "/ledger-import/", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
     ("POST", "/ledger-import/upload", dict(sysadmin=N, manager=Y, clerk=N, viewer=N)),
