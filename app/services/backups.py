@@ -34,7 +34,7 @@ from typing import Iterable
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app import clock
