@@ -1,6 +1,6 @@
 """make bench: speed goals and race counts, printed as tables (`bench/run.py [qr] [booking]
 [races] [reads] [documents] [ledger] [statistics] [exports] [ledger_import] [migration]
-[backups] [ha]`; all but ``backups`` and ``ha`` by default; ``backups`` needs PostgreSQL: make
+[backups] [discard] [ha]`; all but ``backups`` and ``ha`` by default; ``backups`` needs PostgreSQL: make
 bench runs it under scripts/with-postgres.sh; ``ha`` needs PostgreSQL's server binaries and
 nginx, make bench runs it after the others).
 
@@ -47,6 +47,10 @@ PostgreSQL (BENCH_IMPORT_ROWS for a quick run).
 Migration export and import (bench/migration_export.py, issue 15 §2): `data export` of
 300,000 cards and 300,000 bookings and `data import` of it into a fresh database, each in a
 child process: time, rows per second, archive size, peak memory; SQLite and PostgreSQL.
+
+Discard candidates over 300,000 cards (bench/discard.py, issue 16 §3): the old live rules
+(every page view before the snapshot), ``discard.refresh`` (nightly, 今すぐ更新) and the
+廃棄候補 page reading the snapshot, on SQLite and PostgreSQL.
 
 Two app servers and failover (bench/ha.py, issue 16 §5): booking throughput through nginx
 with two app instances as a ratio to one instance, same load, same throwaway PostgreSQL
@@ -142,7 +146,8 @@ def table(rows, header):
 
 def main():
     what = sys.argv[1:] or ["qr", "booking", "races", "reads", "documents", "ledger",
-                            "statistics", "exports", "ledger_import", "migration"]
+                            "statistics", "exports", "ledger_import", "migration",
+                            "discard"]
     if "qr" in what:
         rows = []
         bench_decode(rows)
@@ -216,6 +221,13 @@ def main():
         print()
         rows = []
         bench_migration(rows)
+        table(rows[1:], rows[0])
+    if "discard" in what:
+        from bench.discard import bench_discard
+
+        print()
+        rows = []
+        bench_discard(rows)
         table(rows[1:], rows[0])
     if "ha" in what:
         from bench.ha import bench_ha
