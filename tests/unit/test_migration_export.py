@@ -88,6 +88,10 @@ def _fill_the_rest(db):
     if not db.execute(select(t["discard_candidate"].c.id)).first():  # the demo's refresh
         db.execute(t["discard_candidate"].insert().values(
             card_id=card_id, reason="notice_sent", reason_on=date(2025, 10, 1), found_at=now))
+    db.execute(t["job_run"].insert().values(
+        job="close_day", period="2026-12-01T10", state="succeeded", attempts=1,
+        worker="host-a:4242", started_at=now, lease_until=now + timedelta(minutes=30),
+        finished_at=now, succeeded_at=now, result="締めた日 1、不来庁 0"))
     users = t["ab_user"]
     first, last = db.execute(select(func.min(users.c.id), func.max(users.c.id))).one()
     assert first < last
