@@ -430,6 +430,7 @@ class JobStatus:
     last: JobRun | None  # the latest run (any state)
     last_success: datetime | None
     next_due: datetime | None
+    overdue: bool  # next_due is past: the period's run is still to come (next loop)
     interrupted: bool  # the last run is 'running' past its lease: its worker stopped
     warning: str | None
 
@@ -461,11 +462,13 @@ def overview(session, now: datetime | None = None) -> Overview:
             warning = _("No good run since %(when)s.", when=success.strftime(
                 "%Y-%m-%d %H:%M")) if success else _("Never run successfully.")
             stale_jobs.append(job)
-        next_due = None
+        next_due, overdue = None, False
         if job.kind != "continuous":  # the current period when it has not run yet
             ran = last is not None and last.period == job.period(now)
             next_due = job.next_due(now) if ran else job.due(now)
-        view.jobs.append(JobStatus(job, last, success, next_due, interrupted, warning))
+            overdue = not ran
+        view.jobs.append(JobStatus(job, last, success, next_due, overdue, interrupted,
+                                   warning))
     counts = dict(session.execute(
         select(OutboxMail.state, func.count()).where(
             OutboxMail.state.in_((MAIL_QUEUED, MAIL_SENDING, MAIL_FAILED)))

@@ -73,6 +73,8 @@ def test_a_job_that_never_ran_shows_its_next_due_time_now(app, db, login_as, clo
     html = client.get("/jobs/").get_data(as_text=True)
     slots_row = html.split('data-testid="job-slots"')[1].split("</tr>")[0]
     assert "2026-12-01 00:10" in slots_row  # overdue: the current period has no run
+    assert "未実行（ワーカーの次の巡回で実行）" in text_of(client.get("/jobs/"))
+    assert 'data-testid="job-overdue"' in slots_row
     assert "ワーカーが動いていない可能性があります" in text_of(client.get("/jobs/"))
     assert (NOW + timedelta(days=1)).strftime("%Y-%m-%d 00:10") not in slots_row
 
@@ -80,3 +82,13 @@ def test_a_job_that_never_ran_shows_its_next_due_time_now(app, db, login_as, clo
 @pytest.mark.parametrize("role", ["manager", "clerk", "viewer"])
 def test_other_roles_may_not_see_the_jobs(login_as, role):
     assert login_as(role).get("/jobs/").status_code == 403
+
+
+def test_a_job_run_in_this_period_shows_its_next_time_not_overdue(app, db, login_as, clock):
+    settings.configure(app, WORKER_BACKUPS=False)
+    audit.act_as(audit.SYSTEM)
+    jobs.run_due(db, "app1:1", only=["slots"])
+    html = login_as("sysadmin").get("/jobs/").get_data(as_text=True)
+    slots_row = html.split('data-testid="job-slots"')[1].split("</tr>")[0]
+    assert 'data-testid="job-overdue"' not in slots_row
+    assert (NOW + timedelta(days=1)).strftime("%Y-%m-%d 00:10") in slots_row
