@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from flask import current_app, flash, g, redirect, request, session
 from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
+from flask_appbuilder.security.api import SecurityApi as FabSecurityApi
 from flask_appbuilder.security.forms import LoginForm_db, ResetPasswordForm
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.utils import is_null_password
@@ -28,6 +29,7 @@ from app.models.user import StaffUser
 from app.services import accounts, audit, throttle
 from app.services.errors import PasswordPolicyError, ThrottledError
 from app.services.passwords import password_problems
+from app.views.api import AnswersUnavailable
 from app.views.users import (ResetPasswordView, RoleModelView, UserDBModelView,
                              UserInfoEditView)
 
@@ -99,6 +101,11 @@ class ResetMyPasswordView(FabResetMyPasswordView):
 UNUSED_SECURITY_VIEWS = frozenset({"List Groups"})
 
 
+class SecurityApi(AnswersUnavailable, FabSecurityApi):
+    """FAB's sign-in API (/api/v1/security/login): 503 while the database is away. The same
+    class name, so its endpoints ("SecurityApi.login") and permissions stay FAB's."""
+
+
 class AppSecurityManager(SecurityManager):
     user_model = StaffUser
     userdbmodelview = UserDBModelView
@@ -107,6 +114,7 @@ class AppSecurityManager(SecurityManager):
     resetpasswordview = ResetPasswordView
     userstatschartview = None
     authdbview = AuthDBView
+    security_api = SecurityApi
     resetmypasswordview = ResetMyPasswordView
     _BUILTIN_ACCESS_MAX = 10_000
 

@@ -3,12 +3,15 @@
 Reading a record is audited like opening its page; a list records which rows it returned
 and the filter (docs/roles.md: the API is personal data leaving the screen, so 閲覧者 have
 no API)."""
+import sys
+
 from flask import request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_appbuilder.api import ModelRestApi, expose, safe
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name, protect
+from sqlalchemy.exc import OperationalError
 
 from app.extensions import session
 from app.models.card import Card
@@ -23,6 +26,21 @@ CARD_FIELDS = ["id", "application_id", "shipment_number", "manufacture_number", 
                "has_auth_cert", "visit_mode", "state", "storage_place.code", "notice_number",
                "card_expires_on", "received_at", "setup_at", "notice_sent_at", "renotified_at",
                "returned_at", "mailed_at", "handed_over_at", "discarded_at", "notes"]
+
+
+class AnswersUnavailable:
+    """FAB's ``@safe`` turns every exception of an API method into a 500 before the app's
+    error handlers see it. ``response_500`` is called inside safe's ``except`` block, so
+    the exception being handled is at hand: a database out of reach (a failover under way)
+    is raised on to app/unavailable.py, which answers JSON 503 with Retry-After as for every
+    other page, and the desk's REST client knows to try again. Also FAB's sign-in API
+    (app/security.py)."""
+
+    def response_500(self, message=None):
+        error = sys.exc_info()[1]
+        if isinstance(error, OperationalError):
+            raise error
+        return super().response_500(message)
 
 
 class _NoCatalogueHeader:
@@ -116,7 +134,7 @@ class _RefusesDeleteInUse:
             return self.response(409, message=str(error.message))
 
 
-class CardApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse, _NoCatalogueHeader,
+class CardApi(AnswersUnavailable, AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse, _NoCatalogueHeader,
               ModelRestApi):
     """`/api/v1/card/`: read the ledger; state changes only through POST .../transition."""
 
@@ -191,7 +209,7 @@ RESERVATION_FIELDS = ["id", "number", "state", "starts_at", "offer.id", "slot.en
                       "completed_at", "cancelled_at", "cancel_reason"]
 
 
-class ReservationApi(AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse,
+class ReservationApi(AnswersUnavailable, AuditedReadsMixin, CheckedWrites, _RefusesDeleteInUse,
                      _NoCatalogueHeader, ModelRestApi):
     """`/api/v1/reservation/`: bookings; arrival through POST .../check-in (F1.6)."""
 

@@ -62,3 +62,39 @@ def test_other_failures_stay_500(losing, client):
 
     losing.add_url_rule("/reserve/test-only/boom2", "public.test_boom2", boom)
     assert client.get("/reserve/test-only/boom2").status_code == 500
+
+
+def _raise_lost(*_args, **_kwargs):
+    raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+
+@pytest.mark.own_app
+def test_rest_api_methods_answer_503_not_fabs_500(app, users, monkeypatch):
+    """FAB's @safe catches everything an API method raises and answers 500; the desk's
+    REST client must see the same 503 with Retry-After (it happened in `make ha-drill`)."""
+    from app.services import desk
+    from tests.conftest import bearer_client
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client, headers = bearer_client(app, users, "clerk")
+    monkeypatch.setattr(desk, "get_reservation", _raise_lost)
+    response = client.post("/api/v1/reservation/1/check-in", headers=headers)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.is_json and "request_id" in response.json
+    monkeypatch.undo()
+    # another failure inside the API stays FAB's 500
+    monkeypatch.setattr(desk, "get_reservation", lambda *a: 1 / 0)
+    assert client.post("/api/v1/reservation/1/check-in", headers=headers).status_code == 500
+
+
+@pytest.mark.own_app
+def test_rest_sign_in_answers_503_while_the_database_is_away(app, users, client, monkeypatch):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    user = users.create("clerk")
+    monkeypatch.setattr(app.appbuilder.sm, "auth_user_db", _raise_lost)
+    response = client.post("/api/v1/security/login", json={
+        "username": user.username, "password": users.password, "provider": "db"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.is_json
