@@ -184,12 +184,21 @@ class Snapshot:
     refreshed_by: str = ""
     found: int = 0  # how many the refresh found
     candidates: list[Candidate] = field(default_factory=list)
+    total: int = 0  # candidates that still qualify (all pages)
+    page: int = 1
+    pages: int = 1
+    first: int = 0  # the number of the page's first candidate (1-based; 0: none)
 
 
-def snapshot(session, today: date, visit_mode: str | None = None) -> Snapshot:
+PAGE_SIZE = 100  # candidates on one page of the screen
+
+
+def snapshot(session, today: date, visit_mode: str | None = None, page: int = 1,
+             page_size: int = PAGE_SIZE) -> Snapshot:
     """What the screen lists (reads only): the cards of the last refresh that are still
     not yet issued and still past a deadline today, judged again from their columns now
-    (only these few rows are read), optionally of one visit mode."""
+    (only these few rows are read), optionally of one visit mode; one page of them, in the
+    order of storage place and application ID (a page past the end shows the last)."""
     row = session.execute(select(SiteSetting).where(SiteSetting.key == REFRESHED_KEY)
                           ).scalar_one_or_none()
     if row is None:
@@ -206,8 +215,13 @@ def snapshot(session, today: date, visit_mode: str | None = None) -> Snapshot:
         verdict = judge(card, today, deadlines)
         if verdict:
             listed.append(Candidate(card, reason_text(*verdict), *verdict))
+    pages = max(1, -(-len(listed) // page_size))
+    page = min(max(1, page), pages)
+    start = (page - 1) * page_size
     return Snapshot(row.updated_at, row.updated_by,
-                    int(json.loads(row.value or "{}").get("count", 0)), listed)
+                    int(json.loads(row.value or "{}").get("count", 0)),
+                    listed[start:start + page_size], len(listed), page, pages,
+                    start + 1 if listed else 0)
 
 
 def candidate_ids(session) -> set[int]:

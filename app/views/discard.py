@@ -33,7 +33,10 @@ class DiscardView(BaseView):
     def candidates(self):
         """The candidates the last refresh found that still qualify now (reads only)."""
         mode = request.args.get("mode")
-        found = discard.snapshot(session(), clock.now().date(), mode)
+        page = request.args.get("page", "1")
+        found = discard.snapshot(session(), clock.now().date(), mode,
+                                 page=int(page) if page.isdigit() and len(page) < 7 else 1,
+                                 page_size=discard.PAGE_SIZE)
         return self.render_template("cards/discard.html", snapshot=found,
                                     candidates=found.candidates, mode=mode,
                                     modes=VISIT_MODE_LABELS,

@@ -112,3 +112,33 @@ def test_the_command_refreshes_as_the_operator(app, db, overdue):
     record = db.execute(select(AuditLog).where(AuditLog.action == "refresh")).scalar_one()
     assert record.username.startswith("cli:")
     assert discard.candidate_ids(db) == {overdue[0].id, overdue[1].id}
+
+
+def test_many_candidates_are_paged_in_order_and_the_mode_is_kept(login_as, db, clock,
+                                                                 monkeypatch):
+    make_storage(db)
+    for n in range(7):
+        card = make_card(db, state=svc.NOTICE_SENT,
+                         visit_mode=svc.VISIT_AT_APPLICATION if n == 6 else svc.VISIT_AT_HANDOVER)
+        card.notice_sent_at = clock() - timedelta(days=400)
+    db.commit()
+    monkeypatch.setattr(discard, "PAGE_SIZE", 3)
+    client = login_as("manager")
+    client.post("/discard/refresh")
+    ids = sorted(db.execute(select(svc.Card.application_id)).scalars())
+    first = text_of(client.get("/discard/"))
+    assert "候補 7 件（1〜3 件目を表示）" in first and "1 / 3 ページ" in first
+    assert all(i in first for i in ids[:3]) and ids[3] not in first
+    last = client.get("/discard/?page=3").get_data(as_text=True)
+    assert "候補 7 件（7〜7 件目を表示）" in text_of(client.get("/discard/?page=3"))
+    assert ids[6] in last and 'data-testid="next-page"' not in last
+    assert "page=2" in last  # the previous page
+    # a page past the end shows the last; junk shows the first
+    assert "7〜7 件目" in text_of(client.get("/discard/?page=99"))
+    assert "1〜3 件目" in text_of(client.get("/discard/?page=abc"))
+    # one visit mode: its own count and pages, and the page links keep the mode
+    mode = svc.VISIT_AT_HANDOVER
+    moded = client.get(f"/discard/?mode={mode}").get_data(as_text=True)
+    assert "候補 6 件（1〜3 件目を表示）" in text_of(client.get(f"/discard/?mode={mode}"))
+    pager = moded.split('data-testid="discard-pages"')[1].split("</nav>")[0]
+    assert f"mode={mode}" in pager and "page=2" in pager
