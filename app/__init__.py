@@ -6,14 +6,13 @@ import os
 
 from flask import Flask
 from flask_appbuilder import AppBuilder
-from flask_appbuilder.models.sqla.base import SQLA
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as default_config
 from app import models  # noqa: F401  (every table into Model.metadata)
 from app import secrets as app_secrets
 from app import settings, unavailable, web
-from app.extensions import csrf, migrate, tune_sqlite
+from app.extensions import AppSQLA, csrf, migrate, tune_sqlite
 from app.services import audit, deletion
 from app.services.fields import id_converter
 from app.services.passwords import fab_password_validator
@@ -48,7 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.getLogger("flask_appbuilder.models.filters").addFilter(
         lambda record: "Filter type not supported" not in record.getMessage())
 
-    db = SQLA()
+    db = AppSQLA()
     db.init_app(app)
     csrf.init_app(app)  # before AppBuilder, or FAB's delete links work on GET
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))

@@ -524,6 +524,9 @@ def table(result: dict) -> list[tuple]:
         ("requests failed at the database switch",
          f"{result['failed_switch']} over {result['failed_seconds']:.1f} s, first to last "
          f"({result['failed_switch_how'] or '-'})", "counted"),
+        *([("  failed otherwise than 502/503 (what)", ", ".join(sorted(odd)), "")]
+          if (odd := {w for _, w in result["failure_times"]
+                      if not w.endswith((": 502", ": 503"))}) else []),
         ("bookings confirmed to residents", f"{result['confirmed']} ({shown})", ""),
         ("  confirmed and present in the new primary",
          f"{result['present']} (missing: {', '.join(result['missing']) or 'none'})",

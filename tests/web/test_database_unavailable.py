@@ -98,3 +98,33 @@ def test_rest_sign_in_answers_503_while_the_database_is_away(app, users, client,
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.is_json
+
+
+@pytest.mark.own_app
+def test_a_connection_lost_when_the_request_ends_does_not_become_a_500(app, client,
+                                                                        monkeypatch):
+    """The session's close at the end of the request rolls back on a connection the failover
+    killed; that raised in the teardown, after the response, and gunicorn answered a bare
+    500 (make ha-drill). The response stands and the next request gets a new connection."""
+    from flask import g, has_app_context, request
+    from sqlalchemy.orm import Session
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    real_close = Session.close
+    lost = []
+
+    @app.before_request
+    def mark():
+        g.test_path = request.path
+
+    def close(self):  # the teardown runs in the app context, the request's is gone
+        if has_app_context() and g.get("test_path") == "/reserve/" and not lost:
+            lost.append(g.test_path)
+            raise OperationalError("ROLLBACK", {}, Exception(
+                "consuming input failed: server closed the connection unexpectedly"))
+        return real_close(self)
+
+    monkeypatch.setattr(Session, "close", close)
+    response = client.get("/reserve/")
+    assert lost == ["/reserve/"] and response.status_code == 200
+    assert client.get("/reserve/").status_code == 200
