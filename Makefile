@@ -54,9 +54,17 @@ db: install
 run: db
 	COOKIE_SECURE=$${COOKIE_SECURE:-0} WEB_CONCURRENCY=$(WORKERS) $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - run:app
 
+# The failover drill (make ha-drill, about a minute, mostly waiting) runs beside the SQLite
+# pass; its table is printed after the pass, and either failing fails `make test`.
 test: install test-deps
 	$(MAKE) --no-print-directory lint-imports
-	$(MAKE) --no-print-directory test-sqlite
+	@$(MAKE) --no-print-directory system-deps DEBS="$(HA_DEBS)"
+	@echo "== the failover drill (bench/ha_drill.py) starts beside the SQLite pass =="
+	@log=$$(mktemp); ($(BIN)/python bench/ha_drill.py > $$log 2>&1) & drill=$$!; \
+	$(MAKE) --no-print-directory test-sqlite; tests=$$?; \
+	wait $$drill; drilled=$$?; \
+	echo "== the failover drill (exit $$drilled) =="; cat $$log; rm -f $$log; \
+	[ $$tests -eq 0 ] && [ $$drilled -eq 0 ]
 	$(MAKE) --no-print-directory test-postgres
 
 # The direction of dependencies (models <- services <- views / public / cli), as the
@@ -74,10 +82,11 @@ test-sqlite:
 
 # The PostgreSQL pass runs what depends on the database: not the tests that never touch
 # it (ONLY_DATABASE_TESTS, tests/conftest.py), nor those marked `layout` (how pages look
-# at staff and phone sizes, axe-core), which read the same pages on either database.
+# at staff and phone sizes, axe-core), nor the browser walks of tests/e2e: they drive the
+# same pages and services, which the unit and web tests run here in full.
 test-postgres:
 	@echo "== tests on PostgreSQL =="
-	ONLY_DATABASE_TESTS=1 bash scripts/with-postgres.sh $(PYTEST) -m "not layout"
+	ONLY_DATABASE_TESTS=1 bash scripts/with-postgres.sh $(PYTEST) -m "not layout" --ignore=tests/e2e
 
 # Speed goals, printed as a table (never timed tests): bench/run.py says what it measures.
 bench: install
