@@ -142,8 +142,7 @@ def users_create(username, roles, first_name, last_name, email, password):
         create_user(username, password, list(roles), first_name or username,
                     last_name or "-", email)
     except DomainError as error:
-        click.echo(f"error: {error.message}", err=True)
-        sys.exit(2)
+        _fail(error, 2)
     click.echo(f"created {username}")
 
 
@@ -162,8 +161,7 @@ def users_ensure_admin():
         create_user(username, password, [current_app.config["AUTH_ROLE_ADMIN"]],
                     "システム", "管理者", os.environ.get("ADMIN_EMAIL", f"{username}@example.jp"))
     except DomainError as error:
-        click.echo(f"error: {error.message}", err=True)
-        sys.exit(2)
+        _fail(error, 2)
     if os.environ.get("ADMIN_PASSWORD"):
         click.echo(f"administrator '{username}' created with ADMIN_PASSWORD")
     else:
@@ -240,8 +238,7 @@ def qr_register(files, dry_run):
     try:
         created = scan.register_batch(db, batch)
     except DomainError as error:
-        click.echo(f"error: {error.message}", err=True)
-        sys.exit(2)
+        _fail(error, 2)
     click.echo(f"batch {batch.id}: registered {len(created)} cards "
                f"(K {counts.ok_by_mode['K']}, S {counts.ok_by_mode['S']}); skipped: "
                f"duplicate {counts.duplicate}, in ledger {counts.exists}, "
@@ -313,8 +310,7 @@ def documents_rotate_key(drop_old):
     try:
         report = documents.rotate_key(session())
     except DomainError as error:
-        click.echo(f"error: {error.message}", err=True)
-        sys.exit(2)
+        _fail(error, 2)
     if report.added:
         click.echo(f"new key {report.current} added to the key ring and made current")
     else:
@@ -340,8 +336,7 @@ def documents_verify():
     try:
         report = documents.verify_all(session())
     except DomainError as error:
-        click.echo(f"error: {error.message}", err=True)
-        sys.exit(2)
+        _fail(error, 2)
     for document_id, why in report.failed:
         click.echo(f"document {document_id}: {why}", err=True)
     click.echo(f"documents checked: {report.checked}, failed: {len(report.failed)}")
@@ -535,8 +530,7 @@ def data_export(file, decrypt, encrypt, password_file):
             session(), file, decrypt=decrypt, password=password,
             progress=lambda table, rows: click.echo(f"  {table}: {rows} rows"))
     except DomainError as error:
-        click.echo(f"error: {error.message}", err=True)
-        sys.exit(2)
+        _fail(error, 2)
     click.echo(f"exported {sum(report.rows.values())} rows of {len(report.rows)} tables and "
                f"{report.documents} documents ({'decrypted' if decrypt else 'encrypted'}) to "
                f"{file} ({report.size} bytes, sha256 {report.sha256})"
@@ -559,8 +553,7 @@ def data_import(file, password_file):
             session(), file, password=_password_from(password_file),
             progress=lambda table, rows: click.echo(f"  {table}: {rows} rows"))
     except DomainError as error:
-        click.echo(f"error: {error.message}", err=True)
-        sys.exit(2)
+        _fail(error, 2)
     click.echo(f"imported {sum(report.rows.values())} rows of {len(report.rows)} tables and "
                f"{report.documents} documents from {file}; audit chain intact "
                f"({report.audit_records} records)")
