@@ -2,7 +2,6 @@
 
 The list reads each record as a Japanese sentence (who, what, where: app/services/
 audit_text.py), with the stored record behind a <details> on each row."""
-import io
 import json
 import re
 from datetime import date
@@ -13,10 +12,9 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from app import clock
 from app.extensions import session
 from app.models.audit import AuditLog
-from app.services import audit, audit_text, export_policy, protected_zip, spreadsheet
+from app.services import audit, audit_text, export_policy, protected_zip
 from app.services.errors import DomainError
 from app.views import protected_exports
 from app.views.feedback import flash_refusal
@@ -43,10 +41,6 @@ ACTION_LABELS = {
     audit.ACTION_BACKUP_PRUNE: _l("Old backups pruned"),
     audit.ACTION_REFRESH: _l("Refreshed"),
 }
-CSV_COLUMNS = ["id", "created_at", "username", "ip", "action", "target_table", "target_id",
-               "changes"]
-# The sentence's parts follow the stored columns in the export (kept in their places).
-CSV_READABLE = [_l("Done by"), _l("Role"), _l("Where"), _l("What happened")]
 _LEGACY_FILTER = re.compile(r"^_flt_\d+_(username|action|target_table|target_id)$")
 
 
@@ -158,29 +152,15 @@ class AuditLogModelView(ModelView):
         try:
             chosen = (protected_exports.choice() if request.method == "POST"
                       else export_policy.PLAIN)
-            export_policy.require(session(), "audit_csv", chosen.encrypt)
+            made = audit_text.export_csv(
+                session(), criteria_from(request.args)[0],
+                encoding="cp932" if request.values.get("encoding") == "cp932" else "utf-8-sig",
+                encrypted=chosen.encrypt, filters=request.args.to_dict(),
+                note=chosen.audit_note())
         except DomainError as refused:
             flash_refusal(refused)
             return redirect(back)
-        criteria, _problems = criteria_from(request.args)
-        _count, items = audit_text.search(session(), criteria, page_size=0,
-                                          newest_first=False)
-        lines = audit_text.render_all(session(), items)
-        encoding = "cp932" if request.values.get("encoding") == "cp932" else "utf-8-sig"
-        buffer = io.StringIO()
-        writer = spreadsheet.csv_writer(buffer)
-        writer.writerow([str(self.label_columns[c]) for c in CSV_COLUMNS]
-                        + [str(c) for c in CSV_READABLE])
-        for item, line in zip(items, lines):
-            writer.writerow([item.id, jst(item.created_at), item.username, item.ip or "",
-                             item.action, item.target_table or "", item.target_id or "",
-                             item.changes or "", line.who, line.role, line.where, line.what])
-        audit.record_event(audit.ACTION_EXPORT, "audit_log", None,
-                           {"rows": len(items), "filters": request.args.to_dict(),
-                            "encoding": encoding, **chosen.audit_note()})
-        data = buffer.getvalue().encode(encoding, errors="replace")
-        stamp = clock.now().strftime("%Y%m%d-%H%M")
-        filename = f"audit_log_{stamp}.csv"
+        data, filename = made.data, made.filename
         if chosen.encrypt:
             return protected_exports.offer(self, [protected_zip.Part(filename, data)],
                                            chosen, filename, back=back)

@@ -209,3 +209,33 @@ def test_an_office_setting_change_names_the_setting_not_its_key(ja):
     line = _line(_row(audit.ACTION_UPDATE, "site_setting", None,
                       {"key": "export_policy", "encryption_required": [False, True]}))
     assert "出力の暗号化" in line.what and "key" not in line.what, line.what
+
+
+def test_the_csv_export_is_the_service_s_rule_at_every_entry_point(app, db, ja):
+    """The CSV of the audit list is made and refused in the service: a plain file while
+    encryption is required is refused and leaves no record; the file's header is Japanese,
+    its rows oldest first with the sentence, and the export is audited with its filters."""
+    from app.services import export_policy
+    from app.services.actors import SYSTEM
+    from app.services.export_policy import EncryptionRequiredError
+
+    audit.act_as("kanri_csv")
+    audit.record_event(audit.ACTION_LOGIN, "ab_user", None, {})
+    current = export_policy.policy(db)
+    export_policy.set_policy(db, encryption_required=True, expected_version=current.version,
+                             actor=SYSTEM)
+    before = db.execute(select(AuditLog.id)).scalars().all()
+    with pytest.raises(EncryptionRequiredError):
+        audit_text.export_csv(db, audit_text.Criteria(), encoding="utf-8-sig",
+                              encrypted=False, filters={})
+    assert db.execute(select(AuditLog.id)).scalars().all() == before
+    made = audit_text.export_csv(db, audit_text.Criteria(), encoding="cp932", encrypted=True,
+                                 filters={"who": "kanri_csv"}, note={"encrypted": True})
+    text = made.data.decode("cp932").splitlines()
+    assert text[0] == ("No.,日時,ユーザー,IPアドレス,操作,対象テーブル,対象ID,内容,操作者,ロール,"
+                       "操作場所,操作内容")
+    assert made.rows == len(before) and made.filename.startswith("audit_log_")
+    record = db.execute(select(AuditLog).order_by(AuditLog.id.desc())).scalars().first()
+    assert record.action == audit.ACTION_EXPORT and json.loads(record.changes) == {
+        "rows": made.rows, "filters": {"who": "kanri_csv"}, "encoding": "cp932",
+        "encrypted": True}
