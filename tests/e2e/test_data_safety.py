@@ -143,6 +143,8 @@ def test_encrypted_audit_export_shows_the_password_once(
     page = _sign_in(page_factory, live_server, users, "manager", "kanri_e2e")
     page.goto(f"{live_server}/auditlogmodelview/list/")
     form = "[data-testid=audit-export-form]"
+    assert not page.is_visible(form)  # folded under the search: the log is read far more
+    page.click("[data-testid=audit-export-open]")
     page.check(f"{form} [data-testid=export-encrypt]")
     page.check(f"{form} input[name=password_mode][value=generate]")
     shot(page, "data-05-audit-export-choose-encryption")
@@ -216,6 +218,7 @@ def test_manager_makes_encryption_mandatory_and_a_plain_export_is_refused(
 
     page.goto(f"{live_server}/auditlogmodelview/list/")
     form = "[data-testid=audit-export-form]"
+    assert page.is_visible(form)  # required: unfolded, with the box ticked
     assert page.is_checked(f"{form} [data-testid=export-encrypt]")
     page.wait_for_selector(f"{form} [data-testid=export-encryption-required]")
     page.uncheck(f"{form} [data-testid=export-encrypt]")
