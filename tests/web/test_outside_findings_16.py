@@ -1,0 +1,165 @@
+"""Outside review of issue 16 (two app servers, worker, /metrics, JSON logs, 503, audit
+export). Each test here shows a defect found by the review: it is marked
+``xfail(strict=True)`` and fails today; it passes (and must then lose its mark) once the
+defect is fixed."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app import observability, settings
+from app.clock import JST
+from app.models.outbox import OutboxMail
+from app.models.reservation import Reservation
+from app.services import audit, jobs
+from tests.conftest import bearer_client
+from tests.factories import make_staff_booking
+from tests.smtp import smtp  # noqa: F401 (fixture)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NGINX = os.path.join(ROOT, "deploy", "nginx", "mnc.conf")
+
+# The redundant layout of deploy/mnc.env.example and deploy/nginx/mnc.conf.
+NGINX_ADDRESS = "10.0.0.10"  # FORWARDED_ALLOW_IPS: the only proxy whose headers count
+MONITORING = "10.0.9.0/24"  # METRICS_ALLOW
+STAFF_PC = "10.0.5.23"  # any host of the office network that can reach an app server :8000
+
+
+# --- 1. /metrics: X-Forwarded-For is believed from any peer ----------------------------------
+
+@pytest.mark.xfail(strict=True, reason=(
+    "PROXY_FIX_HOPS=1 wraps the app in werkzeug's ProxyFix, which believes "
+    "X-Forwarded-For whoever sent it: a host that reaches an app server's :8000 directly "
+    "(GUNICORN_BIND is a LAN address, docs tell the monitoring to scrape :8000 directly) "
+    "forges 'X-Forwarded-For: <allowed address>' and reads /metrics; the same forgery "
+    "changes the address of the login rate limit and of the audit trail. "
+    "FORWARDED_ALLOW_IPS (docs: 'the nginx whose headers are trusted') is only read by "
+    "gunicorn for the scheme."))
+def test_a_forged_forwarded_for_from_a_host_that_is_not_the_proxy_does_not_open_metrics(
+        make_app, monkeypatch):
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", NGINX_ADDRESS)
+    app = make_app(PROXY_FIX_HOPS=1, METRICS_ALLOW=MONITORING,
+                   FORWARDED_ALLOW_IPS=NGINX_ADDRESS)
+    client = app.test_client()
+    # the real proxy passing on a monitoring host's request: allowed (works today)
+    through_nginx = client.get("/metrics", environ_base={"REMOTE_ADDR": NGINX_ADDRESS},
+                               headers={"X-Forwarded-For": "10.0.9.5"})
+    assert through_nginx.status_code == 200
+    # a staff PC talking to gunicorn directly, forging the header: must be refused
+    forged = client.get("/metrics", environ_base={"REMOTE_ADDR": STAFF_PC},
+                        headers={"X-Forwarded-For": "10.0.9.5"})
+    assert forged.status_code == 404, "a forged X-Forwarded-For opened /metrics"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "same cause as above: the audit trail records the forged X-Forwarded-For address of a "
+    "request sent straight to an app server, not the peer that sent it"))
+def test_the_audit_trail_keeps_the_real_peer_when_the_header_is_forged(make_app, monkeypatch):
+    from tests.factories import UserFactory
+
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", NGINX_ADDRESS)
+    app = make_app(PROXY_FIX_HOPS=1, FORWARDED_ALLOW_IPS=NGINX_ADDRESS)
+    user = UserFactory(app).create("clerk")
+    client = app.test_client()
+    client.post("/login/", data={"username": user.username, "password": "wrong"},
+                environ_base={"REMOTE_ADDR": STAFF_PC},
+                headers={"X-Forwarded-For": "192.0.2.250"})
+    with app.app_context():
+        from app.models.audit import AuditLog
+        ips = [row.ip for row in app.appbuilder.session.execute(
+            select(AuditLog).order_by(AuditLog.id)).scalars()]
+    assert "192.0.2.250" not in ips, ips
+
+
+# --- 2. reminders: the catch-up after midnight reminds the wrong day ---------------------------
+
+DAY = date(2026, 12, 1)
+
+
+def _at(day, hour, minute=0):
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=JST)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the reminders job's catch-up computes 'tomorrow' from the time it runs, not from its "
+    "period: the period of 12-01 (due 17:00) run after midnight (worker down in the "
+    "evening, restarted at 00:30 or the next morning) reminds the visits of 12-03, and "
+    "the visitors of 12-02 are never reminded (send_reminders(session, now) in "
+    "app/services/jobs.py)"))
+def test_a_reminders_period_caught_up_after_midnight_reminds_that_period_s_visitors(
+        app, db, clock, smtp):
+    settings.configure(app, WORKER_BACKUPS=False, REMINDER_HOUR=17)
+    # the worker ran until 16:00 on 12-01 (period 11-30 done), then stopped
+    clock.set(_at(DAY, 16))
+    audit.act_as(audit.SYSTEM)
+    (earlier,) = jobs.run_due(db, "test:1", ["reminders"])
+    assert earlier.period == "2026-11-30"
+    # a visit of 12-02 booked later that afternoon (a phone booking entered by staff)
+    clock.set(_at(DAY, 16, 30))
+    booking = make_staff_booking(app, db, day=DAY + timedelta(days=1))  # 12-02 10:30
+    booking.email = "ashita@example.jp"
+    db.commit()
+    # it comes back at 00:30 on 12-02: the missed period 12-01 catches up once
+    clock.set(_at(DAY + timedelta(days=1), 0, 30))
+    (outcome,) = jobs.run_due(db, "test:1", ["reminders"])
+    assert outcome.period == "2026-12-01"
+    db.expire_all()
+    assert db.get(Reservation, booking.id).reminded_at is not None, (
+        "the visitor of 12-02 got no reminder from the period 12-01's catch-up")
+    assert db.execute(select(OutboxMail).where(
+        OutboxMail.to_address == "ashita@example.jp")).scalars().all()
+
+
+# --- 3. the access line of a REST request names no user ---------------------------------------
+
+@pytest.fixture
+def json_app(make_app):
+    made = make_app(LOG_FORMAT="json")
+    yield made
+    observability.configure_logging("text")
+
+
+def _access_lines(capsys) -> list[dict]:
+    return [line for line in (json.loads(text) for text in capsys.readouterr().err.splitlines()
+                              if text.startswith("{")) if line.get("logger") == "app.access"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "observability.current_username reads the JWT user's name only when the row is still "
+    "loaded; a REST read is audited (a commit expires the row), so the access line of "
+    "almost every REST request says user '-' (docs/monitoring.md promises the user)"))
+def test_the_access_line_of_a_rest_request_names_the_jwt_user(json_app, capsys):
+    from tests.factories import UserFactory
+
+    users = UserFactory(json_app)
+    client, headers = bearer_client(json_app, users, "manager")
+    capsys.readouterr()
+    response = client.get("/api/v1/card/", headers=headers)
+    assert response.status_code == 200
+    (access,) = _access_lines(capsys)
+    assert access["path"] == "/api/v1/card/"
+    assert access["user"] != "-", access
+
+
+# --- 4. the shipped nginx access log keeps the query strings ----------------------------------
+
+@pytest.mark.xfail(strict=True, reason=(
+    "deploy/nginx/mnc.conf logs \"$request\" (the request line with its query string) for "
+    "every request: the desk's search (?q=<name, kana, booking number>), the hand-over "
+    "search (?q=<申請書ID or 交付通知書番号>) and the postcard QR link (/reserve/?n=<交付通知書番号>) "
+    "land in /var/log/nginx/mnc.access.log, while the app's own access line deliberately "
+    "logs the path only"))
+def test_the_nginx_access_log_leaves_out_query_strings():
+    with open(NGINX, encoding="utf-8") as handle:
+        config = handle.read()
+    formats = re.findall(r"log_format\s+\w+\s+((?:'[^']*'\s*)+);", config)
+    assert formats, "no log_format found"
+    for fmt in formats:
+        for variable in ("$request ", "$request\"", "$request_uri", "$args", "$query_string",
+                         "$arg_"):
+            assert variable not in fmt + " ", f"nginx log_format logs {variable.strip()}"
