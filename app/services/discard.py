@@ -22,15 +22,16 @@ from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from app import clock
 from app.clock import JST
 from app.models.card import Card
-from app.models.card_states import (NOTICE_SENT, RENOTIFIED, RESERVED, RETURNED,
+from app.models.card_states import (DISCARDED, NOTICE_SENT, RENOTIFIED, RESERVED, RETURNED,
                                     VISIT_MODES)
 from app.models.discard import (EXPIRED, NOTICED_LONG_AGO, RENOTIFIED_LONG_AGO,
                                 RETURNED_LONG_AGO, DiscardCandidate)
 from app.models.setting import SiteSetting
 from app.services import actors, audit, cards, unit
-from app.services.errors import ConcurrentChangeError
+from app.services.errors import BulkTransitionError, ConcurrentChangeError
 from app.settings import settings
 
 REFRESHED_KEY = "discard_candidates"  # the site_setting row: when, by whom, how many
@@ -227,3 +228,28 @@ def snapshot(session, today: date, visit_mode: str | None = None, page: int = 1,
 def candidate_ids(session) -> set[int]:
     """The card ids of the stored snapshot (for tests and checks)."""
     return set(session.execute(select(DiscardCandidate.card_id)).scalars())
+
+
+@unit.operation
+def discard_candidates(session, card_ids, reason: str, *, actor: actors.CardActor,
+                       now: datetime | None = None) -> list[Card]:
+    """「選択したカードを廃棄」 on the candidates screen: every card sent must still be a
+    candidate now, judged again from its row as the screen judged it. A page read before a
+    clerk sent a 再通知 (or a card booked, handed over or changed since) refuses the
+    whole action and names the card; nothing is discarded. The discard itself is
+    :func:`cards.discard_cards` (role, reason, holds, a compare-and-set per card on the
+    state read here)."""
+    cards.authorize_transition(actor, DISCARDED)
+    now = now or clock.now()
+    today = now.astimezone(JST).date()
+    deadlines = Deadlines.from_settings()
+    ids = {int(i) for i in card_ids}
+    stale = [(card.application_id,
+              _("No longer a discard candidate (changed after the page was opened): "
+                "open the list again."))
+             for card in session.execute(select(Card).where(Card.id.in_(ids))
+                                         .order_by(Card.id)).scalars()
+             if card.state not in cards.NOT_YET_ISSUED or judge(card, today, deadlines) is None]
+    if stale:
+        raise BulkTransitionError(stale)
+    return cards.discard_cards(session, card_ids, reason, actor=actor, now=now)

@@ -77,9 +77,9 @@ class DiscardView(BaseView):
     @has_access
     @refusals_flashed(back=".candidates")
     def execute(self):
-        done = cards.discard_cards(session(), self._ids(),
-                                   fields.clean_text(request.form.get("reason"), 200) or "",
-                                   actor=cards.actor_of(current_user))
+        done = discard.discard_candidates(
+            session(), self._ids(), fields.clean_text(request.form.get("reason"), 200) or "",
+            actor=cards.actor_of(current_user))
         flash(_("%(n)d card(s) discarded.", n=len(done)), "success")
         return redirect(url_for(".candidates"))
 

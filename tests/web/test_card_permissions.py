@@ -2,9 +2,12 @@
 app/services/cards.py, so every entry point (detail page, bulk action, discard screen,
 REST API, hand-over) gives the same answer. Allowed: the state, the event and the audit
 record are there; refused: nothing changed."""
+from datetime import datetime
+
 import pytest
 from sqlalchemy import func, select
 
+from app.clock import JST
 from app.models.audit import AuditLog
 from app.models.card import Card, CardEvent
 from app.services import cards as svc
@@ -50,7 +53,7 @@ def _via_bulk(app, users, role, card, to_state):
     user = users.create(role)
     client = app.test_client()
     login(client, user.username, users.password)
-    if to_state == svc.DISCARDED:  # the bulk discard is the 廃棄候補 screen
+    if to_state == svc.DISCARDED:  # the bulk discard is the 廃棄候補 screen, of candidates
         return client.post("/discard/execute", follow_redirects=True,
                            data={"ids": [card.id], "reason": "期限経過のため"})
     return client.post("/cardmodelview/action_post", follow_redirects=True,
@@ -78,6 +81,9 @@ CASES = [(role, entry, to_state) for role in ROLES for entry in ENTRY_POINTS
 def test_each_role_at_each_entry_point(app, users, db, place, role, entry, to_state):
     start = _start_state(to_state)
     card = make_card(db, state=start)
+    if to_state == svc.DISCARDED:  # a discard candidate: the notice is over a year old
+        card.notice_sent_at = datetime(2025, 10, 1, 10, tzinfo=JST)
+        db.commit()
     events, updates = _events(db, card.id), _card_updates(db, card.id)
     response = ENTRY_POINTS[entry](app, users, role, card, to_state)
     db.expire_all()

@@ -167,14 +167,13 @@ def test_the_nginx_access_log_leaves_out_query_strings():
 
 # --- 5. discard: a stale candidates page destroys a card that is no longer a candidate ---------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "POST /discard/execute (cards.discard_cards) discards whatever ids it is sent: it "
-    "neither re-judges them (discard.judge) nor compares with the state the page showed, "
-    "so a supervisor's page opened before a clerk sent a 再通知 discards the card the "
-    "resident was just re-notified about (pre-existing, not made by the snapshot; the "
-    "snapshot re-judges only on GET)"))
 def test_a_card_renotified_after_the_page_was_read_is_not_discarded_from_that_page(
         app, login_as, db, clock):
+    """Outside review found: POST /discard/execute (cards.discard_cards) discards
+    whatever ids it is sent: it neither re-judges them (discard.judge) nor compares
+    with the state the page showed, so a supervisor's page opened before a clerk sent
+    a 再通知 discards the card the resident was just re-notified about (pre-existing,
+    not made by the snapshot; the snapshot re-judges only on GET)"""
     from app.models.card import Card
     from app.services import cards as svc
     from app.services import unit
@@ -268,3 +267,35 @@ def test_audit_export_to_an_existing_file_makes_it_private(app, db, clock, tmp_p
     assert result.exit_code == 0, result.output
     assert target.read_text(encoding="utf-8").strip()  # the records were written
     assert os.stat(target).st_mode & 0o777 == 0o600, oct(os.stat(target).st_mode & 0o777)
+
+
+def test_the_stale_page_s_refusal_names_the_card_and_a_fresh_page_still_discards(
+        app, login_as, db, clock):
+    """The refusal is said on the screen by application ID; the candidates still valid
+    are discarded from a page opened again (the screen's reason and hold rules stand)."""
+    from app.models.card import Card
+    from app.services import cards as svc
+    from app.services import unit
+    from tests.conftest import text_of
+    from tests.factories import make_card, make_storage
+
+    make_storage(db)
+    made = []
+    for _ in range(2):
+        card = make_card(db, state=svc.NOTICE_SENT)
+        card.notice_sent_at = clock() - timedelta(days=400)
+        made.append(card)
+    db.commit()
+    ids = [c.id for c in made]
+    client = login_as("manager")
+    client.post("/discard/refresh")
+    with app.test_request_context(), unit.transaction(db):
+        svc.transition_card(db, db.get(Card, ids[0]), svc.RENOTIFIED, actor=svc.SYSTEM)
+    page = text_of(client.post("/discard/execute", data={"ids": ids, "reason": "期限経過"},
+                               follow_redirects=True))
+    assert "廃棄候補ではなくなりました" in page and made[0].application_id in page
+    db.expire_all()
+    assert db.get(Card, ids[1]).state == svc.NOTICE_SENT  # all or nothing
+    client.post("/discard/execute", data={"ids": [ids[1]], "reason": "期限経過"})
+    db.expire_all()
+    assert db.get(Card, ids[1]).state == svc.DISCARDED
