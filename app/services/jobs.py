@@ -143,7 +143,10 @@ def send_outbox(session, now: datetime) -> Done:
 def send_reminders(session, now: datetime) -> Done:
     if not mail.configured():
         return Done(_("MAIL_SERVER is not set: no reminders queued."), skipped=True)
-    queued, failed = mail.send_reminders(session, now)
+    # the visits of the day after the period's day: a period caught up after midnight
+    # (the worker was down that evening) still reminds that day's visitors, not the next
+    period_day = JOBS["reminders"].due(now).astimezone(JST).date()
+    queued, failed = mail.send_reminders(session, now, day=period_day + timedelta(days=1))
     return Done(_("Reminders queued: %(queued)d, not queued (no usable address): "
                   "%(failed)d", queued=queued, failed=failed))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -230,19 +230,23 @@ def _finish(session, mail_id: int, expected: str, attempts: int | None, state: s
     return done
 
 
-def send_reminders(session, now: datetime | None = None) -> tuple[int, int]:
-    """Queue a reminder for everyone booked for tomorrow (Japan time) who gave an e-mail
-    address and has not been reminded yet. Each booking is claimed (``reminded_at``, a
-    compare-and-set) in the same transaction as its queued mail, so a second run (or two
-    runs at once) queues no mail twice. Returns (queued, not queued)."""
+def send_reminders(session, now: datetime | None = None,
+                   day: date | None = None) -> tuple[int, int]:
+    """Queue a reminder for everyone booked for ``day`` (default: tomorrow, Japan time) who
+    gave an e-mail address and has not been reminded yet, for visits that have not begun
+    (a run caught up late reminds nobody of a visit already under way). Each booking is
+    claimed (``reminded_at``, a compare-and-set) in the same transaction as its queued
+    mail, so a second run (or two runs at once) queues no mail twice. Returns (queued,
+    not queued)."""
     now = now or clock.now()
-    tomorrow = now.astimezone(JST).date() + timedelta(days=1)
-    first = datetime.combine(tomorrow, time.min, JST)
+    day = day or now.astimezone(JST).date() + timedelta(days=1)
+    first = datetime.combine(day, time.min, JST)
     due = session.execute(
         select(Reservation.id).join(Slot, Reservation.slot_id == Slot.id)
         .where(Reservation.state == BOOKED, Reservation.email.is_not(None),
                Reservation.email != "", Reservation.reminded_at.is_(None),
-               Slot.starts_at >= first, Slot.starts_at < first + timedelta(days=1))
+               Slot.starts_at >= max(first, now),
+               Slot.starts_at < first + timedelta(days=1))
         .order_by(Slot.starts_at)).scalars().all()
     queued = failed = 0
     if not configured():

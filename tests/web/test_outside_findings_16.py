@@ -85,14 +85,13 @@ def _at(day, hour, minute=0):
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=JST)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the reminders job's catch-up computes 'tomorrow' from the time it runs, not from its "
-    "period: the period of 12-01 (due 17:00) run after midnight (worker down in the "
-    "evening, restarted at 00:30 or the next morning) reminds the visits of 12-03, and "
-    "the visitors of 12-02 are never reminded (send_reminders(session, now) in "
-    "app/services/jobs.py)"))
 def test_a_reminders_period_caught_up_after_midnight_reminds_that_period_s_visitors(
         app, db, clock, smtp):
+    """Outside review found: the reminders job's catch-up computes 'tomorrow' from the
+    time it runs, not from its period: the period of 12-01 (due 17:00) run after
+    midnight (worker down in the evening, restarted at 00:30 or the next morning)
+    reminds the visits of 12-03, and the visitors of 12-02 are never reminded
+    (send_reminders(session, now) in app/services/jobs.py)"""
     settings.configure(app, WORKER_BACKUPS=False, REMINDER_HOUR=17)
     # the worker ran until 16:00 on 12-01 (period 11-30 done), then stopped
     clock.set(_at(DAY, 16))
@@ -299,3 +298,23 @@ def test_the_stale_page_s_refusal_names_the_card_and_a_fresh_page_still_discards
     client.post("/discard/execute", data={"ids": [ids[1]], "reason": "期限経過"})
     db.expire_all()
     assert db.get(Card, ids[1]).state == svc.DISCARDED
+
+
+def test_a_reminders_period_caught_up_on_the_visit_day_skips_visits_already_begun(
+        app, db, clock, smtp):
+    """Caught up at 11:00 on the visit day: a 10:30 visit is not reminded after the fact."""
+    settings.configure(app, WORKER_BACKUPS=False, REMINDER_HOUR=17)
+    clock.set(_at(DAY, 16))
+    audit.act_as(audit.SYSTEM)
+    jobs.run_due(db, "test:1", ["reminders"])
+    clock.set(_at(DAY, 16, 30))
+    booking = make_staff_booking(app, db, day=DAY + timedelta(days=1))  # 12-02 10:30
+    booking.email = "okure@example.jp"
+    db.commit()
+    clock.set(_at(DAY + timedelta(days=1), 11))
+    (outcome,) = jobs.run_due(db, "test:1", ["reminders"])
+    assert outcome.period == "2026-12-01"
+    db.expire_all()
+    assert db.get(Reservation, booking.id).reminded_at is None
+    assert not db.execute(select(OutboxMail).where(
+        OutboxMail.to_address == "okure@example.jp")).scalars().all()
