@@ -38,7 +38,9 @@ SQLALCHEMY_DATABASE_URI = os.environ.get(
     "DATABASE_URL", "sqlite:///" + os.path.join(INSTANCE_DIR, "app.db")
 )
 SQLALCHEMY_TRACK_MODIFICATIONS = False
-SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+# hide_parameters: a database error's text (in the logs, on the 定期処理 screen) names the
+# statement, never the values bound to it (residents' names and addresses).
+SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
 
 # --- secrets (None: generated into instance/ on first start) ---------------------
 SECRET_KEY = os.environ.get("SECRET_KEY") or None

@@ -42,6 +42,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import StatementError
 
 from app import clock
 from app.clock import JST
@@ -361,8 +362,16 @@ def _short(text: str | None, size: int) -> str | None:
 
 
 def _error_text(error: BaseException) -> str:
+    """What the 定期処理 screen and the log say of a failed run: a database error by the
+    driver's first line only (the constraint or the connection), never the statement's
+    bound values, which may be residents' names and addresses (the screen is the system
+    administrator's, who may not read the ledger)."""
     if isinstance(error, DomainError):
         return str(error.message)
+    if isinstance(error, StatementError):
+        cause = error.orig if error.orig is not None else error
+        first = (str(cause).strip().splitlines() or [""])[0]
+        return f"{type(error).__name__}: {type(cause).__name__}: {first[:300]}"
     return f"{type(error).__name__}: {error}"
 
 

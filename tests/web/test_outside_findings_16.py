@@ -201,13 +201,13 @@ def test_a_card_renotified_after_the_page_was_read_is_not_discarded_from_that_pa
 
 # --- 6. a failed job's error keeps the SQL parameters (personal data) on the 定期処理 screen ---
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jobs._error_text stores f'{type}: {error}' of any exception: a database error's text "
-    "carries its [SQL: ...] and [parameters: ...] (names, addresses of cards and bookings), "
-    "kept in job_run.error and shown on /jobs/ to the システム管理者, a role that may not "
-    "read the card ledger (SQLALCHEMY_ENGINE_OPTIONS has no hide_parameters)"))
 def test_a_failed_job_shows_no_personal_data_from_the_database_error(
         app, db, clock, login_as, monkeypatch):
+    """Outside review found: jobs._error_text stores f'{type}: {error}' of any
+    exception: a database error's text carries its [SQL: ...] and [parameters: ...]
+    (names, addresses of cards and bookings), kept in job_run.error and shown on
+    /jobs/ to the システム管理者, a role that may not read the card ledger
+    (SQLALCHEMY_ENGINE_OPTIONS has no hide_parameters)"""
     import dataclasses
 
     from sqlalchemy.exc import IntegrityError
@@ -317,3 +317,17 @@ def test_a_reminders_period_caught_up_on_the_visit_day_skips_visits_already_begu
     assert db.get(Reservation, booking.id).reminded_at is None
     assert not db.execute(select(OutboxMail).where(
         OutboxMail.to_address == "okure@example.jp")).scalars().all()
+
+
+def test_a_database_error_never_carries_the_values_bound_to_its_statement(app, db):
+    """Every engine hides bound values from its errors (config.py hide_parameters): a
+    traceback in the log or a job's error names the statement, not the resident."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as raised:
+        db.execute(text("SELECT no_such_column FROM card WHERE name = :name"),
+                   {"name": "山田太郎"})
+    db.rollback()
+    assert "山田太郎" not in str(raised.value)
+    assert "hidden" in str(raised.value)
