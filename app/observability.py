@@ -58,6 +58,13 @@ def _loaded_username(user) -> str | None:
         return None
 
 
+def note_user(username: str | None) -> None:
+    """The request's signed-in user, noted when the account is loaded (app/security.py:
+    a session or a JWT), before a commit may expire the row the log would read it from."""
+    if username and has_request_context():
+        g.log_user = username
+
+
 def current_username() -> str:
     if not has_request_context():
         return NONE

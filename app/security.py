@@ -24,7 +24,7 @@ from werkzeug.security import check_password_hash
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, ValidationError
 
-from app import clock
+from app import clock, observability
 from app.models.user import StaffUser
 from app.services import accounts, audit, throttle
 from app.services.errors import PasswordPolicyError, ThrottledError
@@ -203,6 +203,7 @@ class AppSecurityManager(SecurityManager):
             return None
         if session.get(SESSION_GENERATION_KEY) != user.session_generation:
             return None
+        observability.note_user(user.username)
         return user
 
     def create_jwt_manager(self, app):
@@ -236,6 +237,7 @@ class AppSecurityManager(SecurityManager):
         user = self._jwt_user(jwt_data)
         if user is not None:
             g.user = user  # as FAB does: g.user is the JWT's user
+            observability.note_user(user.username)
         return user
 
     # --- authentication with lockout -------------------------------------------------

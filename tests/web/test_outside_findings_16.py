@@ -128,11 +128,11 @@ def _access_lines(capsys) -> list[dict]:
                               if text.startswith("{")) if line.get("logger") == "app.access"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "observability.current_username reads the JWT user's name only when the row is still "
-    "loaded; a REST read is audited (a commit expires the row), so the access line of "
-    "almost every REST request says user '-' (docs/monitoring.md promises the user)"))
 def test_the_access_line_of_a_rest_request_names_the_jwt_user(json_app, capsys):
+    """Outside review found: observability.current_username reads the JWT user's name
+    only when the row is still loaded; a REST read is audited (a commit expires the
+    row), so the access line of almost every REST request says user '-'
+    (docs/monitoring.md promises the user)"""
     from tests.factories import UserFactory
 
     users = UserFactory(json_app)
