@@ -110,6 +110,7 @@ def audit_export(since_id, to_file):
     out = sys.stdout
     if to_file:
         descriptor = os.open(to_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # an existing file too: before anything is written
         out = os.fdopen(descriptor, "w", encoding="utf-8", newline="\n")
     try:
         for record in audit.export_records(session(), since_id, upto):

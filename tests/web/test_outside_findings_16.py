@@ -234,12 +234,12 @@ def test_a_failed_job_shows_no_personal_data_from_the_database_error(
 
 # --- 7. the restore procedure leaves the worker running ---------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "docs/operations.md「復元」 stops gunicorn and mnc-backup.timer but not the worker "
-    "(deploy/mnc-worker.service, which since issue 16 also makes the nightly backup): during "
-    "`backup restore --force` it keeps sending the outbox, closing days, refreshing the "
-    "discard candidates and may start a backup against the database being replaced"))
 def test_the_restore_procedure_stops_and_restarts_the_worker():
+    """Outside review found: docs/operations.md「復元」 stops gunicorn and mnc-backup.timer
+    but not the worker (deploy/mnc-worker.service, which since issue 16 also makes
+    the nightly backup): during `backup restore --force` it keeps sending the outbox,
+    closing days, refreshing the discard candidates and may start a backup against
+    the database being replaced"""
     with open(os.path.join(ROOT, "docs", "operations.md"), encoding="utf-8") as handle:
         text = handle.read()
     section = text.split("### 復元", 1)[1].split("\n### ", 1)[0]
@@ -249,12 +249,12 @@ def test_the_restore_procedure_stops_and_restarts_the_worker():
 
 # --- 8. audit export --to an existing file keeps that file's mode -----------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`audit export --to FILE` opens with O_CREAT|O_TRUNC and mode 0600: the mode applies "
-    "only when the file is new, so an existing world-readable file (a second export to the "
-    "same path) receives the whole audit trail (user IDs, IPs, booking numbers) and stays "
-    "0644; docs/audit.md promises 'a file of mode 0600' (app/cli.py audit_export)"))
 def test_audit_export_to_an_existing_file_makes_it_private(app, db, clock, tmp_path):
+    """Outside review found: `audit export --to FILE` opens with O_CREAT|O_TRUNC and
+    mode 0600: the mode applies only when the file is new, so an existing world-
+    readable file (a second export to the same path) receives the whole audit trail
+    (user IDs, IPs, booking numbers) and stays 0644; docs/audit.md promises 'a file
+    of mode 0600' (app/cli.py audit_export)"""
     from tests.factories import make_notice
 
     make_notice(db, clock(), title="n")
