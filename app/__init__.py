@@ -6,12 +6,11 @@ import os
 
 from flask import Flask
 from flask_appbuilder import AppBuilder
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as default_config
 from app import models  # noqa: F401  (every table into Model.metadata)
 from app import secrets as app_secrets
-from app import settings, unavailable, web
+from app import proxies, settings, unavailable, web
 from app.extensions import AppSQLA, csrf, migrate, tune_sqlite
 from app.services import audit, deletion
 from app.services.fields import id_converter
@@ -37,8 +36,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     hops = app.config.get("PROXY_FIX_HOPS") or 0
     if not isinstance(hops, int) or isinstance(hops, bool) or not 0 <= hops <= 5:
         raise ValueError("PROXY_FIX_HOPS must be a whole number from 0 to 5")
-    if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    if hops:  # believed only from FORWARDED_ALLOW_IPS (app/proxies.py)
+        app.wsgi_app = proxies.TrustedProxyFix(
+            app.wsgi_app, hops, proxies.parse_trusted(app.config.get("FORWARDED_ALLOW_IPS")))
 
     app.config["FAB_PASSWORD_COMPLEXITY_VALIDATOR"] = fab_password_validator
 

@@ -9,8 +9,9 @@ Every value that differs between sites comes from the environment (/etc/mnc/mnc.
 - WEB_CONCURRENCY        worker processes (default: 2 per core, at least 2, at most 8)
 - GUNICORN_THREADS       threads per worker (default 4, as `make run`)
 - FORWARDED_ALLOW_IPS    the addresses of the load balancer / nginx whose X-Forwarded-*
-                         headers are trusted (default 127.0.0.1); the app trusts them through
-                         PROXY_FIX_HOPS (config.py), gunicorn only for wsgi.url_scheme
+                         headers are trusted (default 127.0.0.1): the app believes them
+                         (PROXY_FIX_HOPS) only from these peers (app/proxies.py), gunicorn
+                         for wsgi.url_scheme
 - GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_MAX_REQUESTS
 - GUNICORN_ACCESS_LOG    "-" for gunicorn's own access log on stdout; off by default, the app
                          logs one line per request itself (with its request id)

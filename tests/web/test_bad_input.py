@@ -496,7 +496,8 @@ def _guess(client, db, ip):
 
 @pytest.fixture
 def proxied(app_config):
-    app_config.update(PROXY_FIX_HOPS=1, IDENTITY_IP_ATTEMPTS=3, IDENTITY_NUMBER_FAILURES=100)
+    app_config.update(PROXY_FIX_HOPS=1, FORWARDED_ALLOW_IPS="10.0.0.1",  # the proxy's address
+                      IDENTITY_IP_ATTEMPTS=3, IDENTITY_NUMBER_FAILURES=100)
 
 
 @pytest.fixture
