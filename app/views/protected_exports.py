@@ -19,7 +19,7 @@ from flask_login import current_user
 
 from app.clock import JST
 from app.extensions import session
-from app.services import actors, audit_text, export_policy, protected_zip
+from app.services import actors, audit_text, export_policy, file_store, protected_zip
 from app.services.errors import ConcurrentChangeError, DomainError, NotPermittedError
 from app.settings import settings as app_settings
 
@@ -41,6 +41,16 @@ def offer(view: BaseView, parts: Iterable[protected_zip.Part], chosen: export_po
                                      filename=filename)
     return _ready_page(view, prepared, chosen.password if chosen.generated else "",
                        typed=not chosen.generated, back=back)
+
+
+def send_stored(stored: file_store.Handle, mimetype: str, name: str) -> Response:
+    """A file of the shared store as a download, read piece by piece while it is sent
+    (any app server can serve it)."""
+    response = send_file(file_store.reader(stored), mimetype=mimetype, as_attachment=True,
+                         download_name=name, max_age=0, etag=False)
+    response.content_length = stored.size
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _ready_page(view, prepared, password: str, *, typed: bool = False, back=None):
