@@ -121,9 +121,20 @@ def stream(handle: Handle) -> Iterator[bytes]:
 class _ChunkReader(io.RawIOBase):
     """A read-only binary file over :func:`stream` (for send_file and zip writers)."""
 
-    def __init__(self, handle: Handle):
+    def __init__(self, handle: Handle, on_close=None):
         self._pieces = stream(handle)
         self._left = b""
+        self._on_close = on_close
+
+    def close(self) -> None:
+        if not self.closed and self._on_close is not None:
+            callback, self._on_close = self._on_close, None
+            try:
+                callback()
+            finally:
+                super().close()
+            return
+        super().close()
 
     def readable(self) -> bool:
         return True
@@ -140,8 +151,10 @@ class _ChunkReader(io.RawIOBase):
         return size
 
 
-def reader(handle: Handle) -> BinaryIO:
-    return io.BufferedReader(_ChunkReader(handle), buffer_size=CHUNK_SIZE)
+def reader(handle: Handle, on_close=None) -> BinaryIO:
+    """A binary file reading the stored file; ``on_close`` is called once when it is
+    closed (the WSGI server closes a response's file when the download ended)."""
+    return io.BufferedReader(_ChunkReader(handle, on_close), buffer_size=CHUNK_SIZE)
 
 
 def read_all(handle: Handle) -> bytes:
