@@ -65,6 +65,10 @@ TABLES = {
     "document_blob": ("添付書類の暗号化されたデータ", "The encrypted bytes of a document"),
     "discard_candidate": ("廃棄候補（最後の更新で見つかったカード。毎晩と「今すぐ更新」で作り直す）",
                           "Discard candidates as last found (rebuilt nightly and by 「今すぐ更新」)"),
+    "stored_file": ("共有ファイル置き場のファイル（抽出・暗号化 ZIP・取込のファイル。どのアプリサーバーからも取り出せる一時ファイル）",
+                    "Files of the shared file store (extraction exports, encrypted ZIPs, imported files: temporary files any app server can serve)"),
+    "stored_file_chunk": ("共有ファイル置き場のファイルの中身（約 1 MiB ずつ）",
+                          "Content of a stored file, in pieces of about 1 MiB"),
     "job_run": ("ワーカーの定期処理の実行記録（処理と期間ごとに 1 行）",
                 "Runs of the worker's scheduled jobs (one row per job and period)"),
 }
@@ -319,6 +323,26 @@ COLUMNS = {
     "discard_candidate.reason_on": ("理由の日付（有効期限、返戻日、再通知日、発送日）",
                                     "Day of the reason (expiry, return, reminder or notice)"),
     "discard_candidate.found_at": ("更新で最初に候補になった日時", "When a refresh first found it"),
+    "stored_file.kind": ("種類（extraction: 抽出の出力、protected_export: 暗号化 ZIP、ledger_import: 既存データ取込のファイル）",
+                         "Kind (extraction: an extraction export; protected_export: an encrypted ZIP; ledger_import: a file being imported)"),
+    "stored_file.token": ("ファイルを指す推測できない文字列（抽出の出力では export_job.token と同じ）",
+                          "Unguessable key of the file (for an extraction export, its export_job.token)"),
+    "stored_file.owner": ("ファイルを受け取れる職員（ユーザー名）", "Staff member the file is for (username)"),
+    "stored_file.filename": ("ダウンロード時のファイル名", "File name of the download"),
+    "stored_file.size": ("大きさ（バイト）", "Size (bytes)"),
+    "stored_file.chunks": ("中身の分割数（stored_file_chunk の行数）", "Number of pieces (rows of stored_file_chunk)"),
+    "stored_file.sha256": ("中身の SHA-256（16 進）", "SHA-256 of the content (hex)"),
+    "stored_file.created_at": ("作成日時", "Made at"),
+    "stored_file.claimed_at": ("1 回限りのダウンロードで取り出された日時（取り出し後は削除）",
+                               "When the one download took it (removed afterwards)"),
+    "stored_file_chunk.file_id": ("ファイル（stored_file.id、ファイルと一緒に削除）",
+                                  "The file (stored_file.id; removed with it)"),
+    "stored_file_chunk.seq": ("中身の順番（0 から）", "Order of the piece (from 0)"),
+    "stored_file_chunk.data": ("中身（約 1 MiB）", "Content (about 1 MiB)"),
+    "export_job.file_name": ("出来上がったファイル（共有ファイル置き場 stored_file の token）",
+                             "The finished file (token of its stored_file)"),
+    "export_job.attempts": ("開始した回数（止まったジョブはワーカーが 1 回だけ引き継ぐ）",
+                            "Times the job was started (a worker takes over a stopped job once)"),
     "job_run.job": ("処理の名前（outbox、close_day、reminders、slots、discard、backup、housekeeping）",
                     "Job name (outbox, close_day, reminders, slots, discard, backup, housekeeping)"),
     "job_run.period": ("期間（日次: YYYY-MM-DD、毎時: YYYY-MM-DDTHH、常時: continuous）",
@@ -377,7 +401,9 @@ def _cell(value: str) -> str:
 def reference() -> tuple[str, list[str]]:
     from sqlalchemy import CheckConstraint
 
-    from app.services.migration_export import tables
+    from flask_appbuilder import Model
+
+    from app.services.migration_export import NOT_EXPORTED, tables
 
     missing = []
     out = [MARKER, "", "## 7. ファイルと列の一覧 / Files and columns", "",
@@ -385,28 +411,46 @@ def reference() -> tuple[str, list[str]]:
            "Tables in dependency order (a table after those it refers to), as in "
            "manifest.json `tables`.", ""]
     for table in tables():
-        ja, en = TABLES.get(table.name, ("", ""))
-        if not ja:
-            missing.append(table.name)
-        out += [f"### `tables/{table.name}.csv`", "", f"{ja} / {en}", "",
-                "| 列 Column | 型 Type | NULL | キー Key | 説明 | Description |",
-                "|---|---|---|---|---|---|"]
-        for column in table.columns:
-            meaning = COLUMNS.get(f"{table.name}.{column.name}") or COLUMNS.get(column.name)
-            if meaning is None:
-                missing.append(f"{table.name}.{column.name}")
-                meaning = ("", "")
-            kind_ja, kind_en = _kind(column)
-            out.append(f"| `{column.name}` | {kind_ja} {kind_en} | "
-                       f"{'可 yes' if column.nullable else '不可 no'} | {_key(column)} | "
-                       f"{_cell(meaning[0])} | {_cell(meaning[1])} |")
-        checks = [constraint for constraint in table.constraints
-                  if isinstance(constraint, CheckConstraint)]
-        if checks:
-            out += ["", "値の制約 / CHECK rules:", ""]
-            out += sorted(f"- `{_cell(str(check.sqltext))}`" for check in checks)
-        out.append("")
+        out += _table_section(table, f"### `tables/{table.name}.csv`", missing)
+    out += ["## 8. エクスポートしないテーブル / Tables not exported", "",
+            "共有ファイル置き場（ダウンロードを待つ抽出・暗号化 ZIP、取込中のファイル）は一時的な"
+            "ファイルで、保管期間が過ぎると消えるため、移行エクスポートに含めません。 "
+            "The shared file store (exports waiting for their download, files being "
+            "imported) holds only temporary files, removed after their keeping time: it is "
+            "not part of the migration export.", ""]
+    for table in Model.metadata.sorted_tables:
+        if table.name in NOT_EXPORTED:
+            out += _table_section(table, f"### `{table.name}`（エクスポートしない / not exported）",
+                                  missing)
     return "\n".join(out), missing
+
+
+def _table_section(table, heading: str, missing: list) -> list:
+    from sqlalchemy import CheckConstraint
+
+    out = []
+    ja, en = TABLES.get(table.name, ("", ""))
+    if not ja:
+        missing.append(table.name)
+    out += [heading, "", f"{ja} / {en}", "",
+            "| 列 Column | 型 Type | NULL | キー Key | 説明 | Description |",
+            "|---|---|---|---|---|---|"]
+    for column in table.columns:
+        meaning = COLUMNS.get(f"{table.name}.{column.name}") or COLUMNS.get(column.name)
+        if meaning is None:
+            missing.append(f"{table.name}.{column.name}")
+            meaning = ("", "")
+        kind_ja, kind_en = _kind(column)
+        out.append(f"| `{column.name}` | {kind_ja} {kind_en} | "
+                   f"{'可 yes' if column.nullable else '不可 no'} | {_key(column)} | "
+                   f"{_cell(meaning[0])} | {_cell(meaning[1])} |")
+    checks = [constraint for constraint in table.constraints
+              if isinstance(constraint, CheckConstraint)]
+    if checks:
+        out += ["", "値の制約 / CHECK rules:", ""]
+        out += sorted(f"- `{_cell(str(check.sqltext))}`" for check in checks)
+    out.append("")
+    return out
 
 
 def main() -> int:

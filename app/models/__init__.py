@@ -14,6 +14,7 @@ from app.models.reservation import BookingEvent, Hold, Reservation, ReservationP
 from app.models.scan import ScanBatch, ScanItem
 from app.models.setting import SiteSetting
 from app.models.storage import StoragePlace
+from app.models.stored_file import StoredFile, StoredFileChunk
 from app.models.throttle import Throttle
 from app.models.user import StaffUser
 from app.models.venue import DateException, Purpose, Venue, VenuePurpose, WeeklyRule
@@ -23,5 +24,6 @@ __all__ = ["AuditLog", "BookingEvent", "Card", "CardEvent", "CardTally", "DailyC
            "FeeSchedule", "Hold", "Intake", "IntakeDocument", "JobRun",
            "MaintenanceWindow", "Notice", "OutboxMail", "OutreachSession", "Purpose",
            "ReceiptCounter", "Reservation", "ReservationPerson", "SavedQuery", "ScanBatch",
-           "ScanItem", "SiteSetting", "Slot", "StaffUser", "StoragePlace", "Throttle", "Venue",
+           "ScanItem", "SiteSetting", "Slot", "StaffUser", "StoragePlace", "StoredFile",
+           "StoredFileChunk", "Throttle", "Venue",
            "VenuePurpose", "WeeklyRule"]

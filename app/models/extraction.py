@@ -56,11 +56,12 @@ JOB_FORMATS = ("csv", "xlsx")
 
 
 class ExportJob(Model):
-    """One export written in the background (XLSX, and large CSV) into the instance
-    folder's ``exports/`` and offered to its owner when done. The file is written under a
-    temporary name and renamed when complete, so a job that dies never leaves a half file
-    offered as done; ``heartbeat_at`` tells a job whose process died (no progress for a
-    while) from one still running."""
+    """One export written in the background (XLSX, and large CSV) and offered to its
+    owner when done. The file is written to a local temporary file, then copied into the
+    database's file store (``stored_file``, token = ``file_name``) in the same transaction
+    that marks the job done, so any app server can serve the download and a job that dies
+    never leaves a half file offered as done; ``heartbeat_at`` tells a job whose process
+    died (no progress for a while) from one still running."""
 
     __tablename__ = "export_job"
     __table_args__ = (
@@ -88,13 +89,16 @@ class ExportJob(Model):
     rows_total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     rows_written: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     replaced: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    file_name: Mapped[str | None] = mapped_column(String(200))  # under instance/exports/
+    file_name: Mapped[str | None] = mapped_column(String(200))  # stored_file.token
     download_name: Mapped[str] = mapped_column(String(200), nullable=False)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False)
     heartbeat_at: Mapped[datetime] = mapped_column(AwareDateTime(), nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
     downloaded_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    # times the job was started (queued → running); a worker takes over a stopped one once
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                          server_default="0")
 
     def __repr__(self) -> str:
         return f"ExportJob({self.id}, {self.state})"

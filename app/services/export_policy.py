@@ -7,27 +7,30 @@
 - ``Choice``: what the person asked for on the form (plain, or encrypted with a typed or a
   generated password). A password is never written into the audit trail, a log or a URL;
   the audit record of an export notes only ``"encrypted": true/false``.
-- The prepared file: kept in ``instance/protected_exports/`` under a random token for its
-  owner, handed out once (``take``) and removed; leftovers go after EXPORT_KEEP_MINUTES.
+- The prepared file: kept in the shared file store (app/services/file_store.py: any app
+  server serves it) under a random token for its owner, handed out once (``take``: a
+  compare-and-set) and removed; leftovers go after EXPORT_KEEP_MINUTES.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
-import time
+import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session as OrmSession
 
 from app import clock
 from app.models.setting import SiteSetting
-from app.services import actors, audit, protected_zip, unit
+from app.extensions import session as app_session
+from app.services import actors, audit, file_store, protected_zip, unit
 from app.services.actors import CardActor
 from app.services.errors import ConcurrentChangeError, DomainError, InputError
 from app.settings import settings as app_settings
@@ -184,7 +187,11 @@ def choice_from(values: Mapping) -> Choice:
 
 
 # --- the prepared file, handed out once ---------------------------------------------------------
+#
+# Kept in the shared file store (app/services/file_store.py, kind "protected_export"),
+# so that the page, the offer and the download may each be served by any app server.
 
+STORE_KIND = "protected_export"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
@@ -193,37 +200,24 @@ class Prepared:
     token: str
     filename: str
     size: int
-    path: str
+    stored: file_store.Handle | None = None  # set by take(): what the download reads
 
 
-def folder() -> str:
-    path = os.path.join(current_app.instance_path, "protected_exports")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
-
-
-def _paths(token: str) -> tuple[str, str]:
-    if not _TOKEN.match(token or ""):
+def _check_token(token: str | None) -> str:
+    if not isinstance(token, str) or not _TOKEN.match(token):
         raise PreparedFileGoneError()
-    base = os.path.join(folder(), token)
-    return base + ".zip", base + ".json"
+    return token
 
 
-def purge(max_age_seconds: float | None = None) -> int:
-    """Remove prepared files older than EXPORT_KEEP_MINUTES; returns how many."""
+def purge(max_age_seconds: float | None = None, now: datetime | None = None) -> int:
+    """Remove prepared files older than EXPORT_KEEP_MINUTES (never downloaded, or taken by
+    a download that did not finish); returns how many. One unit."""
     limit = (max_age_seconds if max_age_seconds is not None
              else app_settings().export_keep_minutes * 60)
-    removed = 0
-    now = time.time()
-    for name in os.listdir(folder()):
-        path = os.path.join(folder(), name)
-        try:
-            if now - os.path.getmtime(path) > limit:
-                os.unlink(path)
-                removed += name.endswith(".zip")
-        except FileNotFoundError:
-            pass
-    return removed
+    stamp = now or clock.now()
+    with unit.transaction() as session:
+        return file_store.purge(session, kind=STORE_KIND,
+                                older_than=stamp - timedelta(seconds=limit))
 
 
 def zip_name(filename: str) -> str:
@@ -234,46 +228,54 @@ def zip_name(filename: str) -> str:
 
 def prepare(parts: Iterable[protected_zip.Part], choice: Choice, *, owner: str,
             filename: str) -> Prepared:
-    """Encrypt the parts into a file kept for ``owner`` until it is downloaded once."""
+    """Encrypt the parts into a file kept for ``owner`` until it is downloaded once: written
+    to a local temporary file, then copied into the shared store (one unit)."""
     if not choice.encrypt or not choice.password:
         raise ValueError("prepare() is for an encrypted choice")
     purge()
     token = secrets.token_urlsafe(24)
-    path, meta = _paths(token)
-    size = protected_zip.to_file(path, parts, choice.password)
-    with open(meta, "w", encoding="utf-8") as handle:
-        json.dump({"owner": owner, "filename": zip_name(filename), "size": size}, handle)
-    os.chmod(path, 0o600)
-    return Prepared(token, zip_name(filename), size, path)
+    handle, path = tempfile.mkstemp(prefix="protected-", suffix=".zip")
+    os.close(handle)
+    try:
+        protected_zip.to_file(path, parts, choice.password)
+        with unit.transaction() as session:
+            stored = file_store.put(session, path, kind=STORE_KIND, token=token,
+                                    owner=owner, filename=zip_name(filename))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    return Prepared(token, stored.filename, stored.size)
 
 
 def prepared(token: str, owner: str) -> Prepared:
-    """The owner's prepared file (another person's, or one gone, is not found)."""
-    path, meta = _paths(token)
-    try:
-        with open(meta, encoding="utf-8") as handle:
-            info = json.load(handle)
-    except (FileNotFoundError, ValueError):
-        raise PreparedFileGoneError() from None
-    if info.get("owner") != owner or not os.path.exists(path):
+    """The owner's prepared file, not yet taken (another person's, or one gone, is not
+    found). Reads only."""
+    stored = file_store.find(app_session(), _check_token(token), STORE_KIND)
+    if stored is None or stored.owner != owner or stored.claimed_at is not None:
         raise PreparedFileGoneError()
-    return Prepared(token, info["filename"], int(info.get("size") or 0), path)
+    return Prepared(token, stored.filename, stored.size)
 
 
 def take(token: str, owner: str) -> Prepared:
-    """Claim the file for its one download: the metadata goes at once (a second request
-    finds nothing); the caller streams ``path`` and then calls ``discard``."""
-    found = prepared(token, owner)
-    _path, meta = _paths(token)
-    try:
-        os.unlink(meta)
-    except FileNotFoundError:
-        raise PreparedFileGoneError() from None
-    return found
+    """Claim the file for its one download: a compare-and-set on the stored file (of two
+    requests, on any servers, one gets it; the other finds it gone). The caller streams
+    ``stored`` and then calls ``discard``."""
+    _check_token(token)
+    with unit.transaction() as session:
+        stored = file_store.claim(session, token, kind=STORE_KIND, owner=owner)
+    if stored is None:
+        raise PreparedFileGoneError()
+    return Prepared(token, stored.filename, stored.size, stored)
 
 
 def discard(found: Prepared) -> None:
+    """Remove the file once it was sent (its own unit, on a session of its own: called
+    when the response closes, maybe after the request's context ended)."""
+    if found.stored is None:
+        return
+    session = OrmSession(bind=found.stored.engine)
     try:
-        os.unlink(found.path)
-    except FileNotFoundError:
-        pass
+        with unit.transaction(session):
+            file_store.delete_token(session, found.token, STORE_KIND)
+    finally:
+        session.close()

@@ -38,6 +38,7 @@ import json
 import os
 import re
 import secrets
+import tempfile
 import threading
 import unicodedata
 from dataclasses import dataclass, field as dc_field
@@ -65,8 +66,8 @@ from app.models.intake import Intake, OutreachSession
 from app.models.reservation import Reservation
 from app.models.storage import StoragePlace
 from app.models.venue import Purpose, Venue, VenuePurpose
-from app.services import (actors, audit, export_policy, fields, japanese, notice_numbers,
-                          spreadsheet, unit)
+from app.services import (actors, audit, export_policy, fields, file_store, japanese,
+                          notice_numbers, spreadsheet, unit)
 from app.services.actors import CardActor
 from app.services.errors import (ConcurrentChangeError, DomainError, InputError,
                                  NotPermittedError)
@@ -1608,15 +1609,21 @@ def delete_query(session, query_id: int, version: str | None, *, actor: CardActo
 # --- background exports (jobs) -------------------------------------------------------------
 #
 # XLSX, and CSV above EXPORT_JOB_MIN_ROWS rows, are not written inside the request: the
-# request checks and records the job (:func:`start_job`), a thread of the server writes the
-# file (:func:`run_job`, its own app context and database sessions) into
-# instance/exports/ under a temporary name, renamed when complete, and the screen polls the
-# progress (:func:`job_progress`) until the owner can download it (:func:`download_job`).
-# Each progress write is a compare-and-set on the job's state, so a job marked failed or
-# expired meanwhile (:func:`purge_exports`) stops at its next chunk.
+# request checks and records the job (:func:`start_job`), a thread of the server (or the
+# worker, whichever claims it first: the compare-and-set queued → running) writes the file
+# (:func:`run_job`, its own app context and database sessions) into a local temporary
+# file, then copies it into the shared file store (app/services/file_store.py) in the same
+# transaction that marks the job done, so any app server can serve the download; the
+# screen polls the progress (:func:`job_progress`) until the owner can download it
+# (:func:`download_job`). Each progress write is a compare-and-set on the job's state and
+# attempt, so a job marked failed or expired meanwhile (:func:`purge_exports`), or taken
+# over by a worker (:func:`take_over_stalled`), stops at its next chunk.
 
 PROGRESS_ROWS = 5_000  # rows between two progress writes (also at least every second)
 JOB_LIST = 10  # the person's recent jobs on the screen
+STORE_KIND = "extraction"  # stored_file.kind of the exports' files
+TAKE_OVER_AFTER = timedelta(minutes=2)  # a running job silent this long is taken over
+MAX_ATTEMPTS = 2  # the first run and one take-over
 MIME_TYPES = {FORMAT_CSV: "text/csv",
               FORMAT_XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -1630,7 +1637,8 @@ class JobCancelled(Exception):
 
 
 def exports_folder() -> str:
-    """instance/exports/ (made on first use, only the server's user may read it)."""
+    """instance/exports/: this server's scratch folder for the file being written (made on
+    first use, only the server's user may read it). Finished files are in the store."""
     from flask import current_app
 
     folder = os.path.join(current_app.instance_path, "exports")
@@ -1638,14 +1646,15 @@ def exports_folder() -> str:
     return folder
 
 
-def _job_paths(job: ExportJob) -> tuple[str, str]:
-    folder = exports_folder()
-    final = os.path.join(folder, f"{job.token}.{job.format}")
-    return final, final + ".part"
+def _scratch_path(job: ExportJob) -> str:
+    handle, path = tempfile.mkstemp(prefix=f"{job.token}.", suffix=f".{job.format}.part",
+                                    dir=exports_folder())
+    os.close(handle)
+    return path
 
 
-def _remove_files(job: ExportJob) -> None:
-    for path in _job_paths(job):
+def _remove_file(path: str | None) -> None:
+    if path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
 
@@ -1714,50 +1723,74 @@ def launch(app, job: ExportJob) -> threading.Thread | None:
     return thread
 
 
-def run_job(app, engine, job_id: int, actor: audit.Actor | None = None) -> None:
-    """Write a job's file (in a thread: an app context and database sessions of its own).
-    queued → running → done (the file renamed into place, the export audited in the same
-    transaction) or failed (the temporary file removed, the reason kept). Never raises."""
+def run_job(app, engine, job_id: int, actor: audit.Actor | None = None) -> bool:
+    """Write a job's file (in a thread or the worker: an app context and database sessions
+    of its own). queued → running → done (the file copied into the store and the export
+    audited in the same transaction) or failed (the temporary file removed, the reason
+    kept). Returns whether this call claimed the job. Never raises."""
     with app.app_context(), app.test_request_context("/"):
-        writer = OrmSession(bind=engine)  # the job's row and the audit record
+        writer = OrmSession(bind=engine)  # the job's row, the stored file, the audit record
         reader = OrmSession(bind=engine)  # the rows, from a server-side cursor
         try:
-            _run(writer, reader, job_id, actor)
+            return _run(writer, reader, job_id, actor)
         except Exception:  # noqa: BLE001 - the job must end in a state, whatever happened
             app.logger.exception("export job %s failed", job_id)
+            return True
         finally:
             reader.close()
             writer.close()
 
 
-def _set(session, job_id: int, from_states: tuple[str, ...], **values) -> bool:
-    """Compare-and-set of a job's row: True when it was in one of ``from_states``."""
+def _set(session, job_id: int, from_states: tuple[str, ...], attempt: int | None = None,
+         **values) -> bool:
+    """Compare-and-set of a job's row: True when it was in one of ``from_states`` (and,
+    with ``attempt``, still run by that attempt: not taken over meanwhile)."""
+    conditions = [ExportJob.id == job_id, ExportJob.state.in_(from_states)]
+    if attempt is not None:
+        conditions.append(ExportJob.attempts == attempt)
     with unit.transaction(session):
         changed = session.execute(
-            update(ExportJob).where(ExportJob.id == job_id, ExportJob.state.in_(from_states))
+            update(ExportJob).where(*conditions)
             .values(**values).execution_options(synchronize_session=False)).rowcount
     return changed == 1
 
 
-def _run(writer, reader, job_id: int, actor) -> None:
-    if not _set(writer, job_id, (JOB_QUEUED,), state=JOB_RUNNING, heartbeat_at=clock.now()):
-        return
-    job = writer.get(ExportJob, job_id)
-    writer.expunge(job)
-    writer.rollback()
-    final, part = _job_paths(job)
+def _claim(session, job_id: int) -> ExportJob | None:
+    """queued → running for this runner (one of two runners wins), attempts + 1."""
+    with unit.transaction(session):
+        row = session.execute(
+            update(ExportJob).where(ExportJob.id == job_id, ExportJob.state == JOB_QUEUED)
+            .values(state=JOB_RUNNING, heartbeat_at=clock.now(),
+                    attempts=ExportJob.attempts + 1)
+            .returning(ExportJob.attempts)
+            .execution_options(synchronize_session=False)).first()
+    if row is None:
+        return None
+    job = session.get(ExportJob, job_id, populate_existing=True)
+    session.expunge(job)
+    session.rollback()
+    return job
+
+
+def _run(writer, reader, job_id: int, actor) -> bool:
+    job = _claim(writer, job_id)
+    if job is None:
+        return False
+    attempt = job.attempts
+    part = None
     tally = Tally()
     last = {"rows": 0, "at": _monotonic()}
 
     def progress(rows: int) -> None:
         if rows - last["rows"] < PROGRESS_ROWS and _monotonic() - last["at"] < 1.0:
             return
-        if not _set(writer, job_id, (JOB_RUNNING,), rows_written=rows,
+        if not _set(writer, job_id, (JOB_RUNNING,), attempt=attempt, rows_written=rows,
                     heartbeat_at=clock.now()):
             raise JobCancelled()
         last["rows"], last["at"] = rows, _monotonic()
 
     try:
+        part = _scratch_path(job)
         # relative dates: the day the job was started (its count was made then)
         query = parse_definition(job.definition,
                                  today=clock.to_jst(job.created_at).date())
@@ -1777,17 +1810,20 @@ def _run(writer, reader, job_id: int, actor) -> None:
         if tally.problem_rows:
             raise UnmappableError(Cp932Check(tally.written, tally.problem_rows,
                                              tally.characters, tally.problems))
-        os.replace(part, final)
         with unit.transaction(writer):
+            stamp = clock.now()
             done = writer.execute(
                 update(ExportJob).where(ExportJob.id == job_id,
-                                        ExportJob.state == JOB_RUNNING)
+                                        ExportJob.state == JOB_RUNNING,
+                                        ExportJob.attempts == attempt)
                 .values(state=JOB_DONE, rows_written=tally.written, replaced=tally.replaced,
-                        file_name=os.path.basename(final), finished_at=clock.now(),
-                        heartbeat_at=clock.now())
+                        file_name=job.token, finished_at=stamp, heartbeat_at=stamp)
                 .execution_options(synchronize_session=False)).rowcount
             if done != 1:
                 raise JobCancelled()
+            # the file joins the store in the transaction that offers it: both or neither
+            file_store.put(writer, part, kind=STORE_KIND, token=job.token, owner=job.owner,
+                           filename=job.download_name, now=stamp)
             plan = ExportPlan(query, job.format, job.encoding or "", tally.written,
                               job.replacement, tally.replaced)
             audit.record_in_transaction(writer, audit.ACTION_EXPORT, _table(query), None,
@@ -1795,15 +1831,79 @@ def _run(writer, reader, job_id: int, actor) -> None:
                                                       planned_rows=job.rows_total),
                                         actor=actor or audit.Actor(None, job.owner, None))
     except JobCancelled:
-        _remove_files(job)
+        pass
     except Exception as error:  # noqa: BLE001 - said on the job's page, never a half file
         reader.rollback()
-        _remove_files(job)
-        _set(writer, job_id, (JOB_QUEUED, JOB_RUNNING), state=JOB_FAILED,
+        _set(writer, job_id, (JOB_QUEUED, JOB_RUNNING), attempt=attempt, state=JOB_FAILED,
              rows_written=tally.written, finished_at=clock.now(),
              error=_job_error(error)[:4000])
         if not isinstance(error, DomainError):
             raise
+    finally:
+        _remove_file(part)
+    return True
+
+
+def take_over_stalled(session, now: datetime | None = None) -> tuple[int, int]:
+    """Running jobs that have not reported for TAKE_OVER_AFTER (their thread or worker
+    died: a restart, a recycled web worker): back to queued for another run when they
+    have an attempt left, else failed. Each a compare-and-set on the state, attempt and
+    heartbeat seen. Returns (requeued, failed)."""
+    stamp = now or clock.now()
+    requeued = failed = 0
+    with unit.transaction(session):
+        stalled = session.execute(
+            select(ExportJob.id, ExportJob.attempts, ExportJob.heartbeat_at)
+            .where(ExportJob.state == JOB_RUNNING,
+                   ExportJob.heartbeat_at < stamp - TAKE_OVER_AFTER)).all()
+        for job_id, attempts, heartbeat in stalled:
+            again = attempts < MAX_ATTEMPTS
+            values = ({"state": JOB_QUEUED, "heartbeat_at": stamp, "rows_written": 0}
+                      if again else
+                      {"state": JOB_FAILED, "finished_at": stamp, "error": _(
+                          "The job stopped without finishing (the server was restarted or "
+                          "the process ended). Start the export again.")})
+            changed = session.execute(
+                update(ExportJob).where(ExportJob.id == job_id,
+                                        ExportJob.state == JOB_RUNNING,
+                                        ExportJob.attempts == attempts,
+                                        ExportJob.heartbeat_at == heartbeat)
+                .values(**values).execution_options(synchronize_session=False)).rowcount
+            if changed == 1:
+                if again:
+                    requeued += 1
+                else:
+                    failed += 1
+    return requeued, failed
+
+
+@dataclass
+class WorkerReport:
+    ran: int = 0
+    requeued: int = 0
+    failed: int = 0
+
+
+def run_queued(app, session, now: datetime | None = None, limit: int = 5) -> WorkerReport:
+    """The worker's share (app/services/jobs.py ``exports``): take over stalled jobs, then
+    run queued ones, oldest first, at most ``limit`` per call. A job a web thread claims
+    first is left to it (the compare-and-set queued → running decides)."""
+    report = WorkerReport()
+    report.requeued, report.failed = take_over_stalled(session, now)
+    engine = session.get_bind()
+    tried: set[int] = set()
+    while report.ran < limit:
+        with unit.transaction(session):
+            job_id = session.execute(
+                select(ExportJob.id).where(ExportJob.state == JOB_QUEUED,
+                                           ExportJob.id.not_in(tried) if tried else true())
+                .order_by(ExportJob.created_at, ExportJob.id).limit(1)).scalar()
+        if job_id is None:
+            break
+        tried.add(job_id)
+        if run_job(app, engine, job_id):
+            report.ran += 1
+    return report
 
 
 def _job_error(error: Exception) -> str:
@@ -1885,36 +1985,35 @@ def jobs_of(session, actor: CardActor, limit: int = JOB_LIST) -> list[ExportJob]
 @unit.operation
 def download_job(session, token: str | None, *, actor: CardActor,
                  now: datetime | None = None,
-                 encrypted: bool = False) -> tuple[str, str, str]:
-    """The file of the person's own finished job: (path, download name, MIME type).
-    Audited as a download, with whether it leaves as an encrypted ZIP (``encrypted``:
-    the caller wraps it; a plain file is refused while the office requires encryption);
-    ``downloaded_at`` set (compare-and-set on ``done``). Another person's job is not
-    found; a job not done (or whose file is gone) is refused."""
+                 encrypted: bool = False) -> tuple[file_store.Handle, str, str]:
+    """The file of the person's own finished job: (the stored file, download name, MIME
+    type), read from the shared store by any app server. Audited as a download, with
+    whether it leaves as an encrypted ZIP (``encrypted``: the caller wraps it; a plain
+    file is refused while the office requires encryption); ``downloaded_at`` set
+    (compare-and-set on ``done``). Another person's job is not found; a job not done (or
+    whose file is gone) is refused."""
     _check_export(actor)
     export_policy.require(session, "extraction", encrypted)
     job = get_job(session, token, actor)
     if job is None:
         raise JobNotFoundError(_l("This export does not exist or is not yours."))
     stamp = now or clock.now()
-    if effective_state(job, stamp) != JOB_DONE:
-        raise InputError(_l("This file is not ready, or was already removed. Start the "
-                            "export again."))
-    path = os.path.join(exports_folder(), job.file_name or "")
-    if not job.file_name or not os.path.isfile(path):
-        raise InputError(_l("This file is not ready, or was already removed. Start the "
-                            "export again."))
+    not_ready = _l("This file is not ready, or was already removed. Start the export again.")
+    if effective_state(job, stamp) != JOB_DONE or not job.file_name:
+        raise InputError(not_ready)
+    stored = file_store.find(session, job.file_name, STORE_KIND)
+    if stored is None or stored.owner != job.owner:
+        raise InputError(not_ready)
     changed = session.execute(
         update(ExportJob).where(ExportJob.id == job.id, ExportJob.state == JOB_DONE)
         .values(downloaded_at=stamp).execution_options(synchronize_session=False)).rowcount
     if changed != 1:
-        raise InputError(_l("This file is not ready, or was already removed. Start the "
-                            "export again."))
+        raise InputError(not_ready)
     audit.record_in_transaction(session, audit.ACTION_DOWNLOAD, _table(parse_definition(
         job.definition)), None, {"what": "extraction", "job": job.id, "subject": job.subject,
                                  "format": job.format, "rows": job.rows_written,
                                  "file": job.download_name, "encrypted": encrypted})
-    return path, job.download_name, MIME_TYPES[job.format]
+    return file_store.handle_of(session, stored), job.download_name, MIME_TYPES[job.format]
 
 
 @dataclass
@@ -1925,9 +2024,10 @@ class PurgeReport:
 
 
 def purge_exports(session, now: datetime | None = None) -> PurgeReport:
-    """Remove what the exports folder should no longer hold: files of finished jobs past
+    """Remove what the file store should no longer hold: files of finished jobs past
     EXPORT_KEEP_MINUTES (→ expired), jobs that stopped reporting for EXPORT_STALE_MINUTES
-    (→ failed, their temporary file removed), and leftovers of failed or expired jobs.
+    (→ failed, this server's temporary file removed), and leftovers of failed or expired
+    jobs.
     Each change is a compare-and-set; a running job marked failed stops at its next chunk.
     Runs inside the caller's unit (each job start) or on its own
     (`flask extraction purge-exports`)."""
@@ -1956,12 +2056,14 @@ def purge_exports(session, now: datetime | None = None) -> PurgeReport:
                     report.expired += 1
                 else:
                     report.failed += 1
-    # Files: every file whose job is neither running nor done goes (also files of jobs
-    # whose row is gone); only after the rows changed, so a running job is never cut off
-    # unless it was marked failed.
+    # Files: every stored file whose job is neither running nor done goes (also files of
+    # jobs whose row is gone); only after the rows changed, so a running job is never cut
+    # off unless it was marked failed. Then this server's scratch files of such jobs.
+    with unit.transaction(session):
+        live = set(session.execute(select(ExportJob.token).where(
+            ExportJob.state.in_((JOB_QUEUED, JOB_RUNNING, JOB_DONE)))).scalars())
+        report.files += file_store.purge(session, kind=STORE_KIND, keep_tokens=live)
     folder = exports_folder()
-    live = set(session.execute(select(ExportJob.token).where(
-        ExportJob.state.in_((JOB_QUEUED, JOB_RUNNING, JOB_DONE)))).scalars())
     for name in os.listdir(folder):
         token = name.split(".", 1)[0]
         if token not in live:

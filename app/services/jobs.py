@@ -4,6 +4,10 @@ of each run that the システム screen 定期処理 shows (docs/worker.md).
 - ``outbox``: the queued mails (app/services/mail.py), every loop of the worker. The sender
   claims each mail by itself, so two workers may both run it; its last run is kept in one
   heartbeat row (period ``continuous``).
+- ``exports``: the extraction exports (app/services/extraction.py), every loop: jobs whose
+  runner stopped (no progress for two minutes: a restarted or recycled web worker) are
+  taken over once, queued ones are made. The web server still starts a thread for each
+  new job; whichever claims the job first runs it (compare-and-set queued → running).
 - ``close_day``: 不来庁 for the bookings nobody checked in, at each venue once its last slot
   (and the late grace) is over; hourly, looking back CLOSE_LOOK_BACK_DAYS days for a day
   that was never closed.
@@ -141,6 +145,19 @@ def send_outbox(session, now: datetime) -> Done:
                 quiet=not (report.sent or report.retried or report.failed))
 
 
+def run_exports(session, now: datetime) -> Done:
+    """Extraction exports (app/services/extraction.py): take over the jobs whose runner
+    stopped, run the queued ones. A web thread may claim a job first; each job is run
+    once (compare-and-set queued → running)."""
+    from flask import current_app
+
+    report = extraction.run_queued(current_app._get_current_object(), session, now)
+    return Done(_("Exports made: %(ran)d, taken over: %(requeued)d, stopped for good: "
+                  "%(failed)d", ran=report.ran, requeued=report.requeued,
+                  failed=report.failed),
+                quiet=not (report.ran or report.requeued or report.failed))
+
+
 def send_reminders(session, now: datetime) -> Done:
     if not mail.configured():
         return Done(_("MAIL_SERVER is not set: no reminders queued."), skipped=True)
@@ -257,6 +274,7 @@ def housekeeping(session, now: datetime) -> Done:
 
 JOBS: dict[str, Job] = {job.name: job for job in (
     Job("outbox", _l("Send queued mails"), "continuous", send_outbox),
+    Job("exports", _l("Make the queued extraction exports"), "continuous", run_exports),
     Job("close_day", _l("Close the day (no-shows)"), "hourly", run_close_days),
     Job("reminders", _l("Reminders for tomorrow's visits"), "daily", send_reminders,
         at=lambda: time(settings().reminder_hour)),

@@ -97,9 +97,17 @@ class MigrationError(DomainError):
     """The export cannot be written or the archive cannot be imported here."""
 
 
+# Not exported: the shared file store (app/models/stored_file.py) holds only temporary
+# files (exports waiting for their download, uploads being imported) that are removed after
+# their keeping time; they would only make the archive large and carry personal data
+# nobody asked to move.
+NOT_EXPORTED = frozenset({"stored_file", "stored_file_chunk"})
+
+
 def tables() -> list:
-    """Every table of the product in dependency order (a table after those it points at)."""
-    return list(Model.metadata.sorted_tables)
+    """Every table of the product in dependency order (a table after those it points at),
+    but those NOT_EXPORTED."""
+    return [t for t in Model.metadata.sorted_tables if t.name not in NOT_EXPORTED]
 
 
 def _require(actor) -> None:

@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import session
-from app.services import extraction, protected_zip
+from app.services import extraction, file_store, protected_zip
 from app.services.actors import actor_of
 from app.services.errors import DomainError, NotPermittedError
 from app.views import protected_exports
@@ -367,8 +367,8 @@ class ExtractionView(BaseView):
         """The finished file, for its owner only (audited as a download)."""
         try:
             chosen = protected_exports.choice()
-            path, name, mimetype = extraction.download_job(session(), token, actor=_actor(),
-                                                           encrypted=chosen.encrypt)
+            stored, name, mimetype = extraction.download_job(
+                session(), token, actor=_actor(), encrypted=chosen.encrypt)
         except NotPermittedError:
             abort(403)
         except extraction.JobNotFoundError:
@@ -377,10 +377,10 @@ class ExtractionView(BaseView):
             flash_refusal(error)
             return redirect(url_for(".job", token=token))
         if chosen.encrypt:
-            return protected_exports.offer(self, [protected_zip.Part(name, path)], chosen,
-                                           name, back=url_for(".job", token=token))
-        return send_file(path, mimetype=mimetype, as_attachment=True, download_name=name,
-                         max_age=0, etag=False)
+            return protected_exports.offer(
+                self, [protected_zip.Part(name, file_store.stream(stored))], chosen, name,
+                back=url_for(".job", token=token))
+        return protected_exports.send_stored(stored, mimetype, name)
 
     # --- saved queries ----------------------------------------------------------------------
 

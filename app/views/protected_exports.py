@@ -3,7 +3,7 @@ when the person chose 「暗号化ZIPで出力する」, the page that shows a g
 and offers the file for one download, and the 管理者's setting (エクスポートの暗号化).
 
 Pattern: the export's POST makes and audits the file (``"encrypted": true``), encrypts it
-into ``instance/protected_exports/`` and answers with the page below (never a redirect: the
+into the shared file store (any app server serves it) and answers with the page below (never a redirect: the
 password travels in that one response only, with ``Cache-Control: no-store``, and is kept
 nowhere). ``GET /protected-exports/<token>`` shows the same offer without the password; the
 download is a POST and removes the file.
@@ -19,7 +19,7 @@ from flask_login import current_user
 
 from app.clock import JST
 from app.extensions import session
-from app.services import actors, audit_text, export_policy, protected_zip
+from app.services import actors, audit_text, export_policy, file_store, protected_zip
 from app.services.errors import ConcurrentChangeError, DomainError, NotPermittedError
 from app.settings import settings as app_settings
 
@@ -41,6 +41,19 @@ def offer(view: BaseView, parts: Iterable[protected_zip.Part], chosen: export_po
                                      filename=filename)
     return _ready_page(view, prepared, chosen.password if chosen.generated else "",
                        typed=not chosen.generated, back=back)
+
+
+def send_stored(stored: file_store.Handle, mimetype: str, name: str,
+                on_close=None) -> Response:
+    """A file of the shared store as a download, read piece by piece while it is sent
+    (any app server can serve it). ``on_close``: called when the server closes the file
+    (the download ended; a file response's own call_on_close is never called for a
+    file sent as it is)."""
+    response = send_file(file_store.reader(stored, on_close), mimetype=mimetype,
+                         as_attachment=True, download_name=name, max_age=0, etag=False)
+    response.content_length = stored.size
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _ready_page(view, prepared, password: str, *, typed: bool = False, back=None):
@@ -79,11 +92,8 @@ class ProtectedExportView(BaseView):
         except DomainError as gone:
             flash(str(gone.message), "danger")
             return redirect(self.appbuilder.get_url_for_index)
-        response = send_file(found.path, mimetype="application/zip", as_attachment=True,
-                             download_name=found.filename, max_age=0, etag=False)
-        response.headers["Cache-Control"] = "no-store"
-        response.call_on_close(lambda: export_policy.discard(found))
-        return response
+        return send_stored(found.stored, "application/zip", found.filename,
+                           on_close=lambda: export_policy.discard(found))
 
 
 class ExportPolicyView(BaseView):

@@ -6,7 +6,7 @@ import io
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from app.services import export_policy, protected_zip
+from app.services import export_policy, file_store, protected_zip
 from app.services.cards import SYSTEM
 from app.services.errors import InputError
 from app.services.export_policy import (EXPORTS, PLAIN, EncryptionRequiredError,
@@ -57,9 +57,9 @@ def test_a_prepared_file_goes_once_to_its_owner(app):
             with pytest.raises(PreparedFileGoneError):
                 export_policy.prepared(bad, "kanri")
         found = export_policy.take(prepared.token, "kanri")
-        with open(found.path, "rb") as handle:
-            assert protected_zip.read_all(io.BytesIO(handle.read()), chosen.password) == {
-                "名簿.csv": b"a,b\r\n"}
+        content = file_store.read_all(found.stored)
+        assert protected_zip.read_all(io.BytesIO(content), chosen.password) == {
+            "名簿.csv": b"a,b\r\n"}
         with pytest.raises(PreparedFileGoneError):  # a second take finds nothing
             export_policy.take(prepared.token, "kanri")
         export_policy.discard(found)

@@ -348,24 +348,27 @@ def test_housekeeping_removes_the_files_nobody_came_back_for(app, db, clock):
     """An abandoned ledger-import upload and an encrypted export never downloaded are
     removed by the hourly job; a fresh one is kept."""
     import os
-    import time as _time
 
     from app.services import export_policy, ledger_import
+
+    from datetime import timedelta
+
+    from app.models.stored_file import StoredFile
+    from app.services import file_store, unit
 
     with app.app_context():
         abandoned = os.path.join(ledger_import.jobs_folder(), "abandoned-upload")
         os.makedirs(abandoned, exist_ok=True)  # no status file: a job that never started
-        old = os.path.join(export_policy.folder(), "a" * 32 + ".zip")
-        fresh = os.path.join(export_policy.folder(), "b" * 32 + ".zip")
-        for path in (old, fresh):
-            with open(path, "wb") as handle:
-                handle.write(b"PK")
-        stale = _time.time() - 2 * 24 * 3600
-        os.utime(old, (stale, stale))
+    with unit.transaction(db):
+        file_store.put_bytes(db, b"PK", kind=export_policy.STORE_KIND, token="a" * 32,
+                             owner="kanri", filename="a.zip",
+                             now=clock() - timedelta(days=2))
+        file_store.put_bytes(db, b"PK", kind=export_policy.STORE_KIND, token="b" * 32,
+                             owner="kanri", filename="b.zip", now=at(11, 0))
     clock.set(at(11, 5))
     (outcome,) = run(db, only=["housekeeping"])
     assert outcome.state == SUCCEEDED, outcome.text
-    assert not os.path.exists(abandoned) and not os.path.exists(old)
-    assert os.path.exists(fresh)
+    assert not os.path.exists(abandoned)
+    db.expire_all()
+    assert list(db.execute(select(StoredFile.token)).scalars()) == ["b" * 32]
     assert run(db, only=["housekeeping"]) == []  # once an hour
-    os.unlink(fresh)

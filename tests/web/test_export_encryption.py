@@ -406,20 +406,27 @@ def test_extraction_job_download_encrypted_or_refused_plain(login_as, ledger, db
 
 
 def test_prepared_files_are_purged_after_their_time(login_as, db, app):
-    import os
+    from sqlalchemy import func, select
+
+    from app.models.stored_file import StoredFile
+
+    def prepared_files():
+        db.expire_all()
+        return db.execute(select(func.count()).select_from(StoredFile).where(
+            StoredFile.kind == "protected_export")).scalar()
 
     client = login_as("manager")
     with app.app_context():
-        folder = export_policy.folder()
         export_policy.purge(max_age_seconds=-1)  # what other tests left
     ready = client.post("/auditlogmodelview/export/", data=GENERATE)
     assert ready.status_code == 200
+    assert prepared_files() == 1
     with app.app_context():
-        assert len([n for n in os.listdir(folder) if n.endswith(".zip")]) == 1
         export_policy.purge()  # younger than EXPORT_KEEP_MINUTES: kept
-        assert len([n for n in os.listdir(folder) if n.endswith(".zip")]) == 1
+    assert prepared_files() == 1
+    with app.app_context():
         assert export_policy.purge(max_age_seconds=-1) == 1
-        assert os.listdir(folder) == []
+    assert prepared_files() == 0
     assert "ダウンロード済みか" in text_of(client.post(download_url(ready),
                                                      follow_redirects=True))
 
@@ -456,3 +463,69 @@ def test_document_original_encrypted_or_refused_plain(login_as, db, no_writes):
     ready = clerk.post(url, data=TYPE_IT)
     assert opened(fetch(clerk, ready), TYPED) == {"申請書 原本.pdf": content}
     assert_no_password_recorded(db, password, TYPED)
+
+
+def test_prepared_on_one_server_downloaded_once_on_another(login_as, db, app, users,
+                                                           make_app, tmp_path):
+    """Issue 16 §1: the encrypted file is in the shared store: made on server A, shown and
+    downloaded once on server B (its own instance folder); a second download, on either
+    server, finds it gone; nothing is left."""
+    from sqlalchemy import func
+
+    from app.models.stored_file import StoredFile, StoredFileChunk
+
+    other = make_app(INSTANCE_DIR=str(tmp_path / "server_b"),
+                     SECRET_KEY=app.config["SECRET_KEY"],
+                     AUDIT_HMAC_KEY=app.config["AUDIT_HMAC_KEY"])
+    assert other.instance_path != app.instance_path
+    server_a = login_as("manager", username="kanri_two")
+    server_b = other.test_client()
+    login(server_b, "kanri_two", users.password)
+    ready = server_a.post("/auditlogmodelview/export/?_flt_0_target_table=notice",
+                          data={"encoding": "utf-8-sig", **GENERATE})
+    assert ready.status_code == 200
+    password = shown_password(ready)
+    page_url = download_url(ready).rsplit("/download", 1)[0]
+    assert server_b.get(page_url).status_code == 200
+    data = fetch(server_b, ready)
+    (name,) = opened(data, password)
+    assert name.startswith("audit_log_")
+    for client in (server_b, server_a):
+        gone = client.post(download_url(ready), follow_redirects=True)
+        assert "ダウンロード済みか" in text_of(gone)
+        assert client.get(page_url).status_code == 404
+    db.rollback()  # a fresh read
+    assert db.execute(select(func.count()).select_from(StoredFile)).scalar() == 0
+    assert db.execute(select(func.count()).select_from(StoredFileChunk)).scalar() == 0
+
+
+def test_two_takes_of_one_file_give_it_once(app, db):
+    """The claim is one compare-and-set: of two requests that both found the file free,
+    the second's UPDATE changes no row and it finds the file gone."""
+    from sqlalchemy import update
+
+    from app.models.stored_file import StoredFile
+    from app.services import file_store, unit
+
+    with app.test_request_context():
+        chosen = export_policy.choice_from({"encrypt": "1"})
+        made = export_policy.prepare([protected_zip.Part("a.csv", b"1")], chosen,
+                                     owner="kanri", filename="a.csv")
+        assert export_policy.prepared(made.token, "kanri").size == made.size
+        seen = file_store.find(db, made.token, "protected_export")  # both saw it free
+        assert seen.claimed_at is None
+        first = export_policy.take(made.token, "kanri")
+        with unit.transaction(db):  # the second request's UPDATE, as claim() sends it
+            changed = db.execute(
+                update(StoredFile).where(StoredFile.id == seen.id,
+                                         StoredFile.claimed_at.is_(None))
+                .values(claimed_at=None)
+                .execution_options(synchronize_session=False)).rowcount
+        assert changed == 0
+        with pytest.raises(export_policy.PreparedFileGoneError):
+            export_policy.take(made.token, "kanri")
+        assert protected_zip.read_all(io.BytesIO(file_store.read_all(first.stored)),
+                                      chosen.password) == {"a.csv": b"1"}
+        export_policy.discard(first)
+        with pytest.raises(export_policy.PreparedFileGoneError):
+            export_policy.prepared(made.token, "kanri")

@@ -12,10 +12,12 @@ from datetime import timedelta
 import openpyxl
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from app import settings
 from app.models.audit import AuditLog
 from app.models.extraction import ExportJob
+from app.models.stored_file import StoredFile
 from app.services import extraction
 from app.services.actors import CardActor
 from app.services.errors import NotPermittedError
@@ -39,6 +41,18 @@ def audits(db, action):
             .order_by(AuditLog.id)]
 
 
+def stored(db):
+    """Tokens of the extraction files in the shared store."""
+    db.expire_all()
+    return sorted(db.execute(select(StoredFile.token).where(
+        StoredFile.kind == "extraction")).scalars())
+
+
+def scratch(app):
+    """This server's scratch files (a file being written)."""
+    return os.listdir(os.path.join(app.instance_path, "exports"))
+
+
 def job_of(db, location):
     db.expire_all()
     return db.query(ExportJob).filter_by(token=location.rsplit("/", 1)[1]).one()
@@ -52,8 +66,8 @@ def test_an_xlsx_job_runs_to_done_and_reads_back(login_as, db, ledger, app):
     job = job_of(db, page_url)
     assert (job.state, job.owner, job.rows_total, job.rows_written) == ("done", "clerk_kato",
                                                                         3, 3)
-    folder = os.path.join(app.instance_path, "exports")
-    assert os.listdir(folder) == [f"{job.token}.xlsx"]  # no temporary file left
+    assert stored(db) == [job.token] and job.file_name == job.token
+    assert scratch(app) == []  # no temporary file left
     status = client.get(page_url + "/status").json
     assert (status["state"], status["percent"], status["rows_written"]) == ("done", 100, 3)
     page = client.get(page_url)
@@ -126,7 +140,7 @@ def test_a_job_marked_failed_meanwhile_stops_and_leaves_no_file(db, ledger, app,
         extraction.launch(app, job)
     db.expire_all()
     assert db.get(ExportJob, job.id).state == "failed"
-    assert os.listdir(os.path.join(app.instance_path, "exports")) == []
+    assert scratch(app) == [] and stored(db) == []
     assert audits(db, "export") == []
 
 
@@ -189,7 +203,7 @@ def test_a_cp932_job_stops_or_replaces(login_as, db, ledger, app):
     page = text_of(client.get(stopped.headers["Location"]))
     assert "00000000000000000000009" in page and "𠮷" in page
     assert audits(db, "export") == []  # nothing was made
-    assert os.listdir(os.path.join(app.instance_path, "exports")) == []
+    assert scratch(app) == [] and stored(db) == []
     replaced = client.post("/extraction/export/csv", data={
         **FORM, "encoding": "cp932", "on_unmappable": "replace", "replacement": "〓"})
     job = job_of(db, replaced.headers["Location"])
@@ -204,8 +218,7 @@ def test_files_are_purged_after_the_keeping_time(login_as, db, ledger, app, cloc
     client = login_as("clerk")
     url = client.post("/extraction/export/xlsx", data=FORM).headers["Location"]
     job = job_of(db, url)
-    path = os.path.join(app.instance_path, "exports", job.file_name)
-    assert os.path.exists(path)
+    assert stored(db) == [job.token]
     # made 61 minutes ago (the keeping time is 60; the clock stays, or the sign-in lapses)
     db.execute(ExportJob.__table__.update().values(
         finished_at=clock() - timedelta(minutes=61)))
@@ -216,7 +229,7 @@ def test_files_are_purged_after_the_keeping_time(login_as, db, ledger, app, cloc
     result = CliRunner().invoke(app.cli, ["extraction", "purge-exports"],
                                 catch_exceptions=False)
     assert "expired: 1, failed: 0, files removed: 1" in result.output
-    assert not os.path.exists(path) and job_of(db, url).state == "expired"
+    assert stored(db) == [] and job_of(db, url).state == "expired"
 
 
 def test_a_job_whose_process_died_is_failed_never_a_file(db, ledger, app, clock, login_as):
@@ -267,3 +280,107 @@ def test_a_job_in_a_real_thread(app, db, ledger, users):
     (export,) = audits(db, "export")
     assert export.username == "clerk_thread"
     assert timedelta(0) <= job_of(db, url).finished_at - job_of(db, url).created_at
+
+
+# --- any app server, and the worker (issue 16 §1, §3) -----------------------------------------
+
+def second_server(app, make_app, tmp_path):
+    """Another app server on the same database, with an instance folder of its own (the
+    keys given as in production, through the environment)."""
+    other = make_app(INSTANCE_DIR=str(tmp_path / "server_b"),
+                     SECRET_KEY=app.config["SECRET_KEY"],
+                     AUDIT_HMAC_KEY=app.config["AUDIT_HMAC_KEY"])
+    assert other.instance_path != app.instance_path
+    return other
+
+
+def test_a_job_started_on_one_server_downloads_on_another(app, make_app, db, ledger, users,
+                                                          tmp_path):
+    other = second_server(app, make_app, tmp_path)
+    user = users.create("clerk", username="clerk_two")
+    server_a, server_b = app.test_client(), other.test_client()
+    login(server_a, user.username, users.password)
+    login(server_b, user.username, users.password)
+    url = server_a.post("/extraction/export/xlsx", data=FORM).headers["Location"]
+    assert server_b.get(url + "/status").json["state"] == "done"
+    response = server_b.post(url + "/download")
+    assert response.status_code == 200
+    rows = list(openpyxl.load_workbook(io.BytesIO(response.get_data())).active
+                .iter_rows(values_only=True))
+    assert len(rows) == 4 and rows[3][1] == "山田　3郎"
+    assert not os.path.exists(os.path.join(other.instance_path, "exports")) or \
+        scratch(other) == []
+    (download,) = audits(db, "download")
+    assert download.username == "clerk_two"
+
+
+def test_the_worker_makes_a_queued_job(app, db, ledger, login_as):
+    from app.models.job import JobRun
+    from app.services import jobs
+
+    client = login_as("clerk", username="clerk_kato")
+    with app.test_request_context():
+        job = extraction.start_job(db, FORM | {"columns": FORM["col"]}, actor=CLERK)
+    db.commit()  # queued, never launched (the web thread died before it started)
+    outcomes = jobs.run_due(db, "worker-1", only=["exports"])
+    assert [(o.job, o.state) for o in outcomes] == [("exports", "succeeded")]
+    assert "1" in outcomes[0].text
+    db.expire_all()
+    done = db.get(ExportJob, job.id)
+    assert (done.state, done.rows_written, done.attempts) == ("done", 3, 1)
+    assert stored(db) == [job.token]
+    (export,) = audits(db, "export")
+    assert export.username == "clerk_kato"  # the owner, not the worker
+    body = client.post(f"/extraction/jobs/{job.token}/download").get_data()
+    rows = list(openpyxl.load_workbook(io.BytesIO(body)).active.iter_rows(values_only=True))
+    assert len(rows) == 4
+    # a second loop finds nothing to do (quiet), and the job is made once
+    assert jobs.run_due(db, "worker-2", only=["exports"])[0].quiet
+    assert len(audits(db, "export")) == 1
+    assert db.query(JobRun).filter_by(job="exports").count() == 1
+
+
+def test_a_stalled_job_is_taken_over_once(app, db, ledger, clock):
+    from app.services import jobs
+
+    with app.test_request_context():
+        job = extraction.start_job(db, FORM | {"columns": FORM["col"]}, actor=CLERK,
+                                   now=clock())
+        second = extraction.start_job(db, FORM | {"columns": FORM["col"]}, actor=CLERK,
+                                      now=clock())
+    # the first's runner stopped after it claimed it; the second's after its take-over
+    db.execute(ExportJob.__table__.update().where(ExportJob.id == job.id).values(
+        state="running", attempts=1, rows_written=2))
+    db.execute(ExportJob.__table__.update().where(ExportJob.id == second.id).values(
+        state="running", attempts=2))
+    db.commit()
+    assert jobs.run_due(db, "w", only=["exports"])[0].quiet  # one minute: still its own
+    clock.advance(minutes=3)
+    (outcome,) = jobs.run_due(db, "w", only=["exports"])
+    db.expire_all()
+    taken, stopped = db.get(ExportJob, job.id), db.get(ExportJob, second.id)
+    assert (taken.state, taken.attempts, taken.rows_written) == ("done", 2, 3)
+    assert stopped.state == "failed" and "止まりました" in stopped.error
+    assert stored(db) == [job.token]
+    assert len(audits(db, "export")) == 1
+
+
+def test_a_runner_whose_job_was_taken_over_cannot_finish_it(app, db, ledger, clock,
+                                                              monkeypatch):
+    monkeypatch.setattr(extraction, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(extraction, "PROGRESS_ROWS", 1)
+    with app.test_request_context():
+        job = extraction.start_job(db, FORM | {"columns": FORM["col"]}, actor=CLERK)
+        real = extraction._set
+
+        def taken_over(session, job_id, from_states, attempt=None, **values):
+            if "rows_written" in values and attempt == 1:  # meanwhile another runner took it
+                db.execute(ExportJob.__table__.update().values(attempts=2))
+                db.commit()
+            return real(session, job_id, from_states, attempt=attempt, **values)
+        monkeypatch.setattr(extraction, "_set", taken_over)
+        extraction.launch(app, job)
+    db.expire_all()
+    left = db.get(ExportJob, job.id)
+    assert (left.state, left.attempts) == ("running", 2)  # the new runner's, untouched
+    assert stored(db) == [] and scratch(app) == [] and audits(db, "export") == []
