@@ -1,0 +1,49 @@
+"""Outside review of the issue-16 fixes (second pass). Each test shows a defect the review
+found, written as a strict xfail that fails now because of it."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app import settings
+from app.clock import JST
+from app.models.outbox import OutboxMail
+from app.services import audit, jobs
+from tests.factories import make_staff_booking
+from tests.smtp import smtp  # noqa: F401 (fixture)
+
+DAY = date(2026, 12, 1)
+
+
+def _at(day, hour, minute=0):
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=JST)
+
+
+# --- reminders: a period caught up after midnight tells the visitor "tomorrow" ---------------
+
+@pytest.mark.xfail(strict=True, reason="a reminder caught up after midnight says the visit "
+                   "is tomorrow while it is today (reservation.txt 'reminder' text is fixed)")
+def test_a_reminder_caught_up_after_midnight_does_not_say_the_visit_is_tomorrow(
+        app, db, clock, smtp):
+    """The fix of outside review 16 #2 makes the 12-01 period, caught up at 00:30 on
+    12-02, remind the visitors of 12-02 (right), but the mail is the usual reminder:
+    subject 「明日は来庁予約の日です」 and body 「明日のご来庁についてお知らせします。」. The
+    visit is *today* (10:30 the same morning); a resident who trusts the word 明日 comes a
+    day late and loses the booking."""
+    settings.configure(app, WORKER_BACKUPS=False, REMINDER_HOUR=17)
+    clock.set(_at(DAY, 16))
+    audit.act_as(audit.SYSTEM)
+    jobs.run_due(db, "test:1", ["reminders"])
+    clock.set(_at(DAY, 16, 30))
+    booking = make_staff_booking(app, db, day=DAY + timedelta(days=1))  # 12-02 10:30
+    booking.email = "kyou@example.jp"
+    db.commit()
+    clock.set(_at(DAY + timedelta(days=1), 0, 30))  # worker back at 00:30 on 12-02
+    (outcome,) = jobs.run_due(db, "test:1", ["reminders"])
+    assert outcome.period == "2026-12-01"
+    (queued,) = db.execute(select(OutboxMail).where(
+        OutboxMail.to_address == "kyou@example.jp")).scalars().all()
+    text = queued.subject + "\n" + queued.body
+    assert "明日" not in text and "tomorrow" not in text.lower(), text
