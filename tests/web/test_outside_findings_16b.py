@@ -170,3 +170,30 @@ def test_the_audit_csv_in_cp932_never_turns_characters_into_question_marks_silen
     record = db.execute(select(AuditLog).order_by(AuditLog.id.desc())).scalars().first()
     assert "?田" not in text or "replaced" in json.loads(record.changes), \
         "𠮷 became '?' in the audit CSV and the export's record does not say so"
+
+
+# --- FORWARDED_ALLOW_IPS: a network the app takes stops gunicorn --------------------------------
+
+@pytest.mark.xfail(strict=True, reason="gunicorn 23 takes single addresses only in "
+                   "forwarded_allow_ips: a network (documented as allowed) stops its start")
+def test_a_forwarded_allow_ips_network_the_app_accepts_also_starts_gunicorn():
+    """README, deploy/mnc.env.example and app/proxies.py say FORWARDED_ALLOW_IPS holds
+    'addresses or networks' and that the same variable is read by gunicorn
+    (deploy/gunicorn.conf.py forwarded_allow_ips). gunicorn 23.0.0 (requirements.txt)
+    validates each entry with ipaddress.ip_address and compares peers as strings: with
+    FORWARDED_ALLOW_IPS=10.0.8.0/23 (two nginx in one subnet) the app starts, but gunicorn
+    refuses its configuration and no app server starts. (An IPv4-mapped entry such as
+    ::ffff:10.0.0.10, as gunicorn on a dual-stack socket reports the peer, is accepted by
+    both but never matches in app/proxies.py, which maps the peer to IPv4 and compares it
+    with the IPv6 network.)"""
+    from gunicorn.config import Config
+
+    from app.proxies import parse_trusted
+
+    value = "10.0.0.10, 10.0.8.0/23"
+    assert parse_trusted(value)  # the app starts with it
+    config = Config()
+    try:
+        config.set("forwarded_allow_ips", value)  # gunicorn must too
+    except ValueError as refused:
+        pytest.fail(f"gunicorn refuses FORWARDED_ALLOW_IPS={value!r}: {refused}")
