@@ -262,3 +262,48 @@ def test_the_candidates_page_number_never_answers_500(login_as):
     except ValueError as error:  # the test app propagates what production answers 500 to
         pytest.fail(f"/discard/?page=² raised {error!r} (500 in production)")
     assert response.status_code == 200, response.status_code
+
+
+# --- logs: a refused recipient puts the resident's e-mail address in the log --------------------
+
+@pytest.mark.xfail(strict=True, reason="mail._send_one logs MailError(str(SMTP error)); "
+                   "the relay's refusal repeats the resident's address")
+def test_a_mail_the_relay_refuses_logs_no_e_mail_address(app, db, clock, caplog):
+    """mail.deliver turns any SMTP error into MailError(str(error)); _send_one logs
+    'mail %s to a resident was not sent (attempt %s): %s' with it (the message itself
+    avoids the address on purpose). A relay refusing the recipient (Postfix: '550 5.1.1
+    <addr>: Recipient address rejected: User unknown') makes smtplib raise
+    SMTPRecipientsRefused({addr: (550, ...)}), whose text is the address twice: every
+    mistyped address of a resident lands in the application log (and in
+    outbox_mail.last_error, up to 4 attempts). The same text would reach the 定期処理
+    screen if it ever left the job as an exception."""
+    import logging
+
+    from aiosmtpd.controller import Controller
+
+    from app.services import mail
+    from tests.smtp import free_port
+
+    class Refusing:
+        async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+
+    controller = Controller(Refusing(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        settings.configure(app, MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port,
+                           MAIL_FROM="yoyaku@city.midori.lg.jp")
+        booking = make_staff_booking(app, db, day=DAY + timedelta(days=7))
+        booking.email = "yamada.taro@example.jp"
+        db.commit()
+        with app.test_request_context():
+            assert mail.enqueue(db, booking, "reminder", clock())
+            db.commit()
+        audit.act_as(audit.SYSTEM)
+        with caplog.at_level(logging.WARNING):
+            mail.send_outbox(db)
+    finally:
+        controller.stop()
+    logged = "\n".join(caplog.handler.format(record) for record in caplog.records)
+    assert "not sent" in logged, logged
+    assert "yamada.taro" not in logged, logged
