@@ -253,7 +253,8 @@ def test_a_card_booked_after_the_page_was_read_is_not_discarded_from_that_page(
                    "is true for '²' that int() refuses: 500")
 def test_the_candidates_page_number_never_answers_500(login_as):
     """app/views/discard.py: int(page) if page.isdigit() and len(page) < 7. str.isdigit()
-    is true for superscript digits ('²', '³') that int() refuses with ValueError: /discard/?page=² answers 500 with an error reference
+    is true for superscript digits ('²', '³') that int() refuses with ValueError:
+    /discard/?page=² answers 500 with an error reference
     instead of the first page (isdecimal(), or the project's own id parser, would do)."""
     client = login_as("manager")
     assert client.get("/discard/?page=1").status_code == 200
