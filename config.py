@@ -102,7 +102,7 @@ PROXY_FIX_HOPS = _env_int("PROXY_FIX_HOPS", 0)
 if not 0 <= PROXY_FIX_HOPS <= 5:
     raise ValueError("PROXY_FIX_HOPS must be a whole number from 0 to 5")
 # The proxies whose headers count (app/proxies.py): the peer must be one of these addresses
-# or networks (comma-separated; "*": any). The same variable tells gunicorn (deploy/).
+# (comma-separated; "*": any). The same variable tells gunicorn (deploy/).
 FORWARDED_ALLOW_IPS = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 # Cookies: Secure by default; set COOKIE_SECURE=0 only for plain-http local use.

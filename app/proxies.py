@@ -6,8 +6,8 @@ GUNICORN_BIND) that more hosts than the nginx can reach: a staff PC talking to g
 directly could then name any address, read /metrics from "the monitoring network", write
 another address into the audit trail and step around the per-address sign-in limit. So
 the headers count only when the peer itself (REMOTE_ADDR) is one of FORWARDED_ALLOW_IPS,
-the same setting gunicorn reads for the scheme: addresses or networks separated by
-commas, ``*`` for any peer (only where nothing but the proxy can reach the app). A peer
+the same setting gunicorn reads for the scheme: addresses separated by commas (gunicorn
+takes no networks), ``*`` for any peer (only where nothing but the proxy can reach the app). A peer
 on a Unix socket (no address) is the local nginx: the socket's permissions guard it.
 """
 from __future__ import annotations
@@ -20,19 +20,23 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_trusted(value) -> tuple[Network, ...] | None:
-    """FORWARDED_ALLOW_IPS as networks; None means any peer (``*``). A wrong entry stops the
-    start with its name."""
+    """FORWARDED_ALLOW_IPS as one-address networks; None means any peer (``*``). A wrong
+    entry stops the start with its name."""
     text = value if isinstance(value, str) else ",".join(str(v) for v in value or ())
     items = [item.strip() for item in text.split(",") if item.strip()]
     if "*" in items:
         return None
     networks = []
     for item in items:
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
+        try:  # addresses only: gunicorn reads the same variable and takes nothing else
+            address = ipaddress.ip_address(item)
         except ValueError:
-            raise ValueError(f"FORWARDED_ALLOW_IPS: not an address or network: {item!r}") \
+            raise ValueError(f"FORWARDED_ALLOW_IPS: not an IP address: {item!r} (list the "
+                             "proxies' addresses, comma-separated; gunicorn reads it too)") \
                 from None
+        if address.version == 6 and address.ipv4_mapped:  # as the peer is compared
+            address = address.ipv4_mapped
+        networks.append(ipaddress.ip_network(address))
     return tuple(networks)
 
 

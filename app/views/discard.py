@@ -35,7 +35,7 @@ class DiscardView(BaseView):
         mode = request.args.get("mode")
         page = request.args.get("page", "1")
         found = discard.snapshot(session(), clock.now().date(), mode,
-                                 page=int(page) if page.isdigit() and len(page) < 7 else 1,
+                                 page=int(page) if page.isascii() and page.isdigit() and len(page) < 7 else 1,
                                  page_size=discard.PAGE_SIZE)
         return self.render_template("cards/discard.html", snapshot=found,
                                     candidates=found.candidates, mode=mode,
