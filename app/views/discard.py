@@ -34,8 +34,8 @@ class DiscardView(BaseView):
         """The candidates the last refresh found that still qualify now (reads only)."""
         mode = request.args.get("mode")
         page = request.args.get("page", "1")
-        found = discard.snapshot(session(), clock.now().date(), mode,
-                                 page=int(page) if page.isascii() and page.isdigit() and len(page) < 7 else 1,
+        number = int(page) if page.isascii() and page.isdigit() and len(page) < 7 else 1
+        found = discard.snapshot(session(), clock.now().date(), mode, page=number,
                                  page_size=discard.PAGE_SIZE)
         return self.render_template("cards/discard.html", snapshot=found,
                                     candidates=found.candidates, mode=mode,
