@@ -36,7 +36,8 @@ CHARTS: dict[str, dict[str, tuple[str, ...]]] = {
         RECEIVED: (SETUP, ON_HOLD, DISCARDED),
         SETUP: (NOTICE_SENT, ON_HOLD, DISCARDED),
         NOTICE_SENT: (RESERVED, HANDED_OVER, RETURNED, RENOTIFIED, ON_HOLD, DISCARDED),
-        RESERVED: (HANDED_OVER, NOTICE_SENT, RENOTIFIED, ON_HOLD, DISCARDED),
+        # 予約済 → 廃棄 only through a cancelled booking (refusal(): the visit would stay)
+        RESERVED: (HANDED_OVER, NOTICE_SENT, RENOTIFIED, ON_HOLD),
         RETURNED: (RENOTIFIED, ON_HOLD, DISCARDED),
         RENOTIFIED: (RESERVED, HANDED_OVER, RETURNED, ON_HOLD, DISCARDED),
         ON_HOLD: (DISCARDED,),
@@ -129,6 +130,10 @@ def refusal(card: Card, to_state: str) -> str | None:
     """Why ``card`` cannot move to ``to_state`` (None when it can)."""
     if to_state not in STATE_LABELS:
         return _("Unknown state: %(state)s", state=to_state)
+    if to_state == DISCARDED and RESERVED in (card.state, card.held_from):
+        return _("%(card)s has a booking to collect it: cancel the booking (the resident is "
+                 "told) before the card is discarded.",
+                 card=f"{card.name}（{card.application_id}）")
     allowed = allowed_next(card)
     if to_state in allowed:
         return None

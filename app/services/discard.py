@@ -235,10 +235,11 @@ def discard_candidates(session, card_ids, reason: str, *, actor: actors.CardActo
                        now: datetime | None = None) -> list[Card]:
     """「選択したカードを廃棄」 on the candidates screen: every card sent must still be a
     candidate now, judged again from its row as the screen judged it. A page read before a
-    clerk sent a 再通知 (or a card booked, handed over or changed since) refuses the
-    whole action and names the card; nothing is discarded. The discard itself is
+    clerk sent a 再通知 (or a card handed over or changed since) refuses the whole action
+    and names the card; nothing is discarded. The discard itself is
     :func:`cards.discard_cards` (role, reason, holds, a compare-and-set per card on the
-    state read here)."""
+    state read here), which refuses a card with a booking to collect it (cards.refusal:
+    the booking is cancelled first, and the resident told)."""
     cards.authorize_transition(actor, DISCARDED)
     now = now or clock.now()
     today = now.astimezone(JST).date()

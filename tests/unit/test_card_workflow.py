@@ -41,6 +41,9 @@ def test_transition(app, db, mode, from_state, held_from, to_state, allowed):
             assert card.state == from_state
             assert db.query(CardEvent).filter_by(card_id=card.id).count() == events_before
             message = str(error.value.message)
+            if (from_state, to_state) == (svc.RESERVED, svc.DISCARDED):  # booked: cancel first
+                assert "予約を取り消してください" in message
+                return
             assert svc.state_label(from_state) in message  # names the current state
             assert "次にできる状態" in message
 

@@ -51,8 +51,6 @@ def test_a_reminder_caught_up_after_midnight_does_not_say_the_visit_is_tomorrow(
 
 # --- 廃棄候補: a booked card is discarded and its booking stays -----------------------------------
 
-@pytest.mark.xfail(strict=True, reason="discarding a 予約済 candidate leaves its booking "
-                   "BOOKED: the resident comes for a destroyed card")
 def test_discarding_a_booked_candidate_does_not_leave_the_booking_active(
         app, login_as, db, clock):
     """judge() lists a 予約済 card whose notice went out over a year ago (tests/unit/
@@ -208,8 +206,6 @@ def test_a_forwarded_allow_ips_network_the_app_accepts_also_starts_gunicorn():
 
 # --- 廃棄候補: a card booked after the page was read is discarded from that page --------------------
 
-@pytest.mark.xfail(strict=True, reason="discard_candidates re-judges but never compares with "
-                   "what the page showed: a card booked since is still a candidate and goes")
 def test_a_card_booked_after_the_page_was_read_is_not_discarded_from_that_page(
         app, login_as, db, clock):
     """discard.discard_candidates promises: 'A page read before a clerk sent a 再通知 (or
@@ -313,3 +309,18 @@ def test_a_mail_the_relay_refuses_logs_no_e_mail_address(app, db, clock, caplog)
     logged = "\n".join(caplog.handler.format(record) for record in caplog.records)
     assert "not sent" in logged, logged
     assert "yamada.taro" not in logged, logged
+
+
+def test_a_booked_card_put_on_hold_is_not_discarded_either(app, db):
+    """保留 from 予約済 keeps the booking: the discard is refused the same way."""
+    from app.services import cards as svc
+    from app.services.errors import InvalidTransitionError
+    from tests.factories import make_card, make_storage
+
+    with app.test_request_context():
+        make_storage(db)
+        card = make_card(db, state=svc.ON_HOLD, held_from=svc.RESERVED)
+        with pytest.raises(InvalidTransitionError, match="予約を取り消してください"):
+            svc.transition_card(db, card, svc.DISCARDED, note="期限経過", actor=svc.SYSTEM)
+        db.rollback()
+        assert svc.refusal(card, svc.DISCARDED)
