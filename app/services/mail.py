@@ -89,12 +89,17 @@ def send(to: str, subject: str, body: str) -> bool:
     return True
 
 
-def render(reservation: Reservation, kind: str) -> tuple[str, str]:
-    """Subject and body in the language the resident booked in."""
+def render(reservation: Reservation, kind: str,
+           now: datetime | None = None) -> tuple[str, str]:
+    """Subject and body in the language the resident booked in. A reminder says 本日 when
+    the visit is on the day it is written (a run caught up after midnight), else 明日."""
     assert kind in KINDS
+    visit_day = clock.to_jst(reservation.slot.starts_at).date()
+    today = (now or clock.now()).astimezone(JST).date()
     with force_locale(reservation.locale or "ja"):
         text = render_template("public/mail/reservation.txt", r=reservation, kind=kind,
                                slot=reservation.slot, offer=reservation.slot.offer,
+                               visit_is_today=visit_day == today,
                                lookup_url=settings().public_base_url + "/reserve/lookup")
     subject, _, body = text.strip().partition("\n")
     return subject.strip(), body.lstrip("\n")
@@ -113,8 +118,8 @@ def enqueue(session, reservation: Reservation, kind: str,
     True when a mail was queued (mail is set up and the resident gave an address)."""
     if not can_mail(reservation):
         return False
-    subject, body = render(reservation, kind)
     now = now or clock.now()
+    subject, body = render(reservation, kind, now)
     session.add(OutboxMail(kind=kind, reservation_id=reservation.id,
                            to_address=reservation.email, locale=reservation.locale or "ja",
                            subject=subject[:300], body=body, created_at=now, state=QUEUED,

@@ -23,8 +23,6 @@ def _at(day, hour, minute=0):
 
 # --- reminders: a period caught up after midnight tells the visitor "tomorrow" ---------------
 
-@pytest.mark.xfail(strict=True, reason="a reminder caught up after midnight says the visit "
-                   "is tomorrow while it is today (reservation.txt 'reminder' text is fixed)")
 def test_a_reminder_caught_up_after_midnight_does_not_say_the_visit_is_tomorrow(
         app, db, clock, smtp):
     """The fix of outside review 16 #2 makes the 12-01 period, caught up at 00:30 on
