@@ -76,7 +76,21 @@ def deliver(to: str, subject: str, body: str, message_id: str | None = None) -> 
                 smtp.login(config.mail_username, config.mail_password)
             smtp.send_message(message, to_addrs=[to])
     except (OSError, smtplib.SMTPException) as error:
-        raise MailError(str(error) or error.__class__.__name__) from None
+        raise MailError(_smtp_reason(error, to)) from None
+
+
+def _smtp_reason(error: BaseException, to: str) -> str:
+    """What the log and the outbox keep of a failed delivery: the kind of error and the
+    relay's codes, never the resident's address (a refusal repeats it, twice)."""
+    name = type(error).__name__
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = sorted({str(code) for code, _text in error.recipients.values()})
+        return f"{name}: {', '.join(codes)} (the relay refused the recipient)"
+    if isinstance(error, smtplib.SMTPResponseException):
+        text = error.smtp_error.decode("utf-8", "replace") if isinstance(
+            error.smtp_error, bytes) else str(error.smtp_error)
+        return f"{name}: {error.smtp_code} {text}".replace(to, "<recipient>")[:300]
+    return (f"{name}: {error}".replace(to, "<recipient>") if str(error) else name)[:300]
 
 
 def send(to: str, subject: str, body: str) -> bool:

@@ -266,8 +266,6 @@ def test_the_candidates_page_number_never_answers_500(login_as):
 
 # --- logs: a refused recipient puts the resident's e-mail address in the log --------------------
 
-@pytest.mark.xfail(strict=True, reason="mail._send_one logs MailError(str(SMTP error)); "
-                   "the relay's refusal repeats the resident's address")
 def test_a_mail_the_relay_refuses_logs_no_e_mail_address(app, db, clock, caplog):
     """mail.deliver turns any SMTP error into MailError(str(error)); _send_one logs
     'mail %s to a resident was not sent (attempt %s): %s' with it (the message itself
