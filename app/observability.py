@@ -14,6 +14,7 @@ import re
 import secrets
 import sys
 import time
+import traceback
 from datetime import datetime
 
 from flask import Flask, g, has_request_context, request
@@ -141,9 +142,67 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+# --- database errors in the log: the values left out ------------------------------------------
+#
+# hide_parameters (config.py) keeps the bound values out of SQLAlchemy's text, but the
+# server's own DETAIL line repeats them: "Failing row contains (7, ..., 山田太郎, ...)",
+# "Key (email)=(taro@example.jp) already exists". Every record (whatever handler or
+# formatter writes it, gunicorn's and the test's too) gets its exception text and
+# message with those parts cut, once, when the record is made.
+
+_DETAIL = re.compile(r"^(\s*DETAIL:).*$|Failing row contains \(.*?\)(?=\.?\s*$)"
+                     r"|Key \((.*?)\)=\(.*?\)", re.M)
+
+
+def redact_database_detail(text: str) -> str:
+    """The text without the values a database error repeats (its DETAIL line)."""
+    def cut(match: re.Match) -> str:
+        if match.group(1):
+            return f"{match.group(1)}  (values left out of the log)"
+        if match.group(2) is not None:
+            return f"Key ({match.group(2)})=(...)"
+        return "Failing row contains (...)"
+    return _DETAIL.sub(cut, text)
+
+
+def _needs_redaction(text: str) -> bool:
+    return "DETAIL:" in text or "Failing row contains" in text or "Key (" in text
+
+
+def _redacting_factory(base):
+    def make(*args, **kwargs) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        try:
+            if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+                text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+                if _needs_redaction(text):
+                    record.exc_text = redact_database_detail(text)
+            if isinstance(record.args, tuple) and any(
+                    isinstance(arg, BaseException) and _needs_redaction(str(arg))
+                    for arg in record.args):
+                record.args = tuple(redact_database_detail(str(arg))
+                                    if isinstance(arg, BaseException) else arg
+                                    for arg in record.args)
+            if isinstance(record.msg, str) and _needs_redaction(record.msg):
+                record.msg = redact_database_detail(record.msg)
+        except Exception:  # noqa: BLE001 - a log line is never lost over its redaction
+            pass
+        return record
+    make._mnc_redacting = True
+    return make
+
+
+def install_redaction() -> None:
+    """Once per process: every log record made from now on is redacted."""
+    base = logging.getLogRecordFactory()
+    if not getattr(base, "_mnc_redacting", False):
+        logging.setLogRecordFactory(_redacting_factory(base))
+
+
 def configure_logging(log_format: str) -> logging.Handler:
     """One handler on the root logger, writing to standard error in ``log_format``;
     building the app again replaces it. The app's loggers log from INFO."""
+    install_redaction()
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_mnc_handler", False)]:
         root.removeHandler(handler)

@@ -101,8 +101,6 @@ _PG_CHECK = ('new row for relation "card" violates check constraint "ck_card_nam
              "ヤマダタロウ, 緑市中央1-2-3, 1980-03-01).")
 
 
-@pytest.mark.xfail(strict=True, reason="PostgreSQL's DETAIL line (failing row, duplicate key) "
-                   "reaches the log through log.exception; hide_parameters does not hide it")
 def test_a_failed_job_logs_no_personal_data_from_the_database_error(
         app, db, clock, monkeypatch, caplog):
     """hide_parameters (config.py) hides the values SQLAlchemy bound, but on PostgreSQL
