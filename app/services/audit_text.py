@@ -647,6 +647,7 @@ class CsvFile:
     filename: str
     data: bytes
     rows: int
+    replaced: int = 0  # characters Shift_JIS cannot hold, written as 〓
 
 
 def export_csv(session, criteria: Criteria, *, encoding: str, encrypted: bool,
@@ -669,11 +670,13 @@ def export_csv(session, criteria: Criteria, *, encoding: str, encrypted: bool,
         writer.writerow([item.id, _minute(item.created_at), item.username, item.ip or "",
                          item.action, item.target_table or "", item.target_id or "",
                          item.changes or "", line.who, line.role, line.where, line.what])
-    audit.record_event(audit.ACTION_EXPORT, "audit_log", None,
-                       {"rows": len(items), "filters": filters, "encoding": encoding,
-                        **(note or {})})
-    return CsvFile(f"audit_log_{clock.now().strftime('%Y%m%d-%H%M')}.csv",
-                   buffer.getvalue().encode(encoding, errors="replace"), len(items))
+    data, replaced = spreadsheet.encode_text(buffer.getvalue(), encoding)
+    detail = {"rows": len(items), "filters": filters, "encoding": encoding, **(note or {})}
+    if replaced:  # characters Shift_JIS cannot hold, written as 〓
+        detail["replaced"] = replaced
+    audit.record_event(audit.ACTION_EXPORT, "audit_log", None, detail)
+    return CsvFile(f"audit_log_{clock.now().strftime('%Y%m%d-%H%M')}.csv", data, len(items),
+                   replaced)
 
 
 def _minute(value: datetime | None) -> str:

@@ -24,8 +24,9 @@ def booking_url(number: str) -> str:
     return f"{settings().public_base_url}/reserve/?n={notice_numbers.display(number)}"
 
 
-def postcard_print_zip(items: Iterable[Card], encoding: str) -> bytes:
-    """CSV for the print shop or mail merge, and one QR code image per card."""
+def postcard_print_zip(items: Iterable[Card], encoding: str) -> tuple[bytes, int]:
+    """CSV for the print shop or mail merge, and one QR code image per card; also how many
+    characters Shift_JIS cannot hold were written as 〓 (the print shop's mark for 外字)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         text = io.StringIO()
@@ -41,8 +42,9 @@ def postcard_print_zip(items: Iterable[Card], encoding: str) -> bytes:
             png = io.BytesIO()
             segno.make_qr(url, error="m").save(png, kind="png", scale=6, border=4)
             archive.writestr(image, png.getvalue())
-        archive.writestr("postcards.csv", text.getvalue().encode(encoding, errors="replace"))
-    return buffer.getvalue()
+        data, replaced = spreadsheet.encode_text(text.getvalue(), encoding)
+        archive.writestr("postcards.csv", data)
+    return buffer.getvalue(), replaced
 
 
 @unit.operation
@@ -61,11 +63,12 @@ def postcard_print_data(session, card_ids: Iterable[int], encoding: str = "utf-8
     if missing:
         raise InputError(_("These cards have no postcard number yet (send the notice "
                            "first): %(ids)s", ids="、".join(missing)))
-    data = postcard_print_zip(chosen, encoding)
+    data, replaced = postcard_print_zip(chosen, encoding)
     audit.record_in_transaction(session, audit.ACTION_EXPORT, "card", None,
                                 {"what": "postcard print data", "rows": len(chosen),
                                  "encoding": encoding, "ids": [c.id for c in chosen],
-                                 "encrypted": encrypted})
+                                 "encrypted": encrypted,
+                                 **({"replaced": replaced} if replaced else {})})
     stamp = (now or clock.now()).strftime("%Y%m%d-%H%M")
     return f"postcards_{stamp}.zip", data
 

@@ -82,3 +82,24 @@ def xlsx_write_row(worksheet, row: int, values: Iterable[Any], first_col: int = 
             worksheet.write_blank(row, col, None, cell_format)
         else:
             worksheet.write_string(row, col, cell, cell_format)
+
+
+GETA = "〓"  # 下駄記号: the printers' and the registries' mark for a character left out
+
+
+def encode_text(text: str, encoding: str) -> tuple[bytes, int]:
+    """``text`` in ``encoding`` (utf-8-sig or cp932) and how many characters CP932 cannot
+    hold were written as 〓 (never a silent "?": the caller records the count)."""
+    try:
+        return text.encode(encoding), 0
+    except UnicodeEncodeError:
+        pass
+    kept, replaced = [], 0
+    for char in text:
+        try:
+            char.encode(encoding)
+            kept.append(char)
+        except UnicodeEncodeError:
+            kept.append(GETA)
+            replaced += 1
+    return "".join(kept).encode(encoding), replaced

@@ -136,9 +136,6 @@ def test_a_failed_job_logs_no_personal_data_from_the_database_error(
 
 # --- 操作ログ CSV in CP932: characters turned into '?' silently --------------------------------
 
-@pytest.mark.xfail(strict=True, reason="audit_text.export_csv encodes CP932 with "
-                   "errors='replace': 𠮷 becomes '?' silently and the export's record "
-                   "says nothing")
 def test_the_audit_csv_in_cp932_never_turns_characters_into_question_marks_silently(app, db):
     """The audit trail's CSV is evidence. audit_text.export_csv (moved from the view,
     same code) ends with .encode(encoding, errors="replace"): a changed name 「𠮷田」
@@ -318,3 +315,28 @@ def test_a_booked_card_put_on_hold_is_not_discarded_either(app, db):
             svc.transition_card(db, card, svc.DISCARDED, note="期限経過", actor=svc.SYSTEM)
         db.rollback()
         assert svc.refusal(card, svc.DISCARDED)
+
+
+def test_postcard_print_data_in_cp932_writes_geta_and_counts_it(app, db):
+    """The print shop's CSV: a name Shift_JIS cannot hold gets 〓 (外字 mark), counted in
+    the export's audit record, never '?'."""
+    import io
+    import json
+    import zipfile
+
+    from app.models.audit import AuditLog
+    from app.services import exports
+    from tests.factories import make_card, make_storage
+
+    make_storage(db)
+    card = make_card(db, name="𠮷田　花子")
+    card.notice_number = "123456789012"
+    db.commit()
+    with app.test_request_context():
+        audit.act_as("kanri_print")
+        _name, data = exports.postcard_print_data(db, [card.id], "cp932")
+        db.commit()
+    csv_text = zipfile.ZipFile(io.BytesIO(data)).read("postcards.csv").decode("cp932")
+    assert "〓田　花子" in csv_text and "?田" not in csv_text
+    record = db.execute(select(AuditLog).order_by(AuditLog.id.desc())).scalars().first()
+    assert json.loads(record.changes)["replaced"] == 1
