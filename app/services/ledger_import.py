@@ -38,6 +38,7 @@ import threading as _threading
 import time as _time
 import tomllib
 import unicodedata
+from contextlib import suppress as contextlib_suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from datetime import timedelta as _timedelta
@@ -1160,6 +1161,16 @@ def _app_session():
     return app_session()
 
 
+def scratch_folder() -> str:
+    """instance/ledger-imports/: this server's scratch space while a file is checked or
+    imported (a local copy of the upload, the reports being written)."""
+    from flask import current_app
+
+    folder = os.path.join(current_app.instance_path, "ledger-imports")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder
+
+
 def _file_token(token: str, which: str) -> str:
     """The stored file of a job: ``upload``, ``problems`` or ``rejects``."""
     return f"{token}.{which}"
@@ -1260,6 +1271,14 @@ def purge_jobs(now: datetime | None = None, session=None) -> int:
         live = set(session.execute(select(LedgerImportJob.token)).scalars())
         keep = {_file_token(t, w) for t in live for w in ("upload", "problems", "rejects")}
         file_store.purge(session, kind=STORE_KIND, older_than=limit, keep_tokens=keep)
+    folder = scratch_folder()  # what a process that died while checking or importing left
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        with contextlib_suppress(FileNotFoundError):
+            # the files' own age (wall clock): a job running here is younger than this
+            if _time.time() - os.path.getmtime(path) > JOB_KEEP_HOURS * 3600:
+                _shutil.rmtree(path, ignore_errors=True)
+                removed += 1
     return removed
 
 
@@ -1404,7 +1423,7 @@ def _run_job(session, jobs, token: str, actor, audit_actor) -> None:
             status.update(done=done, total=total, heartbeat_at=beat)
             _write_status(jobs, status, (step,))
 
-    folder = tempfile.mkdtemp(prefix="ledger-import-")
+    folder = tempfile.mkdtemp(prefix=f"{token}.", dir=scratch_folder())
     try:
         upload = os.path.join(folder, "upload" + status["extension"])
         file_store.save_to(file_store.get(jobs, _file_token(token, "upload"), STORE_KIND),
