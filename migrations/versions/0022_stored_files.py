@@ -7,9 +7,7 @@ Create Date: 2026-11-28 10:00:00
 ``stored_file`` and ``stored_file_chunk``: the extraction exports, the encrypted exports
 prepared for one download (and later the ledger import's uploads) move out of the instance
 folder of the server that made them, so that any app server behind the load balancer can
-serve the download (app/services/file_store.py). ``ledger_import_job``: the jobs of
-既存データ取込 (their state and findings, once instance/ledger-imports/<token>/status.json).
-``export_job.attempts``: how many times a
+serve the download (app/services/file_store.py). ``export_job.attempts``: how many times a
 job was started (a worker takes over a job whose runner stopped, once).
 """
 from alembic import op
@@ -50,22 +48,6 @@ def upgrade():
         sa.ForeignKeyConstraint(['file_id'], ['stored_file.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('file_id', 'seq'),
     )
-    op.create_table(
-        'ledger_import_job',
-        sa.Column('id', sa.Integer(), nullable=False),
-        sa.Column('token', sa.String(length=64), nullable=False),
-        sa.Column('owner', sa.String(length=100), nullable=False),
-        sa.Column('state', sa.String(length=10), nullable=False),
-        sa.Column('status', sa.Text(), nullable=False),
-        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("state IN ('checking', 'checked', 'importing', 'done', 'failed')",
-                           name='ck_ledger_import_job_state'),
-        sa.PrimaryKeyConstraint('id'),
-        sa.UniqueConstraint('token'),
-    )
-    op.create_index('ix_ledger_import_job_owner_created', 'ledger_import_job',
-                    ['owner', 'created_at'])
     with op.batch_alter_table('export_job') as batch:
         batch.add_column(sa.Column('attempts', sa.Integer(), nullable=False,
                                    server_default='0'))
@@ -74,8 +56,6 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('export_job') as batch:
         batch.drop_column('attempts')
-    op.drop_index('ix_ledger_import_job_owner_created', table_name='ledger_import_job')
-    op.drop_table('ledger_import_job')
     op.drop_table('stored_file_chunk')
     op.drop_index('ix_stored_file_kind_created', table_name='stored_file')
     op.drop_table('stored_file')
