@@ -69,6 +69,8 @@ TABLES = {
                     "Files of the shared file store (extraction exports, encrypted ZIPs, imported files: temporary files any app server can serve)"),
     "stored_file_chunk": ("共有ファイル置き場のファイルの中身（約 1 MiB ずつ）",
                           "Content of a stored file, in pieces of about 1 MiB"),
+    "ledger_import_job": ("既存データ取込の画面の処理（取り込むファイルごとに 1 行。ファイルと報告は stored_file）",
+                          "Jobs of the ledger import screen (one row per uploaded file; the file and reports are in stored_file)"),
     "job_run": ("ワーカーの定期処理の実行記録（処理と期間ごとに 1 行）",
                 "Runs of the worker's scheduled jobs (one row per job and period)"),
 }
@@ -341,6 +343,13 @@ COLUMNS = {
     "stored_file_chunk.data": ("中身（約 1 MiB）", "Content (about 1 MiB)"),
     "export_job.file_name": ("出来上がったファイル（共有ファイル置き場 stored_file の token）",
                              "The finished file (token of its stored_file)"),
+    "ledger_import_job.owner": ("ファイルを送った職員（ユーザー名）", "Staff member who sent the file (username)"),
+    "ledger_import_job.state": ("状態（checking: 確認中、checked: 確認済み、importing: 取込中、done: 完了、failed: 失敗）",
+                                "State (checking, checked, importing, done, failed)"),
+    "ledger_import_job.status": ("確認・取込の結果（JSON: ファイル名、件数、問題の一覧の先頭、プレビュー、選んだ設定、対応表）",
+                                 "What the check or import found (JSON: file name, counts, first problems, preview, chosen options, mapping)"),
+    "ledger_import_job.heartbeat_at": ("最後に進み具合を書いた日時（止まった処理の検出用）",
+                                       "Last progress written (tells a stopped job)"),
     "export_job.attempts": ("開始した回数（止まったジョブはワーカーが 1 回だけ引き継ぐ）",
                             "Times the job was started (a worker takes over a stopped job once)"),
     "job_run.job": ("処理の名前（outbox、close_day、reminders、slots、discard、backup、housekeeping）",
@@ -413,11 +422,11 @@ def reference() -> tuple[str, list[str]]:
     for table in tables():
         out += _table_section(table, f"### `tables/{table.name}.csv`", missing)
     out += ["## 8. エクスポートしないテーブル / Tables not exported", "",
-            "共有ファイル置き場（ダウンロードを待つ抽出・暗号化 ZIP、取込中のファイル）は一時的な"
-            "ファイルで、保管期間が過ぎると消えるため、移行エクスポートに含めません。 "
+            "共有ファイル置き場（ダウンロードを待つ抽出・暗号化 ZIP、取込中のファイル）と既存データ"
+            "取込の処理は一時的なもので、保管期間が過ぎると消えるため、移行エクスポートに含めません。 "
             "The shared file store (exports waiting for their download, files being "
-            "imported) holds only temporary files, removed after their keeping time: it is "
-            "not part of the migration export.", ""]
+            "imported) and the ledger import's jobs are temporary, removed after their "
+            "keeping time: they are not part of the migration export.", ""]
     for table in Model.metadata.sorted_tables:
         if table.name in NOT_EXPORTED:
             out += _table_section(table, f"### `{table.name}`（エクスポートしない / not exported）",

@@ -7,6 +7,7 @@ from app.models.extraction import ExportJob, SavedQuery
 from app.models.fee import DailyClose, FeeEntry, FeeSchedule, ReceiptCounter
 from app.models.intake import Intake, OutreachSession
 from app.models.job import JobRun
+from app.models.ledger_import import LedgerImportJob
 from app.models.maintenance import MaintenanceWindow
 from app.models.notice import Notice
 from app.models.outbox import OutboxMail
@@ -21,7 +22,7 @@ from app.models.venue import DateException, Purpose, Venue, VenuePurpose, Weekly
 
 __all__ = ["AuditLog", "BookingEvent", "Card", "CardEvent", "CardTally", "DailyClose",
            "DateException", "DiscardCandidate", "DocumentBlob", "ExportJob", "FeeEntry",
-           "FeeSchedule", "Hold", "Intake", "IntakeDocument", "JobRun",
+           "FeeSchedule", "Hold", "Intake", "IntakeDocument", "JobRun", "LedgerImportJob",
            "MaintenanceWindow", "Notice", "OutboxMail", "OutreachSession", "Purpose",
            "ReceiptCounter", "Reservation", "ReservationPerson", "SavedQuery", "ScanBatch",
            "ScanItem", "SiteSetting", "Slot", "StaffUser", "StoragePlace", "StoredFile",

@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
@@ -203,6 +204,16 @@ class Prepared:
     stored: file_store.Handle | None = None  # set by take(): what the download reads
 
 
+def scratch_folder() -> str:
+    """instance/protected_exports/: this server's scratch space while a ZIP is encrypted
+    (the finished file goes into the store)."""
+    from flask import current_app
+
+    path = os.path.join(current_app.instance_path, "protected_exports")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
 def _check_token(token: str | None) -> str:
     if not isinstance(token, str) or not _TOKEN.match(token):
         raise PreparedFileGoneError()
@@ -216,8 +227,15 @@ def purge(max_age_seconds: float | None = None, now: datetime | None = None) -> 
              else app_settings().export_keep_minutes * 60)
     stamp = now or clock.now()
     with unit.transaction() as session:
-        return file_store.purge(session, kind=STORE_KIND,
-                                older_than=stamp - timedelta(seconds=limit))
+        removed = file_store.purge(session, kind=STORE_KIND,
+                                   older_than=stamp - timedelta(seconds=limit))
+    folder = scratch_folder()  # what a process that died while encrypting left
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - os.path.getmtime(path) > max(limit, 3600):
+                os.unlink(path)
+    return removed
 
 
 def zip_name(filename: str) -> str:
@@ -234,7 +252,8 @@ def prepare(parts: Iterable[protected_zip.Part], choice: Choice, *, owner: str,
         raise ValueError("prepare() is for an encrypted choice")
     purge()
     token = secrets.token_urlsafe(24)
-    handle, path = tempfile.mkstemp(prefix="protected-", suffix=".zip")
+    handle, path = tempfile.mkstemp(prefix=f"{token}.", suffix=".zip.part",
+                                    dir=scratch_folder())
     os.close(handle)
     try:
         protected_zip.to_file(path, parts, choice.password)

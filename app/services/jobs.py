@@ -261,7 +261,7 @@ def housekeeping(session, now: datetime) -> Done:
     """Files kept on the server for a while: removed once nobody needs them."""
     exports = extraction.purge_exports(session, now)
     prepared = export_policy.purge()
-    imports = ledger_import.purge_jobs(now)
+    imports = ledger_import.purge_jobs(now, session=session)
     staging = backups.sweep_staging()
     return Done(_("Removed: extraction files %(files)d (jobs expired %(expired)d, failed "
                   "%(failed)d), encrypted exports not downloaded %(prepared)d, ledger "

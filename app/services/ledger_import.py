@@ -33,6 +33,7 @@ import os
 import re
 import secrets as _secrets
 import shutil as _shutil
+import tempfile
 import threading as _threading
 import time as _time
 import tomllib
@@ -46,7 +47,7 @@ from typing import Any, Callable, Iterator
 import jaconv
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, any_, bindparam, func, insert, select, update
+from sqlalchemy import String, any_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app import clock
@@ -54,8 +55,9 @@ from app.clock import JST
 from app.models.card import VISIT_AT_APPLICATION, VISIT_AT_HANDOVER, Card, CardEvent
 from app.models.card_states import (RECEIVED, RESERVED, STATE_LABELS, state_label,
                                     visit_mode_label)
+from app.models.ledger_import import LedgerImportJob
 from app.models.storage import StoragePlace
-from app.services import (actors, audit, cards, export_policy, fields, japanese,
+from app.services import (actors, audit, cards, export_policy, fields, file_store, japanese,
                           notice_numbers, unit)
 from app.services.errors import DomainError, InputError
 
@@ -1115,14 +1117,21 @@ class _Writer:
 # --- the screen's background jobs ----------------------------------------------------------
 #
 # A 300,000-row file takes minutes: the screen never reads or writes it inside a request.
-# The upload is kept in the instance folder (instance/ledger-imports/<token>/, only the
-# server's user may read it) with a small status file (status.json, replaced atomically);
-# a thread of the server checks it (a dry run: the preview and the validation report),
-# then, when the 管理者 chooses the options and starts the import, imports it. The page polls
-# the status (same origin). The uploaded file is removed when the import has ended;
-# folders older than JOB_KEEP_HOURS are removed when the next file is uploaded. A job whose
+# The job is a row of ``ledger_import_job`` (its state, and what the check found as JSON);
+# the uploaded file and the reports are in the shared file store (app/services/
+# file_store.py, kind "ledger_import"), so any app server shows the job, serves the reports
+# and may start the import. A thread of the server checks the file (a dry run: the preview
+# and the validation report) on a local copy, then, when the 管理者 chooses the options and
+# starts the import (a compare-and-set checked → importing: a double click, or two
+# servers, start it once), imports it. The page polls the status (same origin). The
+# uploaded file is removed when the import has ended; jobs older than JOB_KEEP_HOURS are
+# removed when the next file is uploaded and by the worker's housekeeping. A job whose
 # status has not moved for JOB_STALE_MINUTES (its process died) is shown as failed; its
 # import, if any, was never committed (one transaction).
+#
+# Progress while the file is read: on PostgreSQL written to the row (a short transaction of
+# its own); on SQLite, where that write would wait for the import's own transaction, kept
+# in this process only (_LIVE) and written when the step ends.
 
 JOB_CHECKING, JOB_CHECKED, JOB_IMPORTING, JOB_DONE, JOB_FAILED = (
     "checking", "checked", "importing", "done", "failed")
@@ -1139,11 +1148,22 @@ MAPPING_MAX_BYTES = 64 * 1024
 JOB_KEEP_HOURS = 24
 JOB_STALE_MINUTES = 10
 PROBLEMS_SHOWN = 100
+STORE_KIND = "ledger_import"  # stored_file.kind of the uploads and reports
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{20,64}")
-_job_lock = _threading.Lock()
+_ROW_KEYS = ("token", "owner", "state", "created_at", "heartbeat_at")
+_LIVE: dict[str, dict] = {}  # token → progress of a step running in this process
+_RUNNING = (JOB_CHECKING, JOB_IMPORTING)
 
 
-def jobs_folder() -> str:
+def _app_session():
+    from app.extensions import session as app_session
+
+    return app_session()
+
+
+def scratch_folder() -> str:
+    """instance/ledger-imports/: this server's scratch space while a file is checked or
+    imported (a local copy of the upload, the reports being written)."""
     from flask import current_app
 
     folder = os.path.join(current_app.instance_path, "ledger-imports")
@@ -1151,29 +1171,46 @@ def jobs_folder() -> str:
     return folder
 
 
-def _job_dir(token: str) -> str:
-    return os.path.join(jobs_folder(), token)
+def _file_token(token: str, which: str) -> str:
+    """The stored file of a job: ``upload``, ``problems`` or ``rejects``."""
+    return f"{token}.{which}"
 
 
-def _read_status(token: str) -> dict | None:
+def _status_of(row: LedgerImportJob) -> dict:
+    status = _json.loads(row.status or "{}")
+    status.update(token=row.token, owner=row.owner, state=row.state,
+                  created_at=row.created_at.isoformat(),
+                  heartbeat_at=row.heartbeat_at.isoformat())
+    live = _LIVE.get(row.token)
+    if live and row.state in _RUNNING:
+        status.update(live)
+    return status
+
+
+def _read_status(token: str, session=None) -> dict | None:
     if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
         return None
-    try:
-        with open(os.path.join(_job_dir(token), "status.json"), encoding="utf-8") as handle:
-            return _json.load(handle)
-    except (OSError, ValueError):
-        return None
+    session = session if session is not None else _app_session()
+    row = session.execute(select(LedgerImportJob).where(LedgerImportJob.token == token)
+                          ).scalar_one_or_none()
+    return None if row is None else _status_of(row)
 
 
-def _write_status(token: str, status: dict) -> None:
-    path = os.path.join(_job_dir(token), "status.json")
-    with open(path + ".part", "w", encoding="utf-8") as handle:
-        _json.dump(status, handle, ensure_ascii=False, default=str)
-    os.replace(path + ".part", path)
+def _values(status: dict) -> dict:
+    return dict(state=status["state"],
+                heartbeat_at=datetime.fromisoformat(str(status["heartbeat_at"])),
+                status=_json.dumps({k: v for k, v in status.items() if k not in _ROW_KEYS},
+                                   ensure_ascii=False, default=str))
 
 
-def _upload_path(status: dict) -> str:
-    return os.path.join(_job_dir(status["token"]), "upload" + status["extension"])
+def _write_status(session, status: dict, from_states: tuple[str, ...]) -> bool:
+    """Compare-and-set of the job's row: True when it was in one of ``from_states``."""
+    with unit.transaction(session):
+        return session.execute(
+            update(LedgerImportJob).where(LedgerImportJob.token == status["token"],
+                                          LedgerImportJob.state.in_(from_states))
+            .values(**_values(status)).execution_options(synchronize_session=False)
+        ).rowcount == 1
 
 
 def get_job(token: str | None, actor: cards.CardActor) -> dict | None:
@@ -1186,8 +1223,8 @@ def get_job(token: str | None, actor: cards.CardActor) -> dict | None:
 
 def effective_state(status: dict, now: datetime | None = None) -> str:
     state = status["state"]
-    if state in (JOB_CHECKING, JOB_IMPORTING):
-        beat = datetime.fromisoformat(status["heartbeat_at"])
+    if state in _RUNNING:
+        beat = datetime.fromisoformat(str(status["heartbeat_at"]))
         if beat < (now or clock.now()) - _timedelta(minutes=JOB_STALE_MINUTES):
             return JOB_FAILED
     return state
@@ -1196,7 +1233,7 @@ def effective_state(status: dict, now: datetime | None = None) -> str:
 def job_progress(status: dict, now: datetime | None = None) -> dict:
     """What the page polls (the shape static/extraction_job.js reads)."""
     state = effective_state(status, now)
-    finished = state not in (JOB_CHECKING, JOB_IMPORTING)
+    finished = state not in _RUNNING
     done, total = status.get("done", 0), max(status.get("total", 0), 1)
     percent = 100 if finished else min(99, int(done * 100 / total))
     error = status.get("error")
@@ -1208,29 +1245,64 @@ def job_progress(status: dict, now: datetime | None = None) -> dict:
             "finished": finished, "error": error}
 
 
-def purge_jobs(now: datetime | None = None) -> int:
-    """Remove job folders older than JOB_KEEP_HOURS (uploads, reports)."""
-    limit = (now or clock.now()) - _timedelta(hours=JOB_KEEP_HOURS)
+def _remove_job(session, token: str) -> None:
+    for which in ("upload", "problems", "rejects"):
+        file_store.delete_token(session, _file_token(token, which), STORE_KIND)
+    session.execute(delete(LedgerImportJob).where(LedgerImportJob.token == token)
+                    .execution_options(synchronize_session=False))
+
+
+def purge_jobs(now: datetime | None = None, session=None) -> int:
+    """Remove jobs older than JOB_KEEP_HOURS (their uploads and reports) but those still
+    running, and stored files whose job is gone. One unit; returns the jobs removed."""
+    stamp = now or clock.now()
+    limit = stamp - _timedelta(hours=JOB_KEEP_HOURS)
+    session = session if session is not None else _app_session()
     removed = 0
-    folder = jobs_folder()
-    for name in os.listdir(folder):
-        status = _read_status(name)
-        created = None
-        if status is not None:
-            created = datetime.fromisoformat(status["created_at"])
-        if status is None or created < limit:
-            if status is not None and status["state"] in (JOB_CHECKING, JOB_IMPORTING) \
-                    and effective_state(status, now) != JOB_FAILED:
+    with unit.transaction(session):
+        old = session.execute(select(LedgerImportJob).where(
+            LedgerImportJob.created_at < limit)).scalars().all()
+        for row in old:
+            status = _status_of(row)
+            if row.state in _RUNNING and effective_state(status, stamp) != JOB_FAILED:
                 continue
-            _shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            _remove_job(session, row.token)
             removed += 1
+        live = set(session.execute(select(LedgerImportJob.token)).scalars())
+        keep = {_file_token(t, w) for t in live for w in ("upload", "problems", "rejects")}
+        file_store.purge(session, kind=STORE_KIND, older_than=limit, keep_tokens=keep)
+    folder = scratch_folder()  # what a process that died while checking or importing left
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        with contextlib_suppress(FileNotFoundError):
+            # the files' own age (wall clock): a job running here is younger than this
+            if _time.time() - os.path.getmtime(path) > JOB_KEEP_HOURS * 3600:
+                _shutil.rmtree(path, ignore_errors=True)
+                removed += 1
     return removed
+
+
+class _Limited:
+    """The uploaded stream, refused past UPLOAD_MAX_BYTES while it is stored."""
+
+    def __init__(self, stream):
+        self.stream, self.size = stream, 0
+
+    def read(self, size: int = -1) -> bytes:
+        block = self.stream.read(size)
+        self.size += len(block)
+        if self.size > UPLOAD_MAX_BYTES:
+            raise InputError(_l("The file is larger than %(mb)d MB. Split it and import "
+                                "the parts one after the other.",
+                                mb=UPLOAD_MAX_BYTES // (1024 * 1024)))
+        return block
 
 
 def start_check(stream, filename: str, *, actor: cards.CardActor,
                 mapping_text: str | None = None, now: datetime | None = None) -> dict:
     """Keep an uploaded file and queue its check (a dry run): the role, the kind of file,
-    its size and the mapping file are checked here, in the request."""
+    its size and the mapping file are checked here, in the request. One unit: the job and
+    its file are kept together or not at all."""
     check_may_import(actor)
     name = os.path.basename((filename or "").replace("\\", "/")).strip()
     extension = os.path.splitext(name)[1].lower()
@@ -1245,63 +1317,49 @@ def start_check(stream, filename: str, *, actor: cards.CardActor,
     stamp = now or clock.now()
     purge_jobs(stamp)
     token = _secrets.token_urlsafe(24)
-    os.makedirs(_job_dir(token), mode=0o700)
     status = {"token": token, "owner": actor.username, "file_name": name[:200],
               "extension": extension, "mapping": mapping_text, "state": JOB_CHECKING,
               "created_at": stamp.isoformat(), "heartbeat_at": stamp.isoformat(),
               "done": 0, "total": 1, "rows": 0}
-    size = 0
-    with open(_upload_path(status), "wb") as out:
-        while True:
-            block = stream.read(1 << 20)
-            if not block:
-                break
-            size += len(block)
-            if size > UPLOAD_MAX_BYTES:
-                out.close()
-                _shutil.rmtree(_job_dir(token), ignore_errors=True)
-                raise InputError(_l("The file is larger than %(mb)d MB. Split it and import "
-                                    "the parts one after the other.",
-                                    mb=UPLOAD_MAX_BYTES // (1024 * 1024)))
-            out.write(block)
-    if size == 0:
-        _shutil.rmtree(_job_dir(token), ignore_errors=True)
-        raise InputError(_l("The file is empty."))
-    _write_status(token, status)
+    session = _app_session()
+    with unit.transaction(session):
+        stored = file_store.put(session, _Limited(stream), kind=STORE_KIND,
+                                token=_file_token(token, "upload"), owner=actor.username,
+                                filename=name[:200], now=stamp)
+        if stored.size == 0:
+            raise InputError(_l("The file is empty."))
+        session.add(LedgerImportJob(token=token, owner=actor.username, created_at=stamp,
+                                    **_values(status)))
     return status
 
 
 def start_import(token: str | None, *, actor: cards.CardActor, skip_invalid: bool,
                  update: bool, now: datetime | None = None) -> dict:
     """Queue the import of a checked file with the chosen options (compare-and-set on the
-    job's state, so a double click starts it once)."""
+    job's state, so a double click, or two servers, start it once)."""
     check_may_import(actor)
-    with _job_lock:
-        status = get_job(token, actor)
-        if status is None:
-            raise InputError(_l("This import does not exist or is not yours."))
-        if status["state"] != JOB_CHECKED or not os.path.isfile(_upload_path(status)):
-            raise InputError(_l("This file was already imported or is not checked yet."))
-        try:  # the compare-and-set across the server's processes: one import per job
-            os.close(os.open(os.path.join(_job_dir(status["token"]), "import.started"),
-                             os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:
-            raise InputError(_l("This file was already imported or is not checked yet.")) \
-                from None
-        stamp = (now or clock.now()).isoformat()
-        status.update(state=JOB_IMPORTING, skip_invalid=bool(skip_invalid),
-                      update=bool(update), heartbeat_at=stamp, done=0, error=None)
-        _write_status(status["token"], status)
+    refused = _l("This file was already imported or is not checked yet.")
+    status = get_job(token, actor)
+    if status is None:
+        raise InputError(_l("This import does not exist or is not yours."))
+    session = _app_session()
+    if status["state"] != JOB_CHECKED or file_store.find(
+            session, _file_token(status["token"], "upload"), STORE_KIND) is None:
+        raise InputError(refused)
+    stamp = (now or clock.now()).isoformat()
+    status.update(state=JOB_IMPORTING, skip_invalid=bool(skip_invalid),
+                  update=bool(update), heartbeat_at=stamp, done=0, error=None)
+    if not _write_status(session, status, (JOB_CHECKED,)):
+        raise InputError(refused)
     return status
 
 
 def launch(app, status: dict, *, actor: cards.CardActor) -> _threading.Thread | None:
     """Run the job's next step in a thread of this server (or at once, when
     EXPORT_JOBS_INLINE is set, as the tests do)."""
-    from app.extensions import session as app_session
     from app.settings import settings as app_settings
 
-    engine = app_session().get_bind()
+    engine = _app_session().get_bind()
     audit_actor = audit.current_actor()
     args = (app, engine, status["token"], actor, audit_actor)
     if app_settings().export_jobs_inline:
@@ -1315,116 +1373,156 @@ def launch(app, status: dict, *, actor: cards.CardActor) -> _threading.Thread | 
 
 def run_job(app, engine, token: str, actor: cards.CardActor,
             audit_actor: audit.Actor | None) -> None:
-    """Check or import (by the job's state), with an app context and a session of its
-    own. Never raises: the job ends checked, done or failed."""
+    """Check or import (by the job's state), with an app context and sessions of its own
+    (one for the import, one for the job's row and files). Never raises: the job ends
+    checked, done or failed."""
     from sqlalchemy.orm import Session as OrmSession
 
     with app.app_context(), app.test_request_context("/"):
         session = OrmSession(bind=engine)
+        jobs = OrmSession(bind=engine)
         try:
-            _run_job(session, token, actor, audit_actor)
+            _run_job(session, jobs, token, actor, audit_actor)
         except Exception as error:  # noqa: BLE001 - the job must end in a state
-            status = _read_status(token) or {}
+            session.rollback()
+            jobs.rollback()
+            status = _read_status(token, jobs) or {}
+            jobs.rollback()
             if status:
-                status.update(state=JOB_FAILED, error=str(error.message)
+                status.update(state=JOB_FAILED, heartbeat_at=clock.now().isoformat(),
+                              error=str(error.message)
                               if isinstance(error, DomainError) else
                               _("The import stopped because of an error on the server. "
                                 "Nothing was imported. Tell the system administrator."))
-                _write_status(token, status)
+                _write_status(jobs, status, _RUNNING)
             if not isinstance(error, DomainError):
                 app.logger.exception("ledger import job %s failed", token)
         finally:
+            _LIVE.pop(token, None)
             session.close()
+            jobs.close()
 
 
-def _run_job(session, token: str, actor, audit_actor) -> None:
-    status = _read_status(token)
-    if status is None or status["state"] not in (JOB_CHECKING, JOB_IMPORTING):
+def _run_job(session, jobs, token: str, actor, audit_actor) -> None:
+    status = _read_status(token, jobs)
+    jobs.rollback()
+    if status is None or status["state"] not in _RUNNING:
         return
     checking = status["state"] == JOB_CHECKING
+    step = status["state"]
+    write_progress = jobs.get_bind().dialect.name != "sqlite"
     last = {"at": 0.0}
 
     def progress(done: int, total: int, written: int) -> None:
         if _time.monotonic() - last["at"] < 1.0:
             return
         last["at"] = _time.monotonic()
-        status.update(done=done, total=total, heartbeat_at=clock.now().isoformat())
-        _write_status(token, status)
+        beat = clock.now().isoformat()
+        _LIVE[token] = {"done": done, "total": total, "heartbeat_at": beat}
+        if write_progress:
+            status.update(done=done, total=total, heartbeat_at=beat)
+            _write_status(jobs, status, (step,))
 
-    folder = _job_dir(token)
-    mapping = load_mapping(text=status.get("mapping"))
-    report = import_ledger(
-        session, _upload_path(status), file_name=status["file_name"], mapping=mapping,
-        dry_run=checking, skip_invalid=bool(status.get("skip_invalid")),
-        update=bool(status.get("update")), actor=actor, progress=progress,
-        rejects_path=None if checking else os.path.join(folder, "rejects.csv"),
-        audit_actor=audit_actor)
-    with open(os.path.join(folder, "problems.csv"), "w", encoding="utf-8-sig",
-              newline="") as handle:
-        write_problems(report, handle)
-    status.update(
-        state=JOB_CHECKED if checking else JOB_DONE, heartbeat_at=clock.now().isoformat(),
-        done=1, total=1, rows=report.rows, created=report.created, updated=report.updated,
-        unchanged=report.unchanged, rejected=report.rejected, written=report.written,
-        encoding=report.encoding, sha256=report.sha256,
-        places_created=report.places_created, unknown_columns=report.unknown_columns,
-        columns=report.columns, differences=len(report.differences),
-        problem_count=len(report.problems),
-        problems=[p.as_row() for p in report.problems[:PROBLEMS_SHOWN]],
-        preview=report.preview, rejects=bool(report.rejects_file))
-    if not checking:
-        with contextlib_suppress(FileNotFoundError):
-            os.unlink(_upload_path(status))
-    _write_status(token, status)
+    folder = tempfile.mkdtemp(prefix=f"{token}.", dir=scratch_folder())
+    try:
+        upload = os.path.join(folder, "upload" + status["extension"])
+        file_store.save_to(file_store.get(jobs, _file_token(token, "upload"), STORE_KIND),
+                           upload)
+        jobs.rollback()
+        mapping = load_mapping(text=status.get("mapping"))
+        rejects = os.path.join(folder, "rejects.csv")
+        report = import_ledger(
+            session, upload, file_name=status["file_name"], mapping=mapping,
+            dry_run=checking, skip_invalid=bool(status.get("skip_invalid")),
+            update=bool(status.get("update")), actor=actor, progress=progress,
+            rejects_path=None if checking else rejects, audit_actor=audit_actor)
+        problems = os.path.join(folder, "problems.csv")
+        with open(problems, "w", encoding="utf-8-sig", newline="") as handle:
+            write_problems(report, handle)
+        status.update(
+            state=JOB_CHECKED if checking else JOB_DONE,
+            heartbeat_at=clock.now().isoformat(),
+            done=1, total=1, rows=report.rows, created=report.created, updated=report.updated,
+            unchanged=report.unchanged, rejected=report.rejected, written=report.written,
+            encoding=report.encoding, sha256=report.sha256,
+            places_created=report.places_created, unknown_columns=report.unknown_columns,
+            columns=report.columns, differences=len(report.differences),
+            problem_count=len(report.problems),
+            problems=[p.as_row() for p in report.problems[:PROBLEMS_SHOWN]],
+            preview=report.preview, rejects=bool(report.rejects_file))
+        stem = os.path.splitext(status["file_name"])[0]
+        with unit.transaction(jobs):
+            file_store.delete_token(jobs, _file_token(token, "problems"), STORE_KIND)
+            file_store.put(jobs, problems, kind=STORE_KIND,
+                           token=_file_token(token, "problems"), owner=status["owner"],
+                           filename=f"{stem}_problems.csv")
+            if not checking and report.rejects_file and os.path.isfile(rejects):
+                file_store.put(jobs, rejects, kind=STORE_KIND,
+                               token=_file_token(token, "rejects"), owner=status["owner"],
+                               filename=f"{stem}_rejects.csv")
+            if not checking:
+                file_store.delete_token(jobs, _file_token(token, "upload"), STORE_KIND)
+            _write_status(jobs, status, (step,))
+    finally:
+        _shutil.rmtree(folder, ignore_errors=True)
 
 
 def job_file(token: str | None, which: str, *, actor: cards.CardActor, session,
-             encrypted: bool = False) -> tuple[str, str]:
-    """The job's report (``problems``) or rejected rows (``rejects``) as (path, download
-    name), for its owner; audited as a download. Both hold personal data: a plain file is
-    refused while the office requires encrypted exports (export_policy
-    ``ledger_import_report``); ``encrypted``: the caller hands it out as an AES-256 ZIP."""
+             encrypted: bool = False) -> tuple[file_store.Handle, str]:
+    """The job's report (``problems``) or rejected rows (``rejects``) as (stored file,
+    download name), for its owner, from any app server; audited as a download. Both hold
+    personal data: a plain file is refused while the office requires encrypted exports
+    (export_policy ``ledger_import_report``); ``encrypted``: the caller hands it out as an
+    AES-256 ZIP."""
     check_may_import(actor)
     export_policy.require(session, "ledger_import_report", encrypted)
     status = get_job(token, actor)
     if status is None or which not in ("problems", "rejects"):
         raise InputError(_l("This import does not exist or is not yours."))
-    path = os.path.join(_job_dir(status["token"]), f"{which}.csv")
-    if not os.path.isfile(path):
+    stored = file_store.find(session, _file_token(status["token"], which), STORE_KIND)
+    if stored is None:
         raise InputError(_l("This file is not there (any more)."))
     stem = os.path.splitext(status["file_name"])[0]
     name = f"{stem}_{'problems' if which == 'problems' else 'rejects'}.csv"
+    handle = file_store.handle_of(session, stored)
     audit.record_event(audit.ACTION_DOWNLOAD, "card", None,
                        {"what": f"ledger_import_{which}", "file": status["file_name"],
                         "encrypted": encrypted})
-    return path, name
+    return handle, name
 
 
 def discard_job(token: str | None, *, actor: cards.CardActor) -> None:
-    """Remove a checked job's upload and reports without importing."""
+    """Remove a checked job's upload and reports without importing (compare-and-set: a job
+    being checked or imported is refused)."""
     check_may_import(actor)
-    with _job_lock:
-        status = get_job(token, actor)
-        if status is None:
-            raise InputError(_l("This import does not exist or is not yours."))
-        if effective_state(status) in (JOB_CHECKING, JOB_IMPORTING):
-            raise InputError(_l("The file is being checked or imported; wait until it "
-                                "has finished."))
-        _shutil.rmtree(_job_dir(status["token"]), ignore_errors=True)
+    status = get_job(token, actor)
+    if status is None:
+        raise InputError(_l("This import does not exist or is not yours."))
+    busy = _l("The file is being checked or imported; wait until it has finished.")
+    if effective_state(status) in _RUNNING:
+        raise InputError(busy)
+    session = _app_session()
+    with unit.transaction(session):
+        removed = session.execute(
+            delete(LedgerImportJob).where(LedgerImportJob.token == status["token"],
+                                          LedgerImportJob.state == status["state"],
+                                          LedgerImportJob.heartbeat_at == datetime
+                                          .fromisoformat(str(status["heartbeat_at"])))
+            .execution_options(synchronize_session=False)).rowcount
+        if removed != 1:
+            raise InputError(busy)
+        _remove_job(session, status["token"])
 
 
 def jobs_of(actor: cards.CardActor, limit: int = 10) -> list[dict]:
     """The person's recent jobs, newest first. Reads only."""
     if not may_import(actor):
         return []
-    found = []
-    for name in os.listdir(jobs_folder()):
-        status = _read_status(name)
-        if status is not None and status.get("owner") == actor.username:
-            found.append(status)
-    found.sort(key=lambda s: s["created_at"], reverse=True)
-    return found[:limit]
-
+    rows = _app_session().execute(
+        select(LedgerImportJob).where(LedgerImportJob.owner == actor.username)
+        .order_by(LedgerImportJob.created_at.desc(), LedgerImportJob.id.desc())
+        .limit(limit)).scalars()
+    return [_status_of(row) for row in rows]
 
 
 def header_synonyms() -> list[tuple[str, list[str]]]:

@@ -97,11 +97,11 @@ class MigrationError(DomainError):
     """The export cannot be written or the archive cannot be imported here."""
 
 
-# Not exported: the shared file store (app/models/stored_file.py) holds only temporary
-# files (exports waiting for their download, uploads being imported) that are removed after
-# their keeping time; they would only make the archive large and carry personal data
+# Not exported: the shared file store (app/models/stored_file.py) and the ledger import's
+# jobs hold only temporary files and findings (exports waiting for their download, uploads
+# being imported) that are removed after their keeping time; they would only make the archive large and carry personal data
 # nobody asked to move.
-NOT_EXPORTED = frozenset({"stored_file", "stored_file_chunk"})
+NOT_EXPORTED = frozenset({"stored_file", "stored_file_chunk", "ledger_import_job"})
 
 
 def tables() -> list:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from flask import (Response, abort, current_app, flash, jsonify, redirect, request, send_file,
+from flask import (Response, abort, current_app, flash, jsonify, redirect, request,
                    url_for)
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _

@@ -6,12 +6,12 @@ imports it. Checking and importing run in the background (app/services/ledger_im
 polls the status, same origin; without a script the page reloads itself)."""
 from __future__ import annotations
 
-from flask import abort, current_app, jsonify, redirect, request, send_file, url_for
+from flask import abort, current_app, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_login import current_user
 
 from app.extensions import session
-from app.services import ledger_import, protected_zip
+from app.services import file_store, ledger_import, protected_zip
 from app.services.actors import actor_of
 from app.services.errors import DomainError, InputError
 from app.views import protected_exports
@@ -108,18 +108,16 @@ class LedgerImportView(BaseView):
         back = url_for(".job", token=token)
         try:
             chosen = protected_exports.choice()
-            path, name = ledger_import.job_file(token, which, actor=_actor(), session=session(),
-                                                encrypted=chosen.encrypt)
+            stored, name = ledger_import.job_file(token, which, actor=_actor(),
+                                                  session=session(), encrypted=chosen.encrypt)
         except DomainError as error:
             flash_refusal(error)
             return redirect(back)
         if chosen.encrypt:
-            with open(path, "rb") as handle:
-                data = handle.read()
-            return protected_exports.offer(self, [protected_zip.Part(name, data)], chosen,
-                                           name, back=back)
-        return send_file(path, mimetype="text/csv", as_attachment=True, download_name=name,
-                         max_age=0, etag=False)
+            return protected_exports.offer(
+                self, [protected_zip.Part(name, file_store.stream(stored))], chosen, name,
+                back=back)
+        return protected_exports.send_stored(stored, "text/csv", name)
 
     @expose("/jobs/<token>/discard", methods=["POST"])
     @has_access

@@ -99,3 +99,18 @@ def test_purge_by_kind_age_and_tokens(db):
     left = sorted(db.execute(select(StoredFile.token)).scalars())
     assert left == ["job-live", "new"]
     assert _count(db, StoredFileChunk) == 2
+
+
+def test_pieces_of_one_mebibyte(db, tmp_path):
+    """The real piece size: a file of 3.5 MiB is 4 rows, read back one by one."""
+    content = os.urandom(3 * file_store.CHUNK_SIZE + file_store.CHUNK_SIZE // 2)
+    path = tmp_path / "big.bin"
+    path.write_bytes(content)
+    with unit.transaction(db):
+        handle = file_store.put(db, str(path), kind="extraction", token="big",
+                                filename="big.xlsx")
+    assert handle.chunks == 4 and handle.size == len(content)
+    sizes = [len(piece) for piece in file_store.stream(handle)]
+    assert sizes == [file_store.CHUNK_SIZE] * 3 + [file_store.CHUNK_SIZE // 2]
+    assert hashlib.sha256(file_store.reader(handle).read()).hexdigest() == \
+        hashlib.sha256(content).hexdigest()

@@ -347,28 +347,32 @@ def test_sigterm_stops_the_worker_after_the_current_job(app, db, clock, database
 def test_housekeeping_removes_the_files_nobody_came_back_for(app, db, clock):
     """An abandoned ledger-import upload and an encrypted export never downloaded are
     removed by the hourly job; a fresh one is kept."""
-    import os
-
-    from app.services import export_policy, ledger_import
-
     from datetime import timedelta
 
+    from app.models.ledger_import import LedgerImportJob
     from app.models.stored_file import StoredFile
-    from app.services import file_store, unit
+    from app.services import export_policy, file_store, ledger_import, unit
 
-    with app.app_context():
-        abandoned = os.path.join(ledger_import.jobs_folder(), "abandoned-upload")
-        os.makedirs(abandoned, exist_ok=True)  # no status file: a job that never started
+    old_day = clock() - timedelta(days=2)
     with unit.transaction(db):
+        # a checked import nobody came back for, and an upload whose job is gone
+        db.add(LedgerImportJob(token="c" * 32, owner="kanri", state="checked", status="{}",
+                               created_at=old_day, heartbeat_at=old_day))
+        for which in ("upload", "problems"):
+            file_store.put_bytes(db, b"a,b", kind=ledger_import.STORE_KIND,
+                                 token=f"{'c' * 32}.{which}", owner="kanri",
+                                 filename="x.csv", now=old_day)
+        file_store.put_bytes(db, b"a,b", kind=ledger_import.STORE_KIND,
+                             token=f"{'d' * 32}.upload", owner="kanri", filename="y.csv",
+                             now=old_day)
         file_store.put_bytes(db, b"PK", kind=export_policy.STORE_KIND, token="a" * 32,
-                             owner="kanri", filename="a.zip",
-                             now=clock() - timedelta(days=2))
+                             owner="kanri", filename="a.zip", now=old_day)
         file_store.put_bytes(db, b"PK", kind=export_policy.STORE_KIND, token="b" * 32,
                              owner="kanri", filename="b.zip", now=at(11, 0))
     clock.set(at(11, 5))
     (outcome,) = run(db, only=["housekeeping"])
     assert outcome.state == SUCCEEDED, outcome.text
-    assert not os.path.exists(abandoned)
     db.expire_all()
     assert list(db.execute(select(StoredFile.token)).scalars()) == ["b" * 32]
+    assert db.query(LedgerImportJob).count() == 0
     assert run(db, only=["housekeeping"]) == []  # once an hour

@@ -7,6 +7,7 @@ holds the password; a GET writes nothing but its audit record."""
 import csv
 import io
 import json
+import os
 import re
 
 import openpyxl
@@ -512,6 +513,8 @@ def test_two_takes_of_one_file_give_it_once(app, db):
         made = export_policy.prepare([protected_zip.Part("a.csv", b"1")], chosen,
                                      owner="kanri", filename="a.csv")
         assert export_policy.prepared(made.token, "kanri").size == made.size
+        assert not [n for n in os.listdir(export_policy.scratch_folder())
+                    if n.startswith(made.token)]  # the local copy went into the store
         seen = file_store.find(db, made.token, "protected_export")  # both saw it free
         assert seen.claimed_at is None
         first = export_policy.take(made.token, "kanri")

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from app.models.audit import AuditLog
 from app.models.card import Card
+from app.models.stored_file import StoredFile
 from tests.ledger_import_files import csv_text, row, write_xlsx
 
 
@@ -63,8 +64,10 @@ def test_skip_invalid_imports_the_good_rows_with_the_manager_as_actor(login_as, 
     record = db.execute(select(AuditLog).where(AuditLog.action == "import")).scalar_one()
     assert record.username == "kanri"
     token = job_url.rstrip("/").split("/")[-1]
-    folder = os.path.join(app.instance_path, "ledger-imports", token)
-    assert not [n for n in os.listdir(folder) if n.startswith("upload")]  # removed
+    db.rollback()  # a fresh read
+    files = sorted(db.execute(select(StoredFile.token).where(
+        StoredFile.kind == "ledger_import")).scalars())
+    assert files == [f"{token}.problems", f"{token}.rejects"]  # the upload removed
     rejects = manager.post(job_url + "/download/rejects")
     assert rejects.status_code == 200
     assert rejects.data.startswith(b"\xef\xbb\xbf") and "謎".encode() in rejects.data
@@ -149,3 +152,37 @@ def test_check_and_import_in_a_real_thread_with_progress(app, db, users):
     assert card_count(db) == 3000
     record = db.execute(select(AuditLog).where(AuditLog.action == "import")).scalar_one()
     assert record.username == "kanri_thread"
+
+
+def test_any_server_shows_imports_and_serves_the_reports(login_as, app, db, users,
+                                                          make_app, tmp_path):
+    """Issue 16 §1: the job and its files are in the database: uploaded and checked on
+    server A, seen and imported on server B (its own instance folder), the rejected rows
+    downloaded on A; no file is left in either instance folder."""
+    from tests.conftest import login
+
+    other = make_app(INSTANCE_DIR=str(tmp_path / "server_b"),
+                     SECRET_KEY=app.config["SECRET_KEY"],
+                     AUDIT_HMAC_KEY=app.config["AUDIT_HMAC_KEY"])
+    server_a = login_as("manager", username="kanri_ab")
+    server_b = other.test_client()
+    login(server_b, "kanri_ab", users.password)
+    data = csv_text([row(1), row(2, 交付状況="謎")]).encode("utf-8-sig")
+    job_url = upload(server_a, data).headers["Location"]
+    assert server_b.get(job_url + "/status").get_json()["state"] == "checked"
+    assert "ledger.csv" in server_b.get("/ledger-import/").get_data(as_text=True)
+    server_b.post(job_url + "/import", data={"skip_invalid": "1"})
+    assert server_a.get(job_url + "/status").get_json()["state"] == "done"
+    again = server_a.post(job_url + "/import", data={"skip_invalid": "1"},
+                          follow_redirects=True)
+    assert "取込済み" in again.get_data(as_text=True)
+    assert card_count(db) == 1
+    rejects = server_a.post(job_url + "/download/rejects")
+    assert rejects.status_code == 200 and "謎".encode() in rejects.data
+    for folder in (app.instance_path, other.instance_path):
+        path = os.path.join(folder, "ledger-imports")
+        assert not os.path.exists(path) or os.listdir(path) == []
+    server_a.post(job_url + "/discard")
+    assert server_b.get(job_url + "/status").status_code == 404
+    db.rollback()
+    assert db.execute(select(func.count()).select_from(StoredFile)).scalar() == 0
