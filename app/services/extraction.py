@@ -1046,17 +1046,7 @@ def check_replacement(text: str | None) -> str:
 
 def replace_unmappable(text: str, replacement: str) -> tuple[str, int]:
     """``text`` with each character CP932 cannot hold replaced, and how many were."""
-    if not unmappable(text):
-        return text, 0
-    out, n = [], 0
-    for char in text:
-        try:
-            char.encode(CP932)
-            out.append(char)
-        except UnicodeEncodeError:
-            out.append(replacement)
-            n += 1
-    return "".join(out), n
+    return spreadsheet.replace_unmappable(text, replacement, CP932)
 
 
 @dataclass

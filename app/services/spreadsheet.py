@@ -87,11 +87,12 @@ def xlsx_write_row(worksheet, row: int, values: Iterable[Any], first_col: int = 
 GETA = "〓"  # 下駄記号: the printers' and the registries' mark for a character left out
 
 
-def encode_text(text: str, encoding: str) -> tuple[bytes, int]:
-    """``text`` in ``encoding`` (utf-8-sig or cp932) and how many characters CP932 cannot
-    hold were written as 〓 (never a silent "?": the caller records the count)."""
+def replace_unmappable(text: str, replacement: str = GETA,
+                       encoding: str = "cp932") -> tuple[str, int]:
+    """``text`` with each character ``encoding`` cannot hold replaced, and how many were."""
     try:
-        return text.encode(encoding), 0
+        text.encode(encoding)
+        return text, 0
     except UnicodeEncodeError:
         pass
     kept, replaced = [], 0
@@ -100,6 +101,13 @@ def encode_text(text: str, encoding: str) -> tuple[bytes, int]:
             char.encode(encoding)
             kept.append(char)
         except UnicodeEncodeError:
-            kept.append(GETA)
+            kept.append(replacement)
             replaced += 1
-    return "".join(kept).encode(encoding), replaced
+    return "".join(kept), replaced
+
+
+def encode_text(text: str, encoding: str) -> tuple[bytes, int]:
+    """``text`` in ``encoding`` (utf-8-sig or cp932) and how many characters it cannot hold
+    were written as 〓 (never a silent "?": the caller records the count)."""
+    kept, replaced = replace_unmappable(text, GETA, encoding)
+    return kept.encode(encoding), replaced
