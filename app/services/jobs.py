@@ -35,9 +35,12 @@ and the result are committed apart from the job's own units. Changes are audited
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import threading
+import time as _time
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Callable, Iterable
@@ -372,6 +375,47 @@ def _heartbeat_start(session, job: Job, now: datetime, worker: str) -> Claim:
     return Claim(row[0], row[1], CONTINUOUS)
 
 
+LEASE_RENEWALS = 3  # a running job renews its lease this many times per lease
+
+
+@contextlib.contextmanager
+def _lease_kept(session, job: Job, claimed: Claim, now: datetime):
+    """While the job runs, renew its lease (a compare-and-set on the run's state and
+    attempt, on a connection of its own) every third of the lease, so a job that runs
+    longer than its lease is not taken over by another worker while it still works; a
+    worker that dies stops renewing, and the lease runs out as before. The new lease is
+    counted from the claim's time plus the time the job has run."""
+    if claimed.period == CONTINUOUS:
+        yield
+        return
+    engine, started, stop = session.get_bind(), _time.monotonic(), threading.Event()
+    interval = job.lease.total_seconds() / LEASE_RENEWALS
+
+    def renew() -> None:
+        while not stop.wait(interval):
+            until = now + timedelta(seconds=_time.monotonic() - started) + job.lease
+            try:
+                with engine.begin() as connection:
+                    kept = connection.execute(
+                        update(JobRun).where(JobRun.id == claimed.run_id,
+                                             JobRun.state == RUNNING,
+                                             JobRun.attempts == claimed.attempt)
+                        .values(lease_until=until)).rowcount
+            except Exception:  # noqa: BLE001 - tried again at the next interval
+                log.warning("job %s: its lease could not be renewed", job.name)
+                continue
+            if kept != 1:  # finished, or taken over: nothing more to keep
+                return
+
+    keeper = threading.Thread(target=renew, name=f"lease-{job.name}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join(timeout=30)
+
+
 def _short(text: str | None, size: int) -> str | None:
     if text is None:
         return None
@@ -420,7 +464,8 @@ def run_job(session, job: Job, now: datetime, worker: str) -> Outcome | None:
         return None
     audit.act_as(audit.SYSTEM)
     try:
-        done = job.run(session, now)
+        with _lease_kept(session, job, claimed, now):
+            done = job.run(session, now)
     except Exception as error:  # noqa: BLE001 - recorded on the run and in the log
         # A failed unit has rolled back already; a read outside any unit may have left an
         # aborted transaction open (PostgreSQL): end it before the failure is recorded.

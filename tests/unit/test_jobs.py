@@ -376,3 +376,44 @@ def test_housekeeping_removes_the_files_nobody_came_back_for(app, db, clock):
     assert list(db.execute(select(StoredFile.token)).scalars()) == ["b" * 32]
     assert db.query(LedgerImportJob).count() == 0
     assert run(db, only=["housekeeping"]) == []  # once an hour
+
+
+def test_a_job_running_past_its_lease_keeps_it_and_is_not_taken_over(app, db, clock,
+                                                                     monkeypatch):
+    """The lease is renewed while the job works (a third of the lease at a time): a second
+    worker that comes after the first lease would have run out finds the period taken."""
+    import time as real_time
+
+    settings.configure(app, WORKER_BACKUPS=False)
+    start = at(7)
+    clock.set(start)
+    running = threading.Event()
+
+    def slow(session, now):
+        running.set()
+        real_time.sleep(2.0)  # longer than the lease below
+        return jobs.Done("ok")
+
+    job = dataclasses.replace(jobs.JOBS["discard"], run=slow, lease=timedelta(seconds=0.9))
+    monkeypatch.setitem(jobs.JOBS, "discard", job)
+    outcomes, errors = [], []
+
+    def first():
+        try:
+            with app.app_context():
+                audit.act_as(audit.SYSTEM)
+                outcomes.append(jobs.run_job(app_session(), job, start, "host:1"))
+                app_session().remove()
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert running.wait(timeout=30)
+    real_time.sleep(1.4)  # the first lease (0.9 s) has run out; renewed every 0.3 s
+    late = start + timedelta(seconds=1.5)
+    assert jobs.claim(db, job, late, "host:2") is None  # still kept by host:1
+    thread.join(timeout=60)
+    assert errors == [] and outcomes[0].state == SUCCEEDED
+    (row,) = [r for r in runs(db) if r.job == "discard"]
+    assert (row.worker, row.attempts, row.state) == ("host:1", 1, SUCCEEDED)
