@@ -10,6 +10,7 @@ import traceback
 
 import pytest
 
+from app import settings
 from app.observability import install_redaction
 
 _DETAIL = ('new row for relation "card" violates check constraint "ck_card_name"\n'
@@ -182,3 +183,58 @@ def test_a_download_whose_file_was_removed_never_goes_on_with_another_file(app, 
     with pytest.raises(file_store.FileGoneError):
         rest = next(pieces)
         raise AssertionError(f"the download went on with another file's piece {rest!r}")
+
+
+# --- extraction: a live runner silent for two minutes is taken over ------------------------
+
+@pytest.mark.xfail(strict=True, reason="an export job's heartbeat is written only by its "
+                   "progress (per chunk of rows): a runner that is alive but slow to its "
+                   "first chunk (a heavy query, XlsxWriter's close) is taken over after "
+                   "TAKE_OVER_AFTER and its finished work thrown away")
+def test_a_live_export_runner_slow_to_its_first_rows_is_not_taken_over(app, db, clock,
+                                                                         monkeypatch):
+    """jobs.py now renews a worker job's lease from a thread while it runs (39f73b6);
+    export jobs did not get the same: ExportJob.heartbeat_at moves only when
+    ``progress()`` is called, i.e. after a chunk of rows was written. A query that needs
+    more than TAKE_OVER_AFTER (2 minutes) to give its first rows on a large ledger, or
+    XlsxWriter's close of a big workbook, leaves a live runner silent; the worker's
+    'exports' job (every loop) requeues it and runs it again — the same heavy query twice
+    at once — and the first runner's finished file is thrown away (JobCancelled). When the
+    second attempt is as slow, the job ends 'failed' with 「…止まりました…」 (a restart) although
+    nothing stopped, and the export can never be made. Here the runner is alive; the
+    worker looks in while its query runs."""
+    from sqlalchemy.orm import Session as OrmSession
+
+    from app.models.extraction import ExportJob
+    from app.services import extraction
+    from app.services.actors import CardActor
+    from tests.factories import make_card, make_storage
+
+    make_storage(db)
+    make_card(db, application_id="0" * 22 + "1", name="山田　一郎", postal_code="012-3456")
+    db.commit()
+    clerk = CardActor("clerk_kato", frozenset({"窓口職員"}))
+    real = extraction.write_xlsx
+    seen = {}
+
+    def slow_query(session, query, path, tally, on_progress=None):
+        clock.advance(minutes=3)  # the query's first rows come after three minutes
+        worker = OrmSession(bind=db.get_bind())
+        try:
+            seen["taken_over"] = extraction.take_over_stalled(worker)  # the worker's loop
+            worker.commit()
+        finally:
+            worker.close()
+        return real(session, query, path, tally, on_progress)
+
+    monkeypatch.setattr(extraction, "write_xlsx", slow_query)
+    settings.configure(app, EXPORT_JOBS_INLINE=True)
+    with app.test_request_context():
+        job = extraction.start_job(db, {"subject": "cards", "columns": ["application_id"]},
+                                   actor=clerk, now=clock())
+        db.commit()
+        extraction.launch(app, job)
+    db.expire_all()
+    row = db.get(ExportJob, job.id)
+    assert seen["taken_over"] == (0, 0), "the worker took over a job whose runner was alive"
+    assert row.state == "done", f"the live runner's file was thrown away ({row.state})"
