@@ -269,3 +269,54 @@ def test_the_json_log_format_writes_no_database_detail():
     written = out.getvalue()
     assert "job reminders failed" in written
     assert "山田太郎" not in written
+
+
+# --- ledger import: a slow import is "discarded" while it runs, and imports anyway -------------
+
+@pytest.mark.xfail(strict=True, reason="discard_job trusts effective_state (heartbeat older "
+                   "than JOB_STALE_MINUTES = failed): a running import not yet reporting is "
+                   "deleted while it runs, then imports its rows anyway; its final status "
+                   "write (a failed compare-and-set) is ignored")
+def test_an_import_that_is_still_running_cannot_be_discarded(login_as, app, db, clock,
+                                                              monkeypatch):
+    """The import step's heartbeat moves only when import_ledger reports progress (and on
+    SQLite never in the row: progress is in-process only, so another app process sees no
+    heartbeat at all). An import slow to report (a large XLSX being opened, a slow
+    database) for JOB_STALE_MINUTES (10) is shown failed; the discard button (discard_job) then
+    deletes its row and files by a compare-and-set on the *stale* state and heartbeat,
+    which still match. The import goes on, writes the residents' cards, puts its report
+    files for a job that no longer exists (orphans until the 24 h purge) and ignores that
+    its final ``_write_status`` changed nothing. The 管理者 was told it was discarded."""
+    from app.models.card import Card
+    from app.services import ledger_import
+    from app.services.actors import CardActor
+    from app.services.errors import DomainError
+    from sqlalchemy import func, select
+    from tests.ledger_import_files import csv_text, row
+
+    manager = login_as("manager", username="kanri")
+    data = csv_text([row(1), row(2)]).encode("utf-8-sig")
+    job_url = manager.post("/ledger-import/upload",
+                           data={"file": (io.BytesIO(data), "ledger.csv")},
+                           content_type="multipart/form-data").headers["Location"]
+    token = job_url.rsplit("/", 1)[1]
+    real = ledger_import.import_ledger
+    seen = {}
+
+    def slow_import(session, path, **options):
+        if not options.get("dry_run"):
+            clock.advance(minutes=11)  # opening the file took long; no progress yet
+            try:
+                ledger_import.discard_job(token, actor=CardActor("kanri", frozenset(
+                    {"管理者"})))
+                seen["discarded"] = True
+            except DomainError:
+                seen["discarded"] = False
+        return real(session, path, **options)
+
+    monkeypatch.setattr(ledger_import, "import_ledger", slow_import)
+    manager.post(job_url + "/import", data={"skip_invalid": "1"})
+    db.expire_all()
+    imported = db.execute(select(func.count()).select_from(Card)).scalar()
+    assert not (seen.get("discarded") and imported), \
+        f"discarded while running, and {imported} cards were imported anyway"
