@@ -112,7 +112,9 @@ class JsonFormatter(logging.Formatter):
             if key not in _RECORD_KEYS and not key.startswith("_"):
                 entry[key] = value if isinstance(value, (str, int, float, bool)) or \
                     value is None else str(value)
-        if record.exc_info:
+        if record.exc_text:  # made once (and cut of a database row: install_redaction)
+            entry["exception"] = record.exc_text
+        elif record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
@@ -169,22 +171,29 @@ def _needs_redaction(text: str) -> bool:
     return "DETAIL:" in text or "Failing row contains" in text or "Key (" in text
 
 
+class RedactedError(Exception):
+    """Stands in a record's ``exc_info`` for an exception whose text repeated a database
+    row: a handler that formats ``exc_info`` itself gets the frames and the cut text."""
+
+
 def _redacting_factory(base):
     def make(*args, **kwargs) -> logging.LogRecord:
         record = base(*args, **kwargs)
         try:
-            if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
-                text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            try:  # the message as it will be written: its arguments put in first
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - left for the handler to report as before
+                message = None
+            if message is not None and _needs_redaction(message):
+                record.msg, record.args = redact_database_detail(message), ()
+            if record.exc_info and record.exc_info[1] is not None:
+                kind, error, trace = record.exc_info
+                text = "".join(traceback.format_exception(kind, error, trace)).rstrip("\n")
                 if _needs_redaction(text):
                     record.exc_text = redact_database_detail(text)
-            if isinstance(record.args, tuple) and any(
-                    isinstance(arg, BaseException) and _needs_redaction(str(arg))
-                    for arg in record.args):
-                record.args = tuple(redact_database_detail(str(arg))
-                                    if isinstance(arg, BaseException) else arg
-                                    for arg in record.args)
-            if isinstance(record.msg, str) and _needs_redaction(record.msg):
-                record.msg = redact_database_detail(record.msg)
+                    stand_in = RedactedError(f"{kind.__name__}: "
+                                             f"{redact_database_detail(str(error))}")
+                    record.exc_info = (RedactedError, stand_in, trace)
         except Exception:  # noqa: BLE001 - a log line is never lost over its redaction
             pass
         return record

@@ -30,9 +30,6 @@ def _logger(name: str):
     return logger, out
 
 
-@pytest.mark.xfail(strict=True, reason="install_redaction rewrites record.msg before it is "
-                   "%-formatted: a message whose format has 'Key (%s)=(%s)' or a 'DETAIL: %s' "
-                   "line loses its placeholders, formatting raises, the line is lost")
 def test_a_log_line_whose_format_mentions_key_or_detail_is_not_lost(monkeypatch):
     """The redacting record factory cuts "Key (x)=(y)" and "DETAIL: ..." out of
     ``record.msg`` — the *format string*, before the arguments are put in. A message such
@@ -49,8 +46,6 @@ def test_a_log_line_whose_format_mentions_key_or_detail_is_not_lost(monkeypatch)
     assert "DETAIL:" in written, "the line 'DETAIL: ...' was lost"
 
 
-@pytest.mark.xfail(strict=True, reason="only BaseException args and the format string are "
-                   "redacted: a DETAIL line passed as a str argument reaches the log")
 def test_a_database_detail_passed_as_text_is_cut_too():
     """observability.py says every record gets the DETAIL cut "whatever writes it", but
     only exception *objects* among the arguments are redacted. Code that passes the
@@ -62,8 +57,6 @@ def test_a_database_detail_passed_as_text_is_cut_too():
     assert "山田太郎" not in out.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason="record.exc_info keeps the raw exception: a handler "
-                   "that formats exc_info itself (Sentry-like) gets the DETAIL line")
 def test_a_handler_that_reads_exc_info_gets_no_detail():
     """Only ``record.exc_text`` is redacted; ``record.exc_info`` still holds the exception
     whose text carries the DETAIL line. logging.Formatter uses exc_text, but handlers
@@ -242,9 +235,6 @@ def test_a_live_export_runner_slow_to_its_first_rows_is_not_taken_over(app, db, 
 
 # --- logs: LOG_FORMAT=json writes the exception unredacted -------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="JsonFormatter formats record.exc_info itself and "
-                   "never reads the redacted record.exc_text: the DETAIL line (failing row) "
-                   "is in every JSON log line with an exception")
 def test_the_json_log_format_writes_no_database_detail():
     """install_redaction puts the redacted traceback in ``record.exc_text`` (which
     logging.Formatter.format uses), but the app's own JsonFormatter (LOG_FORMAT=json, the
