@@ -107,12 +107,16 @@ def get(session, token: str | None, kind: str | None = None) -> Handle:
 
 
 def stream(handle: Handle) -> Iterator[bytes]:
-    """The file's pieces in order, each read by one statement on a short connection."""
-    table = StoredFileChunk.__table__
+    """The file's pieces in order, each read by one statement on a short connection. Each
+    piece is read through its file's token too: a file removed meanwhile stops the
+    download (FileGoneError), even where SQLite gives its id to the next file stored."""
+    table, files = StoredFileChunk.__table__, StoredFile.__table__
     for seq in range(handle.chunks):
         with handle.engine.connect() as connection:
-            data = connection.execute(select(table.c.data).where(
-                table.c.file_id == handle.id, table.c.seq == seq)).scalar()
+            data = connection.execute(
+                select(table.c.data).join(files, files.c.id == table.c.file_id).where(
+                    table.c.file_id == handle.id, table.c.seq == seq,
+                    files.c.token == handle.token)).scalar()
         if data is None:
             raise FileGoneError()
         yield bytes(data)

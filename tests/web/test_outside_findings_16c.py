@@ -143,9 +143,6 @@ def test_the_purge_never_removes_the_scratch_file_of_a_job_started_meanwhile(
 
 # --- file store: a file removed mid-download, its id given to the next file (SQLite) -----------
 
-@pytest.mark.xfail(strict=True, reason="SQLite reuses the highest stored_file.id (no "
-                   "AUTOINCREMENT): a download whose file was removed goes on with the "
-                   "pieces of the next file stored, another person's, instead of stopping")
 def test_a_download_whose_file_was_removed_never_goes_on_with_another_file(app, db,
                                                                             monkeypatch):
     """file_store.stream reads piece ``seq`` of ``file_id`` on a fresh connection each
