@@ -2053,12 +2053,20 @@ def purge_exports(session, now: datetime | None = None) -> PurgeReport:
         live = set(session.execute(select(ExportJob.token).where(
             ExportJob.state.in_((JOB_QUEUED, JOB_RUNNING, JOB_DONE)))).scalars())
         report.files += file_store.purge(session, kind=STORE_KIND, keep_tokens=live)
+    # The scratch files: the live tokens are read again now (a job started while the files
+    # above were purged is live too), and a file is removed only when it is also older
+    # than a job could be without being marked stale (its runner is gone).
     folder = exports_folder()
-    for name in os.listdir(folder):
+    listed = os.listdir(folder)
+    live = set(session.execute(select(ExportJob.token).where(
+        ExportJob.state.in_((JOB_QUEUED, JOB_RUNNING, JOB_DONE)))).scalars())
+    oldest = (now or clock.now()).timestamp() - app_settings().export_stale_minutes * 60
+    for name in listed:
         token = name.split(".", 1)[0]
-        if token not in live:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(folder, name))
+        path = os.path.join(folder, name)
+        with contextlib.suppress(FileNotFoundError):
+            if token not in live and os.path.getmtime(path) < oldest:
+                os.unlink(path)
                 report.files += 1
     for job in old:
         session.expire(job)

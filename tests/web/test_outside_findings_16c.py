@@ -83,8 +83,6 @@ def test_a_handler_that_reads_exc_info_gets_no_detail():
 
 # --- extraction: the purge removes the scratch file of a job started while it ran -------------
 
-@pytest.mark.xfail(strict=True, reason="purge_exports reads the live tokens, then lists the "
-                   "scratch folder later: a job claimed in between loses its file being written")
 def test_the_purge_never_removes_the_scratch_file_of_a_job_started_meanwhile(
         app, db, monkeypatch):
     """purge_exports (run by every start_job, on any server) reads the tokens of live jobs
