@@ -1613,6 +1613,7 @@ PROGRESS_ROWS = 5_000  # rows between two progress writes (also at least every s
 JOB_LIST = 10  # the person's recent jobs on the screen
 STORE_KIND = "extraction"  # stored_file.kind of the exports' files
 TAKE_OVER_AFTER = timedelta(minutes=2)  # a running job silent this long is taken over
+HEARTBEAT_SECONDS = 30.0  # a live runner marks its job this often, rows written or not
 MAX_ATTEMPTS = 2  # the first run and one take-over
 MIME_TYPES = {FORMAT_CSV: "text/csv",
               FORMAT_XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -1762,11 +1763,40 @@ def _claim(session, job_id: int) -> ExportJob | None:
     return job
 
 
+def _keep_heartbeat(engine, job_id: int, attempt: int) -> threading.Event:
+    """While the runner works, mark its job alive every HEARTBEAT_SECONDS from a thread of
+    its own (a compare-and-set on state and attempt), also while a heavy query gives no row
+    yet or a big workbook is being closed: only a runner that is gone falls silent and is
+    taken over. Set the returned event to stop it."""
+    from flask import current_app
+
+    app, stop = current_app._get_current_object(), threading.Event()
+
+    def beat() -> None:
+        with app.app_context():  # the app's clock (and its settings)
+            while not stop.wait(HEARTBEAT_SECONDS):
+                try:
+                    with engine.begin() as connection:
+                        kept = connection.execute(
+                            update(ExportJob).where(ExportJob.id == job_id,
+                                                    ExportJob.state == JOB_RUNNING,
+                                                    ExportJob.attempts == attempt)
+                            .values(heartbeat_at=clock.now())).rowcount
+                except Exception:  # noqa: BLE001 - tried again at the next beat
+                    continue
+                if kept != 1:  # done, failed or taken over: nothing more to keep
+                    return
+
+    threading.Thread(target=beat, name=f"export-heartbeat-{job_id}", daemon=True).start()
+    return stop
+
+
 def _run(writer, reader, job_id: int, actor) -> bool:
     job = _claim(writer, job_id)
     if job is None:
         return False
     attempt = job.attempts
+    alive = _keep_heartbeat(writer.get_bind(), job_id, attempt)
     part = None
     tally = Tally()
     last = {"rows": 0, "at": _monotonic()}
@@ -1830,6 +1860,7 @@ def _run(writer, reader, job_id: int, actor) -> bool:
         if not isinstance(error, DomainError):
             raise
     finally:
+        alive.set()
         _remove_file(part)
     return True
 
