@@ -1499,8 +1499,12 @@ def discard_job(token: str | None, *, actor: cards.CardActor) -> None:
     if status is None:
         raise InputError(_l("This import does not exist or is not yours."))
     busy = _l("The file is being checked or imported; wait until it has finished.")
-    if effective_state(status) in _RUNNING:
-        raise InputError(busy)
+    if status["state"] in _RUNNING:
+        # also when it has not reported for a while: a slow import may still commit its
+        # rows (its own transaction), so only the purge removes a job that stopped
+        raise InputError(_l("The file is being checked or imported; wait until it has "
+                            "finished. An import that stopped is removed by itself after "
+                            "%(hours)d hours.", hours=JOB_KEEP_HOURS))
     session = _app_session()
     with unit.transaction(session):
         removed = session.execute(

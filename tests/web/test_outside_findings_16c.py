@@ -1,6 +1,6 @@
 """Outside review of the issue-16 work (third pass): the shared file store, lease renewal
-and log redaction. Each test shows a defect the review found, written as a strict xfail
-that fails now because of it."""
+and log redaction. Each test showed a defect the review found (a strict xfail that
+failed); all are fixed and the tests now guard the fixes."""
 from __future__ import annotations
 
 import io
@@ -259,10 +259,6 @@ def test_the_json_log_format_writes_no_database_detail():
 
 # --- ledger import: a slow import is "discarded" while it runs, and imports anyway -------------
 
-@pytest.mark.xfail(strict=True, reason="discard_job trusts effective_state (heartbeat older "
-                   "than JOB_STALE_MINUTES = failed): a running import not yet reporting is "
-                   "deleted while it runs, then imports its rows anyway; its final status "
-                   "write (a failed compare-and-set) is ignored")
 def test_an_import_that_is_still_running_cannot_be_discarded(login_as, app, db, clock,
                                                               monkeypatch):
     """The import step's heartbeat moves only when import_ledger reports progress (and on
