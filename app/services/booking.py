@@ -527,7 +527,8 @@ def release_cards(session, reservation: Reservation) -> None:
         person.active = False
         if person.card_id:
             card = session.get(Card, person.card_id)
-            if card.state == cards.RESERVED:
+            if card.state == cards.RESERVED or (card.state == cards.ON_HOLD
+                                                and card.held_from == cards.RESERVED):
                 cards.unreserve_card(session, card, reservation_number=reservation.number)
 
 

@@ -564,8 +564,21 @@ def reserve_card(session, card: Card, reservation_number: str, *,
 
 def unreserve_card(session, card: Card, reservation_number: str, *,
                    actor: CardActor = SYSTEM, now: datetime | None = None) -> None:
-    """The booking was cancelled: back to waiting (part of the cancellation's unit)."""
+    """The booking was cancelled: back to waiting (part of the cancellation's unit). A card
+    on hold (保留) from 予約済 stays on hold, and returns to waiting when the hold ends."""
     back = RENOTIFIED if card.renotified_at else NOTICE_SENT
+    if card.state == ON_HOLD and card.held_from == RESERVED:
+        changed = session.execute(
+            update(Card).where(Card.id == card.id, Card.state == ON_HOLD,
+                               Card.held_from == RESERVED)
+            .values(held_from=back).execution_options(synchronize_session=False)).rowcount
+        if changed != 1:
+            raise _changed_meanwhile(session, card, ON_HOLD)
+        set_committed_value(card, "held_from", back)
+        audit.record_in_transaction(session, audit.ACTION_UPDATE, "card", card.id, {
+            "held_from": {"old": RESERVED, "new": back},
+            "why": _("Booking %(n)s cancelled", n=reservation_number)})
+        return
     _apply(session, card, back, _("Booking %(n)s cancelled", n=reservation_number),
            name_of(actor), now or clock.now())
 

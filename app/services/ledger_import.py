@@ -907,7 +907,7 @@ class _Writer:
                                  _("Differs from the card in the ledger: %(changes)s",
                                    changes=described))
             self.report.differences.append(difference)
-            if card.state == RESERVED and "state" in changes:
+            if RESERVED in (card.state, card.held_from) and "state" in changes:
                 self._reject(values, [Problem(
                     line, self._label("state"), self.checker.raw(values, "state"),
                     _("This card has a booking: its state is not changed by an import. "

@@ -418,3 +418,17 @@ def test_dates_out_of_order_are_refused_naming_both_columns(db, tmp_path):
          "通知書発送日（令和6年4月1日）が生年月日（令和6年5月1日）より前になっています。"),
         (3, "交付日", "交付日（R6.3.1）が通知書発送日（令和6年4月1日）より前になっています。")]
     assert not report.written
+
+
+def test_a_card_on_hold_from_its_booking_is_not_discarded_by_an_import(db, tmp_path):
+    """保留 from 予約済 keeps the booking: an import may not move the card (outside review
+    16d: it could be imported as 廃棄 while the resident's booking stayed active)."""
+    from tests.factories import make_card
+
+    make_card(db, state="on_hold", held_from="reserved", application_id=app_id(1),
+              name="髙橋　﨑子", name_kana="タカハシ　サキコ")
+    path = write_csv(tmp_path / "l.csv", [row(1, 交付状況="廃棄")])
+    report = run(db, path, update=True)
+    assert [p.reason for p in report.problems] == [
+        "このカードは予約中のため、取込では状態を変えません。先に予約を取り消すか、交付を済ませてください。"]
+    assert (cards(db)[0].state, cards(db)[0].held_from) == ("on_hold", "reserved")

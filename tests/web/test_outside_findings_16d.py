@@ -1,5 +1,5 @@
-"""Outside review of the issue-16 fixes (fourth pass). Each test shows a defect the review
-found (a strict xfail that fails until it is fixed)."""
+"""Outside review of the issue-16 fixes (fourth pass). The test showed a defect the review
+found (a strict xfail that failed); it is fixed and the test now guards the fix."""
 from __future__ import annotations
 
 from datetime import date
@@ -11,9 +11,6 @@ from app.services.calendar import ensure_slots
 from tests.factories import make_card, make_offer
 
 
-@pytest.mark.xfail(strict=True, reason="a card put on hold from 予約済 keeps held_from=予約済 "
-                   "after its booking is cancelled: the discard is refused for ever with "
-                   "'cancel the booking' (there is none)")
 def test_a_held_card_whose_booking_was_cancelled_can_be_discarded(app, db):
     """予約済 → 保留 (held_from=予約済); the booking is then cancelled: release_cards only
     unreserves a card that is 予約済, so the held card keeps held_from=予約済.
