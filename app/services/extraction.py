@@ -1782,7 +1782,9 @@ def _keep_heartbeat(engine, job_id: int, attempt: int) -> threading.Event:
                                                     ExportJob.state == JOB_RUNNING,
                                                     ExportJob.attempts == attempt)
                             .values(heartbeat_at=clock.now())).rowcount
-                except Exception:  # noqa: BLE001 - tried again at the next beat
+                except Exception as error:  # noqa: BLE001 - tried again at the next beat
+                    app.logger.warning("export job %s: its heartbeat could not be written "
+                                       "(%s)", job_id, type(error).__name__)
                     continue
                 if kept != 1:  # done, failed or taken over: nothing more to keep
                     return
